@@ -1,0 +1,223 @@
+//! A store in a local directory: the default, and what the quickstart and
+//! tests serve over HTTP. Writes go through a temporary file in the target
+//! directory and an atomic link/rename, so readers never see partial objects.
+
+use std::fs;
+use std::io::{self, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::{Body, Expected, Object, ObjectMeta, PutOutcome, Store, StoreError};
+
+/// A directory holding the static layout.
+#[derive(Debug, Clone)]
+pub struct DirStore {
+    root: PathBuf,
+}
+
+impl DirStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn err(&self, key: &str, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Io {
+            store: self.describe(),
+            key: key.to_owned(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Writes `body` to a temporary file beside `dest`, synced to disk.
+    fn stage(&self, key: &str, dest: &Path, body: &Body) -> Result<tempfile::NamedTempFile, StoreError> {
+        let parent = dest.parent().ok_or_else(|| self.err(key, "key has no parent directory"))?;
+        fs::create_dir_all(parent).map_err(|e| self.err(key, format!("creating {}: {e}", parent.display())))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(parent)
+            .map_err(|e| self.err(key, format!("creating a temporary file in {}: {e}", parent.display())))?;
+        match body {
+            Body::Bytes(b) => tmp.write_all(b),
+            Body::File(p) => fs::File::open(p).and_then(|mut f| io::copy(&mut f, &mut tmp).map(|_| ())),
+        }
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| self.err(key, format!("writing: {e}")))?;
+        Ok(tmp)
+    }
+
+    fn etag_of(bytes: &[u8]) -> String {
+        format!("\"{}\"", atlas_proto::Sha256Digest::of(bytes).to_hex())
+    }
+
+    fn read_capped(&self, key: &str, max_bytes: u64) -> Result<Option<Object>, StoreError> {
+        let path = self.path(key);
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.err(key, e)),
+        };
+        let mut buf = Vec::new();
+        file.take(max_bytes.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(|e| self.err(key, e))?;
+        if buf.len() as u64 > max_bytes {
+            return Err(StoreError::TooLarge {
+                store: self.describe(),
+                key: key.to_owned(),
+                limit: max_bytes,
+            });
+        }
+        let etag = Self::etag_of(&buf);
+        Ok(Some(Object {
+            bytes: Bytes::from(buf),
+            etag,
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for DirStore {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || match fs::symlink_metadata(this.path(&key)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(this.err(&key, e)),
+        })
+        .await
+    }
+
+    async fn put_immutable(&self, key: &str, body: Body, _meta: ObjectMeta) -> Result<PutOutcome, StoreError> {
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            let dest = this.path(&key);
+            if dest.exists() {
+                return Ok(PutOutcome::AlreadyExists);
+            }
+            let tmp = this.stage(&key, &dest, &body)?;
+            match tmp.persist_noclobber(&dest) {
+                Ok(_) => Ok(PutOutcome::Created),
+                Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(PutOutcome::AlreadyExists),
+                Err(e) => Err(this.err(&key, e.error)),
+            }
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str, max_bytes: u64) -> Result<Option<Object>, StoreError> {
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || this.read_capped(&key, max_bytes)).await
+    }
+
+    async fn put_cas(&self, key: &str, bytes: Bytes, expected: Expected, _meta: ObjectMeta) -> Result<String, StoreError> {
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            fs::create_dir_all(&this.root).map_err(|e| this.err(&key, e))?;
+            // One writer at a time per store: an advisory lock makes the
+            // compare and the swap a single step.
+            let lock = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(this.root.join(".atlas-store.lock"))
+                .map_err(|e| this.err(&key, format!("opening the store lock: {e}")))?;
+            lock.lock().map_err(|e| this.err(&key, format!("locking the store: {e}")))?;
+            let current = this.read_capped(&key, atlas_proto::pointer::MAX_ENVELOPE_BYTES)?;
+            let matches = match (&expected, &current) {
+                (Expected::Absent, None) => true,
+                (Expected::ETag(want), Some(obj)) => *want == obj.etag,
+                _ => false,
+            };
+            if !matches {
+                return Err(StoreError::Conflict {
+                    store: this.describe(),
+                    key,
+                });
+            }
+            let dest = this.path(&key);
+            let tmp = this.stage(&key, &dest, &Body::Bytes(bytes.clone()))?;
+            tmp.persist(&dest).map_err(|e| this.err(&key, e.error))?;
+            Ok(Self::etag_of(&bytes))
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Io {
+        store: "local directory".into(),
+        key: String::new(),
+        message: format!("background task failed: {e}"),
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atlas_proto::layout::{CACHE_IMMUTABLE, CONTENT_TYPE_BLOB};
+
+    const META: ObjectMeta = ObjectMeta {
+        content_type: CONTENT_TYPE_BLOB,
+        cache_control: CACHE_IMMUTABLE,
+    };
+
+    #[tokio::test]
+    async fn immutable_objects_are_written_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DirStore::new(dir.path());
+        let key = "blobs/sha256/ab/abc";
+        assert!(!store.exists(key).await.expect("exists"));
+        let first = store.put_immutable(key, Body::Bytes(Bytes::from_static(b"one")), META).await;
+        assert_eq!(first.expect("put"), PutOutcome::Created);
+        let second = store.put_immutable(key, Body::Bytes(Bytes::from_static(b"two")), META).await;
+        assert_eq!(second.expect("put"), PutOutcome::AlreadyExists);
+        let got = store.get(key, 100).await.expect("get").expect("present");
+        assert_eq!(&got.bytes[..], b"one");
+        assert!(matches!(store.get(key, 2).await, Err(StoreError::TooLarge { .. })));
+        let leftovers: Vec<_> = fs::read_dir(dir.path().join("blobs/sha256/ab"))
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 1, "no temporary files left behind: {leftovers:?}");
+    }
+
+    #[tokio::test]
+    async fn pointer_compare_and_swap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DirStore::new(dir.path());
+        let key = "packs/p/channels/dev.json";
+        let e1 = store
+            .put_cas(key, Bytes::from_static(b"v1"), Expected::Absent, META)
+            .await
+            .expect("create");
+        let lost = store.put_cas(key, Bytes::from_static(b"v1b"), Expected::Absent, META).await;
+        assert!(matches!(lost, Err(StoreError::Conflict { .. })));
+        let e2 = store
+            .put_cas(key, Bytes::from_static(b"v2"), Expected::ETag(e1.clone()), META)
+            .await
+            .expect("swap");
+        let stale = store.put_cas(key, Bytes::from_static(b"v3"), Expected::ETag(e1), META).await;
+        assert!(matches!(stale, Err(StoreError::Conflict { .. })));
+        let got = store.get(key, 100).await.expect("get").expect("present");
+        assert_eq!((&got.bytes[..], got.etag), (&b"v2"[..], e2));
+    }
+}

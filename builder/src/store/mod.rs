@@ -1,0 +1,120 @@
+//! Stores: where a build's static files are written. A local directory (the
+//! default) or an S3-compatible bucket (Cloudflare R2, AWS S3, MinIO, ...).
+//!
+//! Immutable objects (blobs, manifests) are written once and never
+//! overwritten; the channel pointer is replaced by compare-and-swap.
+
+pub mod dir;
+pub mod s3;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+pub use dir::DirStore;
+pub use s3::{S3Settings, S3Store};
+
+/// Body of an object to upload.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Bytes(Bytes),
+    /// A local file, streamed from disk (never read whole into memory).
+    File(PathBuf),
+}
+
+/// Headers stored with an object.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectMeta {
+    pub content_type: &'static str,
+    pub cache_control: &'static str,
+}
+
+/// What an immutable put did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    /// The key already existed; nothing was written.
+    AlreadyExists,
+}
+
+/// A stored object read back, with the entity tag used for compare-and-swap.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub bytes: Bytes,
+    pub etag: String,
+}
+
+/// Precondition for replacing a pointer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expected {
+    /// The key must not exist yet.
+    Absent,
+    /// The key must still have this entity tag.
+    ETag(String),
+}
+
+/// A store operation that failed. Messages name the store and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {store}: `{key}`: {message}")]
+    Io {
+        store: String,
+        key: String,
+        message: String,
+    },
+    #[error(
+        "store {store}: `{key}` changed while this command ran (another publish or promote won the race); run the command again to build on the newer pointer"
+    )]
+    Conflict { store: String, key: String },
+    #[error("store {store}: `{key}` is larger than {limit} bytes")]
+    TooLarge { store: String, key: String, limit: u64 },
+    #[error("invalid store URL `{url}`: {message}")]
+    Url { url: String, message: String },
+}
+
+/// An object store holding the static layout in docs/FORMAT.md.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Human-readable location (`/path/to/store`, `s3://bucket/prefix`).
+    fn describe(&self) -> String;
+
+    /// Whether `key` exists.
+    async fn exists(&self, key: &str) -> Result<bool, StoreError>;
+
+    /// Writes `key` if and only if it does not exist yet (`If-None-Match: *`).
+    async fn put_immutable(&self, key: &str, body: Body, meta: ObjectMeta) -> Result<PutOutcome, StoreError>;
+
+    /// Reads `key` whole, refusing objects larger than `max_bytes`. `None` if absent.
+    async fn get(&self, key: &str, max_bytes: u64) -> Result<Option<Object>, StoreError>;
+
+    /// Replaces `key` only if it still matches `expected`; `Conflict` otherwise.
+    /// Returns the new entity tag.
+    async fn put_cas(&self, key: &str, bytes: Bytes, expected: Expected, meta: ObjectMeta) -> Result<String, StoreError>;
+}
+
+/// Opens the store named by `url`: a path or `file://` URL for a directory,
+/// `s3://bucket[/prefix]` for S3 (settings from `s3`).
+pub async fn open(url: &str, s3: &S3Settings) -> Result<Box<dyn Store>, StoreError> {
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(StoreError::Url {
+                url: url.to_owned(),
+                message: "missing bucket name: use s3://BUCKET[/PREFIX]".into(),
+            });
+        }
+        return Ok(Box::new(S3Store::connect(bucket, prefix.trim_matches('/'), s3).await?));
+    }
+    let path = if let Some(rest) = url.strip_prefix("file://") {
+        PathBuf::from(rest)
+    } else if url.contains("://") {
+        return Err(StoreError::Url {
+            url: url.to_owned(),
+            message: "unsupported scheme: use a directory path, file://PATH or s3://BUCKET[/PREFIX]".into(),
+        });
+    } else {
+        PathBuf::from(url)
+    };
+    Ok(Box::new(DirStore::new(path)))
+}

@@ -1,0 +1,102 @@
+//! The static store layout (the protocol's object names) and identifier rules.
+//!
+//! ```text
+//! packs/<pack>/channels/<channel>.json          signed pointer (mutable)
+//! packs/<pack>/builds/<build-id>/manifest.pb.zst build manifest (immutable)
+//! blobs/sha256/<first 2 hex>/<64 hex>            file contents (immutable)
+//! ```
+
+use crate::Sha256Digest;
+
+/// Cache-Control for immutable objects (blobs, manifests).
+pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Cache-Control for channel pointers: short, so hosts see new builds quickly.
+pub const CACHE_POINTER: &str = "public, max-age=60, must-revalidate";
+/// Content-Type of a channel pointer (a DSSE envelope in JSON).
+pub const CONTENT_TYPE_POINTER: &str = "application/json";
+/// Content-Type of a manifest.
+pub const CONTENT_TYPE_MANIFEST: &str = "application/vnd.atlas.manifest.v1+protobuf+zstd";
+/// Content-Type of a blob.
+pub const CONTENT_TYPE_BLOB: &str = "application/octet-stream";
+
+/// Object key of a blob.
+pub fn blob_key(digest: &Sha256Digest) -> String {
+    let hex = digest.to_hex();
+    format!("blobs/sha256/{}/{}", &hex[..2], hex)
+}
+
+/// Object key of a build manifest.
+pub fn manifest_key(pack: &str, build: &Sha256Digest) -> String {
+    format!("packs/{pack}/builds/{build}/manifest.pb.zst")
+}
+
+/// Object key of a channel pointer.
+pub fn pointer_key(pack: &str, channel: &str) -> String {
+    format!("packs/{pack}/channels/{channel}.json")
+}
+
+/// An identifier (pack id or channel name) that breaks the naming rule.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "invalid {what} `{value}`: use 1 to 64 characters from a-z, 0-9, '-', '_' and '.', starting with a letter or digit"
+)]
+pub struct IdError {
+    pub what: &'static str,
+    pub value: String,
+}
+
+fn validate_id(what: &'static str, value: &str) -> Result<(), IdError> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+        && value
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(IdError {
+            what,
+            value: value.chars().take(80).collect(),
+        })
+    }
+}
+
+/// Checks a pack id: it becomes part of object keys and URLs.
+pub fn validate_pack_id(id: &str) -> Result<(), IdError> {
+    validate_id("pack id", id)
+}
+
+/// Checks a channel name (e.g. `dev`, `beta`, `production`).
+pub fn validate_channel(name: &str) -> Result<(), IdError> {
+    validate_id("channel name", name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_have_documented_shape() {
+        let d = Sha256Digest::of(b"");
+        assert_eq!(
+            blob_key(&d),
+            "blobs/sha256/e3/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(pointer_key("p", "dev"), "packs/p/channels/dev.json");
+        assert!(manifest_key("p", &d).starts_with("packs/p/builds/e3b0"));
+    }
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "my-pack", "pack_2.0", "0day"] {
+            assert!(validate_pack_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "A", "-x", ".x", "a/b", "a b", "..", &"x".repeat(65)] {
+            assert!(validate_channel(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The Atlas shared model: content addresses, the store layout, the build
+//! manifest codec, the signed channel pointer, and path validation.
+//!
+//! This crate does no network or disk I/O: it turns bytes into verified
+//! values and back, so the builder, the fetcher, the runner and third-party
+//! launchers share one implementation of the protocol in docs/FORMAT.md.
+
+pub mod digest;
+pub mod keys;
+pub mod layout;
+pub mod manifest;
+pub mod path;
+pub mod pointer;
+
+/// Types generated from `proto/atlas/v1/*.proto`.
+#[allow(missing_debug_implementations, unused_qualifications, clippy::all)]
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/atlas.v1.rs"));
+}
+
+pub use digest::Sha256Digest;
+pub use keys::{KeyError, PublicKey, SecretKey};
+pub use manifest::{ManifestError, ManifestLimits};
+pub use path::{PathError, validate_path};
+pub use pointer::{PointerError, PointerPayload, SignedPointer, VerifiedPointer};

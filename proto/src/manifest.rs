@@ -1,0 +1,242 @@
+//! The manifest codec: protobuf inside zstd, with size caps on decode and
+//! full structural validation, so a client never acts on a manifest it has
+//! not checked.
+
+use std::io::Read as _;
+
+use prost::Message as _;
+
+use crate::v1::{File, Manifest, Side};
+use crate::{PathError, Sha256Digest, layout, validate_path};
+
+/// Manifest format version this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// zstd level used for manifests. Fixed, so a build is byte-reproducible.
+pub const ZSTD_LEVEL: i32 = 19;
+
+/// Caps applied when decoding a manifest that came from outside.
+#[derive(Debug, Clone, Copy)]
+pub struct ManifestLimits {
+    /// Largest decompressed protobuf, in bytes.
+    pub max_decoded_bytes: u64,
+    /// Most file entries.
+    pub max_files: usize,
+}
+
+impl Default for ManifestLimits {
+    fn default() -> Self {
+        Self {
+            max_decoded_bytes: 64 * 1024 * 1024,
+            max_files: 200_000,
+        }
+    }
+}
+
+/// A manifest that could not be decoded or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is not valid zstd data: {0}")]
+    Zstd(String),
+    #[error("manifest decompresses to more than {limit} bytes; refusing it")]
+    TooLarge { limit: u64 },
+    #[error("manifest is not a valid protobuf message: {0}")]
+    Protobuf(String),
+    #[error("manifest format {0} is not supported by this client; upgrade it")]
+    UnsupportedFormat(u32),
+    #[error("manifest lists {count} files, more than the limit of {limit}")]
+    TooManyFiles { count: usize, limit: usize },
+    #[error("manifest is for pack `{got}`, expected `{expected}`")]
+    WrongPack { expected: String, got: String },
+    #[error("manifest: {0}")]
+    Path(#[from] PathError),
+    #[error("manifest: file `{path}`: {reason}")]
+    File { path: String, reason: String },
+    #[error("manifest: {0}")]
+    Id(#[from] layout::IdError),
+}
+
+/// Encodes a manifest: files sorted by path, protobuf, zstd at a fixed level.
+/// Returns the bytes to store; their SHA-256 is the build id.
+pub fn encode(manifest: &Manifest) -> Result<Vec<u8>, ManifestError> {
+    let mut m = manifest.clone();
+    m.files.sort_by(|a, b| a.path.cmp(&b.path));
+    validate(&m)?;
+    let raw = m.encode_to_vec();
+    zstd::stream::encode_all(raw.as_slice(), ZSTD_LEVEL).map_err(|e| ManifestError::Zstd(e.to_string()))
+}
+
+/// The build id of stored manifest bytes.
+pub fn build_id(stored: &[u8]) -> Sha256Digest {
+    Sha256Digest::of(stored)
+}
+
+/// Decodes and validates stored manifest bytes under `limits`.
+pub fn decode(stored: &[u8], limits: &ManifestLimits) -> Result<Manifest, ManifestError> {
+    let decoder = zstd::stream::read::Decoder::new(stored).map_err(|e| ManifestError::Zstd(e.to_string()))?;
+    let mut raw = Vec::new();
+    decoder
+        .take(limits.max_decoded_bytes.saturating_add(1))
+        .read_to_end(&mut raw)
+        .map_err(|e| ManifestError::Zstd(e.to_string()))?;
+    if raw.len() as u64 > limits.max_decoded_bytes {
+        return Err(ManifestError::TooLarge {
+            limit: limits.max_decoded_bytes,
+        });
+    }
+    let m = Manifest::decode(raw.as_slice()).map_err(|e| ManifestError::Protobuf(e.to_string()))?;
+    if m.files.len() > limits.max_files {
+        return Err(ManifestError::TooManyFiles {
+            count: m.files.len(),
+            limit: limits.max_files,
+        });
+    }
+    validate(&m)?;
+    Ok(m)
+}
+
+/// Structural checks every manifest must pass, on write and on read.
+pub fn validate(m: &Manifest) -> Result<(), ManifestError> {
+    if m.format_version != FORMAT_VERSION {
+        return Err(ManifestError::UnsupportedFormat(m.format_version));
+    }
+    layout::validate_pack_id(&m.pack_id)?;
+    let mut prev: Option<&str> = None;
+    for f in &m.files {
+        validate_path(&f.path)?;
+        let fail = |reason: &str| ManifestError::File {
+            path: f.path.clone(),
+            reason: reason.to_owned(),
+        };
+        if let Some(p) = prev {
+            if p == f.path {
+                return Err(fail("listed twice"));
+            }
+            if p > f.path.as_str() {
+                return Err(fail("files are not sorted by path"));
+            }
+        }
+        prev = Some(&f.path);
+        if f.sha256.len() != 32 {
+            return Err(fail("sha256 is not 32 bytes"));
+        }
+        match Side::try_from(f.side) {
+            Ok(Side::Both | Side::Client | Side::Server) => {}
+            _ => return Err(fail("side is not both, client or server")),
+        }
+        if f.upstream_only && f.upstreams.is_empty() {
+            return Err(fail("upstream-only file has no upstream URL"));
+        }
+    }
+    // A file and a directory of the same name cannot both exist.
+    let paths: std::collections::HashSet<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+    for f in &m.files {
+        for (i, _) in f.path.match_indices('/') {
+            let parent = &f.path[..i];
+            if paths.contains(parent) {
+                return Err(ManifestError::File {
+                    path: parent.to_owned(),
+                    reason: format!("is both a file and the directory of `{}`", f.path),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v1::{BuildSource, Loader, LoaderKind};
+
+    pub(crate) fn sample(n: usize) -> Manifest {
+        Manifest {
+            format_version: 1,
+            pack_id: "demo".into(),
+            name: "Demo".into(),
+            version: "1.0.0".into(),
+            source: Some(BuildSource {
+                repository: "r".into(),
+                commit: "c".repeat(40),
+                commit_time: 1,
+                dirty: false,
+                subdirectory: String::new(),
+            }),
+            builder_version: "0.1.0".into(),
+            minecraft_version: "1.21.1".into(),
+            loader: Some(Loader {
+                kind: LoaderKind::Fabric as i32,
+                version: "0.16.9".into(),
+            }),
+            files: (0..n)
+                .rev()
+                .map(|i| File {
+                    path: format!("mods/mod-{i:05}.jar"),
+                    size: i as u64,
+                    sha256: Sha256Digest::of(&i.to_le_bytes()).0.to_vec(),
+                    side: Side::Both as i32,
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn round_trip_sorted_and_reproducible() {
+        let m = sample(50);
+        let a = encode(&m).expect("encode");
+        let b = encode(&m).expect("encode");
+        assert_eq!(a, b, "same manifest must give identical bytes");
+        let d = decode(&a, &ManifestLimits::default()).expect("decode");
+        assert_eq!(d.files.len(), 50);
+        assert!(d.files.windows(2).all(|w| w[0].path < w[1].path));
+    }
+
+    #[test]
+    fn decode_caps() {
+        let bytes = encode(&sample(100)).expect("encode");
+        let small = ManifestLimits {
+            max_decoded_bytes: 100,
+            max_files: 1000,
+        };
+        assert!(matches!(decode(&bytes, &small), Err(ManifestError::TooLarge { limit: 100 })));
+        let few = ManifestLimits {
+            max_decoded_bytes: 1 << 20,
+            max_files: 10,
+        };
+        assert!(matches!(decode(&bytes, &few), Err(ManifestError::TooManyFiles { .. })));
+        assert!(matches!(decode(b"garbage", &ManifestLimits::default()), Err(ManifestError::Zstd(_))));
+        let not_proto = zstd::stream::encode_all(&[0xffu8; 16][..], 1).expect("zstd");
+        assert!(matches!(
+            decode(&not_proto, &ManifestLimits::default()),
+            Err(ManifestError::Protobuf(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_invalid_content() {
+        let mut m = sample(2);
+        m.files[0].path = "../evil".into();
+        assert!(matches!(encode(&m), Err(ManifestError::Path(_))));
+        let mut m = sample(2);
+        m.files[1].path = m.files[0].path.clone();
+        assert!(encode(&m).is_err());
+        let mut m = sample(1);
+        m.files[0].sha256.pop();
+        assert!(encode(&m).is_err());
+        let mut m = sample(1);
+        m.files[0].side = 0;
+        assert!(encode(&m).is_err());
+        let mut m = sample(1);
+        m.format_version = 2;
+        assert!(matches!(encode(&m), Err(ManifestError::UnsupportedFormat(2))));
+        let mut m = sample(2);
+        m.files[0].path = "mods".into();
+        m.files[1].path = "mods/x.jar".into();
+        assert!(encode(&m).is_err());
+        let mut m = sample(3);
+        m.files[0].path = "mods".into();
+        m.files[1].path = "mods-a.jar".into();
+        m.files[2].path = "mods/x.jar".into();
+        assert!(encode(&m).is_err());
+    }
+}

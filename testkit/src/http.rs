@@ -1,0 +1,1 @@
+//! Loopback static HTTP server (placeholder).

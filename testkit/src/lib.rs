@@ -1,0 +1,7 @@
+//! Test support for Atlas: a loopback static HTTP server that counts requests
+//! and answers conditional GETs, an in-process S3-compatible server with SigV4
+//! authentication, and git repository fixtures. Used by every crate's tests.
+
+pub mod git;
+pub mod http;
+pub mod s3;

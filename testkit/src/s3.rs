@@ -1,0 +1,1 @@
+//! In-process S3-compatible server (placeholder).
