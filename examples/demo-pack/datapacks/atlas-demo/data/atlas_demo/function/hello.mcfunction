@@ -1,0 +1,1 @@
+say Hello from the Atlas demo datapack
