@@ -1,4 +1,17 @@
 //! atlas-builder: reads a pack from git, plans a build, writes content-addressed
 //! blobs and a manifest to a store, and signs the channel pointer.
+//!
+//! The pipeline is plan-then-execute: [`repo::PackSource`] lists the pack's
+//! files at a commit, [`plan::plan`] turns them into a manifest and a set of
+//! blobs, and [`publish::publish`] uploads what the store lacks, then the
+//! manifest, then the pointer ([`pointer::point_channel`]).
 
+pub mod cli;
+pub mod pack;
+pub mod plan;
+pub mod pointer;
+pub mod promote;
+pub mod publish;
+pub mod repo;
+pub mod signing;
 pub mod store;

@@ -1,1 +1,5 @@
-fn main() {}
+//! `atlas-builder` binary: see `atlas_builder::cli`.
+
+fn main() -> std::process::ExitCode {
+    atlas_builder::cli::main()
+}

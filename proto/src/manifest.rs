@@ -6,7 +6,7 @@ use std::io::Read as _;
 
 use prost::Message as _;
 
-use crate::v1::{File, Manifest, Side};
+use crate::v1::{Manifest, Side};
 use crate::{PathError, Sha256Digest, layout, validate_path};
 
 /// Manifest format version this crate reads and writes.
@@ -146,7 +146,7 @@ pub fn validate(m: &Manifest) -> Result<(), ManifestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::v1::{BuildSource, Loader, LoaderKind};
+    use crate::v1::{BuildSource, File, Loader, LoaderKind};
 
     pub(crate) fn sample(n: usize) -> Manifest {
         Manifest {

@@ -82,6 +82,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Whether `key` exists.
     async fn exists(&self, key: &str) -> Result<bool, StoreError>;
 
+    /// [`Store::exists`] taking an owned key, for use in streams of requests.
+    async fn exists_owned(&self, key: String) -> Result<bool, StoreError> {
+        self.exists(&key).await
+    }
+
     /// Writes `key` if and only if it does not exist yet (`If-None-Match: *`).
     async fn put_immutable(&self, key: &str, body: Body, meta: ObjectMeta) -> Result<PutOutcome, StoreError>;
 

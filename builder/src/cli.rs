@@ -1,0 +1,365 @@
+//! The `atlas-builder` command line: argument parsing, output (human or
+//! `--json`) and exit codes. All work is done by the library modules.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use crate::plan::{PlanError, PlanOptions};
+use crate::pointer::PointerUpdateError;
+use crate::promote::{PromoteError, PromoteFrom};
+use crate::publish::{PublishError, PublishOptions};
+use crate::repo::PackSource;
+use crate::signing::{self, SigningError};
+use crate::store::{self, S3Settings, StoreError};
+
+/// Exit codes of `atlas-builder`.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Unexpected error.
+    pub const ERROR: u8 = 1;
+    /// Bad command line (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// The pack is invalid (pack.toml, files, paths) or the repository unreadable.
+    pub const PACK: u8 = 3;
+    /// The store could not be read or written.
+    pub const STORE: u8 = 4;
+    /// Another publish or promote changed the channel meanwhile; run again.
+    pub const CONFLICT: u8 = 5;
+    /// No usable signing key.
+    pub const KEY: u8 = 6;
+}
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success; 1 unexpected error; 2 bad command line; 3 invalid pack or repository;
+4 store error; 5 the channel changed concurrently (run again); 6 no usable signing key.
+
+Environment: ATLAS_SIGNING_KEY (secret key text), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_ENDPOINT_URL, AWS_REGION (S3 stores), RUST_LOG (log filter, e.g. atlas_builder=debug).";
+
+/// Build a Minecraft modpack from git into a signed, content-addressed static store.
+#[derive(Debug, Parser)]
+#[command(name = "atlas-builder", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Print one JSON object on stdout instead of human-readable lines.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a signing key pair: NAME.key (secret, mode 0600) and NAME.pub.
+    Keygen {
+        /// Directory to write the key files into.
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+        /// Base name of the key files.
+        #[arg(long, default_value = "atlas-signing")]
+        name: String,
+        /// Overwrite existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Build the pack at the repository's HEAD commit, upload what the store
+    /// lacks, and point CHANNEL at the build.
+    Publish {
+        /// The pack directory (a git repository or a directory inside one).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Channel to point at the new build.
+        #[arg(long, default_value = "dev")]
+        channel: String,
+        /// Build the working tree as it is, uncommitted changes included (the manifest says so).
+        #[arg(long)]
+        allow_dirty: bool,
+        /// Print what would be uploaded; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Re-sign the pointer even when the channel already points at this build.
+        #[arg(long)]
+        force_pointer: bool,
+        /// Repository URL recorded in the manifest (default: remote.origin.url).
+        #[arg(long, env = "ATLAS_REPOSITORY_URL")]
+        repository_url: Option<String>,
+        /// Parallel uploads.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[command(flatten)]
+        signing: SigningArgs,
+    },
+    /// Point channel TO at the build channel FROM points to (or at --build).
+    Promote {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Pack id.
+        #[arg(long)]
+        pack: String,
+        /// Channel whose current build is promoted.
+        #[arg(long, conflicts_with = "build", required_unless_present = "build")]
+        from: Option<String>,
+        /// Build id (64 hex) to promote instead of a channel's current build; also how to roll back.
+        #[arg(long)]
+        build: Option<String>,
+        /// Channel to point at the build.
+        #[arg(long)]
+        to: String,
+        /// Extra public keys (`ed25519:...` or a .pub file) that may have signed the FROM pointer.
+        #[arg(long = "trust-key")]
+        trust_keys: Vec<String>,
+        #[command(flatten)]
+        signing: SigningArgs,
+    },
+}
+
+/// Where the store is.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Store URL: a directory path, file://PATH, or s3://BUCKET[/PREFIX].
+    #[arg(long, env = "ATLAS_STORE")]
+    pub store: String,
+    /// S3 endpoint URL (Cloudflare R2: https://ACCOUNT.r2.cloudflarestorage.com).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (`auto` for R2).
+    #[arg(long, env = "AWS_REGION")]
+    pub s3_region: Option<String>,
+    /// Use path-style S3 URLs (ENDPOINT/BUCKET/KEY), as most non-AWS servers need.
+    #[arg(long)]
+    pub s3_path_style: bool,
+}
+
+impl StoreArgs {
+    fn settings(&self) -> S3Settings {
+        S3Settings {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            force_path_style: self.s3_path_style,
+            ..S3Settings::default()
+        }
+    }
+}
+
+/// How the pointer is signed.
+#[derive(Debug, Args)]
+pub struct SigningArgs {
+    /// Secret key file (default: the ATLAS_SIGNING_KEY environment variable).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Lifetime of the signed pointer (e.g. 30d, 12h); hosts refuse it afterwards.
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    pub expires_in: Duration,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Maps an error chain to an exit code.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return match e {
+                StoreError::Conflict { .. } => exit::CONFLICT,
+                _ => exit::STORE,
+            };
+        }
+        if cause.is::<PlanError>() || cause.is::<crate::repo::RepoError>() || cause.is::<crate::pack::PackError>() {
+            return exit::PACK;
+        }
+        if cause.is::<SigningError>() {
+            return exit::KEY;
+        }
+        if cause.is::<PointerUpdateError>() {
+            return exit::STORE;
+        }
+        if let Some(e) = cause.downcast_ref::<PromoteError>() {
+            return match e {
+                PromoteError::Store(StoreError::Conflict { .. }) => exit::CONFLICT,
+                PromoteError::Pointer(PointerUpdateError::Store(StoreError::Conflict { .. })) => exit::CONFLICT,
+                _ => exit::STORE,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<PublishError>() {
+            return match e {
+                PublishError::Repo(_) => exit::PACK,
+                PublishError::Store(StoreError::Conflict { .. })
+                | PublishError::Pointer(PointerUpdateError::Store(StoreError::Conflict { .. })) => exit::CONFLICT,
+                _ => exit::STORE,
+            };
+        }
+    }
+    exit::ERROR
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln_error(&anyhow::anyhow!("starting the async runtime: {e}"));
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln_error(&e);
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn eprintln_error(e: &anyhow::Error) {
+    eprintln!("error: {e:#}");
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,atlas_builder=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+fn emit<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value).context("serialising the report")?);
+    } else {
+        println!("{}", human());
+    }
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keygen { out_dir, name, force } => {
+            let out = signing::keygen(&out_dir, &name, force)?;
+            emit(cli.json, &out, || {
+                format!(
+                    "secret key: {} (mode 0600; store its content as the CI secret {})\npublic key: {} (give it to hosts: --key)\nkey id:     {}\n{}",
+                    out.secret_key_file.display(),
+                    signing::SIGNING_KEY_ENV,
+                    out.public_key_file.display(),
+                    out.key_id,
+                    out.public_key
+                )
+            })
+        }
+        Command::Publish {
+            repo,
+            store,
+            channel,
+            allow_dirty,
+            dry_run,
+            force_pointer,
+            repository_url,
+            concurrency,
+            signing,
+        } => {
+            atlas_proto::layout::validate_channel(&channel)?;
+            let key = if dry_run {
+                None
+            } else {
+                Some(signing::load_secret_key(signing.key_file.as_deref())?)
+            };
+            let source = PackSource::open(&repo, allow_dirty)?;
+            let plan = crate::plan::plan(&source, &PlanOptions { repository_url })?;
+            let st = store::open(&store.store, &store.settings()).await?;
+            let opts = PublishOptions {
+                channel,
+                now: now(),
+                pointer_lifetime: signing.expires_in,
+                dry_run,
+                concurrency,
+                force_pointer,
+            };
+            let report = crate::publish::publish(&plan, &source, st.as_ref(), key.as_ref(), &opts).await?;
+            emit(cli.json, &report, || {
+                let mut s = format!(
+                    "{} {} ({} files) build {}\n  blobs: {} new ({}), {} reused ({})\n  manifest: {} ({})",
+                    report.plan.pack,
+                    report.plan.version,
+                    report.plan.files,
+                    report.plan.build,
+                    report.blobs_new,
+                    human_bytes(report.bytes_new),
+                    report.blobs_reused,
+                    human_bytes(report.bytes_reused),
+                    report.manifest_key,
+                    if report.manifest_new { "new" } else { "already stored" },
+                );
+                match (&report.pointer, report.dry_run) {
+                    (_, true) => s.push_str("\n  dry run: nothing was written"),
+                    (Some(p), false) => s.push_str(&format!(
+                        "\n  channel {}: version {} ({}) -> {}",
+                        p.channel, p.version, p.status.as_str(), p.key
+                    )),
+                    (None, false) => {}
+                }
+                s
+            })
+        }
+        Command::Promote {
+            store,
+            pack,
+            from,
+            build,
+            to,
+            trust_keys,
+            signing,
+        } => {
+            atlas_proto::layout::validate_pack_id(&pack)?;
+            atlas_proto::layout::validate_channel(&to)?;
+            let from = match (from, build) {
+                (_, Some(b)) => PromoteFrom::Build(b.parse().with_context(|| format!("--build {b}"))?),
+                (Some(c), None) => PromoteFrom::Channel(c),
+                (None, None) => anyhow::bail!("give --from CHANNEL or --build ID"),
+            };
+            let trusted = trust_keys
+                .iter()
+                .map(|k| signing::parse_public_key_arg(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            let key = signing::load_secret_key(signing.key_file.as_deref())?;
+            let st = store::open(&store.store, &store.settings()).await?;
+            let report =
+                crate::promote::promote(st.as_ref(), &key, &trusted, &pack, &from, &to, now(), signing.expires_in)
+                    .await?;
+            emit(cli.json, &report, || {
+                format!(
+                    "{}: channel {} -> build {} (version {}, {})",
+                    report.pack, report.pointer.channel, report.build, report.pointer.version, report.pointer.status.as_str()
+                )
+            })
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Writing channel pointers: read the current one, choose the next version,
+//! sign, and replace it by compare-and-swap so a newer pointer is never
+//! overwritten.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use atlas_proto::layout::{CACHE_POINTER, CONTENT_TYPE_POINTER, pointer_key};
+use atlas_proto::pointer::{self, MAX_ENVELOPE_BYTES, POINTER_FORMAT, PointerPayload, SignedPointer};
+use atlas_proto::{SecretKey, Sha256Digest};
+
+use crate::store::{Expected, ObjectMeta, Store, StoreError};
+
+/// Default lifetime of a signed pointer.
+pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(30 * 24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PointerUpdateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the current pointer at `{key}` in {store} is unreadable ({message}); inspect it, and delete it only if you mean to restart the channel's version sequence")]
+    Corrupt {
+        store: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// The current state of a channel, read from the store.
+#[derive(Debug, Clone)]
+pub struct CurrentPointer {
+    pub payload: PointerPayload,
+    pub etag: String,
+    pub signed_by: Vec<String>,
+}
+
+/// Reads and parses a channel's pointer (signatures are not checked here).
+pub async fn read_current(
+    store: &dyn Store,
+    pack: &str,
+    channel: &str,
+) -> Result<Option<CurrentPointer>, PointerUpdateError> {
+    let key = pointer_key(pack, channel);
+    let Some(obj) = store.get(&key, MAX_ENVELOPE_BYTES).await? else {
+        return Ok(None);
+    };
+    let corrupt = |message: String| PointerUpdateError::Corrupt {
+        store: store.describe(),
+        key: key.clone(),
+        message,
+    };
+    let signed = SignedPointer::parse(&obj.bytes).map_err(|e| corrupt(e.to_string()))?;
+    let payload = signed.payload_unverified().map_err(|e| corrupt(e.to_string()))?;
+    Ok(Some(CurrentPointer {
+        payload,
+        etag: obj.etag,
+        signed_by: signed.key_ids(),
+    }))
+}
+
+/// What happened to the channel pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PointerStatus {
+    /// A new version was signed and written.
+    Updated,
+    /// The channel already pointed at this build; nothing was written.
+    Unchanged,
+}
+
+impl PointerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Updated => "updated",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PointerUpdate {
+    pub channel: String,
+    pub key: String,
+    pub status: PointerStatus,
+    pub version: u64,
+    pub previous_version: Option<u64>,
+    pub previous_build: Option<String>,
+    pub expires_at: u64,
+}
+
+/// Points `channel` at `build`, signing version `current + 1`.
+///
+/// If the channel already points at `build` and `force` is false, nothing is
+/// written. A concurrent writer makes this fail with `StoreError::Conflict`
+/// rather than overwrite a newer pointer.
+#[allow(clippy::too_many_arguments)]
+pub async fn point_channel(
+    store: &dyn Store,
+    key: &SecretKey,
+    pack: &str,
+    channel: &str,
+    build: &Sha256Digest,
+    manifest_size: u64,
+    now: u64,
+    lifetime: Duration,
+    force: bool,
+) -> Result<PointerUpdate, PointerUpdateError> {
+    let object_key = pointer_key(pack, channel);
+    let current = read_current(store, pack, channel).await?;
+    let previous_version = current.as_ref().map(|c| c.payload.version);
+    let previous_build = current.as_ref().map(|c| c.payload.build.clone());
+    if let Some(c) = &current {
+        if c.payload.build == build.to_hex() && !force {
+            return Ok(PointerUpdate {
+                channel: channel.to_owned(),
+                key: object_key,
+                status: PointerStatus::Unchanged,
+                version: c.payload.version,
+                previous_version,
+                previous_build,
+                expires_at: c.payload.expires_at,
+            });
+        }
+        let own = key.public().key_id();
+        if !c.signed_by.contains(&own) {
+            tracing::warn!(
+                "the current `{channel}` pointer was signed by key(s) {:?}, not by this key ({own}); hosts must trust this key to accept the new pointer",
+                c.signed_by
+            );
+        }
+    }
+    let payload = PointerPayload {
+        format: POINTER_FORMAT,
+        pack: pack.to_owned(),
+        channel: channel.to_owned(),
+        version: previous_version.map_or(1, |v| v.saturating_add(1)),
+        build: build.to_hex(),
+        manifest_size,
+        issued_at: now,
+        expires_at: now.saturating_add(lifetime.as_secs()),
+    };
+    let envelope = pointer::sign(&payload, &[key]);
+    let expected = current.map_or(Expected::Absent, |c| Expected::ETag(c.etag));
+    let meta = ObjectMeta {
+        content_type: CONTENT_TYPE_POINTER,
+        cache_control: CACHE_POINTER,
+    };
+    store.put_cas(&object_key, Bytes::from(envelope), expected, meta).await?;
+    Ok(PointerUpdate {
+        channel: channel.to_owned(),
+        key: object_key,
+        status: PointerStatus::Updated,
+        version: payload.version,
+        previous_version,
+        previous_build,
+        expires_at: payload.expires_at,
+    })
+}

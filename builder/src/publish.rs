@@ -1,0 +1,164 @@
+//! Executes a build plan against a store, in the order that keeps readers
+//! safe: blobs the store lacks, then the manifest, then the signed pointer.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{StreamExt as _, TryStreamExt as _, stream};
+use serde::Serialize;
+
+use atlas_proto::SecretKey;
+use atlas_proto::layout::{self, CACHE_IMMUTABLE, CONTENT_TYPE_BLOB, CONTENT_TYPE_MANIFEST};
+
+use crate::plan::{BlobSource, BuildPlan, PlanSummary};
+use crate::pointer::{PointerUpdate, PointerUpdateError, point_channel};
+use crate::repo::{Content, PackSource, RepoError};
+use crate::store::{Body, ObjectMeta, PutOutcome, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Pointer(#[from] PointerUpdateError),
+}
+
+/// How to publish.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    pub channel: String,
+    /// Current time, Unix seconds (injected so tests control it).
+    pub now: u64,
+    /// Lifetime of the signed pointer.
+    pub pointer_lifetime: Duration,
+    /// Upload nothing; report what would be uploaded.
+    pub dry_run: bool,
+    /// Parallel store requests.
+    pub concurrency: usize,
+    /// Re-sign the pointer even if the channel already points at this build.
+    pub force_pointer: bool,
+}
+
+/// What a publish did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishReport {
+    #[serde(flatten)]
+    pub plan: PlanSummary,
+    pub store: String,
+    pub dry_run: bool,
+    pub blobs_new: usize,
+    pub blobs_reused: usize,
+    pub bytes_new: u64,
+    pub bytes_reused: u64,
+    pub manifest_key: String,
+    pub manifest_new: bool,
+    pub pointer: Option<PointerUpdate>,
+}
+
+const IMMUTABLE_BLOB: ObjectMeta = ObjectMeta {
+    content_type: CONTENT_TYPE_BLOB,
+    cache_control: CACHE_IMMUTABLE,
+};
+
+/// Uploads what the store lacks and points the channel at the build.
+/// `key` may be `None` only for a dry run.
+pub async fn publish(
+    plan: &BuildPlan,
+    source: &PackSource,
+    store: &dyn Store,
+    key: Option<&SecretKey>,
+    opts: &PublishOptions,
+) -> Result<PublishReport, PublishError> {
+    let concurrency = opts.concurrency.max(1);
+    let pack = plan.manifest.pack_id.as_str();
+    // 1. Which blobs does the store already have?
+    let present: Vec<bool> = stream::iter(plan.blobs.keys())
+        .map(|d| store.exists_owned(layout::blob_key(d)))
+        .buffered(concurrency * 2)
+        .try_collect()
+        .await?;
+    let missing: Vec<(&atlas_proto::Sha256Digest, &BlobSource)> = plan
+        .blobs
+        .iter()
+        .zip(&present)
+        .filter(|(_, p)| !**p)
+        .map(|(b, _)| b)
+        .collect();
+    let bytes_new: u64 = missing.iter().map(|(_, b)| b.size).sum();
+    let bytes_total: u64 = plan.blobs.values().map(|b| b.size).sum();
+    let manifest_key = layout::manifest_key(pack, &plan.build_id);
+    let mut report = PublishReport {
+        plan: plan.summary(),
+        store: store.describe(),
+        dry_run: opts.dry_run,
+        blobs_new: missing.len(),
+        blobs_reused: plan.blobs.len() - missing.len(),
+        bytes_new,
+        bytes_reused: bytes_total - bytes_new,
+        manifest_new: !store.exists(&manifest_key).await?,
+        manifest_key,
+        pointer: None,
+    };
+    if opts.dry_run {
+        return Ok(report);
+    }
+    let Some(key) = key else {
+        return Err(PointerUpdateError::Store(StoreError::Io {
+            store: store.describe(),
+            key: layout::pointer_key(pack, &opts.channel),
+            message: "no signing key given".into(),
+        })
+        .into());
+    };
+    // 2. Upload missing blobs, a bounded number at a time. Bodies are read
+    // when each upload starts, so memory holds at most `concurrency` blobs.
+    let mut uploads = stream::iter(missing)
+        .map(|(digest, blob)| {
+            let body = match &blob.content {
+                Content::Disk(path) => Ok(Body::File(path.clone())),
+                c @ Content::Git(_) => source.read_content(c).map(|b| Body::Bytes(Bytes::from(b))),
+            };
+            let k = layout::blob_key(digest);
+            async move {
+                let outcome = store.put_immutable(&k, body?, IMMUTABLE_BLOB).await?;
+                tracing::debug!(blob = %k, path = %blob.path, ?outcome, "blob");
+                Ok::<_, PublishError>(())
+            }
+        })
+        .buffer_unordered(concurrency);
+    while let Some(r) = uploads.next().await {
+        r?;
+    }
+    drop(uploads);
+    // 3. The manifest, once every blob it names is stored.
+    let meta = ObjectMeta {
+        content_type: CONTENT_TYPE_MANIFEST,
+        cache_control: CACHE_IMMUTABLE,
+    };
+    let outcome = store
+        .put_immutable(
+            &report.manifest_key,
+            Body::Bytes(Bytes::from(plan.manifest_bytes.clone())),
+            meta,
+        )
+        .await?;
+    report.manifest_new = outcome == PutOutcome::Created;
+    // 4. The pointer, last.
+    report.pointer = Some(
+        point_channel(
+            store,
+            key,
+            pack,
+            &opts.channel,
+            &plan.build_id,
+            plan.manifest_bytes.len() as u64,
+            opts.now,
+            opts.pointer_lifetime,
+            opts.force_pointer,
+        )
+        .await?,
+    );
+    Ok(report)
+}

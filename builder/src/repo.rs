@@ -1,0 +1,270 @@
+//! Reads a pack's files from a git repository: from the HEAD commit with gix
+//! (the default, so a build is exactly what was committed), or from the
+//! working tree when the creator passes `--allow-dirty`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use gix::bstr::ByteSlice as _;
+
+/// Largest file accepted from a repository (git itself is unhappy far below this).
+pub const MAX_REPO_FILE_BYTES: u64 = 1 << 30;
+
+/// Reading the repository failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{path}: not inside a git repository ({message}); run `git init` and commit the pack, or check --repo")]
+    NotARepo { path: PathBuf, message: String },
+    #[error("{path}: the repository has no commit yet (HEAD is unborn); commit the pack first, or pass --allow-dirty")]
+    NoCommit { path: PathBuf },
+    #[error("{path}: is not inside the repository's working tree {workdir}")]
+    OutsideWorkdir { path: PathBuf, workdir: PathBuf },
+    #[error("{path}: the pack directory `{subdir}` does not exist in commit {commit}; commit it first, or pass --allow-dirty")]
+    NoSubdir {
+        path: PathBuf,
+        subdir: String,
+        commit: String,
+    },
+    #[error("`{path}`: {message}")]
+    Unsupported { path: String, message: String },
+    #[error("git: {0}")]
+    Git(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn git_err(e: impl std::fmt::Display) -> RepoError {
+    RepoError::Git(e.to_string())
+}
+
+/// The commit a build comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// Full hex commit id ("" for a repository with no commit, built dirty).
+    pub id: String,
+    /// Committer time, Unix seconds.
+    pub time: i64,
+    /// `remote.origin.url`, if configured.
+    pub remote_url: Option<String>,
+    /// True when files come from the working tree.
+    pub dirty: bool,
+    /// Path of the pack inside the repository, `/`-separated, "" for the root.
+    pub subdirectory: String,
+}
+
+/// Where a file's bytes are read from.
+#[derive(Debug, Clone)]
+pub enum Content {
+    Git(gix::ObjectId),
+    Disk(PathBuf),
+}
+
+/// One file of the pack directory.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub executable: bool,
+    pub content: Content,
+}
+
+/// The files of a pack directory at one commit (or in the working tree).
+pub struct PackSource {
+    repo: gix::Repository,
+    pub commit: CommitInfo,
+    /// Files by path relative to the pack directory, `/`-separated.
+    pub files: BTreeMap<String, SourceFile>,
+}
+
+impl std::fmt::Debug for PackSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackSource")
+            .field("commit", &self.commit)
+            .field("files", &self.files.len())
+            .finish()
+    }
+}
+
+impl PackSource {
+    /// Opens the repository containing `pack_dir` and lists the pack's files.
+    pub fn open(pack_dir: &Path, allow_dirty: bool) -> Result<Self, RepoError> {
+        let repo = gix::discover(pack_dir).map_err(|e| RepoError::NotARepo {
+            path: pack_dir.to_owned(),
+            message: e.to_string(),
+        })?;
+        let workdir = repo
+            .workdir()
+            .ok_or_else(|| RepoError::Git(format!("{}: bare repositories are not supported", pack_dir.display())))?;
+        let canon = |p: &Path| {
+            p.canonicalize().map_err(|source| RepoError::Io {
+                path: p.to_owned(),
+                source,
+            })
+        };
+        let (abs_pack, abs_work) = (canon(pack_dir)?, canon(workdir)?);
+        let rel = abs_pack
+            .strip_prefix(&abs_work)
+            .map_err(|_| RepoError::OutsideWorkdir {
+                path: pack_dir.to_owned(),
+                workdir: abs_work.clone(),
+            })?;
+        let subdirectory = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        let remote_url = repo
+            .config_snapshot()
+            .string("remote.origin.url")
+            .map(|u| u.to_str_lossy().into_owned());
+        let (commit, files) = {
+            let head = repo.head_commit().ok();
+            let (id, time) = match &head {
+                Some(c) => (c.id.to_hex().to_string(), c.time().map_err(git_err)?.seconds),
+                None if allow_dirty => (String::new(), 0),
+                None => return Err(RepoError::NoCommit { path: pack_dir.to_owned() }),
+            };
+            let commit = CommitInfo {
+                id,
+                time,
+                remote_url,
+                dirty: allow_dirty,
+                subdirectory,
+            };
+            let files = match &head {
+                _ if allow_dirty => list_worktree(&abs_pack)?,
+                Some(head) => list_commit(head, &commit, pack_dir)?,
+                None => return Err(RepoError::NoCommit { path: pack_dir.to_owned() }),
+            };
+            (commit, files)
+        };
+        Ok(Self { repo, commit, files })
+    }
+
+    /// Reads a file of the pack whole (repository files are small: configs,
+    /// scripts, the odd jar; mods from the web are streamed elsewhere).
+    pub fn read(&self, path: &str) -> Result<Vec<u8>, RepoError> {
+        let file = self.files.get(path).ok_or_else(|| RepoError::Unsupported {
+            path: path.to_owned(),
+            message: "not in the pack".into(),
+        })?;
+        self.read_content(&file.content)
+    }
+
+    pub fn read_content(&self, content: &Content) -> Result<Vec<u8>, RepoError> {
+        match content {
+            Content::Git(oid) => {
+                let blob = self.repo.find_blob(*oid).map_err(git_err)?;
+                Ok(blob.detach().data)
+            }
+            Content::Disk(p) => std::fs::read(p).map_err(|source| RepoError::Io {
+                path: p.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+fn list_commit(
+    head: &gix::Commit<'_>,
+    commit: &CommitInfo,
+    pack_dir: &Path,
+) -> Result<BTreeMap<String, SourceFile>, RepoError> {
+    let mut tree = head.tree().map_err(git_err)?;
+    if !commit.subdirectory.is_empty() {
+        let entry = tree
+            .lookup_entry_by_path(&commit.subdirectory)
+            .map_err(git_err)?
+            .filter(|e| e.mode().is_tree())
+            .ok_or_else(|| RepoError::NoSubdir {
+                path: pack_dir.to_owned(),
+                subdir: commit.subdirectory.clone(),
+                commit: commit.id.clone(),
+            })?;
+        tree = entry.object().map_err(git_err)?.into_tree();
+    }
+    let mut files = BTreeMap::new();
+    for entry in tree.traverse().breadthfirst.files().map_err(git_err)? {
+        let path = entry.filepath.to_str_lossy().into_owned();
+        let mode = entry.mode;
+        if mode.is_tree() {
+            continue;
+        }
+        if mode.is_commit() {
+            return Err(RepoError::Unsupported {
+                path,
+                message: "is a git submodule; Atlas packs cannot contain submodules (vendor the files instead)"
+                    .into(),
+            });
+        }
+        if mode.is_link() {
+            return Err(RepoError::Unsupported {
+                path,
+                message: "is a symbolic link; packs must contain regular files".into(),
+            });
+        }
+        files.insert(
+            path,
+            SourceFile {
+                executable: mode.is_executable(),
+                content: Content::Git(entry.oid),
+            },
+        );
+    }
+    Ok(files)
+}
+
+fn list_worktree(root: &Path) -> Result<BTreeMap<String, SourceFile>, RepoError> {
+    let mut files = BTreeMap::new();
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .parents(true)
+        .git_ignore(true)
+        .require_git(false)
+        .follow_links(false)
+        .filter_entry(|e| e.file_name() != ".git")
+        .build();
+    for entry in walker {
+        let entry = entry.map_err(git_err)?;
+        let Some(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .map_err(git_err)?
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        if ft.is_symlink() {
+            return Err(RepoError::Unsupported {
+                path: rel,
+                message: "is a symbolic link; packs must contain regular files".into(),
+            });
+        }
+        let meta = entry.metadata().map_err(git_err)?;
+        files.insert(
+            rel,
+            SourceFile {
+                executable: is_executable(&meta),
+                content: Content::Disk(entry.path().to_owned()),
+            },
+        );
+    }
+    Ok(files)
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_meta: &std::fs::Metadata) -> bool {
+    false
+}
