@@ -1,0 +1,94 @@
+//! The `atlas-builder` binary: exit codes, `--json` output, and the signing
+//! key arriving through the environment as a CI secret would.
+
+use std::process::{Command, Output};
+
+use atlas_testkit::git::GitRepo;
+
+fn builder() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_atlas-builder"));
+    c.env_remove("ATLAS_SIGNING_KEY").env_remove("ATLAS_STORE").env("RUST_LOG", "warn");
+    c
+}
+
+fn run(c: &mut Command) -> Output {
+    c.output().expect("run atlas-builder")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn pack_repo() -> GitRepo {
+    let repo = GitRepo::init().expect("init");
+    repo.write(
+        "pack.toml",
+        "id = \"clipack\"\nname = \"Cli\"\nversion = \"1\"\nminecraft = \"1.21.1\"\nloader = { kind = \"vanilla\" }\n[[files]]\ninclude = [\"config/**\"]\n",
+    )
+    .expect("write");
+    repo.write("config/x.txt", "x").expect("write");
+    repo.commit_all("c").expect("commit");
+    repo
+}
+
+#[test]
+fn keygen_publish_promote_with_json_and_env_key() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = run(builder().args(["--json", "keygen", "--out-dir"]).arg(work.path()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let keys: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let secret = std::fs::read_to_string(work.path().join("atlas-signing.key")).expect("secret");
+    assert_eq!(keys["key_id"].as_str().map(str::len), Some(64));
+
+    let repo = pack_repo();
+    let store = work.path().join("store");
+    let out = run(builder()
+        .args(["--json", "publish", "--channel", "dev", "--repo"])
+        .arg(repo.path())
+        .arg("--store")
+        .arg(format!("file://{}", store.display()))
+        .env("ATLAS_SIGNING_KEY", &secret));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["pack"], "clipack");
+    assert_eq!(report["blobs_new"], 1);
+    assert_eq!(report["pointer"]["version"], 1);
+    assert!(store.join("packs/clipack/channels/dev.json").is_file());
+
+    let out = run(builder()
+        .args(["promote", "--pack", "clipack", "--from", "dev", "--to", "production", "--store"])
+        .arg(&store)
+        .arg("--key-file")
+        .arg(work.path().join("atlas-signing.key")));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("channel production"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn exit_codes_name_the_failure_class() {
+    let work = tempfile::tempdir().expect("tempdir");
+    // 2: bad command line.
+    let out = run(builder().arg("publish").arg("--bogus"));
+    assert_eq!(out.status.code(), Some(2));
+    // 6: no signing key, and the message says how to provide one.
+    let repo = pack_repo();
+    let out = run(builder().args(["publish", "--repo"]).arg(repo.path()).arg("--store").arg(work.path()));
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("ATLAS_SIGNING_KEY"), "{}", text(&out.stderr));
+    // 3: invalid pack, with file and line.
+    repo.write("pack.toml", "id = \n").expect("write");
+    repo.commit_all("broken").expect("commit");
+    let out = run(builder()
+        .args(["publish", "--dry-run", "--repo"])
+        .arg(repo.path())
+        .arg("--store")
+        .arg(work.path()));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("pack.toml:1:"), "{}", text(&out.stderr));
+    // 4: store errors (an unknown scheme).
+    let out = run(builder()
+        .args(["publish", "--dry-run", "--store", "ftp://x", "--repo"])
+        .arg(pack_repo().path()));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("unsupported scheme"), "{}", text(&out.stderr));
+}
