@@ -1,0 +1,76 @@
+//! The JSON Schemas in `schemas/` agree with what the code accepts: the demo
+//! pack validates, documents the parser refuses are refused by the schema
+//! too, and a real signed pointer payload matches the payload schema.
+
+use std::path::PathBuf;
+
+use atlas_builder::pack::NativePack;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(root().join("schemas").join(name)).expect("read schema");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
+    jsonschema::validator_for(&value).expect("schema compiles")
+}
+
+fn toml_to_json(text: &str) -> serde_json::Value {
+    let v: toml::Value = toml::from_str(text).expect("toml");
+    serde_json::to_value(v).expect("json")
+}
+
+#[test]
+fn demo_pack_matches_schema_and_parser() {
+    let text = std::fs::read_to_string(root().join("examples/demo-pack/pack.toml")).expect("read");
+    NativePack::parse(&text, "pack.toml").expect("parser accepts the demo pack");
+    let v = schema("pack.schema.json");
+    let doc = toml_to_json(&text);
+    let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+fn schema_and_parser_refuse_the_same_mistakes() {
+    let v = schema("pack.schema.json");
+    let base = "id = \"p\"\nname = \"P\"\nversion = \"1\"\nminecraft = \"1.21.1\"\n";
+    let cases = [
+        format!("{base}loader = {{ kind = \"fabric\" }}\n"),
+        format!("{base}loader = {{ kind = \"vanilla\", version = \"1\" }}\n"),
+        format!("{base}loader = {{ kind = \"rift\", version = \"1\" }}\n"),
+        format!("{base}loader = {{ kind = \"vanilla\" }}\nunknown = 1\n"),
+        format!("{base}loader = {{ kind = \"vanilla\" }}\n[[files]]\ninclude = []\n"),
+        format!("{base}loader = {{ kind = \"vanilla\" }}\n[[files]]\ninclude = [\"a\"]\nside = \"up\"\n"),
+        "id = \"Bad Id\"\nname = \"P\"\nversion = \"1\"\nminecraft = \"1\"\nloader = { kind = \"vanilla\" }\n"
+            .to_owned(),
+    ];
+    for case in &cases {
+        assert!(NativePack::parse(case, "pack.toml").is_err(), "parser accepted:\n{case}");
+        assert!(!v.is_valid(&toml_to_json(case)), "schema accepted:\n{case}");
+    }
+    let ok = format!("{base}loader = {{ kind = \"vanilla\" }}\n");
+    assert!(NativePack::parse(&ok, "pack.toml").is_ok());
+    assert!(v.is_valid(&toml_to_json(&ok)));
+}
+
+#[test]
+fn signed_payload_matches_pointer_schema() {
+    let payload = atlas_proto::PointerPayload {
+        format: 1,
+        pack: "p".into(),
+        channel: "dev".into(),
+        version: 3,
+        build: atlas_proto::Sha256Digest::of(b"m").to_hex(),
+        manifest_size: 123,
+        issued_at: 1,
+        expires_at: 2,
+    };
+    let key = atlas_proto::SecretKey::from_seed(&[3; 32]);
+    let envelope = atlas_proto::pointer::sign(&payload, &[&key]);
+    let parsed = atlas_proto::SignedPointer::parse(&envelope).expect("parse");
+    let value = serde_json::to_value(parsed.payload_unverified().expect("payload")).expect("json");
+    let v = schema("pointer-payload.schema.json");
+    let errors: Vec<String> = v.iter_errors(&value).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
