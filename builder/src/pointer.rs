@@ -158,3 +158,31 @@ pub async fn point_channel(
         expires_at: payload.expires_at,
     })
 }
+
+/// Re-signs a channel's current pointer with a new expiry (version + 1, same
+/// build), so hosts are not frozen when a channel sees no new builds. Run it
+/// on a schedule shorter than the pointer lifetime.
+pub async fn resign(
+    store: &dyn Store,
+    key: &SecretKey,
+    pack: &str,
+    channel: &str,
+    now: u64,
+    lifetime: Duration,
+) -> Result<Option<PointerUpdate>, PointerUpdateError> {
+    let Some(current) = read_current(store, pack, channel).await? else {
+        return Ok(None);
+    };
+    let build = current
+        .payload
+        .build_digest()
+        .map_err(|e| PointerUpdateError::Corrupt {
+            store: store.describe(),
+            key: pointer_key(pack, channel),
+            message: e.to_string(),
+        })?;
+    let size = current.payload.manifest_size;
+    point_channel(store, key, pack, channel, &build, size, now, lifetime, true)
+        .await
+        .map(Some)
+}

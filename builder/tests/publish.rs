@@ -271,3 +271,23 @@ async fn promote_and_roll_back_with_the_target_channels_own_versions() {
     assert!(err.to_string().contains("does not verify"), "{err}");
     assert!(!store.exists(&layout::pointer_key("testpack", "beta")).await.expect("exists"));
 }
+
+#[tokio::test]
+async fn resign_extends_expiry_with_a_new_version_of_the_same_build() {
+    let repo = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = DirStore::new(dir.path());
+    let key = SecretKey::from_seed(&[9; 32]);
+    let first = build_and_publish(&repo, &store, &key, "dev").await;
+    let life = Duration::from_secs(7200);
+    let update = atlas_builder::pointer::resign(&store, &key, "testpack", "dev", 2_000_000, life)
+        .await
+        .expect("resign")
+        .expect("channel exists");
+    assert_eq!((update.version, update.expires_at), (2, 2_000_000 + 7200));
+    let now = read_current(&store, "testpack", "dev").await.expect("read").expect("present");
+    assert_eq!(now.payload.build, first.plan.build);
+    assert_eq!(now.payload.version, 2);
+    let none = atlas_builder::pointer::resign(&store, &key, "testpack", "beta", 1, life).await.expect("ok");
+    assert!(none.is_none(), "a channel without a pointer is reported, not created");
+}

@@ -127,6 +127,16 @@ pub fn validate(m: &Manifest) -> Result<(), ManifestError> {
             return Err(fail("upstream-only file has no upstream URL"));
         }
     }
+    // Paths equal but for case collide on macOS and Windows file systems.
+    let mut folded: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for f in &m.files {
+        if let Some(other) = folded.insert(f.path.to_lowercase(), &f.path) {
+            return Err(ManifestError::File {
+                path: f.path.clone(),
+                reason: format!("differs from `{other}` only by case (they collide on macOS and Windows)"),
+            });
+        }
+    }
     // A file and a directory of the same name cannot both exist.
     let paths: std::collections::HashSet<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
     for f in &m.files {
@@ -233,6 +243,11 @@ mod tests {
         m.files[0].path = "mods".into();
         m.files[1].path = "mods/x.jar".into();
         assert!(encode(&m).is_err());
+        let mut m = sample(2);
+        m.files[0].path = "Mods/A.jar".into();
+        m.files[1].path = "mods/a.jar".into();
+        let e = encode(&m).expect_err("case collision");
+        assert!(e.to_string().contains("only by case"), "{e}");
         let mut m = sample(3);
         m.files[0].path = "mods".into();
         m.files[1].path = "mods-a.jar".into();
