@@ -118,6 +118,24 @@ pub enum Command {
         #[command(flatten)]
         signing: SigningArgs,
     },
+    /// Re-sign channel pointers with a fresh expiry (same build, next version).
+    /// Run on a schedule shorter than --expires-in so hosts never see an expired pointer.
+    Resign(ResignArgs),
+}
+
+/// Arguments of `resign`.
+#[derive(Debug, Args)]
+pub struct ResignArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Pack id.
+    #[arg(long)]
+    pub pack: String,
+    /// Channels to re-sign (repeat the flag for several).
+    #[arg(long = "channel", required = true)]
+    pub channels: Vec<String>,
+    #[command(flatten)]
+    pub signing: SigningArgs,
 }
 
 /// Where the store is.
@@ -259,9 +277,34 @@ fn human_bytes(n: u64) -> String {
     if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
+async fn resign(json: bool, args: ResignArgs) -> anyhow::Result<()> {
+    atlas_proto::layout::validate_pack_id(&args.pack)?;
+    let key = signing::load_secret_key(args.signing.key_file.as_deref())?;
+    let st = store::open(&args.store.store, &args.store.settings()).await?;
+    let mut updates = Vec::new();
+    for channel in &args.channels {
+        atlas_proto::layout::validate_channel(channel)?;
+        let update =
+            crate::pointer::resign(st.as_ref(), &key, &args.pack, channel, now(), args.signing.expires_in)
+                .await?
+                .with_context(|| {
+                    format!("channel `{channel}` of pack `{}` has no pointer in {}", args.pack, st.describe())
+                })?;
+        updates.push(update);
+    }
+    emit(json, &updates, || {
+        updates
+            .iter()
+            .map(|u| format!("{}: version {} expires at {} (Unix seconds)", u.channel, u.version, u.expires_at))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Resign(args) => resign(cli.json, args).await,
         Command::Keygen { out_dir, name, force } => {
             let out = signing::keygen(&out_dir, &name, force)?;
             emit(cli.json, &out, || {
