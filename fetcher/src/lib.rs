@@ -1,1 +1,26 @@
-//! placeholder
+//! atlas-fetcher: keeps a directory at the signed build an Atlas channel points to.
+//!
+//! The library does everything; the binary is a thin wrapper around [`cli::main`].
+//! A launcher embeds [`Syncer`]: [`Syncer::check`] fetches and verifies the
+//! signed pointer and the manifest, [`Syncer::plan`] diffs it against the
+//! install, [`Syncer::apply`] downloads, verifies and applies atomically, and
+//! [`Syncer::sync`] composes the three.
+
+pub mod apply;
+pub mod cli;
+pub mod download;
+pub mod error;
+pub mod exit;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod source;
+mod staging;
+pub mod state;
+pub mod sync;
+
+pub use error::SyncError;
+pub use plan::{FileAction, InstallSide, Plan, PlannedFile};
+pub use progress::{NoProgress, Phase, Progress};
+pub use report::{Outcome, Report};
+pub use sync::{Check, CheckStatus, SyncOptions, Syncer, load_key};

@@ -1,0 +1,305 @@
+//! The `atlas-fetcher` command line: argument parsing, logging setup, output
+//! (human lines, a progress bar on a terminal, or one JSON report) and exit codes.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::plan::InstallSide;
+use crate::progress::{Phase, Progress};
+use crate::report::Report;
+use crate::sync::{SyncOptions, Syncer, load_key};
+use crate::{SyncError, exit};
+
+/// Keeps a Minecraft server or client directory at the signed build an Atlas channel points to.
+#[derive(Debug, Parser)]
+#[command(name = "atlas-fetcher", version, about, long_about = None, after_help = exit::HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install or update DIR to the build the channel points to, verifying
+    /// the signed pointer, the manifest and every file. Safe to run from cron:
+    /// nothing is written when the directory is already current.
+    #[command(after_help = exit::HELP)]
+    Sync(SyncArgs),
+}
+
+/// Arguments of `atlas-fetcher sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Base of the store: an http(s):// URL (e.g. https://cdn.example.com/ or
+    /// http://127.0.0.1:9000/bucket/prefix), a file:// URL, or a local directory.
+    #[arg(long, env = "ATLAS_SOURCE", value_name = "URL")]
+    pub source: String,
+
+    /// Pack id, as published by the creator (e.g. `my-pack`).
+    #[arg(long, env = "ATLAS_PACK", value_name = "ID")]
+    pub pack: String,
+
+    /// Channel to follow (e.g. `production`, `beta`, `dev`).
+    #[arg(long, env = "ATLAS_CHANNEL", value_name = "NAME")]
+    pub channel: String,
+
+    /// Public key trusted to sign the channel: the inline `ed25519:<base64>`
+    /// text or a path to a `.pub` file holding it. Repeat for several keys
+    /// (any one valid signature suffices); in ATLAS_KEY, separate with commas.
+    #[arg(
+        long = "key",
+        env = "ATLAS_KEY",
+        value_name = "PUBLIC_KEY",
+        required = true,
+        value_delimiter = ','
+    )]
+    pub keys: Vec<String>,
+
+    /// Directory to keep in sync (created if missing). Files the pack never
+    /// installed (worlds, your own files) are never touched. State lives in DIR/.atlas/.
+    #[arg(long, env = "ATLAS_DIR", value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Which files to install: `server` skips client-only files, `client` skips server-only ones.
+    #[arg(long, value_enum, default_value_t = InstallSide::Server)]
+    pub side: InstallSide,
+
+    /// Verify the channel and print what would change, without downloading files or writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print one JSON report on stdout (also for errors) instead of human-readable lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// How many files to download at once.
+    #[arg(long, default_value_t = crate::download::DEFAULT_PARALLELISM, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub parallelism: usize,
+}
+
+/// Entry point of the binary: parses arguments, sets up logging, runs, and
+/// returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::UPDATED
+            };
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: cannot start the async runtime: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+/// Runs a parsed command line; returns the exit code. Output goes to stdout/stderr.
+pub async fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Sync(args) => {
+            let json = args.json;
+            match run_sync(args).await {
+                Ok(code) => code,
+                Err(e) => {
+                    let code = e
+                        .downcast_ref::<SyncError>()
+                        .map_or(exit::INTERNAL, SyncError::exit_code);
+                    let kind = e.downcast_ref::<SyncError>().map_or("internal", SyncError::kind);
+                    let msg = format!("{e:#}");
+                    if json {
+                        let v = serde_json::json!({
+                            "outcome": "error", "kind": kind, "exit_code": code, "error": msg,
+                        });
+                        let _ = writeln!(std::io::stdout(), "{v}");
+                    }
+                    let _ = writeln!(std::io::stderr(), "error: {msg}");
+                    code
+                }
+            }
+        }
+    }
+}
+
+async fn run_sync(args: SyncArgs) -> anyhow::Result<i32> {
+    let keys = args
+        .keys
+        .iter()
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| load_key(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut opts = SyncOptions::new(args.source, args.pack, args.channel, keys, args.dir);
+    opts.side = args.side;
+    opts.parallelism = args.parallelism;
+    let syncer = Syncer::new(opts)?;
+    let progress = CliProgress::new(args.json);
+    let result = syncer.sync(args.dry_run, &progress).await;
+    progress.finish();
+    let report = result?;
+    print_report(&report, args.json).context("writing the report to stdout")?;
+    Ok(report.exit_code())
+}
+
+fn print_report(report: &Report, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v = serde_json::to_string(report).map_err(std::io::Error::other)?;
+        return writeln!(out, "{v}");
+    }
+    if report.dry_run {
+        let lines = [
+            ("add", &report.files.added),
+            ("update", &report.files.updated),
+            ("repair", &report.files.repaired),
+            ("remove", &report.files.removed),
+        ];
+        for (verb, paths) in lines {
+            for p in paths {
+                writeln!(out, "{verb:<7}{p}")?;
+            }
+        }
+    }
+    writeln!(out, "{}", report.summary())
+}
+
+/// Progress for the terminal: a bar when stderr is a terminal, plain phase
+/// lines otherwise, nothing with `--json`.
+#[derive(Debug)]
+struct CliProgress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    started: AtomicBool,
+}
+
+impl CliProgress {
+    fn new(json: bool) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let bar = (!json && tty).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self {
+            bar,
+            plain: !json && !tty,
+            started: AtomicBool::new(false),
+        }
+    }
+
+    fn line(&self, msg: &str) {
+        if self.plain {
+            let _ = writeln!(std::io::stderr(), "{msg}");
+        } else if let Some(bar) = &self.bar {
+            bar.set_message(msg.to_owned());
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for CliProgress {
+    fn phase(&self, phase: &Phase) {
+        match phase {
+            // Not shown: a run that ends "current" prints a single line.
+            Phase::Pointer { .. } => {}
+            Phase::Manifest { url } => self.line(&format!("fetching manifest {url}")),
+            Phase::Planning => self.line("comparing with the installed files"),
+            Phase::Download { blobs, bytes } => {
+                self.line(&format!("downloading {blobs} files, {bytes} bytes"));
+                if let Some(bar) = &self.bar {
+                    bar.set_length(*bytes);
+                    let style = ProgressStyle::with_template(
+                        "{msg}\n{wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+                    );
+                    if let Ok(style) = style {
+                        bar.set_style(style);
+                    }
+                    self.started.store(true, Ordering::Relaxed);
+                }
+            }
+            Phase::Apply { files, removals } => {
+                self.line(&format!("installing {files} files, removing {removals}"))
+            }
+            Phase::State => self.line("writing install state"),
+        }
+    }
+
+    fn bytes(&self, n: u64) {
+        if let Some(bar) = &self.bar
+            && self.started.load(Ordering::Relaxed)
+        {
+            bar.inc(n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_is_well_formed_and_help_lists_exit_codes() {
+        Cli::command().debug_assert();
+        let help = Cli::command()
+            .find_subcommand_mut("sync")
+            .expect("sync")
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("Exit codes"));
+        assert!(help.contains("ATLAS_SOURCE"));
+    }
+
+    #[test]
+    fn parses_repeated_keys_and_side() {
+        let cli = Cli::try_parse_from([
+            "atlas-fetcher",
+            "sync",
+            "--source",
+            "http://x/",
+            "--pack",
+            "p",
+            "--channel",
+            "dev",
+            "--key",
+            "a.pub",
+            "--key",
+            "b.pub",
+            "--dir",
+            "/tmp/x",
+            "--side",
+            "client",
+        ])
+        .expect("parse");
+        let Command::Sync(a) = cli.command;
+        assert_eq!(a.keys, ["a.pub", "b.pub"]);
+        assert_eq!(a.side, InstallSide::Client);
+        assert_eq!(a.parallelism, 8);
+        let err = Cli::try_parse_from(["atlas-fetcher", "sync", "--pack", "p"]).expect_err("missing");
+        assert_eq!(err.exit_code(), exit::USAGE);
+    }
+}

@@ -1,0 +1,157 @@
+//! The fetcher's error type: every failure names what was wrong and where
+//! (URL, file, path or key), and maps to one documented exit code.
+
+use std::path::PathBuf;
+
+use atlas_proto::{ManifestError, PathError, PointerError};
+
+use crate::exit;
+
+/// Everything that can stop a sync. Grouped by exit code class.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    // ---- usage (exit 2) ----
+    /// A bad option value (pack id, key, source URL...).
+    #[error("{0}")]
+    Usage(String),
+
+    // ---- source / network (exit 4) ----
+    #[error("cannot reach {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("{url} answered HTTP {status}")]
+    HttpStatus { url: String, status: u16 },
+    #[error("{url} was not found{hint}")]
+    NotFound { url: String, hint: String },
+    #[error("reading {url} failed: {message}")]
+    SourceRead { url: String, message: String },
+
+    // ---- trust (exit 5) ----
+    #[error("rejected the channel pointer at {url}: {source}")]
+    Trust {
+        url: String,
+        #[source]
+        source: PointerError,
+    },
+
+    // ---- integrity (exit 6) ----
+    #[error("manifest at {url} is longer than the {declared} bytes the signed pointer declares; refusing it")]
+    ManifestTooLong { url: String, declared: u64 },
+    #[error("manifest at {url} is {actual} bytes, but the signed pointer declares {declared}")]
+    ManifestSize { url: String, declared: u64, actual: u64 },
+    #[error("manifest at {url} has sha256 {actual}, but the signed pointer names build {expected}")]
+    ManifestHash {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("manifest at {url} is invalid: {source}")]
+    ManifestInvalid {
+        url: String,
+        #[source]
+        source: ManifestError,
+    },
+    #[error("manifest at {url} is for pack `{got}`, expected `{expected}`")]
+    ManifestWrongPack {
+        url: String,
+        expected: String,
+        got: String,
+    },
+    #[error("`{path}` downloaded from {url} is longer than the {expected} bytes the manifest declares")]
+    BlobTooLong {
+        path: String,
+        url: String,
+        expected: u64,
+    },
+    #[error("`{path}` downloaded from {url} is {actual} bytes, but the manifest declares {expected}")]
+    BlobSize {
+        path: String,
+        url: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("`{path}` downloaded from {url} has sha256 {actual}, expected {expected}")]
+    BlobHash {
+        path: String,
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{0}")]
+    UnsafePath(#[from] PathError),
+
+    // ---- local filesystem (exit 7) ----
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state file {} is not usable: {message}; fix or delete it (deleting trust.json drops rollback protection)", path.display())]
+    State { path: PathBuf, message: String },
+    #[error("cannot install `{path}`: {reason}")]
+    Conflict { path: String, reason: String },
+
+    // ---- internal (exit 1) ----
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl SyncError {
+    /// The process exit code for this error (see [`crate::exit`]).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Usage(_) => exit::USAGE,
+            Self::Unreachable { .. }
+            | Self::HttpStatus { .. }
+            | Self::NotFound { .. }
+            | Self::SourceRead { .. } => exit::SOURCE,
+            Self::Trust { .. } => exit::TRUST,
+            Self::ManifestTooLong { .. }
+            | Self::ManifestSize { .. }
+            | Self::ManifestHash { .. }
+            | Self::ManifestInvalid { .. }
+            | Self::ManifestWrongPack { .. }
+            | Self::BlobTooLong { .. }
+            | Self::BlobSize { .. }
+            | Self::BlobHash { .. }
+            | Self::UnsafePath(_) => exit::INTEGRITY,
+            Self::Io { .. } | Self::State { .. } | Self::Conflict { .. } => exit::LOCAL,
+            Self::Internal(_) => exit::INTERNAL,
+        }
+    }
+
+    /// Short machine-readable class name, used in the JSON report.
+    pub fn kind(&self) -> &'static str {
+        match self.exit_code() {
+            exit::USAGE => "usage",
+            exit::SOURCE => "source",
+            exit::TRUST => "trust",
+            exit::INTEGRITY => "integrity",
+            exit::LOCAL => "local",
+            _ => "internal",
+        }
+    }
+
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { action, path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes() {
+        let e = SyncError::Trust {
+            url: "u".into(),
+            source: PointerError::Rollback { last: 2, got: 1 },
+        };
+        assert_eq!(e.exit_code(), exit::TRUST);
+        assert!(e.to_string().contains("rollback"));
+        assert_eq!(SyncError::Usage("x".into()).exit_code(), exit::USAGE);
+        assert_eq!(SyncError::Internal("x".into()).kind(), "internal");
+    }
+}

@@ -1,0 +1,34 @@
+//! Process exit codes of `atlas-fetcher`, stable for scripts and systemd units.
+
+/// Changes were applied: the directory now holds the channel's build.
+pub const UPDATED: i32 = 0;
+/// Unexpected or internal error (a bug, or something this list does not cover).
+pub const INTERNAL: i32 = 1;
+/// Usage error: bad or missing command-line arguments.
+pub const USAGE: i32 = 2;
+/// Already current: nothing to do, nothing written (also a successful dry run with no changes).
+pub const CURRENT: i32 = 3;
+/// Source or network error: unreachable, HTTP error status, object not found.
+pub const SOURCE: i32 = 4;
+/// Trust rejected: bad signature, unknown key, wrong pack or channel,
+/// rollback, version reused with different content, expired pointer.
+pub const TRUST: i32 = 5;
+/// Integrity failure: manifest or blob hash or size mismatch, manifest longer
+/// than declared, malformed manifest, unsafe path.
+pub const INTEGRITY: i32 = 6;
+/// Local filesystem error: cannot read or write the target directory or its state.
+pub const LOCAL: i32 = 7;
+
+/// The table shown in `--help`.
+pub const HELP: &str = "\
+Exit codes:
+  0  updated: changes were applied (dry run: changes would be applied)
+  1  unexpected internal error
+  2  usage error: bad or missing arguments, unreadable key
+  3  already current: nothing to do, nothing written
+  4  source/network error: unreachable, HTTP error status, not found
+  5  trust rejected: bad signature, unknown key, wrong pack or channel,
+     rollback, version reused, expired pointer
+  6  integrity failure: hash or size mismatch, manifest longer than
+     declared, malformed manifest, unsafe path
+  7  local filesystem error (target directory or its .atlas/ state)";

@@ -1,0 +1,368 @@
+//! The install plan: a pure comparison of the new manifest (filtered for the
+//! install side) with the previous install and what is on disk, giving one
+//! action per file. No I/O here; the caller supplies disk observations.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use atlas_proto::Sha256Digest;
+use atlas_proto::v1::{File, Side};
+use serde::{Deserialize, Serialize};
+
+use crate::SyncError;
+use crate::state::InstallState;
+
+/// Which kind of install a directory is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallSide {
+    /// A dedicated server: files for both sides and server-only files.
+    Server,
+    /// A client (launcher instance): files for both sides and client-only files.
+    Client,
+}
+
+impl InstallSide {
+    /// Whether a manifest file belongs in an install of this side.
+    pub fn wants(self, f: &File) -> bool {
+        let side_ok = match Side::try_from(f.side) {
+            Ok(Side::Both) => true,
+            Ok(Side::Server) => self == Self::Server,
+            Ok(Side::Client) => self == Self::Client,
+            _ => false,
+        };
+        side_ok && (!f.optional || f.default_enabled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::Client => "client",
+        }
+    }
+}
+
+/// What is at a path in the target directory right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    Missing,
+    /// A regular file (or a symlink to one) of this size.
+    File {
+        size: u64,
+    },
+    /// A directory (or anything that is not a regular file).
+    NotAFile,
+}
+
+/// What to do with one file of the new build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileAction {
+    /// Not managed before: download and write.
+    Add,
+    /// Managed before with other content: download and replace.
+    Replace,
+    /// Managed before with this content, but missing or resized on disk: download again.
+    Repair,
+    /// Already in place.
+    Keep,
+}
+
+/// One file of the new build and its action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedFile {
+    pub path: String,
+    #[serde(serialize_with = "ser_digest")]
+    pub sha256: Sha256Digest,
+    pub size: u64,
+    pub executable: bool,
+    pub preserve: bool,
+    pub action: FileAction,
+    /// Upstream URLs (used only when the blob is not in the store).
+    #[serde(skip)]
+    pub upstreams: Vec<String>,
+    /// The blob is not in the store; fetch it from `upstreams`.
+    #[serde(skip)]
+    pub upstream_only: bool,
+}
+
+impl PlannedFile {
+    /// Whether this file's bytes must be downloaded.
+    pub fn needs_download(&self) -> bool {
+        self.action != FileAction::Keep
+    }
+}
+
+fn ser_digest<S: serde::Serializer>(d: &Sha256Digest, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&d.to_hex())
+}
+
+/// The complete plan for one sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// Every file of the new build for this side, sorted by path.
+    pub files: Vec<PlannedFile>,
+    /// Paths managed by the previous install, absent from the new one and present on disk.
+    pub remove: Vec<String>,
+}
+
+impl Plan {
+    /// True when applying would change nothing.
+    pub fn is_noop(&self) -> bool {
+        self.remove.is_empty() && self.files.iter().all(|f| !f.needs_download())
+    }
+
+    pub fn count(&self, action: FileAction) -> usize {
+        self.files.iter().filter(|f| f.action == action).count()
+    }
+
+    /// Paths with the given action.
+    pub fn paths(&self, action: FileAction) -> Vec<String> {
+        self.files
+            .iter()
+            .filter(|f| f.action == action)
+            .map(|f| f.path.clone())
+            .collect()
+    }
+
+    /// Distinct blobs to download: one representative file per SHA-256.
+    pub fn downloads(&self) -> Vec<&PlannedFile> {
+        let mut seen = BTreeSet::new();
+        self.files
+            .iter()
+            .filter(|f| f.needs_download() && seen.insert(f.sha256))
+            .collect()
+    }
+
+    /// Bytes to download (each distinct blob once).
+    pub fn download_bytes(&self) -> u64 {
+        self.downloads().iter().map(|f| f.size).sum()
+    }
+}
+
+/// Computes the plan.
+///
+/// `files` are the new manifest's files (already validated), `previous` the
+/// current install state, `observe` tells what is on disk at a path.
+pub fn plan(
+    files: &[File],
+    side: InstallSide,
+    previous: Option<&InstallState>,
+    observe: &dyn Fn(&str) -> Observed,
+) -> Result<Plan, SyncError> {
+    let prev: BTreeMap<&str, _> = previous
+        .map(|p| p.files.iter().map(|f| (f.path.as_str(), f)).collect())
+        .unwrap_or_default();
+    let mut out = Plan::default();
+    let mut selected = BTreeSet::new();
+    for f in files.iter().filter(|f| side.wants(f)) {
+        atlas_proto::validate_path(&f.path)?;
+        let sha256 = Sha256Digest::from_slice(&f.sha256).map_err(|e| SyncError::Conflict {
+            path: f.path.clone(),
+            reason: e.to_string(),
+        })?;
+        let seen = observe(&f.path);
+        if seen == Observed::NotAFile {
+            return Err(SyncError::Conflict {
+                path: f.path.clone(),
+                reason: "a directory (or other non-file) is in the way; move it aside".into(),
+            });
+        }
+        let before = prev.get(f.path.as_str());
+        let action = match (before, seen) {
+            _ if f.preserve && matches!(seen, Observed::File { .. }) => FileAction::Keep,
+            (None, _) => FileAction::Add,
+            (Some(p), _) if p.sha256.0 != sha256 => FileAction::Replace,
+            (Some(p), Observed::File { size }) if size == p.size => FileAction::Keep,
+            (Some(_), _) => FileAction::Repair,
+        };
+        selected.insert(f.path.as_str());
+        out.files.push(PlannedFile {
+            path: f.path.clone(),
+            sha256,
+            size: f.size,
+            executable: f.executable,
+            preserve: f.preserve,
+            action,
+            upstreams: f.upstreams.iter().map(|u| u.url.clone()).collect(),
+            upstream_only: f.upstream_only,
+        });
+    }
+    out.files.sort_by(|a, b| a.path.cmp(&b.path));
+    for (path, p) in prev {
+        if !selected.contains(path) && !p.preserve && observe(path) != Observed::Missing {
+            atlas_proto::validate_path(path)?;
+            out.remove.push(path.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{InstalledFile, Sha256Hex};
+
+    fn file(path: &str, content: &[u8], side: Side) -> File {
+        File {
+            path: path.into(),
+            size: content.len() as u64,
+            sha256: Sha256Digest::of(content).0.to_vec(),
+            side: side as i32,
+            ..Default::default()
+        }
+    }
+
+    fn installed(files: &[(&str, &[u8])]) -> InstallState {
+        InstallState {
+            format: 1,
+            pack: "p".into(),
+            channel: "dev".into(),
+            build: Sha256Hex(Sha256Digest::of(b"old")),
+            version: 1,
+            side: InstallSide::Server,
+            files: files
+                .iter()
+                .map(|(p, c)| InstalledFile {
+                    path: (*p).into(),
+                    sha256: Sha256Hex(Sha256Digest::of(c)),
+                    size: c.len() as u64,
+                    preserve: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn disk(entries: &[(&str, u64)]) -> impl Fn(&str) -> Observed {
+        let m: BTreeMap<String, u64> = entries.iter().map(|(p, s)| ((*p).to_owned(), *s)).collect();
+        move |p| {
+            m.get(p)
+                .map_or(Observed::Missing, |&size| Observed::File { size })
+        }
+    }
+
+    fn action(plan: &Plan, path: &str) -> FileAction {
+        plan.files
+            .iter()
+            .find(|f| f.path == path)
+            .expect("planned")
+            .action
+    }
+
+    #[test]
+    fn fresh_install_adds_everything_for_the_side() {
+        let files = [
+            file("a.txt", b"a", Side::Both),
+            file("client.jar", b"c", Side::Client),
+            file("server.jar", b"s", Side::Server),
+        ];
+        let p = plan(&files, InstallSide::Server, None, &disk(&[])).expect("plan");
+        assert_eq!(p.paths(FileAction::Add), ["a.txt", "server.jar"]);
+        let p = plan(&files, InstallSide::Client, None, &disk(&[])).expect("plan");
+        assert_eq!(p.paths(FileAction::Add), ["a.txt", "client.jar"]);
+        assert_eq!(p.download_bytes(), 2);
+        assert!(!p.is_noop());
+    }
+
+    #[test]
+    fn optional_files_follow_default_enabled() {
+        let mut on = file("on.jar", b"1", Side::Both);
+        on.optional = true;
+        on.default_enabled = true;
+        let mut off = file("off.jar", b"2", Side::Both);
+        off.optional = true;
+        let p = plan(&[off, on], InstallSide::Server, None, &disk(&[])).expect("plan");
+        assert_eq!(p.paths(FileAction::Add), ["on.jar"]);
+    }
+
+    #[test]
+    fn diff_against_previous_install() {
+        let prev = installed(&[
+            ("keep", b"k"),
+            ("change", b"old"),
+            ("gone", b"g"),
+            ("lost", b"l"),
+            ("resized", b"r"),
+        ]);
+        let files = [
+            file("change", b"new", Side::Both),
+            file("keep", b"k", Side::Both),
+            file("lost", b"l", Side::Both),
+            file("new", b"n", Side::Both),
+            file("resized", b"r", Side::Both),
+        ];
+        let on_disk = disk(&[("keep", 1), ("change", 3), ("gone", 1), ("resized", 7)]);
+        let p = plan(&files, InstallSide::Server, Some(&prev), &on_disk).expect("plan");
+        assert_eq!(action(&p, "keep"), FileAction::Keep);
+        assert_eq!(action(&p, "change"), FileAction::Replace);
+        assert_eq!(action(&p, "lost"), FileAction::Repair);
+        assert_eq!(action(&p, "resized"), FileAction::Repair);
+        assert_eq!(action(&p, "new"), FileAction::Add);
+        assert_eq!(p.remove, ["gone"]);
+    }
+
+    #[test]
+    fn same_build_intact_is_noop_and_unmanaged_files_are_ignored() {
+        let prev = installed(&[("a", b"a")]);
+        let files = [file("a", b"a", Side::Both)];
+        let p = plan(
+            &files,
+            InstallSide::Server,
+            Some(&prev),
+            &disk(&[("a", 1), ("world/level.dat", 9)]),
+        )
+        .expect("plan");
+        assert!(p.is_noop());
+        assert!(p.remove.is_empty());
+    }
+
+    #[test]
+    fn removed_but_already_missing_is_not_listed() {
+        let prev = installed(&[("gone", b"g")]);
+        let p = plan(&[], InstallSide::Server, Some(&prev), &disk(&[])).expect("plan");
+        assert!(p.is_noop());
+    }
+
+    #[test]
+    fn identical_blobs_download_once() {
+        let files = [file("a", b"same", Side::Both), file("b", b"same", Side::Both)];
+        let p = plan(&files, InstallSide::Server, None, &disk(&[])).expect("plan");
+        assert_eq!(p.downloads().len(), 1);
+        assert_eq!(p.download_bytes(), 4);
+    }
+
+    #[test]
+    fn preserved_files_are_written_once_and_never_removed() {
+        let mut cfg = file("config/x.toml", b"default", Side::Both);
+        cfg.preserve = true;
+        let p = plan(
+            std::slice::from_ref(&cfg),
+            InstallSide::Server,
+            None,
+            &disk(&[("config/x.toml", 3)]),
+        )
+        .expect("plan");
+        assert_eq!(action(&p, "config/x.toml"), FileAction::Keep);
+        let p = plan(std::slice::from_ref(&cfg), InstallSide::Server, None, &disk(&[])).expect("plan");
+        assert_eq!(action(&p, "config/x.toml"), FileAction::Add);
+        let mut prev = installed(&[("config/x.toml", b"default")]);
+        prev.files[0].preserve = true;
+        let p = plan(
+            &[],
+            InstallSide::Server,
+            Some(&prev),
+            &disk(&[("config/x.toml", 3)]),
+        )
+        .expect("plan");
+        assert!(p.remove.is_empty());
+    }
+
+    #[test]
+    fn directory_in_the_way_is_a_conflict_and_unsafe_paths_are_refused() {
+        let files = [file("mods", b"x", Side::Both)];
+        let err = plan(&files, InstallSide::Server, None, &|_| Observed::NotAFile).expect_err("conflict");
+        assert!(err.to_string().contains("`mods`"));
+        let bad = [file("../x", b"x", Side::Both)];
+        let err = plan(&bad, InstallSide::Server, None, &disk(&[])).expect_err("unsafe");
+        assert_eq!(err.exit_code(), crate::exit::INTEGRITY);
+    }
+}

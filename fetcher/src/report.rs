@@ -1,0 +1,141 @@
+//! The result of a sync: what happened, printed as one JSON object with
+//! `--json` or as human lines otherwise.
+
+use serde::Serialize;
+
+use crate::exit;
+use crate::plan::{FileAction, InstallSide, Plan};
+
+/// How a sync ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Changes were applied.
+    Updated,
+    /// Nothing to do; nothing in the directory changed except possibly `trust.json`
+    /// (a newer pointer naming the installed build).
+    Current,
+    /// Dry run: these changes would be applied.
+    WouldUpdate,
+}
+
+impl Outcome {
+    /// Exit code for this outcome.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Self::Updated | Self::WouldUpdate => exit::UPDATED,
+            Self::Current => exit::CURRENT,
+        }
+    }
+}
+
+/// Per-action file counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub added: usize,
+    pub updated: usize,
+    pub repaired: usize,
+    pub removed: usize,
+    pub kept: usize,
+    /// Distinct blobs downloaded (or to download, in a dry run).
+    pub blobs: usize,
+}
+
+/// Paths per action.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileChanges {
+    pub added: Vec<String>,
+    pub updated: Vec<String>,
+    pub repaired: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// What a sync did (or, in a dry run, would do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub outcome: Outcome,
+    pub pack: String,
+    pub channel: String,
+    /// Pointer version now accepted.
+    pub version: u64,
+    /// Build id the channel points to.
+    pub build: String,
+    /// Build installed before this run, if any.
+    pub previous_build: Option<String>,
+    pub side: InstallSide,
+    /// The server answered 304 Not Modified to the pointer request.
+    pub not_modified: bool,
+    pub dry_run: bool,
+    pub counts: Counts,
+    /// Blob bytes actually downloaded.
+    pub bytes_downloaded: u64,
+    /// Blob bytes the plan needs (equals `bytes_downloaded` after a successful update).
+    pub bytes_planned: u64,
+    pub files: FileChanges,
+}
+
+impl Report {
+    /// Fills counts and file lists from a plan.
+    pub(crate) fn with_plan(mut self, plan: &Plan) -> Self {
+        self.counts = Counts {
+            added: plan.count(FileAction::Add),
+            updated: plan.count(FileAction::Replace),
+            repaired: plan.count(FileAction::Repair),
+            removed: plan.remove.len(),
+            kept: plan.count(FileAction::Keep),
+            blobs: plan.downloads().len(),
+        };
+        self.files = FileChanges {
+            added: plan.paths(FileAction::Add),
+            updated: plan.paths(FileAction::Replace),
+            repaired: plan.paths(FileAction::Repair),
+            removed: plan.remove.clone(),
+        };
+        self.bytes_planned = plan.download_bytes();
+        self
+    }
+
+    /// Exit code for this report.
+    pub fn exit_code(&self) -> i32 {
+        self.outcome.exit_code()
+    }
+
+    /// One human-readable summary line.
+    pub fn summary(&self) -> String {
+        let short = |b: &str| b.get(..12).unwrap_or(b).to_owned();
+        match self.outcome {
+            Outcome::Current => format!(
+                "{}/{} is current: version {}, build {}",
+                self.pack,
+                self.channel,
+                self.version,
+                short(&self.build)
+            ),
+            Outcome::Updated | Outcome::WouldUpdate => {
+                let verb = if self.outcome == Outcome::Updated {
+                    "updated to"
+                } else {
+                    "would update to"
+                };
+                format!(
+                    "{}/{} {verb} version {}, build {}: {} added, {} updated, {} repaired, {} removed, {} kept; {} bytes {}",
+                    self.pack,
+                    self.channel,
+                    self.version,
+                    short(&self.build),
+                    self.counts.added,
+                    self.counts.updated,
+                    self.counts.repaired,
+                    self.counts.removed,
+                    self.counts.kept,
+                    if self.dry_run {
+                        self.bytes_planned
+                    } else {
+                        self.bytes_downloaded
+                    },
+                    if self.dry_run { "to download" } else { "downloaded" },
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! The sync algorithm and the embeddable API: [`Syncer::check`] (pointer and
+//! manifest, verified), [`Syncer::plan`], [`Syncer::apply`], and
+//! [`Syncer::sync`] which composes them. docs/FORMAT.md describes the same steps.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use atlas_proto::pointer::{Expectation, MAX_ENVELOPE_BYTES, PointerError};
+use atlas_proto::v1::Manifest;
+use atlas_proto::{
+    ManifestLimits, PublicKey, Sha256Digest, SignedPointer, VerifiedPointer, layout, manifest,
+};
+
+use crate::download::{self, DEFAULT_PARALLELISM};
+use crate::plan::{InstallSide, Observed, Plan};
+use crate::progress::{Phase, Progress};
+use crate::report::{Outcome, Report};
+use crate::source::{PointerFetch, Source};
+use crate::staging::StagingGuard;
+use crate::state::{self, InstallState, InstalledFile, Sha256Hex, StatePaths, TrustEntry, TrustState};
+use crate::{SyncError, apply};
+
+/// Largest manifest object accepted, whatever a pointer declares.
+pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What to sync, from where, into where.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// `http(s)://` base URL of the store, `file://` URL or local directory.
+    pub source: String,
+    pub pack: String,
+    pub channel: String,
+    /// Keys trusted to sign the channel pointer (any one suffices).
+    pub keys: Vec<PublicKey>,
+    /// Target directory (created if missing).
+    pub dir: PathBuf,
+    pub side: InstallSide,
+    /// Blobs downloaded at once.
+    pub parallelism: usize,
+}
+
+impl SyncOptions {
+    /// Options with the defaults: server side, parallelism 8.
+    pub fn new(
+        source: impl Into<String>,
+        pack: impl Into<String>,
+        channel: impl Into<String>,
+        keys: Vec<PublicKey>,
+        dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            source: source.into(),
+            pack: pack.into(),
+            channel: channel.into(),
+            keys,
+            dir: dir.into(),
+            side: InstallSide::Server,
+            parallelism: DEFAULT_PARALLELISM,
+        }
+    }
+}
+
+/// How the channel compares with the installed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStatus {
+    /// The pointer did not change (HTTP 304) and the install is intact.
+    NotModified,
+    /// The pointer names the installed build, which is intact on disk.
+    Current,
+    /// The manifest was fetched: a new build, a side change, or files to repair.
+    Changed,
+}
+
+/// The verified result of [`Syncer::check`].
+#[derive(Debug)]
+pub struct Check {
+    pub status: CheckStatus,
+    /// Pointer version (the stored one when not modified).
+    pub version: u64,
+    /// Build the channel points to.
+    pub build: Sha256Digest,
+    /// The verified manifest, when `status` is `Changed`.
+    pub manifest: Option<Manifest>,
+    pointer: Option<VerifiedPointer>,
+    etag: Option<String>,
+    trust: TrustState,
+    install: Option<InstallState>,
+}
+
+impl Check {
+    /// The installed state read at check time.
+    pub fn installed(&self) -> Option<&InstallState> {
+        self.install.as_ref()
+    }
+
+    /// The verified pointer (`None` when the server answered 304).
+    pub fn pointer(&self) -> Option<&VerifiedPointer> {
+        self.pointer.as_ref()
+    }
+}
+
+/// Syncs one directory with one channel.
+#[derive(Debug)]
+pub struct Syncer {
+    opts: SyncOptions,
+    source: Source,
+    paths: StatePaths,
+    key_ids: Vec<String>,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Reads a `--key` value: the inline `ed25519:...` text or a path to a file holding it.
+pub fn load_key(spec: &str) -> Result<PublicKey, SyncError> {
+    let spec = spec.trim();
+    if spec.starts_with("ed25519:") {
+        return PublicKey::parse(spec).map_err(|e| SyncError::Usage(format!("--key `{spec}`: {e}")));
+    }
+    let text = std::fs::read_to_string(spec)
+        .map_err(|e| SyncError::Usage(format!("--key: cannot read public key file `{spec}`: {e}")))?;
+    PublicKey::parse(&text).map_err(|e| SyncError::Usage(format!("--key file `{spec}`: {e}")))
+}
+
+impl Syncer {
+    /// Validates the options (ids, keys, source) without any I/O.
+    pub fn new(opts: SyncOptions) -> Result<Self, SyncError> {
+        layout::validate_pack_id(&opts.pack).map_err(|e| SyncError::Usage(e.to_string()))?;
+        layout::validate_channel(&opts.channel).map_err(|e| SyncError::Usage(e.to_string()))?;
+        if opts.keys.is_empty() {
+            return Err(SyncError::Usage(
+                "no trusted key given: pass the pack's public key with --key".into(),
+            ));
+        }
+        let source = Source::parse(&opts.source)?;
+        let mut key_ids: Vec<String> = opts.keys.iter().map(PublicKey::key_id).collect();
+        key_ids.sort();
+        key_ids.dedup();
+        Ok(Self {
+            paths: StatePaths::new(&opts.dir),
+            opts,
+            source,
+            key_ids,
+        })
+    }
+
+    pub fn options(&self) -> &SyncOptions {
+        &self.opts
+    }
+
+    /// Whether every file of `install` is on disk with its recorded size.
+    fn intact(&self, install: &InstallState) -> bool {
+        install.side == self.opts.side
+            && install.files.iter().all(|f| {
+                f.preserve
+                    || apply::safe_dest(&self.opts.dir, &f.path)
+                        .ok()
+                        .and_then(|p| std::fs::metadata(p).ok())
+                        .is_some_and(|m| m.is_file() && m.len() == f.size)
+            })
+    }
+
+    /// Fetches and verifies the pointer, and the manifest if the installed
+    /// build is not the channel's (or needs repair). Writes nothing.
+    pub async fn check(&self, progress: &dyn Progress) -> Result<Check, SyncError> {
+        let (pack, channel) = (self.opts.pack.as_str(), self.opts.channel.as_str());
+        let trust = state::load_trust(&self.paths.trust)?;
+        let install = state::load_install(&self.paths.install)?;
+        let entry = trust.channels.get(&state::channel_key(pack, channel)).cloned();
+        // The build installed for this pack/channel, if it is intact on disk for this side.
+        let ours: Option<Sha256Digest> = install
+            .as_ref()
+            .filter(|i| i.pack == pack && i.channel == channel && self.intact(i))
+            .map(|i| i.build.0);
+        let conditional = entry
+            .as_ref()
+            .filter(|e| e.trusted_keys == self.key_ids && ours == Some(e.build.0))
+            .and_then(|e| e.etag.clone());
+
+        let key = layout::pointer_key(pack, channel);
+        let url = self.source.url_of(&key);
+        progress.phase(&Phase::Pointer { url: url.clone() });
+        tracing::info!(%url, conditional = conditional.is_some(), "fetching channel pointer");
+        let trust_err = |source| SyncError::Trust {
+            url: url.clone(),
+            source,
+        };
+        let fetched = self
+            .source
+            .get_pointer(&key, conditional.as_deref(), MAX_ENVELOPE_BYTES)
+            .await?;
+        let (bytes, etag) = match fetched {
+            PointerFetch::NotModified => {
+                let Some(e) = entry.filter(|_| conditional.is_some()) else {
+                    return Err(SyncError::HttpStatus { url, status: 304 });
+                };
+                let now = now_unix();
+                if now >= e.expires_at {
+                    return Err(trust_err(PointerError::Expired {
+                        expires_at: e.expires_at,
+                        now,
+                    }));
+                }
+                return Ok(Check {
+                    status: CheckStatus::NotModified,
+                    version: e.version,
+                    build: e.build.0,
+                    manifest: None,
+                    pointer: None,
+                    etag: e.etag.clone(),
+                    trust,
+                    install,
+                });
+            }
+            PointerFetch::Fetched { bytes, etag } => (bytes, etag),
+        };
+        let signed = SignedPointer::parse(&bytes).map_err(trust_err)?;
+        let expect = Expectation {
+            pack,
+            channel,
+            now: now_unix(),
+            last: entry.as_ref().map(TrustEntry::last_accepted),
+        };
+        let pointer = signed.verify(&self.opts.keys, 1, &expect).map_err(trust_err)?;
+        tracing::info!(version = pointer.payload.version, build = %pointer.build, "pointer verified");
+
+        let mut check = Check {
+            status: CheckStatus::Current,
+            version: pointer.payload.version,
+            build: pointer.build,
+            manifest: None,
+            pointer: None,
+            etag,
+            trust,
+            install,
+        };
+        if ours != Some(pointer.build) {
+            check.manifest = Some(self.fetch_manifest(&pointer, progress).await?);
+            check.status = CheckStatus::Changed;
+        }
+        check.pointer = Some(pointer);
+        Ok(check)
+    }
+
+    async fn fetch_manifest(
+        &self,
+        pointer: &VerifiedPointer,
+        progress: &dyn Progress,
+    ) -> Result<Manifest, SyncError> {
+        let key = layout::manifest_key(&self.opts.pack, &pointer.build);
+        let url = self.source.url_of(&key);
+        let declared = pointer.payload.manifest_size;
+        progress.phase(&Phase::Manifest { url: url.clone() });
+        tracing::info!(%url, size = declared, "fetching manifest");
+        if declared > MAX_MANIFEST_BYTES {
+            return Err(SyncError::ManifestTooLong { url, declared });
+        }
+        let mut body = self.source.open_key(&key).await?;
+        let bytes = body.read_capped(declared).await?;
+        let actual = bytes.len() as u64;
+        if actual > declared {
+            return Err(SyncError::ManifestTooLong { url, declared });
+        }
+        if actual != declared {
+            return Err(SyncError::ManifestSize {
+                url,
+                declared,
+                actual,
+            });
+        }
+        let digest = manifest::build_id(&bytes);
+        if digest != pointer.build {
+            return Err(SyncError::ManifestHash {
+                url,
+                expected: pointer.build.to_hex(),
+                actual: digest.to_hex(),
+            });
+        }
+        let m = manifest::decode(&bytes, &ManifestLimits::default()).map_err(|source| {
+            SyncError::ManifestInvalid {
+                url: url.clone(),
+                source,
+            }
+        })?;
+        if m.pack_id != self.opts.pack {
+            return Err(SyncError::ManifestWrongPack {
+                url,
+                expected: self.opts.pack.clone(),
+                got: m.pack_id,
+            });
+        }
+        Ok(m)
+    }
+
+    /// Compares the checked build with the install and the disk. Writes nothing.
+    pub fn plan(&self, check: &Check, progress: &dyn Progress) -> Result<Plan, SyncError> {
+        let Some(m) = &check.manifest else {
+            return Ok(Plan::default());
+        };
+        progress.phase(&Phase::Planning);
+        let dir = &self.opts.dir;
+        let observe = |rel: &str| match apply::safe_dest(dir, rel).map(std::fs::metadata) {
+            Ok(Ok(meta)) if meta.is_file() => Observed::File { size: meta.len() },
+            Ok(Ok(_)) => Observed::NotAFile,
+            _ => Observed::Missing,
+        };
+        crate::plan::plan(&m.files, self.opts.side, check.install.as_ref(), &observe)
+    }
+
+    fn report(&self, check: &Check, outcome: Outcome) -> Report {
+        Report {
+            outcome,
+            pack: self.opts.pack.clone(),
+            channel: self.opts.channel.clone(),
+            version: check.version,
+            build: check.build.to_hex(),
+            previous_build: check.install.as_ref().map(|i| i.build.0.to_hex()),
+            side: self.opts.side,
+            not_modified: check.status == CheckStatus::NotModified,
+            dry_run: false,
+            counts: Default::default(),
+            bytes_downloaded: 0,
+            bytes_planned: 0,
+            files: Default::default(),
+        }
+    }
+
+    /// The report a dry run gives: the plan, nothing changed.
+    pub fn dry_run_report(&self, check: &Check, plan: &Plan) -> Report {
+        let outcome = if check.status == CheckStatus::Changed && !plan.is_noop() {
+            Outcome::WouldUpdate
+        } else {
+            Outcome::Current
+        };
+        let mut r = self.report(check, outcome).with_plan(plan);
+        r.dry_run = true;
+        r
+    }
+
+    /// The trust state to store after accepting `check`'s pointer, or `None` if unchanged.
+    fn new_trust(&self, check: &Check) -> Option<TrustState> {
+        let p = check.pointer.as_ref()?;
+        let key = state::channel_key(&self.opts.pack, &self.opts.channel);
+        let entry = TrustEntry {
+            version: p.payload.version,
+            payload_sha256: Sha256Hex(p.payload_digest),
+            build: Sha256Hex(p.build),
+            etag: check.etag.clone(),
+            expires_at: p.payload.expires_at,
+            trusted_keys: self.key_ids.clone(),
+        };
+        if check.trust.channels.get(&key) == Some(&entry) {
+            return None;
+        }
+        let mut t = check.trust.clone();
+        t.format = state::STATE_FORMAT;
+        t.channels.insert(key, entry);
+        Some(t)
+    }
+
+    /// Downloads and applies `plan`, then writes `install.json` and `trust.json`.
+    /// On any error before files are moved into place, the directory is left exactly as it was.
+    pub async fn apply(
+        &self,
+        check: &Check,
+        plan: &Plan,
+        progress: &dyn Progress,
+    ) -> Result<Report, SyncError> {
+        let trust = self.new_trust(check);
+        if check.status != CheckStatus::Changed || check.manifest.is_none() {
+            // Not modified, or same build intact: at most a trust update.
+            if let Some(t) = &trust {
+                state::write_atomic_json(&self.paths.trust, t)?;
+            }
+            return Ok(self.report(check, Outcome::Current));
+        }
+        let p = check
+            .pointer
+            .as_ref()
+            .ok_or_else(|| SyncError::Internal("a changed check has no verified pointer".into()))?;
+        let install = InstallState {
+            format: state::STATE_FORMAT,
+            pack: self.opts.pack.clone(),
+            channel: self.opts.channel.clone(),
+            build: Sha256Hex(p.build),
+            version: p.payload.version,
+            side: self.opts.side,
+            files: plan
+                .files
+                .iter()
+                .map(|f| InstalledFile {
+                    path: f.path.clone(),
+                    sha256: Sha256Hex(f.sha256),
+                    size: f.size,
+                    preserve: f.preserve,
+                })
+                .collect(),
+        };
+        if plan.is_noop() {
+            if check.install.as_ref() != Some(&install) {
+                state::write_atomic_json(&self.paths.install, &install)?;
+            }
+            if let Some(t) = &trust {
+                state::write_atomic_json(&self.paths.trust, t)?;
+            }
+            return Ok(self.report(check, Outcome::Current).with_plan(plan));
+        }
+
+        apply::preflight(&self.opts.dir, plan)?;
+        let guard = StagingGuard::create(&self.paths)?;
+        let downloads = plan.downloads();
+        progress.phase(&Phase::Download {
+            blobs: downloads.len(),
+            bytes: plan.download_bytes(),
+        });
+        tracing::info!(
+            blobs = downloads.len(),
+            bytes = plan.download_bytes(),
+            "downloading"
+        );
+        let staged = download::download_all(
+            &self.source,
+            plan,
+            &self.paths.staging,
+            self.opts.parallelism,
+            progress,
+        )
+        .await?;
+
+        progress.phase(&Phase::Apply {
+            files: plan.files.iter().filter(|f| f.needs_download()).count(),
+            removals: plan.remove.len(),
+        });
+        tracing::info!("applying");
+        guard.commit();
+        let dir = self.opts.dir.clone();
+        let plan_owned = plan.clone();
+        let blobs = staged.blobs;
+        let applied = tokio::task::spawn_blocking(move || apply::apply(&dir, &plan_owned, &blobs))
+            .await
+            .map_err(|e| SyncError::Internal(format!("apply task failed: {e}")));
+        let applied = applied.and_then(|r| r);
+        if let Err(e) = applied {
+            let _ = std::fs::remove_dir_all(&self.paths.staging);
+            tracing::error!("the install is partially applied; the next run repairs it: {e}");
+            return Err(e);
+        }
+
+        progress.phase(&Phase::State);
+        state::write_atomic_json(&self.paths.install, &install)?;
+        if let Some(t) = &trust {
+            state::write_atomic_json(&self.paths.trust, t)?;
+        }
+        let _ = std::fs::remove_dir_all(&self.paths.staging);
+        let mut report = self.report(check, Outcome::Updated).with_plan(plan);
+        report.bytes_downloaded = staged.bytes;
+        Ok(report)
+    }
+
+    /// Check, plan, and (unless `dry_run`) apply.
+    pub async fn sync(&self, dry_run: bool, progress: &dyn Progress) -> Result<Report, SyncError> {
+        let check = self.check(progress).await?;
+        let plan = self.plan(&check, progress)?;
+        if dry_run {
+            return Ok(self.dry_run_report(&check, &plan));
+        }
+        self.apply(&check, &plan, progress).await
+    }
+}
