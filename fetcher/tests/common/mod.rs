@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use atlas_fetcher::{InstallSide, NoProgress, Report, SyncError, SyncOptions, Syncer};
@@ -189,52 +189,7 @@ pub async fn sync(source: &str, dir: &Path, key: &PublicKey) -> Result<Report, S
     sync_with(source, dir, vec![key.clone()], InstallSide::Server, false).await
 }
 
-/// Everything under a directory: kind, bytes, mtime and mode of every entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub dir: bool,
-    pub bytes: Vec<u8>,
-    pub mtime: SystemTime,
-    pub mode: u32,
-}
-
-pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Entry> {
-    let mut out = BTreeMap::new();
-    if let Ok(meta) = std::fs::symlink_metadata(root) {
-        out.insert(PathBuf::from("."), entry(root, &meta));
-        walk(root, root, &mut out);
-    }
-    out
-}
-
-fn entry(p: &Path, meta: &std::fs::Metadata) -> Entry {
-    #[cfg(unix)]
-    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
-    #[cfg(not(unix))]
-    let mode = 0;
-    Entry {
-        dir: meta.is_dir(),
-        bytes: if meta.is_file() {
-            std::fs::read(p).expect("read")
-        } else {
-            vec![]
-        },
-        mtime: meta.modified().expect("mtime"),
-        mode,
-    }
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
-    for e in std::fs::read_dir(dir).expect("read_dir") {
-        let e = e.expect("entry");
-        let p = e.path();
-        let meta = std::fs::symlink_metadata(&p).expect("meta");
-        out.insert(p.strip_prefix(root).expect("prefix").to_owned(), entry(&p, &meta));
-        if meta.is_dir() {
-            walk(root, &p, out);
-        }
-    }
-}
+pub use atlas_testkit::fs::snapshot;
 
 /// Files (not directories) outside `.atlas/`, as path -> bytes.
 pub fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
