@@ -37,6 +37,9 @@ pub struct SyncOptions {
     pub side: InstallSide,
     /// Blobs downloaded at once.
     pub parallelism: usize,
+    /// The current time in Unix seconds, for expiry checks; `None` reads the
+    /// system clock (tests and replays set it).
+    pub now: Option<u64>,
 }
 
 impl SyncOptions {
@@ -56,6 +59,7 @@ impl SyncOptions {
             dir: dir.into(),
             side: InstallSide::Server,
             parallelism: DEFAULT_PARALLELISM,
+            now: None,
         }
     }
 }
@@ -148,6 +152,11 @@ impl Syncer {
         })
     }
 
+    /// The time expiry is checked against.
+    fn now(&self) -> u64 {
+        self.opts.now.unwrap_or_else(now_unix)
+    }
+
     pub fn options(&self) -> &SyncOptions {
         &self.opts
     }
@@ -198,7 +207,7 @@ impl Syncer {
                 let Some(e) = entry.filter(|_| conditional.is_some()) else {
                     return Err(SyncError::HttpStatus { url, status: 304 });
                 };
-                let now = now_unix();
+                let now = self.now();
                 if now >= e.expires_at {
                     return Err(trust_err(PointerError::Expired {
                         expires_at: e.expires_at,
@@ -222,7 +231,7 @@ impl Syncer {
         let expect = Expectation {
             pack,
             channel,
-            now: now_unix(),
+            now: self.now(),
             last: entry.as_ref().map(TrustEntry::last_accepted),
         };
         let pointer = signed.verify(&self.opts.keys, 1, &expect).map_err(trust_err)?;
