@@ -9,8 +9,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    prost_build::Config::new()
-        .out_dir(&out)
-        .compile_fds(fds)?;
+    prost_build::Config::new().out_dir(&out).compile_fds(fds)?;
     Ok(())
 }

@@ -96,6 +96,19 @@ pub enum Command {
         #[command(flatten)]
         signing: SigningArgs,
     },
+    /// Check the pack offline (packwiz or native) and report every problem at once;
+    /// exit 3 if any is an error.
+    Check {
+        /// The pack directory (a git repository or a directory inside one); checks HEAD's files.
+        #[arg(long, default_value = ".", conflicts_with = "dir")]
+        repo: PathBuf,
+        /// Check the working tree as it is, uncommitted changes included.
+        #[arg(long, conflicts_with = "dir")]
+        allow_dirty: bool,
+        /// Check a plain directory instead, which need not be a git repository.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Point channel TO at the build channel FROM points to (or at --build).
     Promote {
         #[command(flatten)]
@@ -193,7 +206,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
                 _ => exit::STORE,
             };
         }
-        if cause.is::<PlanError>() || cause.is::<crate::repo::RepoError>() || cause.is::<crate::pack::PackError>() {
+        if cause.is::<PlanError>()
+            || cause.is::<crate::repo::RepoError>()
+            || cause.is::<crate::pack::PackError>()
+            || cause.is::<crate::check::CheckFailed>()
+            || cause.is::<crate::check::CheckError>()
+        {
             return exit::PACK;
         }
         if cause.is::<SigningError>() {
@@ -205,7 +223,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<PromoteError>() {
             return match e {
                 PromoteError::Store(StoreError::Conflict { .. }) => exit::CONFLICT,
-                PromoteError::Pointer(PointerUpdateError::Store(StoreError::Conflict { .. })) => exit::CONFLICT,
+                PromoteError::Pointer(PointerUpdateError::Store(StoreError::Conflict { .. })) => {
+                    exit::CONFLICT
+                }
                 _ => exit::STORE,
             };
         }
@@ -213,7 +233,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return match e {
                 PublishError::Repo(_) => exit::PACK,
                 PublishError::Store(StoreError::Conflict { .. })
-                | PublishError::Pointer(PointerUpdateError::Store(StoreError::Conflict { .. })) => exit::CONFLICT,
+                | PublishError::Pointer(PointerUpdateError::Store(StoreError::Conflict { .. })) => {
+                    exit::CONFLICT
+                }
                 _ => exit::STORE,
             };
         }
@@ -259,7 +281,10 @@ fn init_tracing() {
 
 fn emit<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(value).context("serialising the report")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).context("serialising the report")?
+        );
     } else {
         println!("{}", human());
     }
@@ -274,7 +299,11 @@ fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 async fn resign(json: bool, args: ResignArgs) -> anyhow::Result<()> {
@@ -284,18 +313,33 @@ async fn resign(json: bool, args: ResignArgs) -> anyhow::Result<()> {
     let mut updates = Vec::new();
     for channel in &args.channels {
         atlas_proto::layout::validate_channel(channel)?;
-        let update =
-            crate::pointer::resign(st.as_ref(), &key, &args.pack, channel, now(), args.signing.expires_in)
-                .await?
-                .with_context(|| {
-                    format!("channel `{channel}` of pack `{}` has no pointer in {}", args.pack, st.describe())
-                })?;
+        let update = crate::pointer::resign(
+            st.as_ref(),
+            &key,
+            &args.pack,
+            channel,
+            now(),
+            args.signing.expires_in,
+        )
+        .await?
+        .with_context(|| {
+            format!(
+                "channel `{channel}` of pack `{}` has no pointer in {}",
+                args.pack,
+                st.describe()
+            )
+        })?;
         updates.push(update);
     }
     emit(json, &updates, || {
         updates
             .iter()
-            .map(|u| format!("{}: version {} expires at {} (Unix seconds)", u.channel, u.version, u.expires_at))
+            .map(|u| {
+                format!(
+                    "{}: version {} expires at {} (Unix seconds)",
+                    u.channel, u.version, u.expires_at
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     })
@@ -359,18 +403,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     report.blobs_reused,
                     human_bytes(report.bytes_reused),
                     report.manifest_key,
-                    if report.manifest_new { "new" } else { "already stored" },
+                    if report.manifest_new {
+                        "new"
+                    } else {
+                        "already stored"
+                    },
                 );
                 match (&report.pointer, report.dry_run) {
                     (_, true) => s.push_str("\n  dry run: nothing was written"),
                     (Some(p), false) => s.push_str(&format!(
                         "\n  channel {}: version {} ({}) -> {}",
-                        p.channel, p.version, p.status.as_str(), p.key
+                        p.channel,
+                        p.version,
+                        p.status.as_str(),
+                        p.key
                     )),
                     (None, false) => {}
                 }
                 s
             })
+        }
+        Command::Check {
+            repo,
+            allow_dirty,
+            dir,
+        } => {
+            let report = match dir {
+                Some(dir) => crate::check::check_dir(&dir)?,
+                None => {
+                    let source = PackSource::open(&repo, allow_dirty)?;
+                    crate::check::check_source(&source, &repo.display().to_string())?
+                }
+            };
+            emit(cli.json, &report, || report.human())?;
+            Ok(report.result()?)
         }
         Command::Promote {
             store,
@@ -394,13 +460,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .collect::<Result<Vec<_>, _>>()?;
             let key = signing::load_secret_key(signing.key_file.as_deref())?;
             let st = store::open(&store.store, &store.settings()).await?;
-            let report =
-                crate::promote::promote(st.as_ref(), &key, &trusted, &pack, &from, &to, now(), signing.expires_in)
-                    .await?;
+            let report = crate::promote::promote(
+                st.as_ref(),
+                &key,
+                &trusted,
+                &pack,
+                &from,
+                &to,
+                now(),
+                signing.expires_in,
+            )
+            .await?;
             emit(cli.json, &report, || {
                 format!(
                     "{}: channel {} -> build {} (version {}, {})",
-                    report.pack, report.pointer.channel, report.build, report.pointer.version, report.pointer.status.as_str()
+                    report.pack,
+                    report.pointer.channel,
+                    report.build,
+                    report.pointer.version,
+                    report.pointer.status.as_str()
                 )
             })
         }

@@ -6,8 +6,10 @@
 //! blobs, and [`publish::publish`] uploads what the store lacks, then the
 //! manifest, then the pointer ([`pointer::point_channel`]).
 
+pub mod check;
 pub mod cli;
 pub mod pack;
+pub mod packwiz;
 pub mod plan;
 pub mod pointer;
 pub mod promote;

@@ -27,7 +27,9 @@ pub enum PackError {
         field: String,
         message: String,
     },
-    #[error("{file}: no `{PACK_FILE}` at the pack's root; create one (see examples/) or point --repo at the pack directory")]
+    #[error(
+        "{file}: no `{PACK_FILE}` at the pack's root; create one (see examples/) or point --repo at the pack directory"
+    )]
     Missing { file: String },
 }
 
@@ -144,17 +146,29 @@ impl NativePack {
             message,
         };
         atlas_proto::layout::validate_pack_id(&self.id).map_err(|e| invalid("id", e.to_string()))?;
-        for (field, value) in [("name", &self.name), ("version", &self.version), ("minecraft", &self.minecraft)] {
+        for (field, value) in [
+            ("name", &self.name),
+            ("version", &self.version),
+            ("minecraft", &self.minecraft),
+        ] {
             if value.trim().is_empty() {
                 return Err(invalid(field, "must not be empty".into()));
             }
         }
         match (&self.loader.kind, &self.loader.version) {
             (LoaderName::Vanilla, Some(_)) => {
-                return Err(invalid("loader.version", "vanilla has no loader version; remove it".into()));
+                return Err(invalid(
+                    "loader.version",
+                    "vanilla has no loader version; remove it".into(),
+                ));
             }
             (LoaderName::Vanilla, None) => {}
-            (_, None) => return Err(invalid("loader.version", "required for this loader, e.g. \"0.16.9\"".into())),
+            (_, None) => {
+                return Err(invalid(
+                    "loader.version",
+                    "required for this loader, e.g. \"0.16.9\"".into(),
+                ));
+            }
             (_, Some(v)) if v.trim().is_empty() => {
                 return Err(invalid("loader.version", "must not be empty".into()));
             }
@@ -174,10 +188,7 @@ impl NativePack {
 
 /// Turns a toml error into one naming the file, line and column.
 pub fn syntax_error(text: &str, file: &str, e: &toml::de::Error) -> PackError {
-    let (line, column) = e
-        .span()
-        .map(|span| line_col(text, span.start))
-        .unwrap_or((1, 1));
+    let (line, column) = e.span().map(|span| line_col(text, span.start)).unwrap_or((1, 1));
     PackError::Syntax {
         file: file.to_owned(),
         line,
@@ -238,17 +249,23 @@ default = false
     #[test]
     fn unknown_field_is_named() {
         let text = GOOD.replace("minecraft =", "minecarft =");
-        let msg = NativePack::parse(&text, "pack.toml").expect_err("invalid").to_string();
+        let msg = NativePack::parse(&text, "pack.toml")
+            .expect_err("invalid")
+            .to_string();
         assert!(msg.contains("minecarft"), "{msg}");
     }
 
     #[test]
     fn semantic_checks() {
         let bad_id = GOOD.replace("id = \"demo\"", "id = \"Demo Pack\"");
-        let msg = NativePack::parse(&bad_id, "pack.toml").expect_err("invalid").to_string();
+        let msg = NativePack::parse(&bad_id, "pack.toml")
+            .expect_err("invalid")
+            .to_string();
         assert!(msg.contains("`id`"), "{msg}");
         let no_version = GOOD.replace(", version = \"0.16.9\"", "");
-        let msg = NativePack::parse(&no_version, "pack.toml").expect_err("invalid").to_string();
+        let msg = NativePack::parse(&no_version, "pack.toml")
+            .expect_err("invalid")
+            .to_string();
         assert!(msg.contains("loader.version"), "{msg}");
     }
 }

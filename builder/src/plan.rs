@@ -31,7 +31,9 @@ pub enum PlanError {
         pattern: String,
         message: String,
     },
-    #[error("{file}: files[{entry}]: include `{pattern}` matches no file in the pack; fix the pattern or remove it")]
+    #[error(
+        "{file}: files[{entry}]: include `{pattern}` matches no file in the pack; fix the pattern or remove it"
+    )]
     NoMatch {
         file: String,
         entry: usize,
@@ -136,7 +138,11 @@ fn compile<'a>(pack: &'a NativePack, file: &str) -> Result<Vec<CompiledEntry<'a>
                 .map(|p| set(vec![glob(file, i, p)?], i))
                 .collect::<Result<Vec<_>, _>>()?;
             let exclude = set(
-                entry.exclude.iter().map(|p| glob(file, i, p)).collect::<Result<_, _>>()?,
+                entry
+                    .exclude
+                    .iter()
+                    .map(|p| glob(file, i, p))
+                    .collect::<Result<_, _>>()?,
                 i,
             )?;
             Ok(CompiledEntry {

@@ -20,7 +20,9 @@ pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(30 * 24 * 3600);
 pub enum PointerUpdateError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the current pointer at `{key}` in {store} is unreadable ({message}); inspect it, and delete it only if you mean to restart the channel's version sequence")]
+    #[error(
+        "the current pointer at `{key}` in {store} is unreadable ({message}); inspect it, and delete it only if you mean to restart the channel's version sequence"
+    )]
     Corrupt {
         store: String,
         key: String,
@@ -147,7 +149,9 @@ pub async fn point_channel(
         content_type: CONTENT_TYPE_POINTER,
         cache_control: CACHE_POINTER,
     };
-    store.put_cas(&object_key, Bytes::from(envelope), expected, meta).await?;
+    store
+        .put_cas(&object_key, Bytes::from(envelope), expected, meta)
+        .await?;
     Ok(PointerUpdate {
         channel: channel.to_owned(),
         key: object_key,

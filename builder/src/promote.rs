@@ -37,7 +37,9 @@ pub enum PromoteError {
         channel: String,
         store: String,
     },
-    #[error("the `{channel}` pointer in {store} does not verify with the signing key: {message}; pass --build ID to promote a build explicitly")]
+    #[error(
+        "the `{channel}` pointer in {store} does not verify with the signing key: {message}; pass --build ID to promote a build explicitly"
+    )]
     Unverified {
         channel: String,
         store: String,

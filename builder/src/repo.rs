@@ -13,13 +13,19 @@ pub const MAX_REPO_FILE_BYTES: u64 = 1 << 30;
 /// Reading the repository failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
-    #[error("{path}: not inside a git repository ({message}); run `git init` and commit the pack, or check --repo")]
+    #[error(
+        "{path}: not inside a git repository ({message}); run `git init` and commit the pack, or check --repo"
+    )]
     NotARepo { path: PathBuf, message: String },
-    #[error("{path}: the repository has no commit yet (HEAD is unborn); commit the pack first, or pass --allow-dirty")]
+    #[error(
+        "{path}: the repository has no commit yet (HEAD is unborn); commit the pack first, or pass --allow-dirty"
+    )]
     NoCommit { path: PathBuf },
     #[error("{path}: is not inside the repository's working tree {workdir}")]
     OutsideWorkdir { path: PathBuf, workdir: PathBuf },
-    #[error("{path}: the pack directory `{subdir}` does not exist in commit {commit}; commit it first, or pass --allow-dirty")]
+    #[error(
+        "{path}: the pack directory `{subdir}` does not exist in commit {commit}; commit it first, or pass --allow-dirty"
+    )]
     NoSubdir {
         path: PathBuf,
         subdir: String,
@@ -94,9 +100,12 @@ impl PackSource {
             path: pack_dir.to_owned(),
             message: e.to_string(),
         })?;
-        let workdir = repo
-            .workdir()
-            .ok_or_else(|| RepoError::Git(format!("{}: bare repositories are not supported", pack_dir.display())))?;
+        let workdir = repo.workdir().ok_or_else(|| {
+            RepoError::Git(format!(
+                "{}: bare repositories are not supported",
+                pack_dir.display()
+            ))
+        })?;
         let canon = |p: &Path| {
             p.canonicalize().map_err(|source| RepoError::Io {
                 path: p.to_owned(),
@@ -124,7 +133,11 @@ impl PackSource {
             let (id, time) = match &head {
                 Some(c) => (c.id.to_hex().to_string(), c.time().map_err(git_err)?.seconds),
                 None if allow_dirty => (String::new(), 0),
-                None => return Err(RepoError::NoCommit { path: pack_dir.to_owned() }),
+                None => {
+                    return Err(RepoError::NoCommit {
+                        path: pack_dir.to_owned(),
+                    });
+                }
             };
             let commit = CommitInfo {
                 id,
@@ -136,7 +149,11 @@ impl PackSource {
             let files = match &head {
                 _ if allow_dirty => list_worktree(&abs_pack)?,
                 Some(head) => list_commit(head, &commit, pack_dir)?,
-                None => return Err(RepoError::NoCommit { path: pack_dir.to_owned() }),
+                None => {
+                    return Err(RepoError::NoCommit {
+                        path: pack_dir.to_owned(),
+                    });
+                }
             };
             (commit, files)
         };
@@ -195,8 +212,9 @@ fn list_commit(
         if mode.is_commit() {
             return Err(RepoError::Unsupported {
                 path,
-                message: "is a git submodule; Atlas packs cannot contain submodules (vendor the files instead)"
-                    .into(),
+                message:
+                    "is a git submodule; Atlas packs cannot contain submodules (vendor the files instead)"
+                        .into(),
             });
         }
         if mode.is_link() {

@@ -28,7 +28,9 @@ pub enum SigningError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} already exists; pass --force to overwrite it (the old key stops working for hosts that trust it)")]
+    #[error(
+        "{path} already exists; pass --force to overwrite it (the old key stops working for hosts that trust it)"
+    )]
     Exists { path: PathBuf },
 }
 
@@ -136,7 +138,9 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32, force: bool) -> Result<(), Si
         source,
     };
     if path.exists() && !force {
-        return Err(SigningError::Exists { path: path.to_owned() });
+        return Err(SigningError::Exists {
+            path: path.to_owned(),
+        });
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut builder = tempfile::Builder::new();
@@ -166,14 +170,23 @@ mod tests {
         let sk = load_secret_key(Some(&out.secret_key_file)).expect("load");
         assert_eq!(sk.public().key_id(), out.key_id);
         let pubtext = std::fs::read_to_string(&out.public_key_file).expect("read");
-        assert_eq!(atlas_proto::PublicKey::parse(&pubtext).expect("parse"), sk.public());
+        assert_eq!(
+            atlas_proto::PublicKey::parse(&pubtext).expect("parse"),
+            sk.public()
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&out.secret_key_file).expect("meta").permissions().mode();
+            let mode = std::fs::metadata(&out.secret_key_file)
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert!(matches!(keygen(dir.path(), "k", false), Err(SigningError::Exists { .. })));
+        assert!(matches!(
+            keygen(dir.path(), "k", false),
+            Err(SigningError::Exists { .. })
+        ));
         assert!(keygen(dir.path(), "k", true).is_ok());
     }
 }

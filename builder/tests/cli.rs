@@ -7,7 +7,9 @@ use atlas_testkit::git::GitRepo;
 
 fn builder() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_atlas-builder"));
-    c.env_remove("ATLAS_SIGNING_KEY").env_remove("ATLAS_STORE").env("RUST_LOG", "warn");
+    c.env_remove("ATLAS_SIGNING_KEY")
+        .env_remove("ATLAS_STORE")
+        .env("RUST_LOG", "warn");
     c
 }
 
@@ -56,12 +58,25 @@ fn keygen_publish_promote_with_json_and_env_key() {
     assert!(store.join("packs/clipack/channels/dev.json").is_file());
 
     let out = run(builder()
-        .args(["promote", "--pack", "clipack", "--from", "dev", "--to", "production", "--store"])
+        .args([
+            "promote",
+            "--pack",
+            "clipack",
+            "--from",
+            "dev",
+            "--to",
+            "production",
+            "--store",
+        ])
         .arg(&store)
         .arg("--key-file")
         .arg(work.path().join("atlas-signing.key")));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("channel production"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("channel production"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -72,9 +87,17 @@ fn exit_codes_name_the_failure_class() {
     assert_eq!(out.status.code(), Some(2));
     // 6: no signing key, and the message says how to provide one.
     let repo = pack_repo();
-    let out = run(builder().args(["publish", "--repo"]).arg(repo.path()).arg("--store").arg(work.path()));
+    let out = run(builder()
+        .args(["publish", "--repo"])
+        .arg(repo.path())
+        .arg("--store")
+        .arg(work.path()));
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("ATLAS_SIGNING_KEY"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ATLAS_SIGNING_KEY"),
+        "{}",
+        text(&out.stderr)
+    );
     // 3: invalid pack, with file and line.
     repo.write("pack.toml", "id = \n").expect("write");
     repo.commit_all("broken").expect("commit");
@@ -84,11 +107,19 @@ fn exit_codes_name_the_failure_class() {
         .arg("--store")
         .arg(work.path()));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("pack.toml:1:"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("pack.toml:1:"),
+        "{}",
+        text(&out.stderr)
+    );
     // 4: store errors (an unknown scheme).
     let out = run(builder()
         .args(["publish", "--dry-run", "--store", "ftp://x", "--repo"])
         .arg(pack_repo().path()));
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("unsupported scheme"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unsupported scheme"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -54,10 +54,17 @@ fn options(channel: &str) -> PublishOptions {
     }
 }
 
-async fn build_and_publish(repo: &GitRepo, store: &DirStore, key: &SecretKey, channel: &str) -> PublishReport {
+async fn build_and_publish(
+    repo: &GitRepo,
+    store: &DirStore,
+    key: &SecretKey,
+    channel: &str,
+) -> PublishReport {
     let source = PackSource::open(repo.path(), false).expect("open");
     let plan = plan(&source, &PlanOptions::default()).expect("plan");
-    publish(&plan, &source, store, Some(key), &options(channel)).await.expect("publish")
+    publish(&plan, &source, store, Some(key), &options(channel))
+        .await
+        .expect("publish")
 }
 
 #[test]
@@ -72,10 +79,20 @@ fn plan_reads_head_commit_with_sides_and_modes() {
     let paths: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(
         paths,
-        ["config/a.json", "config/client/hud.toml", "mods/one.jar", "mods/two.jar", "run.sh"]
+        [
+            "config/a.json",
+            "config/client/hud.toml",
+            "mods/one.jar",
+            "mods/two.jar",
+            "run.sh"
+        ]
     );
     let file = |p: &str| m.files.iter().find(|f| f.path == p).expect("listed");
-    assert_eq!(file("config/a.json").size, 9, "committed content, not the working tree");
+    assert_eq!(
+        file("config/a.json").size,
+        9,
+        "committed content, not the working tree"
+    );
     assert_eq!(file("config/client/hud.toml").side, Side::Client as i32);
     assert_eq!(file("mods/one.jar").side, Side::Both as i32);
     assert!(file("run.sh").executable);
@@ -96,7 +113,12 @@ fn allow_dirty_builds_the_working_tree_and_says_so() {
     let source = PackSource::open(repo.path(), true).expect("open");
     let p = plan(&source, &PlanOptions::default()).expect("plan");
     assert!(p.manifest.source.as_ref().expect("source").dirty);
-    let a = p.manifest.files.iter().find(|f| f.path == "config/a.json").expect("a");
+    let a = p
+        .manifest
+        .files
+        .iter()
+        .find(|f| f.path == "config/a.json")
+        .expect("a");
     assert_eq!(a.size, 10);
     assert!(p.manifest.files.iter().any(|f| f.path == "config/new.json"));
 }
@@ -104,7 +126,11 @@ fn allow_dirty_builds_the_working_tree_and_says_so() {
 #[test]
 fn same_commit_gives_same_build_id_anywhere() {
     let repo = fixture();
-    let a = plan(&PackSource::open(repo.path(), false).expect("open"), &PlanOptions::default()).expect("plan");
+    let a = plan(
+        &PackSource::open(repo.path(), false).expect("open"),
+        &PlanOptions::default(),
+    )
+    .expect("plan");
     // A clone elsewhere (different path, different clone time) builds identically.
     let elsewhere = tempfile::tempdir().expect("tempdir");
     let clone = elsewhere.path().join("clone");
@@ -127,8 +153,11 @@ fn same_commit_gives_same_build_id_anywhere() {
 fn pack_in_a_subdirectory_of_the_repository() {
     let repo = GitRepo::init().expect("init");
     repo.write("README.md", "repo root\n").expect("write");
-    repo.write("packs/mine/pack.toml", PACK_TOML.replace("\"mods/*.jar\", \"run.sh\"", "\"mods/*.jar\""))
-        .expect("write");
+    repo.write(
+        "packs/mine/pack.toml",
+        PACK_TOML.replace("\"mods/*.jar\", \"run.sh\"", "\"mods/*.jar\""),
+    )
+    .expect("write");
     repo.write("packs/mine/config/a.json", "{}").expect("write");
     repo.write("packs/mine/config/client/x", "{}").expect("write");
     repo.write("packs/mine/mods/m.jar", "jar").expect("write");
@@ -137,7 +166,10 @@ fn pack_in_a_subdirectory_of_the_repository() {
     assert_eq!(source.commit.subdirectory, "packs/mine");
     let p = plan(&source, &PlanOptions::default()).expect("plan");
     assert_eq!(p.manifest.files.len(), 3);
-    assert_eq!(p.manifest.source.as_ref().expect("src").subdirectory, "packs/mine");
+    assert_eq!(
+        p.manifest.source.as_ref().expect("src").subdirectory,
+        "packs/mine"
+    );
 }
 
 #[test]
@@ -145,24 +177,37 @@ fn pack_errors_name_the_file_and_the_problem() {
     let repo = GitRepo::init().expect("init");
     repo.write("config/a.json", "{}").expect("write");
     repo.commit_all("no pack").expect("commit");
-    let err = plan(&PackSource::open(repo.path(), false).expect("open"), &PlanOptions::default())
-        .expect_err("no pack.toml");
+    let err = plan(
+        &PackSource::open(repo.path(), false).expect("open"),
+        &PlanOptions::default(),
+    )
+    .expect_err("no pack.toml");
     assert!(err.to_string().contains("no `pack.toml`"), "{err}");
 
-    repo.write("pack.toml", PACK_TOML.replace("config/**", "confg/**")).expect("write");
+    repo.write("pack.toml", PACK_TOML.replace("config/**", "confg/**"))
+        .expect("write");
     repo.write("config/client/x", "").expect("write");
     repo.write("mods/a.jar", "").expect("write");
     repo.write("run.sh", "").expect("write");
     repo.commit_all("typo").expect("commit");
-    let err = plan(&PackSource::open(repo.path(), false).expect("open"), &PlanOptions::default())
-        .expect_err("pattern matches nothing");
-    assert!(matches!(err, PlanError::NoMatch { ref pattern, .. } if pattern == "confg/**"), "{err}");
+    let err = plan(
+        &PackSource::open(repo.path(), false).expect("open"),
+        &PlanOptions::default(),
+    )
+    .expect_err("pattern matches nothing");
+    assert!(
+        matches!(err, PlanError::NoMatch { ref pattern, .. } if pattern == "confg/**"),
+        "{err}"
+    );
     assert!(err.to_string().contains("pack.toml: files[0]"), "{err}");
 
     repo.write("pack.toml", "id = \"x\"\nname = [\n").expect("write");
     repo.commit_all("syntax").expect("commit");
-    let err = plan(&PackSource::open(repo.path(), false).expect("open"), &PlanOptions::default())
-        .expect_err("syntax error");
+    let err = plan(
+        &PackSource::open(repo.path(), false).expect("open"),
+        &PlanOptions::default(),
+    )
+    .expect_err("syntax error");
     assert!(err.to_string().starts_with("pack.toml:2:"), "{err}");
 }
 
@@ -200,15 +245,24 @@ async fn publish_is_incremental_and_pointer_versions_are_monotonic() {
     assert_eq!((again.blobs_new, again.bytes_new), (0, 0));
     assert_eq!(again.plan.build, first.plan.build);
     assert!(!again.manifest_new);
-    assert_eq!(again.pointer.as_ref().expect("pointer").status, PointerStatus::Unchanged);
+    assert_eq!(
+        again.pointer.as_ref().expect("pointer").status,
+        PointerStatus::Unchanged
+    );
 
     // One file changes: exactly one new blob.
     repo.write("mods/two.jar", vec![3u8; 7000]).expect("write");
     repo.commit_all("update two").expect("commit");
     let third = build_and_publish(&repo, &store, &key, "dev").await;
-    assert_eq!((third.blobs_new, third.blobs_reused, third.bytes_new), (1, 4, 7000));
+    assert_eq!(
+        (third.blobs_new, third.blobs_reused, third.bytes_new),
+        (1, 4, 7000)
+    );
     assert_eq!(third.pointer.as_ref().expect("pointer").version, 2);
-    let current = read_current(&store, "testpack", "dev").await.expect("read").expect("present");
+    let current = read_current(&store, "testpack", "dev")
+        .await
+        .expect("read")
+        .expect("present");
     assert_eq!(current.payload.build, third.plan.build);
     assert_eq!(current.payload.expires_at, 1_000_000 + 3600);
     assert_eq!(current.signed_by, vec![key.public().key_id()]);
@@ -243,18 +297,35 @@ async fn promote_and_roll_back_with_the_target_channels_own_versions() {
 
     let life = Duration::from_secs(600);
     let from = PromoteFrom::Channel("dev".into());
-    let r = promote(&store, &key, &[], "testpack", &from, "production", 5, life).await.expect("promote");
+    let r = promote(&store, &key, &[], "testpack", &from, "production", 5, life)
+        .await
+        .expect("promote");
     assert_eq!((r.build.as_str(), r.pointer.version), (v2.plan.build.as_str(), 1));
-    let prod = read_current(&store, "testpack", "production").await.expect("read").expect("present");
+    let prod = read_current(&store, "testpack", "production")
+        .await
+        .expect("read")
+        .expect("present");
     assert_eq!(prod.payload.build, v2.plan.build);
     assert_eq!(prod.payload.channel, "production");
 
     // Roll back: a newer production version pointing at the older build.
     let old: atlas_proto::Sha256Digest = v1.plan.build.parse().expect("hex");
-    let back = promote(&store, &key, &[], "testpack", &PromoteFrom::Build(old), "production", 6, life)
-        .await
-        .expect("rollback");
-    assert_eq!((back.pointer.version, back.build.as_str()), (2, v1.plan.build.as_str()));
+    let back = promote(
+        &store,
+        &key,
+        &[],
+        "testpack",
+        &PromoteFrom::Build(old),
+        "production",
+        6,
+        life,
+    )
+    .await
+    .expect("rollback");
+    assert_eq!(
+        (back.pointer.version, back.build.as_str()),
+        (2, v1.plan.build.as_str())
+    );
 
     // A build id that is not in the store is refused.
     let missing = PromoteFrom::Build(atlas_proto::Sha256Digest::of(b"nope"));
@@ -269,7 +340,12 @@ async fn promote_and_roll_back_with_the_target_channels_own_versions() {
         .await
         .expect_err("unverified source pointer");
     assert!(err.to_string().contains("does not verify"), "{err}");
-    assert!(!store.exists(&layout::pointer_key("testpack", "beta")).await.expect("exists"));
+    assert!(
+        !store
+            .exists(&layout::pointer_key("testpack", "beta"))
+            .await
+            .expect("exists")
+    );
 }
 
 #[tokio::test]
@@ -285,9 +361,17 @@ async fn resign_extends_expiry_with_a_new_version_of_the_same_build() {
         .expect("resign")
         .expect("channel exists");
     assert_eq!((update.version, update.expires_at), (2, 2_000_000 + 7200));
-    let now = read_current(&store, "testpack", "dev").await.expect("read").expect("present");
+    let now = read_current(&store, "testpack", "dev")
+        .await
+        .expect("read")
+        .expect("present");
     assert_eq!(now.payload.build, first.plan.build);
     assert_eq!(now.payload.version, 2);
-    let none = atlas_builder::pointer::resign(&store, &key, "testpack", "beta", 1, life).await.expect("ok");
-    assert!(none.is_none(), "a channel without a pointer is reported, not created");
+    let none = atlas_builder::pointer::resign(&store, &key, "testpack", "beta", 1, life)
+        .await
+        .expect("ok");
+    assert!(
+        none.is_none(),
+        "a channel without a pointer is reported, not created"
+    );
 }

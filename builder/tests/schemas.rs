@@ -46,7 +46,10 @@ fn schema_and_parser_refuse_the_same_mistakes() {
             .to_owned(),
     ];
     for case in &cases {
-        assert!(NativePack::parse(case, "pack.toml").is_err(), "parser accepted:\n{case}");
+        assert!(
+            NativePack::parse(case, "pack.toml").is_err(),
+            "parser accepted:\n{case}"
+        );
         assert!(!v.is_valid(&toml_to_json(case)), "schema accepted:\n{case}");
     }
     let ok = format!("{base}loader = {{ kind = \"vanilla\" }}\n");

@@ -19,7 +19,10 @@ use atlas_testkit::http::StaticServer;
 const PACK: &str = "e2e";
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
 }
 
 fn pack_repo() -> GitRepo {
@@ -43,8 +46,10 @@ side = "client"
     .expect("write");
     repo.write("mods/alpha.jar", vec![0xA1; 40_000]).expect("write");
     repo.write("mods/beta.jar", vec![0xB2; 25_000]).expect("write");
-    repo.write("config/alpha.toml", "enabled = true\n").expect("write");
-    repo.write("config/client/zoom.toml", "fov = 70\n").expect("write");
+    repo.write("config/alpha.toml", "enabled = true\n")
+        .expect("write");
+    repo.write("config/client/zoom.toml", "fov = 70\n")
+        .expect("write");
     repo.write("server.properties", "motd=e2e\n").expect("write");
     repo.write("README.md", "not in the pack\n").expect("write");
     repo.commit_all("pack v1").expect("commit");
@@ -62,13 +67,19 @@ async fn publish_head(repo: &GitRepo, store: &DirStore, key: &SecretKey) -> Publ
         concurrency: 4,
         force_pointer: false,
     };
-    publish(&plan, &source, store, Some(key), &opts).await.expect("publish")
+    publish(&plan, &source, store, Some(key), &opts)
+        .await
+        .expect("publish")
 }
 
 async fn sync(url: &str, channel: &str, dir: &Path, key: &SecretKey) -> Report {
     let mut opts = SyncOptions::new(url, PACK, channel, vec![key.public()], dir);
     opts.side = InstallSide::Server;
-    Syncer::new(opts).expect("syncer").sync(false, &NoProgress).await.expect("sync")
+    Syncer::new(opts)
+        .expect("syncer")
+        .sync(false, &NoProgress)
+        .await
+        .expect("sync")
 }
 
 /// Every file under `dir` except the client's state, with its bytes.
@@ -76,7 +87,11 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         for entry in std::fs::read_dir(dir).expect("read_dir") {
             let path = entry.expect("entry").path();
-            let rel = path.strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/");
+            let rel = path
+                .strip_prefix(root)
+                .expect("under root")
+                .to_string_lossy()
+                .replace('\\', "/");
             if rel == ".atlas" {
                 continue;
             }
@@ -94,10 +109,15 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 /// The server's share of the pack as committed in the repository.
 fn expected(repo: &GitRepo) -> BTreeMap<String, Vec<u8>> {
-    ["mods/alpha.jar", "mods/beta.jar", "config/alpha.toml", "server.properties"]
-        .into_iter()
-        .map(|p| (p.to_owned(), std::fs::read(repo.path().join(p)).expect("read")))
-        .collect()
+    [
+        "mods/alpha.jar",
+        "mods/beta.jar",
+        "config/alpha.toml",
+        "server.properties",
+    ]
+    .into_iter()
+    .map(|p| (p.to_owned(), std::fs::read(repo.path().join(p)).expect("read")))
+    .collect()
 }
 
 #[tokio::test]
@@ -119,7 +139,11 @@ async fn git_to_http_store_to_server_directory() {
     assert_eq!(r.build, first.plan.build);
     let mut want = expected(&repo);
     want.insert("world/level.dat".into(), b"precious".to_vec());
-    assert_eq!(tree(&dir), want, "byte-for-byte the committed server files, world untouched");
+    assert_eq!(
+        tree(&dir),
+        want,
+        "byte-for-byte the committed server files, world untouched"
+    );
 
     // 2. One file changes and is committed and published: one blob moves.
     repo.write("mods/beta.jar", vec![0xB3; 26_000]).expect("write");
@@ -152,7 +176,11 @@ async fn git_to_http_store_to_server_directory() {
     let requests = server.requests();
     assert_eq!(requests.len(), 1, "{requests:?}");
     assert_eq!(requests[0].status, 304);
-    assert_eq!(atlas_testkit::fs::snapshot(&dir), before, "a current sync writes nothing");
+    assert_eq!(
+        atlas_testkit::fs::snapshot(&dir),
+        before,
+        "a current sync writes nothing"
+    );
 }
 
 #[tokio::test]
@@ -168,25 +196,55 @@ async fn promote_reaches_a_production_host() {
 
     let life = Duration::from_secs(3600);
     let dev = PromoteFrom::Channel("dev".into());
-    promote(&store, &key, &[], PACK, &dev, "production", now(), life).await.expect("promote");
+    promote(&store, &key, &[], PACK, &dev, "production", now(), life)
+        .await
+        .expect("promote");
     let r = sync(&server.url(), "production", &prod, &key).await;
-    assert_eq!((r.outcome, r.build.as_str(), r.version), (Outcome::Updated, v1.plan.build.as_str(), 1));
+    assert_eq!(
+        (r.outcome, r.build.as_str(), r.version),
+        (Outcome::Updated, v1.plan.build.as_str(), 1)
+    );
 
     // A newer dev build is not on production until promoted.
-    repo.write("config/alpha.toml", "enabled = false\n").expect("write");
+    repo.write("config/alpha.toml", "enabled = false\n")
+        .expect("write");
     repo.commit_all("v2").expect("commit");
     let v2 = publish_head(&repo, &store, &key).await;
-    assert_eq!(sync(&server.url(), "production", &prod, &key).await.outcome, Outcome::Current);
-    promote(&store, &key, &[], PACK, &dev, "production", now(), life).await.expect("promote");
+    assert_eq!(
+        sync(&server.url(), "production", &prod, &key).await.outcome,
+        Outcome::Current
+    );
+    promote(&store, &key, &[], PACK, &dev, "production", now(), life)
+        .await
+        .expect("promote");
     let r = sync(&server.url(), "production", &prod, &key).await;
-    assert_eq!((r.outcome, r.build.as_str(), r.version), (Outcome::Updated, v2.plan.build.as_str(), 2));
-    assert_eq!(std::fs::read(prod.join("config/alpha.toml")).expect("read"), b"enabled = false\n");
+    assert_eq!(
+        (r.outcome, r.build.as_str(), r.version),
+        (Outcome::Updated, v2.plan.build.as_str(), 2)
+    );
+    assert_eq!(
+        std::fs::read(prod.join("config/alpha.toml")).expect("read"),
+        b"enabled = false\n"
+    );
 
     // Rolling back is a newer production version pointing at the older build.
     let old = PromoteFrom::Build(v1.plan.build.parse().expect("hex"));
-    promote(&store, &key, &[], PACK, &old, "production", now(), life).await.expect("rollback");
+    promote(&store, &key, &[], PACK, &old, "production", now(), life)
+        .await
+        .expect("rollback");
     let r = sync(&server.url(), "production", &prod, &key).await;
-    assert_eq!((r.outcome, r.build.as_str(), r.version), (Outcome::Updated, v1.plan.build.as_str(), 3));
-    assert_eq!(std::fs::read(prod.join("config/alpha.toml")).expect("read"), b"enabled = true\n");
-    assert!(store.exists(&layout::pointer_key(PACK, "production")).await.expect("exists"));
+    assert_eq!(
+        (r.outcome, r.build.as_str(), r.version),
+        (Outcome::Updated, v1.plan.build.as_str(), 3)
+    );
+    assert_eq!(
+        std::fs::read(prod.join("config/alpha.toml")).expect("read"),
+        b"enabled = true\n"
+    );
+    assert!(
+        store
+            .exists(&layout::pointer_key(PACK, "production"))
+            .await
+            .expect("exists")
+    );
 }

@@ -6,10 +6,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use atlas_proto::Sha256Digest;
 use atlas_proto::digest::HashingCounter;
 use atlas_proto::manifest::{self, ManifestLimits};
 use atlas_proto::v1::{BuildSource, File, Hash, HashAlgorithm, Loader, LoaderKind, Manifest, Side, Upstream};
-use atlas_proto::Sha256Digest;
 
 /// Median wall time of `runs` calls.
 fn median(runs: usize, mut f: impl FnMut()) -> Duration {

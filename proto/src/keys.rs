@@ -66,8 +66,8 @@ impl PublicKey {
     }
 
     pub fn from_bytes(raw: &[u8; 32]) -> Result<Self, KeyError> {
-        let key = ed25519_dalek::VerifyingKey::from_bytes(raw)
-            .map_err(|_| KeyError::Invalid { what: "public" })?;
+        let key =
+            ed25519_dalek::VerifyingKey::from_bytes(raw).map_err(|_| KeyError::Invalid { what: "public" })?;
         Ok(Self { key })
     }
 

@@ -208,13 +208,22 @@ mod tests {
             max_decoded_bytes: 100,
             max_files: 1000,
         };
-        assert!(matches!(decode(&bytes, &small), Err(ManifestError::TooLarge { limit: 100 })));
+        assert!(matches!(
+            decode(&bytes, &small),
+            Err(ManifestError::TooLarge { limit: 100 })
+        ));
         let few = ManifestLimits {
             max_decoded_bytes: 1 << 20,
             max_files: 10,
         };
-        assert!(matches!(decode(&bytes, &few), Err(ManifestError::TooManyFiles { .. })));
-        assert!(matches!(decode(b"garbage", &ManifestLimits::default()), Err(ManifestError::Zstd(_))));
+        assert!(matches!(
+            decode(&bytes, &few),
+            Err(ManifestError::TooManyFiles { .. })
+        ));
+        assert!(matches!(
+            decode(b"garbage", &ManifestLimits::default()),
+            Err(ManifestError::Zstd(_))
+        ));
         let not_proto = zstd::stream::encode_all(&[0xffu8; 16][..], 1).expect("zstd");
         assert!(matches!(
             decode(&not_proto, &ManifestLimits::default()),

@@ -33,9 +33,7 @@ fn is_reserved_windows_name(segment: &str) -> bool {
         return true;
     }
     let b = stem.as_bytes();
-    b.len() == 4
-        && (stem.starts_with("com") || stem.starts_with("lpt"))
-        && (b'1'..=b'9').contains(&b[3])
+    b.len() == 4 && (stem.starts_with("com") || stem.starts_with("lpt")) && (b'1'..=b'9').contains(&b[3])
 }
 
 /// Checks that `path` is a safe relative install path.
@@ -142,6 +140,9 @@ mod tests {
     #[test]
     fn error_names_path_and_reason() {
         let e = validate_path("../x").expect_err("must fail");
-        assert_eq!(e.to_string(), "unsafe path `../x`: contains a `.` or `..` segment");
+        assert_eq!(
+            e.to_string(),
+            "unsafe path `../x`: contains a `.` or `..` segment"
+        );
     }
 }

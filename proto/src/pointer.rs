@@ -42,9 +42,9 @@ pub struct PointerPayload {
 impl PointerPayload {
     /// The build id as a digest.
     pub fn build_digest(&self) -> Result<Sha256Digest, PointerError> {
-        self.build
-            .parse()
-            .map_err(|_| PointerError::PayloadMalformed(format!("`build` is not a hex SHA-256: {}", self.build)))
+        self.build.parse().map_err(|_| {
+            PointerError::PayloadMalformed(format!("`build` is not a hex SHA-256: {}", self.build))
+        })
     }
 }
 
@@ -148,7 +148,8 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 
 /// Serialises and signs a payload with every given key; returns the envelope bytes.
 pub fn sign(payload: &PointerPayload, keys: &[&SecretKey]) -> Vec<u8> {
-    let payload_bytes = serde_json::to_vec(payload).expect("a struct of strings and integers always serialises");
+    let payload_bytes =
+        serde_json::to_vec(payload).expect("a struct of strings and integers always serialises");
     let message = pae(PAYLOAD_TYPE, &payload_bytes);
     let envelope = Envelope {
         payload: B64.encode(&payload_bytes),
@@ -349,13 +350,22 @@ mod tests {
         ));
         let mut e = expect(None);
         e.now = 1000;
-        assert!(matches!(err(sp.verify(&[sk.public()], 1, &e)), PointerError::Expired { .. }));
+        assert!(matches!(
+            err(sp.verify(&[sk.public()], 1, &e)),
+            PointerError::Expired { .. }
+        ));
         e = expect(None);
         e.pack = "q";
-        assert!(matches!(err(sp.verify(&[sk.public()], 1, &e)), PointerError::WrongPack { .. }));
+        assert!(matches!(
+            err(sp.verify(&[sk.public()], 1, &e)),
+            PointerError::WrongPack { .. }
+        ));
         e = expect(None);
         e.channel = "production";
-        assert!(matches!(err(sp.verify(&[sk.public()], 1, &e)), PointerError::WrongChannel { .. }));
+        assert!(matches!(
+            err(sp.verify(&[sk.public()], 1, &e)),
+            PointerError::WrongChannel { .. }
+        ));
     }
 
     #[test]
@@ -380,13 +390,20 @@ mod tests {
         let sp = SignedPointer::parse(&env).expect("parse");
         assert!(matches!(
             sp.verify(&[sk.public()], 2, &expect(None)),
-            Err(PointerError::Untrusted { valid: 1, threshold: 2, .. })
+            Err(PointerError::Untrusted {
+                valid: 1,
+                threshold: 2,
+                ..
+            })
         ));
     }
 
     #[test]
     fn malformed_envelopes() {
-        assert!(matches!(SignedPointer::parse(b"{"), Err(PointerError::Malformed(_))));
+        assert!(matches!(
+            SignedPointer::parse(b"{"),
+            Err(PointerError::Malformed(_))
+        ));
         assert!(matches!(
             SignedPointer::parse(&vec![b' '; 70_000]),
             Err(PointerError::TooLarge)

@@ -51,4 +51,3 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
         }
     }
 }
-

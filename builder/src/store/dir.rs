@@ -39,12 +39,20 @@ impl DirStore {
 
     /// Writes `body` to a temporary file beside `dest`, synced to disk.
     fn stage(&self, key: &str, dest: &Path, body: &Body) -> Result<tempfile::NamedTempFile, StoreError> {
-        let parent = dest.parent().ok_or_else(|| self.err(key, "key has no parent directory"))?;
-        fs::create_dir_all(parent).map_err(|e| self.err(key, format!("creating {}: {e}", parent.display())))?;
+        let parent = dest
+            .parent()
+            .ok_or_else(|| self.err(key, "key has no parent directory"))?;
+        fs::create_dir_all(parent)
+            .map_err(|e| self.err(key, format!("creating {}: {e}", parent.display())))?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .tempfile_in(parent)
-            .map_err(|e| self.err(key, format!("creating a temporary file in {}: {e}", parent.display())))?;
+            .map_err(|e| {
+                self.err(
+                    key,
+                    format!("creating a temporary file in {}: {e}", parent.display()),
+                )
+            })?;
         match body {
             Body::Bytes(b) => tmp.write_all(b),
             Body::File(p) => fs::File::open(p).and_then(|mut f| io::copy(&mut f, &mut tmp).map(|_| ())),
@@ -101,7 +109,12 @@ impl Store for DirStore {
         .await
     }
 
-    async fn put_immutable(&self, key: &str, body: Body, _meta: ObjectMeta) -> Result<PutOutcome, StoreError> {
+    async fn put_immutable(
+        &self,
+        key: &str,
+        body: Body,
+        _meta: ObjectMeta,
+    ) -> Result<PutOutcome, StoreError> {
         let this = self.clone();
         let key = key.to_owned();
         blocking(move || {
@@ -125,7 +138,13 @@ impl Store for DirStore {
         blocking(move || this.read_capped(&key, max_bytes)).await
     }
 
-    async fn put_cas(&self, key: &str, bytes: Bytes, expected: Expected, _meta: ObjectMeta) -> Result<String, StoreError> {
+    async fn put_cas(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        expected: Expected,
+        _meta: ObjectMeta,
+    ) -> Result<String, StoreError> {
         let this = self.clone();
         let key = key.to_owned();
         blocking(move || {
@@ -138,7 +157,8 @@ impl Store for DirStore {
                 .write(true)
                 .open(this.root.join(".atlas-store.lock"))
                 .map_err(|e| this.err(&key, format!("opening the store lock: {e}")))?;
-            lock.lock().map_err(|e| this.err(&key, format!("locking the store: {e}")))?;
+            lock.lock()
+                .map_err(|e| this.err(&key, format!("locking the store: {e}")))?;
             let current = this.read_capped(&key, atlas_proto::pointer::MAX_ENVELOPE_BYTES)?;
             let matches = match (&expected, &current) {
                 (Expected::Absent, None) => true,
@@ -186,18 +206,29 @@ mod tests {
         let store = DirStore::new(dir.path());
         let key = "blobs/sha256/ab/abc";
         assert!(!store.exists(key).await.expect("exists"));
-        let first = store.put_immutable(key, Body::Bytes(Bytes::from_static(b"one")), META).await;
+        let first = store
+            .put_immutable(key, Body::Bytes(Bytes::from_static(b"one")), META)
+            .await;
         assert_eq!(first.expect("put"), PutOutcome::Created);
-        let second = store.put_immutable(key, Body::Bytes(Bytes::from_static(b"two")), META).await;
+        let second = store
+            .put_immutable(key, Body::Bytes(Bytes::from_static(b"two")), META)
+            .await;
         assert_eq!(second.expect("put"), PutOutcome::AlreadyExists);
         let got = store.get(key, 100).await.expect("get").expect("present");
         assert_eq!(&got.bytes[..], b"one");
-        assert!(matches!(store.get(key, 2).await, Err(StoreError::TooLarge { .. })));
+        assert!(matches!(
+            store.get(key, 2).await,
+            Err(StoreError::TooLarge { .. })
+        ));
         let leftovers: Vec<_> = fs::read_dir(dir.path().join("blobs/sha256/ab"))
             .expect("read_dir")
             .map(|e| e.expect("entry").file_name())
             .collect();
-        assert_eq!(leftovers.len(), 1, "no temporary files left behind: {leftovers:?}");
+        assert_eq!(
+            leftovers.len(),
+            1,
+            "no temporary files left behind: {leftovers:?}"
+        );
     }
 
     #[tokio::test]
@@ -209,13 +240,17 @@ mod tests {
             .put_cas(key, Bytes::from_static(b"v1"), Expected::Absent, META)
             .await
             .expect("create");
-        let lost = store.put_cas(key, Bytes::from_static(b"v1b"), Expected::Absent, META).await;
+        let lost = store
+            .put_cas(key, Bytes::from_static(b"v1b"), Expected::Absent, META)
+            .await;
         assert!(matches!(lost, Err(StoreError::Conflict { .. })));
         let e2 = store
             .put_cas(key, Bytes::from_static(b"v2"), Expected::ETag(e1.clone()), META)
             .await
             .expect("swap");
-        let stale = store.put_cas(key, Bytes::from_static(b"v3"), Expected::ETag(e1), META).await;
+        let stale = store
+            .put_cas(key, Bytes::from_static(b"v3"), Expected::ETag(e1), META)
+            .await;
         assert!(matches!(stale, Err(StoreError::Conflict { .. })));
         let got = store.get(key, 100).await.expect("get").expect("present");
         assert_eq!((&got.bytes[..], got.etag), (&b"v2"[..], e2));

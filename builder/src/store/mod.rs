@@ -95,7 +95,13 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Replaces `key` only if it still matches `expected`; `Conflict` otherwise.
     /// Returns the new entity tag.
-    async fn put_cas(&self, key: &str, bytes: Bytes, expected: Expected, meta: ObjectMeta) -> Result<String, StoreError>;
+    async fn put_cas(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        expected: Expected,
+        meta: ObjectMeta,
+    ) -> Result<String, StoreError>;
 }
 
 /// Opens the store named by `url`: a path or `file://` URL for a directory,
@@ -109,7 +115,9 @@ pub async fn open(url: &str, s3: &S3Settings) -> Result<Box<dyn Store>, StoreErr
                 message: "missing bucket name: use s3://BUCKET[/PREFIX]".into(),
             });
         }
-        return Ok(Box::new(S3Store::connect(bucket, prefix.trim_matches('/'), s3).await?));
+        return Ok(Box::new(
+            S3Store::connect(bucket, prefix.trim_matches('/'), s3).await?,
+        ));
     }
     let path = if let Some(rest) = url.strip_prefix("file://") {
         PathBuf::from(rest)

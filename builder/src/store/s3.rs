@@ -1,10 +1,27 @@
-//! S3-compatible store (placeholder until the S3 implementation lands).
+//! A store in an S3-compatible bucket (Cloudflare R2, AWS S3, MinIO, ...), through aws-sdk-s3.
+//!
+//! Immutable objects are written with `If-None-Match: *`; the channel pointer is replaced with
+//! `If-None-Match: *` / `If-Match: <etag>` and always read back, so a store that ignores
+//! conditional writes is noticed instead of silently losing a concurrent publish. Requests are
+//! R2-compatible: checksums only when required (no `aws-chunked` streaming uploads), plain
+//! `Content-Length` bodies, files streamed from disk.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
+use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
 use super::{Body, Expected, Object, ObjectMeta, PutOutcome, Store, StoreError};
 
-/// Connection settings for an S3-compatible store.
+/// Connection settings for an S3-compatible store. Unset fields come from the standard AWS
+/// environment variables and profile files (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, ...).
 #[derive(Debug, Clone, Default)]
 pub struct S3Settings {
     /// Endpoint URL, e.g. `https://<account>.r2.cloudflarestorage.com`.
@@ -14,49 +31,461 @@ pub struct S3Settings {
     /// Explicit credentials; otherwise the standard AWS environment and profile chain.
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// Session token for temporary explicit credentials.
+    pub session_token: Option<String>,
     /// Path-style addressing (`endpoint/bucket/key`), needed by most non-AWS servers.
     pub force_path_style: bool,
 }
 
+/// What this process has learned about the store's conditional writes.
+const PRECONDITIONS_UNKNOWN: u8 = 0;
+const PRECONDITIONS_HONOURED: u8 = 1;
+const PRECONDITIONS_IGNORED: u8 = 2;
+
 /// A bucket (and key prefix) on an S3-compatible service.
 #[derive(Debug)]
 pub struct S3Store {
+    client: Client,
     bucket: String,
     prefix: String,
+    /// Where requests go, for error messages.
+    endpoint: String,
+    preconditions: AtomicU8,
+}
+
+/// How a failed request should be read.
+enum Failure {
+    /// 412 Precondition Failed, or 409 ConditionalRequestConflict (a concurrent conditional write).
+    Precondition,
+    /// 404 / NoSuchKey / NotFound.
+    NotFound,
+    /// 501 NotImplemented: the store does not support the conditional header.
+    NotImplemented,
+    Other(StoreError),
 }
 
 impl S3Store {
-    pub async fn connect(bucket: &str, prefix: &str, _settings: &S3Settings) -> Result<Self, StoreError> {
+    /// Configures a client for `bucket`; keys are stored under `prefix/` (none if empty).
+    /// Makes no request: bad credentials or endpoints surface on the first operation.
+    pub async fn connect(bucket: &str, prefix: &str, settings: &S3Settings) -> Result<Self, StoreError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = settings.region.as_deref().filter(|r| !r.is_empty()) {
+            loader = loader.region(Region::new(region.to_owned()));
+        }
+        if let Some(endpoint) = settings.endpoint.as_deref().filter(|e| !e.is_empty()) {
+            loader = loader.endpoint_url(endpoint);
+        }
+        match (&settings.access_key_id, &settings.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                let creds =
+                    Credentials::new(id, secret, settings.session_token.clone(), None, "atlas-settings");
+                loader = loader.credentials_provider(creds);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(StoreError::Url {
+                    url: format!("s3://{bucket}/{prefix}"),
+                    message: "give both an access key id and a secret access key, or neither (to use \
+                              AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or an AWS profile)"
+                        .into(),
+                });
+            }
+        }
+        let sdk_config = loader.load().await;
+        let mut config = aws_sdk_s3::config::Builder::from(&sdk_config)
+            .force_path_style(settings.force_path_style)
+            // Cloudflare R2 rejects aws-chunked uploads and trailing checksums.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if sdk_config.region().is_none() {
+            // S3 needs a region to sign with; `us-east-1` is what S3-compatible servers expect
+            // when none is configured.
+            config = config.region(Region::new("us-east-1"));
+        }
+        let endpoint = sdk_config
+            .endpoint_url()
+            .map_or_else(|| "the default AWS S3 endpoint".to_owned(), str::to_owned);
         Ok(Self {
+            client: Client::from_conf(config.build()),
             bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+            endpoint,
+            preconditions: AtomicU8::new(PRECONDITIONS_UNKNOWN),
         })
     }
 
-    fn unsupported(&self, key: &str) -> StoreError {
+    /// The client, for callers that need other operations on the same bucket.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The object key of `key` in the bucket.
+    fn full_key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}/{}", self.prefix, key)
+        }
+    }
+
+    fn io(&self, key: &str, message: impl Into<String>) -> StoreError {
         StoreError::Io {
             store: self.describe(),
             key: key.to_owned(),
-            message: "S3 support is not built yet".into(),
+            message: message.into(),
         }
     }
+
+    fn conflict(&self, key: &str) -> StoreError {
+        StoreError::Conflict {
+            store: self.describe(),
+            key: key.to_owned(),
+        }
+    }
+
+    /// Classifies a failed request; `op` names it in the message (`PutObject`, ...).
+    fn classify<E>(&self, key: &str, op: &str, err: SdkError<E>) -> Failure
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let code = err.code().map(str::to_owned);
+        match (status, code.as_deref()) {
+            (Some(412), _) | (_, Some("PreconditionFailed" | "ConditionalRequestConflict")) => {
+                return Failure::Precondition;
+            }
+            (Some(404), _) | (_, Some("NoSuchKey" | "NotFound")) => return Failure::NotFound,
+            (Some(501), _) | (_, Some("NotImplemented")) => return Failure::NotImplemented,
+            _ => {}
+        }
+        let message = match &err {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                let chain = error_chain(&err);
+                if chain.contains("loading credentials") {
+                    format!(
+                        "{op}: no usable credentials: {chain}; set AWS_ACCESS_KEY_ID and \
+                         AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or give the access key settings"
+                    )
+                } else {
+                    format!(
+                        "{op}: could not reach the S3 endpoint {}: {chain}; check AWS_ENDPOINT_URL (or the \
+                         endpoint setting) and the network",
+                        self.endpoint
+                    )
+                }
+            }
+            SdkError::ConstructionFailure(_) => format!(
+                "{op}: could not build the request: {}; check the region, endpoint and credentials \
+                 (AWS_REGION, AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE)",
+                error_chain(&err)
+            ),
+            SdkError::ServiceError(_) => {
+                let mut m = format!("{op} failed:");
+                if let Some(status) = status {
+                    m.push_str(&format!(" HTTP {status}"));
+                }
+                m.push_str(&format!(" {}", code.as_deref().unwrap_or("(no error code)")));
+                if let Some(text) = err.message().filter(|t| !t.is_empty()) {
+                    m.push_str(&format!(": {text}"));
+                }
+                if status == Some(403) || code.as_deref().is_some_and(is_credentials_code) {
+                    m.push_str(&format!(
+                        "; the store refused the credentials: check AWS_ACCESS_KEY_ID / \
+                         AWS_SECRET_ACCESS_KEY (or the access key settings), and that AWS_ENDPOINT_URL \
+                         ({}) is the service and account the keys belong to, with access to bucket `{}`",
+                        self.endpoint, self.bucket
+                    ));
+                }
+                m
+            }
+            // An unparseable response, or a future kind of failure.
+            _ => format!("{op} failed: {}", DisplayErrorContext(&err)),
+        };
+        Failure::Other(self.io(key, message))
+    }
+
+    /// Turns a classified failure that the caller does not handle into an error.
+    fn unexpected(&self, key: &str, op: &str, failure: Failure) -> StoreError {
+        match failure {
+            Failure::Other(e) => e,
+            Failure::Precondition => self.io(key, format!("{op}: unexpected 412 Precondition Failed")),
+            Failure::NotFound => self.io(
+                key,
+                format!(
+                    "{op}: not found (HTTP 404); check that bucket `{}` exists",
+                    self.bucket
+                ),
+            ),
+            Failure::NotImplemented => {
+                self.io(key, format!("{op}: the store does not implement this request"))
+            }
+        }
+    }
+
+    async fn body_stream(&self, key: &str, body: &Body) -> Result<ByteStream, StoreError> {
+        match body {
+            Body::Bytes(b) => Ok(ByteStream::from(b.clone())),
+            // Streamed from disk with a known Content-Length: never read whole into memory.
+            Body::File(path) => ByteStream::from_path(path)
+                .await
+                .map_err(|e| self.io(key, format!("opening {}: {e}", path.display()))),
+        }
+    }
+
+    fn put_request(&self, key: &str, body: ByteStream, meta: ObjectMeta) -> PutObjectFluentBuilder {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .content_type(meta.content_type)
+            .cache_control(meta.cache_control)
+            .body(body)
+    }
+
+    /// The current ETag of `key`, `None` if absent.
+    async fn head_etag(&self, key: &str) -> Result<Option<String>, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.e_tag.unwrap_or_default())),
+            Err(e) => match self.classify(key, "HeadObject", e) {
+                Failure::NotFound => Ok(None),
+                f => Err(self.unexpected(key, "HeadObject", f)),
+            },
+        }
+    }
+
+    fn warn_preconditions_ignored(&self, how: &str) {
+        if self.preconditions.swap(PRECONDITIONS_IGNORED, Ordering::SeqCst) != PRECONDITIONS_IGNORED {
+            tracing::warn!(
+                store = %self.describe(),
+                "the store ignores conditional writes ({how}): concurrent publishes to the same channel \
+                 are not protected against overwriting each other; use a store that supports \
+                 If-Match / If-None-Match on PutObject (Cloudflare R2, AWS S3, recent MinIO)"
+            );
+        }
+    }
+
+    /// Once per store handle, after a successful pointer write: re-sends the bytes just written with
+    /// `If-None-Match: *`. A store that honours preconditions answers 412 and changes nothing; one that
+    /// ignores them rewrites identical bytes, and we warn.
+    async fn probe_preconditions(&self, key: &str, bytes: &Bytes, meta: ObjectMeta) {
+        if self.preconditions.load(Ordering::SeqCst) != PRECONDITIONS_UNKNOWN {
+            return;
+        }
+        let sent = self
+            .put_request(key, ByteStream::from(bytes.clone()), meta)
+            .if_none_match("*")
+            .send()
+            .await;
+        match sent {
+            Ok(_) => self.warn_preconditions_ignored(
+                "a write with If-None-Match: * over an existing object succeeded",
+            ),
+            Err(e) => match self.classify(key, "PutObject", e) {
+                Failure::Precondition => self.preconditions.store(PRECONDITIONS_HONOURED, Ordering::SeqCst),
+                Failure::NotImplemented => {
+                    self.warn_preconditions_ignored("If-None-Match is not implemented")
+                }
+                Failure::NotFound | Failure::Other(_) => {
+                    tracing::debug!(
+                        key,
+                        "could not check whether the store honours conditional writes"
+                    );
+                }
+            },
+        }
+    }
+}
+
+/// Whether an S3 error code is about the credentials (wrong key, wrong secret, wrong account).
+fn is_credentials_code(code: &str) -> bool {
+    matches!(
+        code,
+        "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "AccessDenied"
+            | "NotSignedUp"
+            | "InvalidToken"
+            | "ExpiredToken"
+            | "Unauthorized"
+    )
+}
+
+/// `error: cause: cause ...`, without the Debug dump that `DisplayErrorContext` appends.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let s = e.to_string();
+        if !text.ends_with(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = e.source();
+    }
+    text
+}
+
+/// An ETag without quotes or weak marker, for comparisons.
+fn etag_value(etag: &str) -> &str {
+    etag.strip_prefix("W/").unwrap_or(etag).trim_matches('"')
 }
 
 #[async_trait::async_trait]
 impl Store for S3Store {
     fn describe(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.prefix)
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
     }
+
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        Err(self.unsupported(key))
+        Ok(self.head_etag(key).await?.is_some())
     }
-    async fn put_immutable(&self, key: &str, _body: Body, _meta: ObjectMeta) -> Result<PutOutcome, StoreError> {
-        Err(self.unsupported(key))
+
+    async fn put_immutable(&self, key: &str, body: Body, meta: ObjectMeta) -> Result<PutOutcome, StoreError> {
+        let stream = self.body_stream(key, &body).await?;
+        let sent = self
+            .put_request(key, stream, meta)
+            .if_none_match("*")
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(PutOutcome::Created),
+            Err(e) => match self.classify(key, "PutObject", e) {
+                Failure::Precondition => Ok(PutOutcome::AlreadyExists),
+                Failure::NotImplemented => {
+                    // Content-addressed: check, then write without the header.
+                    self.warn_preconditions_ignored("If-None-Match is not implemented");
+                    if self.exists(key).await? {
+                        return Ok(PutOutcome::AlreadyExists);
+                    }
+                    let stream = self.body_stream(key, &body).await?;
+                    match self.put_request(key, stream, meta).send().await {
+                        Ok(_) => Ok(PutOutcome::Created),
+                        Err(e) => {
+                            let f = self.classify(key, "PutObject", e);
+                            Err(self.unexpected(key, "PutObject", f))
+                        }
+                    }
+                }
+                f => Err(self.unexpected(key, "PutObject", f)),
+            },
+        }
     }
-    async fn get(&self, key: &str, _max_bytes: u64) -> Result<Option<Object>, StoreError> {
-        Err(self.unsupported(key))
+
+    async fn get(&self, key: &str, max_bytes: u64) -> Result<Option<Object>, StoreError> {
+        let too_large = || StoreError::TooLarge {
+            store: self.describe(),
+            key: key.to_owned(),
+            limit: max_bytes,
+        };
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                return match self.classify(key, "GetObject", e) {
+                    Failure::NotFound => Ok(None),
+                    f => Err(self.unexpected(key, "GetObject", f)),
+                };
+            }
+        };
+        let declared = out.content_length.and_then(|n| u64::try_from(n).ok());
+        if declared.is_some_and(|n| n > max_bytes) {
+            return Err(too_large());
+        }
+        let etag = out.e_tag.ok_or_else(|| {
+            self.io(
+                key,
+                "GetObject: the store returned no ETag, which compare-and-swap needs",
+            )
+        })?;
+        let capacity = usize::try_from(declared.unwrap_or(0).min(max_bytes)).unwrap_or(0);
+        let mut buf = Vec::with_capacity(capacity);
+        let mut body = out.body;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| self.io(key, format!("GetObject: reading the body: {}", error_chain(&e))))?
+        {
+            if (buf.len() + chunk.len()) as u64 > max_bytes {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Some(Object {
+            bytes: Bytes::from(buf),
+            etag,
+        }))
     }
-    async fn put_cas(&self, key: &str, _bytes: Bytes, _expected: Expected, _meta: ObjectMeta) -> Result<String, StoreError> {
-        Err(self.unsupported(key))
+
+    async fn put_cas(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        expected: Expected,
+        meta: ObjectMeta,
+    ) -> Result<String, StoreError> {
+        // 1. Compare: a stale expectation fails here without writing, even on stores that ignore
+        //    conditional headers.
+        let current = self.head_etag(key).await?;
+        let still_expected = match (&expected, &current) {
+            (Expected::Absent, None) => true,
+            (Expected::ETag(want), Some(have)) => etag_value(want) == etag_value(have),
+            _ => false,
+        };
+        if !still_expected {
+            return Err(self.conflict(key));
+        }
+
+        // 2. Swap, conditionally: the store rejects it if another writer got in since step 1.
+        let request = self.put_request(key, ByteStream::from(bytes.clone()), meta);
+        let request = match &expected {
+            Expected::Absent => request.if_none_match("*"),
+            Expected::ETag(etag) => request.if_match(etag),
+        };
+        match request.send().await {
+            Ok(_) => {}
+            Err(e) => match self.classify(key, "PutObject", e) {
+                Failure::Precondition => return Err(self.conflict(key)),
+                Failure::NotImplemented => {
+                    self.warn_preconditions_ignored("conditional PutObject is not implemented");
+                    let sent = self
+                        .put_request(key, ByteStream::from(bytes.clone()), meta)
+                        .send()
+                        .await;
+                    if let Err(e) = sent {
+                        let f = self.classify(key, "PutObject", e);
+                        return Err(self.unexpected(key, "PutObject", f));
+                    }
+                }
+                f => return Err(self.unexpected(key, "PutObject", f)),
+            },
+        }
+
+        // 3. Read back: if another writer replaced the object (on a store that ignored the
+        //    precondition, or right after us), the bytes differ.
+        let limit = bytes.len() as u64;
+        let stored = match self.get(key, limit).await {
+            Ok(Some(obj)) if obj.bytes == bytes => obj,
+            Ok(_) | Err(StoreError::TooLarge { .. }) => return Err(self.conflict(key)),
+            Err(e) => return Err(e),
+        };
+        self.probe_preconditions(key, &bytes, meta).await;
+        Ok(stored.etag)
     }
 }

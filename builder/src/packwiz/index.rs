@@ -1,0 +1,240 @@
+//! packwiz's `index.toml`: the list of every file in the pack with its hash,
+//! and which entries are metafiles (`*.pw.toml`), as core/index.go reads it.
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::diagnostic::{Diagnostic, Severity};
+use super::files;
+use super::hashes::{HashFormat, UpstreamHash};
+use super::toml_doc::{self, Keys};
+
+/// What verifying an entry against the pack's files found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryStatus {
+    /// Present and its hash matches.
+    Verified,
+    /// Present, but its hash does not match.
+    Mismatch,
+    /// Listed, but the pack has no such file.
+    Missing,
+    /// Present, but its hash could not be read, so it was not verified.
+    Unchecked,
+}
+
+/// One `[[files]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexEntry {
+    /// Path relative to the pack directory (the index's `file` resolved
+    /// against the index file's directory); literal, never URL-decoded.
+    pub path: String,
+    /// Line of the entry in the index file.
+    pub line: usize,
+    /// The expected hash, `None` when unreadable (reported).
+    #[serde(serialize_with = "ser_hash")]
+    pub hash: Option<UpstreamHash>,
+    /// Installed under this path instead (relative to the pack directory).
+    pub alias: Option<String>,
+    /// The entry is a metafile (`*.pw.toml`) describing a downloaded file.
+    pub metafile: bool,
+    /// Written once, then left to the user.
+    pub preserve: bool,
+    pub status: EntryStatus,
+}
+
+fn ser_hash<S: serde::Serializer>(h: &Option<UpstreamHash>, s: S) -> Result<S::Ok, S::Error> {
+    match h {
+        Some(h) => s.serialize_str(&format!("{}:{h}", h.format)),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Raw {
+    #[serde(rename = "hash-format")]
+    hash_format: Option<Spanned<String>>,
+    #[serde(default)]
+    files: Vec<Spanned<RawEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawEntry {
+    file: Option<String>,
+    hash: Option<String>,
+    #[serde(rename = "hash-format")]
+    hash_format: Option<String>,
+    alias: Option<String>,
+    #[serde(default)]
+    metafile: bool,
+    #[serde(default)]
+    preserve: bool,
+}
+
+const ENTRY_KEYS: Keys = Keys::Only(&[
+    ("file", Keys::Any),
+    ("hash", Keys::Any),
+    ("hash-format", Keys::Any),
+    ("alias", Keys::Any),
+    ("metafile", Keys::Any),
+    ("preserve", Keys::Any),
+]);
+
+const KEYS: Keys = Keys::Only(&[("hash-format", Keys::Any), ("files", ENTRY_KEYS)]);
+
+/// Parses an index file at pack path `file`. Entries start as
+/// [`EntryStatus::Unchecked`]; verifying them needs the pack's files.
+pub fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Result<Vec<IndexEntry>, Diagnostic> {
+    let doc = toml_doc::parse(file, text)?;
+    toml_doc::unknown_keys(file, text, doc.get_ref(), KEYS, Severity::Warning, diags);
+    let raw: Raw = toml_doc::typed(file, text, doc)?;
+    let line = |span: std::ops::Range<usize>| toml_doc::line_of(text, span.start);
+    let default_format = match &raw.hash_format {
+        None => None,
+        Some(f) => match f.get_ref().parse::<HashFormat>() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                diags.push(Diagnostic::error(file, Some(line(f.span())), e.to_string()));
+                None
+            }
+        },
+    };
+    let dir = files::parent(file);
+    let mut entries = Vec::with_capacity(raw.files.len());
+    let mut seen = std::collections::BTreeMap::new();
+    for spanned in raw.files {
+        let entry_line = line(spanned.span());
+        let e = spanned.into_inner();
+        let err = |m: String| Diagnostic::error(file, Some(entry_line), m);
+        let Some(rel) = e.file.filter(|f| !f.is_empty()) else {
+            diags.push(err("[[files]] entry has no `file`".into()));
+            continue;
+        };
+        let path = match files::join(dir, &rel) {
+            Ok(p) => p,
+            Err(why) => {
+                diags.push(err(format!("`{rel}` {why}")));
+                continue;
+            }
+        };
+        if let Some(first) = seen.insert(path.clone(), entry_line) {
+            diags.push(Diagnostic::warning(
+                file,
+                Some(entry_line),
+                format!("`{rel}` is listed again (first at line {first}); the last entry wins"),
+            ));
+        }
+        let hash = match (
+            e.hash_format.as_deref().map(str::parse::<HashFormat>),
+            default_format,
+            e.hash,
+        ) {
+            (_, _, None) => {
+                diags.push(err(format!("`{rel}` has no `hash`")));
+                None
+            }
+            (Some(Err(er)), _, Some(_)) => {
+                diags.push(err(format!("`{rel}`: {er}")));
+                None
+            }
+            (None, None, Some(_)) => {
+                diags.push(err(format!(
+                    "`{rel}` has no `hash-format`, and the index sets no default `hash-format`"
+                )));
+                None
+            }
+            (Some(Ok(format)), _, Some(h)) | (None, Some(format), Some(h)) => {
+                match UpstreamHash::parse(format, &h) {
+                    Ok(h) => Some(h),
+                    Err(er) => {
+                        diags.push(err(format!("`{rel}`: {er}")));
+                        None
+                    }
+                }
+            }
+        };
+        let alias = match e.alias.filter(|a| !a.is_empty()) {
+            None => None,
+            Some(a) => match files::join(dir, &a) {
+                Ok(p) => Some(p),
+                Err(why) => {
+                    diags.push(err(format!("alias `{a}` {why}")));
+                    None
+                }
+            },
+        };
+        if !e.metafile && path.ends_with(".pw.toml") {
+            diags.push(Diagnostic::warning(
+                file,
+                Some(entry_line),
+                format!("`{rel}` looks like a metafile but lacks `metafile = true`; it is installed as a plain file"),
+            ));
+        }
+        entries.push(IndexEntry {
+            path,
+            line: entry_line,
+            hash,
+            alias,
+            metafile: e.metafile,
+            preserve: e.preserve,
+            status: EntryStatus::Unchecked,
+        });
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_entries_relative_to_the_index() {
+        let text = "hash-format = \"sha1\"\r\n\r\n[[files]]\r\nfile = \"config/a b.json\"\r\n\
+                    hash = \"da39a3ee5e6b4b0d3255bfef95601890afd80709\"\r\n\r\n[[files]]\r\n\
+                    file = \"mods/x.pw.toml\"\r\nhash-format = \"murmur2\"\r\nhash = \"1540447798\"\r\n\
+                    metafile = true\r\npreserve = true\r\n";
+        let mut diags = Vec::new();
+        let entries = parse("sub/index.toml", text, &mut diags).expect("parses");
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].path, "sub/config/a b.json");
+        assert_eq!(entries[0].line, 3);
+        assert_eq!(entries[1].path, "sub/mods/x.pw.toml");
+        assert_eq!(entries[1].line, 7);
+        assert!(entries[1].metafile && entries[1].preserve);
+        assert_eq!(
+            entries[1].hash.as_ref().map(|h| h.format),
+            Some(HashFormat::Murmur2)
+        );
+    }
+
+    #[test]
+    fn reports_bad_entries_and_keeps_going() {
+        let text = "[[files]]\nfile = \"a\"\nhash = \"00\"\n[[files]]\nfile = \"../b\"\nhash = \"00\"\n\
+                    [[files]]\nfile = \"c\"\nhash = \"00\"\nhash-format = \"sha256\"\nmetafle = true\n";
+        let mut diags = Vec::new();
+        let entries = parse("index.toml", text, &mut diags).expect("parses");
+        assert_eq!(entries.len(), 2);
+        let msgs: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        assert!(
+            msgs.iter().any(|m| m.starts_with(
+                "index.toml:11: warning: unknown field `files.metafle`; did you mean `files.metafile`?"
+            )),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("index.toml:1: error: `a` has no `hash-format`")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("index.toml:4: error: `../b` climbs")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.starts_with("index.toml:7: error: `c`: ")),
+            "{msgs:?}"
+        );
+    }
+}
