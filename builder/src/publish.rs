@@ -132,19 +132,17 @@ pub async fn publish(
         r?;
     }
     drop(uploads);
-    // 3. The manifest, once every blob it names is stored.
-    let meta = ObjectMeta {
-        content_type: CONTENT_TYPE_MANIFEST,
-        cache_control: CACHE_IMMUTABLE,
-    };
-    let outcome = store
-        .put_immutable(
-            &report.manifest_key,
-            Body::Bytes(Bytes::from(plan.manifest_bytes.clone())),
-            meta,
-        )
-        .await?;
-    report.manifest_new = outcome == PutOutcome::Created;
+    // 3. The manifest, once every blob it names is stored (skipped when the
+    // store already has it: a rebuild of the same commit uploads nothing).
+    if report.manifest_new {
+        let meta = ObjectMeta {
+            content_type: CONTENT_TYPE_MANIFEST,
+            cache_control: CACHE_IMMUTABLE,
+        };
+        let body = Body::Bytes(Bytes::from(plan.manifest_bytes.clone()));
+        let outcome = store.put_immutable(&report.manifest_key, body, meta).await?;
+        report.manifest_new = outcome == PutOutcome::Created;
+    }
     // 4. The pointer, last.
     report.pointer = Some(
         point_channel(

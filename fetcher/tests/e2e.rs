@@ -10,11 +10,12 @@ use atlas_builder::plan::{PlanOptions, plan};
 use atlas_builder::promote::{PromoteFrom, promote};
 use atlas_builder::publish::{PublishOptions, PublishReport, publish};
 use atlas_builder::repo::PackSource;
-use atlas_builder::store::{DirStore, Store};
+use atlas_builder::store::{DirStore, S3Settings, Store};
 use atlas_fetcher::{InstallSide, NoProgress, Outcome, Report, SyncOptions, Syncer};
 use atlas_proto::{SecretKey, Sha256Digest, layout};
 use atlas_testkit::git::GitRepo;
 use atlas_testkit::http::StaticServer;
+use atlas_testkit::s3::{ACCESS_KEY, REGION, S3Server, SECRET_KEY};
 
 const PACK: &str = "e2e";
 
@@ -56,7 +57,7 @@ side = "client"
     repo
 }
 
-async fn publish_head(repo: &GitRepo, store: &DirStore, key: &SecretKey) -> PublishReport {
+async fn publish_head(repo: &GitRepo, store: &dyn Store, key: &SecretKey) -> PublishReport {
     let source = PackSource::open(repo.path(), false).expect("open repo");
     let plan = plan(&source, &PlanOptions::default()).expect("plan");
     let opts = PublishOptions {
@@ -247,4 +248,75 @@ async fn promote_reaches_a_production_host() {
             .await
             .expect("exists")
     );
+}
+
+#[tokio::test]
+async fn s3_store_with_sigv4_to_server_directory() {
+    let s3 = S3Server::start("atlas").expect("s3 server");
+    let settings = S3Settings {
+        endpoint: Some(s3.endpoint()),
+        region: Some(REGION.to_owned()),
+        access_key_id: Some(ACCESS_KEY.to_owned()),
+        secret_access_key: Some(SECRET_KEY.to_owned()),
+        session_token: None,
+        force_path_style: true,
+    };
+    let store = atlas_builder::store::open("s3://atlas/packs-cdn", &settings)
+        .await
+        .expect("open s3 store");
+    let repo = pack_repo();
+    let key = SecretKey::from_seed(&[44; 32]);
+    let first = publish_head(&repo, store.as_ref(), &key).await;
+    assert_eq!(
+        first.blobs_new, 5,
+        "every distinct file, client-only ones included"
+    );
+    assert!(
+        s3.requests()
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .all(|r| r.signed())
+    );
+    assert!(
+        s3.streaming_requests().is_empty(),
+        "no aws-chunked uploads (R2 refuses them)"
+    );
+
+    // Hosts read the bucket anonymously over plain HTTP, as through a CDN.
+    let url = s3.public_url("packs-cdn");
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path().join("server");
+    let r = sync(&url, "dev", &dir, &key).await;
+    assert_eq!(
+        (r.outcome, r.build.as_str()),
+        (Outcome::Updated, first.plan.build.as_str())
+    );
+    assert_eq!(tree(&dir), expected(&repo));
+
+    // An update moves one blob; a rebuild of the same commit uploads nothing.
+    repo.write("mods/alpha.jar", vec![0xA2; 41_000]).expect("write");
+    repo.commit_all("alpha 2").expect("commit");
+    let second = publish_head(&repo, store.as_ref(), &key).await;
+    assert_eq!((second.blobs_new, second.blobs_reused), (1, 4));
+    s3.clear_requests();
+    let again = publish_head(&repo, store.as_ref(), &key).await;
+    assert_eq!(
+        (again.blobs_new, again.plan.build.as_str()),
+        (0, second.plan.build.as_str())
+    );
+    assert!(
+        s3.requests().iter().all(|r| r.method != "PUT"),
+        "nothing uploaded when nothing changed: {:?}",
+        s3.requests()
+            .iter()
+            .map(|r| (&r.method, &r.path))
+            .collect::<Vec<_>>()
+    );
+    let r = sync(&url, "dev", &dir, &key).await;
+    assert_eq!(
+        (r.outcome, r.files.updated.as_slice()),
+        (Outcome::Updated, &["mods/alpha.jar".to_owned()][..])
+    );
+    assert_eq!(tree(&dir), expected(&repo));
+    assert_eq!(sync(&url, "dev", &dir, &key).await.outcome, Outcome::Current);
 }
