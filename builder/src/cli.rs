@@ -95,6 +95,8 @@ pub enum Command {
         concurrency: usize,
         #[command(flatten)]
         signing: SigningArgs,
+        #[command(flatten)]
+        mods: ModArgs,
     },
     /// Check the pack offline (packwiz or native) and report every problem at once;
     /// exit 3 if any is an error.
@@ -149,6 +151,45 @@ pub struct ResignArgs {
     pub channels: Vec<String>,
     #[command(flatten)]
     pub signing: SigningArgs,
+}
+
+/// Where mods come from and where downloads are cached.
+#[derive(Debug, Args)]
+pub struct ModArgs {
+    /// Download cache (default: $XDG_CACHE_HOME/atlas or ~/.cache/atlas); restore it in CI.
+    #[arg(long, env = "ATLAS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Folder of manually downloaded files (CurseForge files whose distribution is disabled), matched by hash.
+    #[arg(long)]
+    pub manual_dir: Option<PathBuf>,
+    /// Parallel downloads.
+    #[arg(long, default_value_t = 8)]
+    pub downloads: usize,
+    /// Modrinth API base URL.
+    #[arg(long, default_value = crate::resolve::MODRINTH_API)]
+    pub modrinth_api: String,
+    /// CurseForge API base URL (key: the CURSEFORGE_API_KEY environment variable).
+    #[arg(long, default_value = crate::resolve::CURSEFORGE_API)]
+    pub curseforge_api: String,
+    /// Pack id for packwiz packs (default: derived from the pack's name).
+    #[arg(long)]
+    pub pack_id: Option<String>,
+}
+
+impl ModArgs {
+    fn options(&self) -> crate::resolve::ModOptions {
+        let cache_dir = match &self.cache_dir {
+            Some(d) => d.clone(),
+            None => crate::cache::default_dir().unwrap_or_else(|| std::env::temp_dir().join("atlas-cache")),
+        };
+        let mut o = crate::resolve::ModOptions::new(cache_dir);
+        o.resolve.manual_dir = self.manual_dir.clone();
+        o.resolve.modrinth_api = self.modrinth_api.clone();
+        o.resolve.curseforge_api = self.curseforge_api.clone();
+        o.download.concurrency = self.downloads.max(1);
+        o.pack_id = self.pack_id.clone();
+        o
+    }
 }
 
 /// Where the store is.
@@ -211,6 +252,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<crate::pack::PackError>()
             || cause.is::<crate::check::CheckFailed>()
             || cause.is::<crate::check::CheckError>()
+            || cause.is::<crate::resolve::BuildError>()
         {
             return exit::PACK;
         }
@@ -372,6 +414,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             repository_url,
             concurrency,
             signing,
+            mods,
         } => {
             atlas_proto::layout::validate_channel(&channel)?;
             let key = if dry_run {
@@ -380,7 +423,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(signing::load_secret_key(signing.key_file.as_deref())?)
             };
             let source = PackSource::open(&repo, allow_dirty)?;
-            let plan = crate::plan::plan(&source, &PlanOptions { repository_url })?;
+            let (plan, mods_report) =
+                crate::resolve::plan_pack(&source, &PlanOptions { repository_url }, &mods.options()).await?;
+            if mods_report.mods > 0 {
+                tracing::info!(?mods_report, "mods resolved");
+            }
             let st = store::open(&store.store, &store.settings()).await?;
             let opts = PublishOptions {
                 channel,

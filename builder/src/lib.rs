@@ -6,8 +6,10 @@
 //! blobs, and [`publish::publish`] uploads what the store lacks, then the
 //! manifest, then the pointer ([`pointer::point_channel`]).
 
+pub mod cache;
 pub mod check;
 pub mod cli;
+pub mod download;
 pub mod pack;
 pub mod packwiz;
 pub mod plan;
@@ -15,5 +17,6 @@ pub mod pointer;
 pub mod promote;
 pub mod publish;
 pub mod repo;
+pub mod resolve;
 pub mod signing;
 pub mod store;

@@ -110,6 +110,63 @@ pub struct FilesEntry {
     pub description: Option<String>,
 }
 
+/// `modrinth = { project = "...", version = "..." }` in a `[[mods]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ModrinthRef {
+    /// Project id or slug.
+    pub project: String,
+    /// Version id, or version number.
+    pub version: String,
+}
+
+/// `curseforge = { project = 123, file = 456 }` in a `[[mods]]` entry.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CurseForgeRef {
+    pub project: u64,
+    pub file: u64,
+}
+
+/// A `[[mods]]` entry: one file from Modrinth, CurseForge, a URL with a
+/// hash, or the repository (exactly one source).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ModEntry {
+    /// Display name (default: derived from the source).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub modrinth: Option<ModrinthRef>,
+    #[serde(default)]
+    pub curseforge: Option<CurseForgeRef>,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// With `url`: `<algorithm>:<value>`, e.g. `sha512:...` (sha1, sha256, sha512, md5, murmur2).
+    #[serde(default)]
+    pub hash: Option<String>,
+    /// A file in the repository.
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub side: SideName,
+    #[serde(default)]
+    pub optional: bool,
+    #[serde(default = "yes")]
+    pub default: bool,
+    /// Install file name (default: upstream's).
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// Install directory (default `mods`).
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// False: never copy the file into the store; hosts fetch it upstream.
+    #[serde(default = "yes")]
+    pub mirror: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
 /// The native `pack.toml`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +178,8 @@ pub struct NativePack {
     pub loader: LoaderDef,
     #[serde(default)]
     pub files: Vec<FilesEntry>,
+    #[serde(default)]
+    pub mods: Vec<ModEntry>,
 }
 
 impl NativePack {
@@ -182,8 +241,46 @@ impl NativePack {
                 ));
             }
         }
+        for (i, m) in self.mods.iter().enumerate() {
+            let sources = [
+                m.modrinth.is_some(),
+                m.curseforge.is_some(),
+                m.url.is_some(),
+                m.path.is_some(),
+            ];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                return Err(invalid(
+                    &format!("mods[{i}]"),
+                    "give exactly one of `modrinth`, `curseforge`, `url` (with `hash`) or `path`".into(),
+                ));
+            }
+            match (&m.url, &m.hash) {
+                (Some(_), None) => {
+                    return Err(invalid(
+                        &format!("mods[{i}].hash"),
+                        "required with `url`, e.g. \"sha512:<hex>\"".into(),
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(&format!("mods[{i}].hash"), "only allowed with `url`".into()));
+                }
+                (Some(_), Some(h)) => {
+                    parse_hash(h).map_err(|e| invalid(&format!("mods[{i}].hash"), e))?;
+                }
+                (None, None) => {}
+            }
+        }
         Ok(())
     }
+}
+
+/// Parses `<algorithm>:<value>` (`sha512:<hex>`, `murmur2:<decimal>`, ...).
+pub fn parse_hash(text: &str) -> Result<crate::packwiz::UpstreamHash, String> {
+    let (algo, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}`: write `<algorithm>:<value>`, e.g. `sha512:<hex>`"))?;
+    let format: crate::packwiz::HashFormat = algo.parse().map_err(|e| format!("{e}"))?;
+    crate::packwiz::UpstreamHash::parse(format, value).map_err(|e| e.to_string())
 }
 
 /// Turns a toml error into one naming the file, line and column.

@@ -179,12 +179,43 @@ pub fn plan(source: &PackSource, opts: &PlanOptions) -> Result<BuildPlan, PlanEr
     plan_native(source, &pack, &pack_file, opts)
 }
 
-/// Plans a build of an already parsed native pack.
+/// Plans a build of an already parsed native pack (its repository files
+/// only; `[[mods]]` are resolved and downloaded by
+/// [`crate::resolve::plan_pack`], which passes them to [`plan_native_with`]).
 pub fn plan_native(
     source: &PackSource,
     pack: &NativePack,
     pack_file: &str,
     opts: &PlanOptions,
+) -> Result<BuildPlan, PlanError> {
+    plan_native_with(source, pack, pack_file, opts, Vec::new())
+}
+
+/// A file from outside the repository's globs (a downloaded mod): its
+/// manifest entry, and its blob unless the file is upstream-only.
+#[derive(Debug, Clone)]
+pub struct ExtraFile {
+    pub file: File,
+    pub blob: Option<(Sha256Digest, BlobSource)>,
+}
+
+/// Pack identity and versions, as the manifest records them.
+#[derive(Debug, Clone)]
+pub struct PackInfo {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub minecraft: String,
+    pub loader: Loader,
+}
+
+/// [`plan_native`] plus files from elsewhere (downloaded mods).
+pub fn plan_native_with(
+    source: &PackSource,
+    pack: &NativePack,
+    pack_file: &str,
+    opts: &PlanOptions,
+    extra: Vec<ExtraFile>,
 ) -> Result<BuildPlan, PlanError> {
     let entries = compile(pack, pack_file)?;
     // Which include patterns matched something, to report patterns that match nothing.
@@ -247,12 +278,41 @@ pub fn plan_native(
             });
         }
     }
+    let info = PackInfo {
+        id: pack.id.clone(),
+        name: pack.name.clone(),
+        version: pack.version.clone(),
+        minecraft: pack.minecraft.clone(),
+        loader: Loader {
+            kind: pack.loader.kind.kind() as i32,
+            version: pack.loader.version.clone().unwrap_or_default(),
+        },
+    };
+    assemble(source, info, opts, files, blobs, extra)
+}
+
+/// Builds the manifest from planned files (plus `extra`) and encodes it.
+pub fn assemble(
+    source: &PackSource,
+    info: PackInfo,
+    opts: &PlanOptions,
+    mut files: Vec<File>,
+    mut blobs: BTreeMap<Sha256Digest, BlobSource>,
+    extra: Vec<ExtraFile>,
+) -> Result<BuildPlan, PlanError> {
+    for e in extra {
+        if let Some((digest, blob)) = e.blob {
+            blobs.entry(digest).or_insert(blob);
+        }
+        files.push(e.file);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
     let commit = &source.commit;
     let manifest = Manifest {
         format_version: manifest::FORMAT_VERSION,
-        pack_id: pack.id.clone(),
-        name: pack.name.clone(),
-        version: pack.version.clone(),
+        pack_id: info.id,
+        name: info.name,
+        version: info.version,
         source: Some(BuildSource {
             repository: opts
                 .repository_url
@@ -265,11 +325,8 @@ pub fn plan_native(
             subdirectory: commit.subdirectory.clone(),
         }),
         builder_version: env!("CARGO_PKG_VERSION").to_owned(),
-        minecraft_version: pack.minecraft.clone(),
-        loader: Some(Loader {
-            kind: pack.loader.kind.kind() as i32,
-            version: pack.loader.version.clone().unwrap_or_default(),
-        }),
+        minecraft_version: info.minecraft,
+        loader: Some(info.loader),
         files,
     };
     let manifest_bytes = manifest::encode(&manifest)?;

@@ -1,0 +1,201 @@
+//! The local download cache: file contents keyed by SHA-256
+//! (`<cache>/sha256/<2>/<64>`), plus an index from upstream hashes
+//! (`<cache>/index/<algo>/<hex>`, holding `<sha256 hex> <size>`) so that a
+//! file named by its Modrinth sha512 or CurseForge sha1 is found without a
+//! download. Every insert is a temporary file renamed into place, so a CI
+//! cache may save the folder at any moment.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use atlas_proto::Sha256Digest;
+
+use crate::packwiz::UpstreamHash;
+
+/// Environment variable naming the cache directory.
+pub const CACHE_DIR_ENV: &str = "ATLAS_CACHE_DIR";
+
+/// A file found in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub sha256: Sha256Digest,
+    pub size: u64,
+    pub path: PathBuf,
+}
+
+/// The download cache rooted at one directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+/// The default cache directory: `$ATLAS_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/atlas`, else `~/.cache/atlas`.
+pub fn default_dir() -> Option<PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env(CACHE_DIR_ENV)
+        .or_else(|| env("XDG_CACHE_HOME").map(|p| p.join("atlas")))
+        .or_else(|| env("HOME").map(|p| p.join(".cache").join("atlas")))
+}
+
+fn io_at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+impl Cache {
+    /// Opens (creating if needed) the cache at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        for sub in ["sha256", "index", "tmp"] {
+            let dir = root.join(sub);
+            std::fs::create_dir_all(&dir).map_err(|e| io_at(&dir, e))?;
+        }
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob with this SHA-256 lives (whether or not it exists).
+    pub fn blob_path(&self, sha256: &Sha256Digest) -> PathBuf {
+        let hex = sha256.to_hex();
+        self.root.join("sha256").join(&hex[..2]).join(hex)
+    }
+
+    fn index_path(&self, hash: &UpstreamHash) -> PathBuf {
+        self.root
+            .join("index")
+            .join(hash.format.name())
+            .join(hex::encode(&hash.bytes))
+    }
+
+    /// The cached blob with this SHA-256, if present with the expected size.
+    pub fn get(&self, sha256: &Sha256Digest, size: Option<u64>) -> Option<CacheEntry> {
+        let path = self.blob_path(sha256);
+        let meta = std::fs::metadata(&path).ok()?;
+        if !meta.is_file() || size.is_some_and(|s| s != meta.len()) {
+            return None;
+        }
+        Some(CacheEntry {
+            sha256: *sha256,
+            size: meta.len(),
+            path,
+        })
+    }
+
+    /// The cached blob an upstream hash maps to, if the index knows it and
+    /// the blob is present with the recorded size.
+    pub fn lookup(&self, hash: &UpstreamHash) -> Option<CacheEntry> {
+        let text = std::fs::read_to_string(self.index_path(hash)).ok()?;
+        let (hex, size) = text.trim().split_once(' ')?;
+        let sha256: Sha256Digest = hex.parse().ok()?;
+        let size: u64 = size.parse().ok()?;
+        self.get(&sha256, Some(size))
+    }
+
+    /// A new temporary file inside the cache (same filesystem as the blobs).
+    pub fn temp_file(&self) -> io::Result<tempfile::NamedTempFile> {
+        let dir = self.root.join("tmp");
+        tempfile::Builder::new()
+            .prefix("dl-")
+            .tempfile_in(&dir)
+            .map_err(|e| io_at(&dir, e))
+    }
+
+    /// Moves a verified temporary file into the cache under its SHA-256 and
+    /// records each upstream hash as naming it. Returns the blob's path.
+    pub fn insert(
+        &self,
+        file: tempfile::TempPath,
+        sha256: &Sha256Digest,
+        size: u64,
+        upstream: &[UpstreamHash],
+    ) -> io::Result<PathBuf> {
+        let path = self.blob_path(sha256);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_at(parent, e))?;
+        }
+        if self.get(sha256, Some(size)).is_some() {
+            drop(file);
+        } else {
+            file.persist(&path).map_err(|e| io_at(&path, e.error))?;
+        }
+        for hash in upstream {
+            self.record(hash, sha256, size)?;
+        }
+        Ok(path)
+    }
+
+    /// Records that `hash` names the blob `sha256` of `size` bytes.
+    pub fn record(&self, hash: &UpstreamHash, sha256: &Sha256Digest, size: u64) -> io::Result<()> {
+        let index = self.index_path(hash);
+        let line = format!("{} {size}\n", sha256.to_hex());
+        if std::fs::read_to_string(&index).is_ok_and(|t| t == line) {
+            return Ok(());
+        }
+        let dir = index.parent().unwrap_or(&self.root).to_owned();
+        std::fs::create_dir_all(&dir).map_err(|e| io_at(&dir, e))?;
+        let mut tmp = self.temp_file()?;
+        io::Write::write_all(&mut tmp, line.as_bytes())?;
+        tmp.persist(&index).map_err(|e| io_at(&index, e.error))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packwiz::HashFormat;
+
+    fn put(cache: &Cache, data: &[u8], hashes: &[UpstreamHash]) -> PathBuf {
+        let mut tmp = cache.temp_file().expect("tmp");
+        io::Write::write_all(&mut tmp, data).expect("write");
+        cache
+            .insert(
+                tmp.into_temp_path(),
+                &Sha256Digest::of(data),
+                data.len() as u64,
+                hashes,
+            )
+            .expect("insert")
+    }
+
+    #[test]
+    fn insert_then_hit_by_sha256_and_upstream_hash() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cache = Cache::open(dir.path()).expect("open");
+        let data = b"a mod jar";
+        let sha512 = UpstreamHash::of(HashFormat::Sha512, data);
+        let sha1 = UpstreamHash::of(HashFormat::Sha1, data);
+        assert_eq!(cache.lookup(&sha512), None);
+        let path = put(&cache, data, &[sha512.clone(), sha1.clone()]);
+        let hex = Sha256Digest::of(data).to_hex();
+        assert!(path.ends_with(format!("sha256/{}/{hex}", &hex[..2])));
+        assert_eq!(std::fs::read(&path).expect("read"), data);
+        for h in [&sha512, &sha1] {
+            let hit = cache.lookup(h).expect("hit");
+            assert_eq!(
+                (hit.size, hit.path.as_path()),
+                (data.len() as u64, path.as_path())
+            );
+        }
+        // Inserting again is harmless; the temp dir holds nothing afterwards.
+        put(&cache, data, std::slice::from_ref(&sha512));
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("ls").count(), 0);
+        // A reopened cache (a restored CI cache) still hits.
+        assert!(Cache::open(dir.path()).expect("reopen").lookup(&sha1).is_some());
+    }
+
+    #[test]
+    fn size_mismatch_is_a_miss() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cache = Cache::open(dir.path()).expect("open");
+        let data = b"0123456789";
+        let md5 = UpstreamHash::of(HashFormat::Md5, data);
+        let path = put(&cache, data, std::slice::from_ref(&md5));
+        std::fs::write(&path, b"01234").expect("corrupt");
+        assert_eq!(cache.lookup(&md5), None);
+        assert_eq!(cache.get(&Sha256Digest::of(data), Some(10)), None);
+    }
+}
