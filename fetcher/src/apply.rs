@@ -121,7 +121,7 @@ fn prepare(dir: &Path, f: &PlannedFile, touched: &mut BTreeSet<PathBuf>) -> Resu
 }
 
 /// Copies `from` into a temporary file beside `dest`, fsyncs it, then renames it over `dest`.
-fn copy_into_place(from: &Path, dest: &Path, executable: bool) -> Result<(), SyncError> {
+pub(crate) fn copy_into_place(from: &Path, dest: &Path, executable: bool) -> Result<(), SyncError> {
     let parent = dest
         .parent()
         .ok_or_else(|| SyncError::Internal(format!("{} has no parent", dest.display())))?;
@@ -141,7 +141,7 @@ fn copy_into_place(from: &Path, dest: &Path, executable: bool) -> Result<(), Syn
 }
 
 /// 0755 for executables, 0644 otherwise (unix; no-op elsewhere).
-fn set_mode(path: &Path, executable: bool) -> Result<(), SyncError> {
+pub(crate) fn set_mode(path: &Path, executable: bool) -> Result<(), SyncError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;

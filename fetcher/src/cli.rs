@@ -80,6 +80,22 @@ pub struct SyncArgs {
     /// How many files to download at once.
     #[arg(long, default_value_t = crate::download::DEFAULT_PARALLELISM, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub parallelism: usize,
+
+    /// Per-request timeout in seconds: the longest wait for a connection, a
+    /// response, or the next bytes of a body (the pointer request as a whole).
+    #[arg(long, env = "ATLAS_TIMEOUT", value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+
+    /// Overall deadline in seconds for checking and downloading; when it
+    /// passes, the run stops and the directory is left as it was. Once files
+    /// start moving into place, the apply always completes.
+    #[arg(long, env = "ATLAS_DEADLINE", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub deadline: Option<u64>,
+
+    /// Retries of a failed request (connection error, timeout, broken body,
+    /// HTTP 408/429/5xx), with exponential backoff; never on 404 or a hash mismatch.
+    #[arg(long, env = "ATLAS_RETRIES", value_name = "N", default_value_t = 5)]
+    pub retries: u32,
 }
 
 /// Entry point of the binary: parses arguments, sets up logging, runs, and
@@ -149,6 +165,9 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<i32> {
     let mut opts = SyncOptions::new(args.source, args.pack, args.channel, keys, args.dir);
     opts.side = args.side;
     opts.parallelism = args.parallelism;
+    opts.timeout = std::time::Duration::from_secs(args.timeout);
+    opts.deadline = args.deadline.map(std::time::Duration::from_secs);
+    opts.retry.retries = args.retries;
     let syncer = Syncer::new(opts)?;
     let progress = CliProgress::new(args.json);
     let result = syncer.sync(args.dry_run, &progress).await;

@@ -1,7 +1,9 @@
 //! Parallel, verified blob downloads into the staging directory: every blob is
 //! streamed to disk while it is hashed and counted, and abandoned as soon as
 //! it grows past the size the manifest declares. Memory use is bounded by the
-//! chunk size times the parallelism, whatever the file sizes.
+//! chunk size times the parallelism, whatever the file sizes. Transient
+//! failures are retried with backoff, and a broken transfer resumes where it
+//! stopped (see [`crate::retry`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,12 +11,14 @@ use std::path::{Path, PathBuf};
 use atlas_proto::digest::HashingCounter;
 use atlas_proto::{Sha256Digest, layout};
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
+use tokio::time::Instant;
 
 use crate::SyncError;
 use crate::plan::{Plan, PlannedFile};
 use crate::progress::Progress;
-use crate::source::Source;
+use crate::retry::{Retrier, RetryPolicy};
+use crate::source::{Source, Start};
 
 /// Default number of blobs downloaded at once.
 pub const DEFAULT_PARALLELISM: usize = 8;
@@ -26,18 +30,27 @@ pub struct Staged {
     pub bytes: u64,
 }
 
+/// How downloads behave: parallelism, retries, deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer<'a> {
+    pub parallelism: usize,
+    pub retry: &'a RetryPolicy,
+    /// When the whole run must be over; retries that would end later are not tried.
+    pub deadline: Option<Instant>,
+}
+
 /// Downloads every blob the plan needs into `staging` (which must exist).
 pub async fn download_all(
     source: &Source,
     plan: &Plan,
     staging: &Path,
-    parallelism: usize,
+    transfer: Transfer<'_>,
     progress: &dyn Progress,
 ) -> Result<Staged, SyncError> {
     let jobs = plan.downloads();
     futures_util::stream::iter(jobs)
-        .map(|f| fetch_blob(source, f, staging, progress))
-        .buffer_unordered(parallelism.max(1))
+        .map(|f| fetch_blob(source, f, staging, transfer, progress))
+        .buffer_unordered(transfer.parallelism.max(1))
         .try_fold(Staged::default(), |mut acc, (digest, path, bytes)| async move {
             acc.blobs.insert(digest, path);
             acc.bytes += bytes;
@@ -46,20 +59,28 @@ pub async fn download_all(
         .await
 }
 
+/// Where a blob is read from.
+#[derive(Debug, Clone, Copy)]
+enum Loc<'a> {
+    Key(&'a str),
+    Url(&'a str),
+}
+
 /// Fetches one blob, from the store or (for upstream-only files) from the
 /// first upstream URL that serves the right bytes.
 async fn fetch_blob(
     source: &Source,
     file: &PlannedFile,
     staging: &Path,
+    transfer: Transfer<'_>,
     progress: &dyn Progress,
 ) -> Result<(Sha256Digest, PathBuf, u64), SyncError> {
     let hex = file.sha256.to_hex();
     let part = staging.join(format!("{hex}.part"));
     let done = staging.join(&hex);
     if !file.upstream_only {
-        let body = source.open_key(&layout::blob_key(&file.sha256)).await?;
-        let n = stream_to_file(body, file, &part, progress).await?;
+        let key = layout::blob_key(&file.sha256);
+        let n = download_resumable(source, Loc::Key(&key), file, &part, transfer, progress).await?;
         finish(&part, &done)?;
         progress.blob_done(&file.path);
         return Ok((file.sha256, done, n));
@@ -73,11 +94,7 @@ async fn fetch_blob(
         .iter()
         .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
     {
-        let attempt = async {
-            let body = source.open_url(url, "").await?;
-            stream_to_file(body, file, &part, progress).await
-        };
-        match attempt.await {
+        match download_resumable(source, Loc::Url(url), file, &part, transfer, progress).await {
             Ok(n) => {
                 finish(&part, &done)?;
                 progress.blob_done(&file.path);
@@ -96,31 +113,64 @@ fn finish(part: &Path, done: &Path) -> Result<(), SyncError> {
     std::fs::rename(part, done).map_err(SyncError::io("renaming staged blob", part))
 }
 
-/// Streams `body` into `dest`, hashing and counting; checks size and hash.
-async fn stream_to_file(
-    mut body: crate::source::Body,
+/// Downloads one blob into `dest`, retrying transient failures; a transfer
+/// that breaks midway resumes with a range request at the first missing
+/// byte. The hasher carries over, so the hash covers the whole file; when the
+/// server ignores the range, the file and the hasher start again from zero.
+async fn download_resumable(
+    source: &Source,
+    loc: Loc<'_>,
     file: &PlannedFile,
     dest: &Path,
+    transfer: Transfer<'_>,
     progress: &dyn Progress,
 ) -> Result<u64, SyncError> {
-    let url = body.url().to_owned();
     let mut out = tokio::fs::File::create(dest)
         .await
         .map_err(SyncError::io("creating staging file", dest))?;
     let mut counter = HashingCounter::new();
-    while let Some(chunk) = body.chunk().await? {
-        counter.update(&chunk);
-        if counter.len() > file.size {
-            return Err(SyncError::BlobTooLong {
-                path: file.path.clone(),
-                url,
-                expected: file.size,
-            });
+    let mut retry = Retrier::new(transfer.retry, transfer.deadline);
+    let mut url = match loc {
+        Loc::Key(k) => source.url_of(k),
+        Loc::Url(u) => u.to_owned(),
+    };
+    loop {
+        let offset = counter.len();
+        let result = async {
+            let (mut body, start) = match loc {
+                Loc::Key(k) => source.open_key_at(k, offset).await?,
+                Loc::Url(u) => source.open_url_at(u, offset, "").await?,
+            };
+            url = body.url().to_owned();
+            if start == Start::FromZero {
+                tracing::info!(%url, offset, "the server ignored the range; starting again from 0");
+                counter = HashingCounter::new();
+                out.set_len(0)
+                    .await
+                    .map_err(SyncError::io("truncating staging file", dest))?;
+                out.seek(std::io::SeekFrom::Start(0))
+                    .await
+                    .map_err(SyncError::io("seeking in staging file", dest))?;
+            } else if offset > 0 {
+                tracing::info!(%url, offset, "resuming");
+            }
+            stream_into(&mut body, file, &mut out, dest, &mut counter, progress).await
         }
-        out.write_all(&chunk)
-            .await
-            .map_err(SyncError::io("writing staging file", dest))?;
-        progress.bytes(chunk.len() as u64);
+        .await;
+        match result {
+            Ok(()) => break,
+            // Every declared byte arrived before the connection broke (e.g. a
+            // too-large Content-Length): the hash check below decides.
+            Err(e) if counter.len() == file.size && e.is_transient() => break,
+            Err(e) => {
+                if counter.len() > offset {
+                    retry.progressed();
+                }
+                if !retry.again(&e).await {
+                    return Err(e);
+                }
+            }
+        }
     }
     out.flush()
         .await
@@ -147,4 +197,30 @@ async fn stream_to_file(
         });
     }
     Ok(len)
+}
+
+/// Appends `body` to `out`, hashing and counting; stops at the declared size.
+async fn stream_into(
+    body: &mut crate::source::Body,
+    file: &PlannedFile,
+    out: &mut tokio::fs::File,
+    dest: &Path,
+    counter: &mut HashingCounter,
+    progress: &dyn Progress,
+) -> Result<(), SyncError> {
+    while let Some(chunk) = body.chunk().await? {
+        if counter.len() + chunk.len() as u64 > file.size {
+            return Err(SyncError::BlobTooLong {
+                path: file.path.clone(),
+                url: body.url().to_owned(),
+                expected: file.size,
+            });
+        }
+        out.write_all(&chunk)
+            .await
+            .map_err(SyncError::io("writing staging file", dest))?;
+        counter.update(&chunk);
+        progress.bytes(chunk.len() as u64);
+    }
+    Ok(())
 }

@@ -19,11 +19,18 @@ pub enum SyncError {
     #[error("cannot reach {url}: {message}")]
     Unreachable { url: String, message: String },
     #[error("{url} answered HTTP {status}")]
-    HttpStatus { url: String, status: u16 },
+    HttpStatus {
+        url: String,
+        status: u16,
+        /// The server's `Retry-After`, when it sent a usable one.
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("{url} was not found{hint}")]
     NotFound { url: String, hint: String },
     #[error("reading {url} failed: {message}")]
     SourceRead { url: String, message: String },
+    #[error("the sync did not finish within the deadline of {secs} s (--deadline); nothing was changed")]
+    Deadline { secs: u64 },
 
     // ---- trust (exit 5) ----
     #[error("rejected the channel pointer at {url}: {source}")]
@@ -79,6 +86,10 @@ pub enum SyncError {
     #[error("{0}")]
     UnsafePath(#[from] PathError),
 
+    // ---- lock (exit 8) ----
+    #[error("another atlas-fetcher run holds the lock {} on this directory; try again when it has finished", path.display())]
+    Locked { path: PathBuf },
+
     // ---- local filesystem (exit 7) ----
     #[error("{action} {}: {source}", path.display())]
     Io {
@@ -105,7 +116,8 @@ impl SyncError {
             Self::Unreachable { .. }
             | Self::HttpStatus { .. }
             | Self::NotFound { .. }
-            | Self::SourceRead { .. } => exit::SOURCE,
+            | Self::SourceRead { .. }
+            | Self::Deadline { .. } => exit::SOURCE,
             Self::Trust { .. } => exit::TRUST,
             Self::ManifestTooLong { .. }
             | Self::ManifestSize { .. }
@@ -117,6 +129,7 @@ impl SyncError {
             | Self::BlobHash { .. }
             | Self::UnsafePath(_) => exit::INTEGRITY,
             Self::Io { .. } | Self::State { .. } | Self::Conflict { .. } => exit::LOCAL,
+            Self::Locked { .. } => exit::LOCKED,
             Self::Internal(_) => exit::INTERNAL,
         }
     }
@@ -129,7 +142,19 @@ impl SyncError {
             exit::TRUST => "trust",
             exit::INTEGRITY => "integrity",
             exit::LOCAL => "local",
+            exit::LOCKED => "locked",
             _ => "internal",
+        }
+    }
+
+    /// Whether another attempt may succeed: connection failures, timeouts,
+    /// broken or truncated bodies, HTTP 408, 429 and 5xx. Never 404 or an
+    /// integrity failure.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } | Self::SourceRead { .. } => true,
+            Self::HttpStatus { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            _ => false,
         }
     }
 

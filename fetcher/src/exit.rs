@@ -18,6 +18,8 @@ pub const TRUST: i32 = 5;
 pub const INTEGRITY: i32 = 6;
 /// Local filesystem error: cannot read or write the target directory or its state.
 pub const LOCAL: i32 = 7;
+/// Another run holds the directory's lock (`DIR/.atlas/lock`); nothing was done.
+pub const LOCKED: i32 = 8;
 
 /// The table shown in `--help`.
 pub const HELP: &str = "\
@@ -31,4 +33,5 @@ Exit codes:
      rollback, version reused, expired pointer
   6  integrity failure: hash or size mismatch, manifest longer than
      declared, malformed manifest, unsafe path
-  7  local filesystem error (target directory or its .atlas/ state)";
+  7  local filesystem error (target directory or its .atlas/ state)
+  8  locked: another run is working on this directory; nothing was done";

@@ -1,6 +1,8 @@
 //! Where a store is read from: an HTTP(S) base URL or a local directory
 //! (`file://` or a plain path). Every read is streamed and capped, so a
 //! hostile or broken server can never make the fetcher buffer unbounded data.
+//! Blob reads can start at an offset (`Range: bytes=N-`) to resume a broken
+//! transfer; the answer says whether the server honoured the range.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,12 +13,10 @@ use url::Url;
 
 use crate::SyncError;
 
-/// Timeout for establishing a connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Timeout for a whole small request (pointer, manifest).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest pause between two chunks of a blob download.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default per-request timeout (`--timeout`): the longest wait for a
+/// connection, for response headers and between two chunks of a body; the
+/// channel pointer request must also complete within it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 const FILE_CHUNK: usize = 64 * 1024;
 
@@ -25,6 +25,16 @@ const FILE_CHUNK: usize = 64 * 1024;
 pub struct Source {
     kind: Kind,
     client: reqwest::Client,
+    timeout: Duration,
+}
+
+/// Where an opened body starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At the offset asked for (HTTP 206 with a matching `Content-Range`, or a seek).
+    AtOffset,
+    /// At 0: the server ignored the range and sent the whole object.
+    FromZero,
 }
 
 #[derive(Debug, Clone)]
@@ -110,19 +120,25 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Builds the HTTP client with the fetcher's User-Agent and timeouts.
-pub fn http_client() -> Result<reqwest::Client, SyncError> {
+/// HTTP/2 is used when the server offers it through ALPN.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, SyncError> {
     reqwest::Client::builder()
         .user_agent(concat!("atlas-fetcher/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
+        .connect_timeout(timeout)
+        .read_timeout(timeout)
         .build()
         .map_err(|e| SyncError::Internal(format!("cannot build the HTTP client: {}", error_chain(&e))))
 }
 
 impl Source {
-    /// Parses `http(s)://...`, `file://PATH` or a local path.
+    /// Parses `http(s)://...`, `file://PATH` or a local path, with the default timeout.
     pub fn parse(spec: &str) -> Result<Self, SyncError> {
-        let client = http_client()?;
+        Self::parse_with_timeout(spec, DEFAULT_TIMEOUT)
+    }
+
+    /// [`Source::parse`] with a per-request timeout.
+    pub fn parse_with_timeout(spec: &str, timeout: Duration) -> Result<Self, SyncError> {
+        let client = http_client(timeout)?;
         let lower = spec.to_ascii_lowercase();
         let kind = if lower.starts_with("http://") || lower.starts_with("https://") {
             let mut url = Url::parse(spec)
@@ -153,7 +169,11 @@ impl Source {
         } else {
             Kind::Dir(PathBuf::from(spec))
         };
-        Ok(Self { kind, client })
+        Ok(Self {
+            kind,
+            client,
+            timeout,
+        })
     }
 
     /// The URL (or path) of an object, for requests and messages.
@@ -183,7 +203,7 @@ impl Source {
         match &self.kind {
             Kind::Http(_) => {
                 let url = self.url_of(key);
-                let mut req = self.client.get(&url).timeout(REQUEST_TIMEOUT);
+                let mut req = self.client.get(&url).timeout(self.timeout);
                 if let Some(tag) = etag {
                     req = req.header(reqwest::header::IF_NONE_MATCH, tag);
                 }
@@ -230,12 +250,67 @@ impl Source {
 
     /// Opens an absolute URL (an upstream mirror of a file), over HTTP(S) only.
     pub async fn open_url(&self, url: &str, hint: &str) -> Result<Body, SyncError> {
-        let req = self.client.get(url);
+        Ok(self.open_url_at(url, 0, hint).await?.0)
+    }
+
+    /// Opens an object of the store at byte `offset` (a resumed download).
+    pub async fn open_key_at(&self, key: &str, offset: u64) -> Result<(Body, Start), SyncError> {
+        match &self.kind {
+            Kind::Http(_) => self.open_url_at(&self.url_of(key), offset, "").await,
+            Kind::Dir(root) => {
+                let mut body = open_file(&root.join(key), "").await?;
+                if offset > 0
+                    && let BodyInner::File(f, _) = &mut body.inner
+                {
+                    use tokio::io::AsyncSeekExt as _;
+                    f.seek(std::io::SeekFrom::Start(offset))
+                        .await
+                        .map_err(|e| SyncError::SourceRead {
+                            url: body.url.clone(),
+                            message: e.to_string(),
+                        })?;
+                }
+                Ok((body, Start::AtOffset))
+            }
+        }
+    }
+
+    /// Opens a URL at byte `offset`: asks for `Range: bytes=offset-` and
+    /// accepts a 206 only with a `Content-Range` starting at `offset`;
+    /// a 200 means the whole object follows.
+    pub async fn open_url_at(&self, url: &str, offset: u64, hint: &str) -> Result<(Body, Start), SyncError> {
+        let mut req = self.client.get(url);
+        if offset > 0 {
+            req = req.header(reqwest::header::RANGE, format!("bytes={offset}-"));
+        }
         let resp = self.send(req, url, hint).await?;
-        Ok(Body {
-            url: url.to_owned(),
-            inner: BodyInner::Http(resp),
-        })
+        let start = if resp.status() == reqwest::StatusCode::PARTIAL_CONTENT {
+            let range = resp
+                .headers()
+                .get(reqwest::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if offset == 0 || content_range_start(range) != Some(offset) {
+                return Err(SyncError::SourceRead {
+                    url: url.to_owned(),
+                    message: format!(
+                        "answered 206 with Content-Range `{range}` to a request for bytes {offset}-"
+                    ),
+                });
+            }
+            Start::AtOffset
+        } else if offset == 0 {
+            Start::AtOffset
+        } else {
+            Start::FromZero
+        };
+        Ok((
+            Body {
+                url: url.to_owned(),
+                inner: BodyInner::Http(resp),
+            },
+            start,
+        ))
     }
 
     async fn send(
@@ -256,13 +331,26 @@ impl Source {
             });
         }
         if !(status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED) {
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| crate::retry::parse_retry_after(v, std::time::SystemTime::now()));
             return Err(SyncError::HttpStatus {
                 url: url.to_owned(),
                 status: status.as_u16(),
+                retry_after,
             });
         }
         Ok(resp)
     }
+}
+
+/// The first byte position of a `Content-Range: bytes A-B/N` value.
+fn content_range_start(v: &str) -> Option<u64> {
+    let range = v.trim().strip_prefix("bytes ")?;
+    let (start, _) = range.split_once('-')?;
+    start.trim().parse().ok()
 }
 
 async fn open_file(path: &Path, hint: &str) -> Result<Body, SyncError> {
@@ -306,5 +394,7 @@ mod tests {
         assert!(matches!(Source::parse("s3://bucket"), Err(SyncError::Usage(_))));
         assert!(matches!(Source::parse(""), Err(SyncError::Usage(_))));
         assert!(matches!(Source::parse("http://x/?a=b"), Err(SyncError::Usage(_))));
+        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(content_range_start("bytes */200"), None);
     }
 }

@@ -3,7 +3,9 @@
 //! [`Syncer::sync`] which composes them. docs/FORMAT.md describes the same steps.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use atlas_proto::pointer::{Expectation, MAX_ENVELOPE_BYTES, PointerError};
 use atlas_proto::v1::Manifest;
@@ -11,10 +13,13 @@ use atlas_proto::{
     ManifestLimits, PublicKey, Sha256Digest, SignedPointer, VerifiedPointer, layout, manifest,
 };
 
-use crate::download::{self, DEFAULT_PARALLELISM};
+use crate::download::{self, DEFAULT_PARALLELISM, Transfer};
+use crate::journal::{self, Journal, Recovery};
+use crate::lock::DirLock;
 use crate::plan::{InstallSide, Observed, Plan};
 use crate::progress::{Phase, Progress};
 use crate::report::{Outcome, Report};
+use crate::retry::{Retrier, RetryPolicy};
 use crate::source::{PointerFetch, Source};
 use crate::staging::StagingGuard;
 use crate::state::{self, InstallState, InstalledFile, Sha256Hex, StatePaths, TrustEntry, TrustState};
@@ -40,6 +45,14 @@ pub struct SyncOptions {
     /// The current time in Unix seconds, for expiry checks; `None` reads the
     /// system clock (tests and replays set it).
     pub now: Option<u64>,
+    /// Retries of failed requests (tests set a tiny base delay).
+    pub retry: RetryPolicy,
+    /// Per-request timeout: connecting, waiting for headers, between two
+    /// chunks of a body; the pointer request as a whole.
+    pub timeout: Duration,
+    /// Overall deadline of the network part of a run (check and downloads);
+    /// once files start moving into place, the apply always finishes.
+    pub deadline: Option<Duration>,
 }
 
 impl SyncOptions {
@@ -60,6 +73,9 @@ impl SyncOptions {
             side: InstallSide::Server,
             parallelism: DEFAULT_PARALLELISM,
             now: None,
+            retry: RetryPolicy::default(),
+            timeout: crate::source::DEFAULT_TIMEOUT,
+            deadline: None,
         }
     }
 }
@@ -140,7 +156,7 @@ impl Syncer {
                 "no trusted key given: pass the pack's public key with --key".into(),
             ));
         }
-        let source = Source::parse(&opts.source)?;
+        let source = Source::parse_with_timeout(&opts.source, opts.timeout)?;
         let mut key_ids: Vec<String> = opts.keys.iter().map(PublicKey::key_id).collect();
         key_ids.sort();
         key_ids.dedup();
@@ -173,9 +189,45 @@ impl Syncer {
             })
     }
 
+    /// Finishes or undoes an apply a killed run left behind (see [`crate::journal`]).
+    /// The caller holds the directory lock.
+    fn recover(&self) -> Result<Recovery, SyncError> {
+        let r = journal::recover(&self.paths)?;
+        if r != Recovery::Clean {
+            tracing::warn!(?r, "recovered an interrupted apply");
+        }
+        Ok(r)
+    }
+
+    /// When a run starting now must be over.
+    fn deadline(&self) -> Option<Instant> {
+        self.opts.deadline.map(|d| Instant::now() + d)
+    }
+
+    /// Runs `fut`, failing with [`SyncError::Deadline`] if `deadline` passes first.
+    async fn by<T>(
+        &self,
+        deadline: Option<Instant>,
+        fut: impl Future<Output = Result<T, SyncError>>,
+    ) -> Result<T, SyncError> {
+        match deadline {
+            None => fut.await,
+            Some(d) => tokio::time::timeout_at(d, fut)
+                .await
+                .map_err(|_| SyncError::Deadline {
+                    secs: self.opts.deadline.map_or(0, |d| d.as_secs()),
+                })?,
+        }
+    }
+
     /// Fetches and verifies the pointer, and the manifest if the installed
     /// build is not the channel's (or needs repair). Writes nothing.
     pub async fn check(&self, progress: &dyn Progress) -> Result<Check, SyncError> {
+        let deadline = self.deadline();
+        self.by(deadline, self.check_by(deadline, progress)).await
+    }
+
+    async fn check_by(&self, deadline: Option<Instant>, progress: &dyn Progress) -> Result<Check, SyncError> {
         let (pack, channel) = (self.opts.pack.as_str(), self.opts.channel.as_str());
         let trust = state::load_trust(&self.paths.trust)?;
         let install = state::load_install(&self.paths.install)?;
@@ -198,14 +250,26 @@ impl Syncer {
             url: url.clone(),
             source,
         };
-        let fetched = self
-            .source
-            .get_pointer(&key, conditional.as_deref(), MAX_ENVELOPE_BYTES)
-            .await?;
+        let mut retry = Retrier::new(&self.opts.retry, deadline);
+        let fetched = loop {
+            match self
+                .source
+                .get_pointer(&key, conditional.as_deref(), MAX_ENVELOPE_BYTES)
+                .await
+            {
+                Ok(f) => break f,
+                Err(e) if retry.again(&e).await => {}
+                Err(e) => return Err(e),
+            }
+        };
         let (bytes, etag) = match fetched {
             PointerFetch::NotModified => {
                 let Some(e) = entry.filter(|_| conditional.is_some()) else {
-                    return Err(SyncError::HttpStatus { url, status: 304 });
+                    return Err(SyncError::HttpStatus {
+                        url: url.clone(),
+                        status: 304,
+                        retry_after: None,
+                    });
                 };
                 let now = self.now();
                 if now >= e.expires_at {
@@ -248,7 +312,7 @@ impl Syncer {
             install,
         };
         if ours != Some(pointer.build) {
-            check.manifest = Some(self.fetch_manifest(&pointer, progress).await?);
+            check.manifest = Some(self.fetch_manifest(&pointer, deadline, progress).await?);
             check.status = CheckStatus::Changed;
         }
         check.pointer = Some(pointer);
@@ -258,6 +322,7 @@ impl Syncer {
     async fn fetch_manifest(
         &self,
         pointer: &VerifiedPointer,
+        deadline: Option<Instant>,
         progress: &dyn Progress,
     ) -> Result<Manifest, SyncError> {
         let key = layout::manifest_key(&self.opts.pack, &pointer.build);
@@ -268,8 +333,15 @@ impl Syncer {
         if declared > MAX_MANIFEST_BYTES {
             return Err(SyncError::ManifestTooLong { url, declared });
         }
-        let mut body = self.source.open_key(&key).await?;
-        let bytes = body.read_capped(declared).await?;
+        let mut retry = Retrier::new(&self.opts.retry, deadline);
+        let bytes = loop {
+            let attempt = async { self.source.open_key(&key).await?.read_capped(declared).await };
+            match attempt.await {
+                Ok(b) => break b,
+                Err(e) if retry.again(&e).await => {}
+                Err(e) => return Err(e),
+            }
+        };
         let actual = bytes.len() as u64;
         if actual > declared {
             return Err(SyncError::ManifestTooLong { url, declared });
@@ -371,10 +443,28 @@ impl Syncer {
         Some(t)
     }
 
-    /// Downloads and applies `plan`, then writes `install.json` and `trust.json`.
+    /// Takes the directory's lock, downloads and applies `plan`, then writes
+    /// `install.json` and `trust.json`.
     /// On any error before files are moved into place, the directory is left exactly as it was.
     pub async fn apply(
         &self,
+        check: &Check,
+        plan: &Plan,
+        progress: &dyn Progress,
+    ) -> Result<Report, SyncError> {
+        let _lock = DirLock::acquire(&self.paths)?;
+        if self.recover()? != Recovery::Clean {
+            return Err(SyncError::Conflict {
+                path: journal::JOURNAL_FILE.into(),
+                reason: "an interrupted apply was just recovered, so this plan is stale: check again".into(),
+            });
+        }
+        self.apply_by(self.deadline(), check, plan, progress).await
+    }
+
+    async fn apply_by(
+        &self,
+        deadline: Option<Instant>,
         check: &Check,
         plan: &Plan,
         progress: &dyn Progress,
@@ -431,52 +521,63 @@ impl Syncer {
             bytes = plan.download_bytes(),
             "downloading"
         );
-        let staged = download::download_all(
-            &self.source,
-            plan,
-            &self.paths.staging,
-            self.opts.parallelism,
-            progress,
-        )
-        .await?;
+        let transfer = Transfer {
+            parallelism: self.opts.parallelism,
+            retry: &self.opts.retry,
+            deadline,
+        };
+        let staged = self
+            .by(
+                deadline,
+                download::download_all(&self.source, plan, &self.paths.staging, transfer, progress),
+            )
+            .await?;
 
         progress.phase(&Phase::Apply {
             files: plan.files.iter().filter(|f| f.needs_download()).count(),
             removals: plan.remove.len(),
         });
         tracing::info!("applying");
+        let journal = Journal::new(&self.opts.dir, plan, install, check.install.clone(), trust)?;
+        journal.write(&self.paths)?;
+        // From here on, the journal (not the staging guard) decides what happens to staging.
         guard.commit();
-        let dir = self.opts.dir.clone();
-        let plan_owned = plan.clone();
-        let blobs = staged.blobs;
-        let applied = tokio::task::spawn_blocking(move || apply::apply(&dir, &plan_owned, &blobs))
-            .await
-            .map_err(|e| SyncError::Internal(format!("apply task failed: {e}")));
-        let applied = applied.and_then(|r| r);
-        if let Err(e) = applied {
-            let _ = std::fs::remove_dir_all(&self.paths.staging);
-            tracing::error!("the install is partially applied; the next run repairs it: {e}");
-            return Err(e);
-        }
-
+        let paths = self.paths.clone();
+        let applied = tokio::task::spawn_blocking(move || {
+            let r = journal::forward(&paths, &journal);
+            if let Err(e) = &r {
+                tracing::error!("apply failed, restoring the previous build: {e}");
+                if let Err(e2) = journal::backward(&paths, &journal) {
+                    tracing::error!("restoring failed too; the next run finishes the recovery: {e2}");
+                }
+            }
+            r
+        })
+        .await
+        .map_err(|e| SyncError::Internal(format!("apply task failed: {e}")));
+        applied.and_then(|r| r)?;
         progress.phase(&Phase::State);
-        state::write_atomic_json(&self.paths.install, &install)?;
-        if let Some(t) = &trust {
-            state::write_atomic_json(&self.paths.trust, t)?;
-        }
-        let _ = std::fs::remove_dir_all(&self.paths.staging);
         let mut report = self.report(check, Outcome::Updated).with_plan(plan);
         report.bytes_downloaded = staged.bytes;
         Ok(report)
     }
 
-    /// Check, plan, and (unless `dry_run`) apply.
+    /// Check, plan, and (unless `dry_run`) apply, holding the directory's
+    /// lock for the whole run (a dry run writes nothing and takes no lock).
     pub async fn sync(&self, dry_run: bool, progress: &dyn Progress) -> Result<Report, SyncError> {
-        let check = self.check(progress).await?;
+        let _lock = if dry_run {
+            None
+        } else {
+            let lock = DirLock::acquire(&self.paths)?;
+            self.recover()?;
+            Some(lock)
+        };
+        let deadline = self.deadline();
+        let check = self.by(deadline, self.check_by(deadline, progress)).await?;
         let plan = self.plan(&check, progress)?;
         if dry_run {
             return Ok(self.dry_run_report(&check, &plan));
         }
-        self.apply(&check, &plan, progress).await
+        self.apply_by(deadline, &check, &plan, progress).await
     }
 }

@@ -1,7 +1,9 @@
 //! Loopback static HTTP server for tests: serves a directory (a store) on
 //! 127.0.0.1 over HTTP/1.1 with strong ETags and `If-None-Match`, records
-//! every request, and injects faults per path (status, body, truncation,
-//! extra bytes, aborted connection, stale 304s).
+//! every request, answers `Range: bytes=N-` / `bytes=N-M` with 206 and
+//! `Content-Range`, and injects faults per path (status, body, truncation,
+//! extra bytes, aborted connection, slow trickle, wrong Content-Length,
+//! ignored ranges, stale 304s), forever or for the next few requests only.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 
 /// One request the server answered.
@@ -28,6 +31,8 @@ pub struct Request {
     pub bytes: u64,
     /// The `If-None-Match` header, if the client sent one.
     pub if_none_match: Option<String>,
+    /// The `Range` header, if the client sent one.
+    pub range: Option<String>,
 }
 
 /// A misbehaviour to inject for one object key.
@@ -41,8 +46,20 @@ pub enum Fault {
     Truncate(usize),
     /// Serve the real bytes followed by these.
     Extra(Vec<u8>),
-    /// Announce the real Content-Length, send `n` bytes, then drop the connection.
+    /// Announce the real Content-Length, send the bytes before offset `n` of
+    /// the object, then drop the connection. A range request starting at or
+    /// after `n` gets no bytes before the drop.
     Abort(usize),
+    /// Send the body in chunks of `chunk` bytes with `delay_ms` between them.
+    Trickle { chunk: usize, delay_ms: u64 },
+    /// Announce a Content-Length `delta` bytes off the real one (the body is
+    /// the real bytes, cut short when the announced length is smaller; when
+    /// it is larger the connection closes before the announced end).
+    WrongLength(i64),
+    /// Ignore `Range`: always answer 200 with the whole object.
+    IgnoreRange,
+    /// Answer 429 with this `Retry-After` header value and an empty body.
+    TooManyRequests(String),
     /// Ignore `If-None-Match`: always answer 200.
     IgnoreConditional,
     /// Answer 304 to any conditional request, whatever the ETag (a stale CDN).
@@ -54,7 +71,8 @@ struct Inner {
     root: PathBuf,
     prefix: String,
     log: Mutex<Vec<Request>>,
-    faults: Mutex<HashMap<String, Fault>>,
+    /// Fault per key, with how many more requests it applies to (`None`: forever).
+    faults: Mutex<HashMap<String, (Fault, Option<usize>)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -145,7 +163,12 @@ impl StaticServer {
 
     /// Injects `fault` for the object `key` (relative to the prefix, no leading slash).
     pub fn set_fault(&self, key: &str, fault: Fault) {
-        lock(&self.inner.faults).insert(key.trim_start_matches('/').to_owned(), fault);
+        lock(&self.inner.faults).insert(key.trim_start_matches('/').to_owned(), (fault, None));
+    }
+
+    /// Injects `fault` for the next `times` requests of `key` only; later ones are served normally.
+    pub fn set_fault_times(&self, key: &str, fault: Fault, times: usize) {
+        lock(&self.inner.faults).insert(key.trim_start_matches('/').to_owned(), (fault, Some(times)));
     }
 
     /// Removes the fault for `key`.
@@ -201,16 +224,66 @@ async fn serve(State(inner): State<Arc<Inner>>, req: axum::extract::Request) -> 
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let fault = key.as_ref().and_then(|k| lock(&inner.faults).get(k).cloned());
-    let (resp, sent) = answer(&inner, &method, key.as_deref(), if_none_match.as_deref(), fault).await;
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let fault = key.as_ref().and_then(|k| take_fault(&inner, k));
+    let asked = Asked {
+        method: &method,
+        key: key.as_deref(),
+        if_none_match: if_none_match.as_deref(),
+        range: range.as_deref(),
+    };
+    let (resp, sent) = answer(&inner, &asked, fault).await;
     lock(&inner.log).push(Request {
         method: method.to_string(),
         path: key.unwrap_or(raw),
         status: resp.status().as_u16(),
         bytes: sent,
         if_none_match,
+        range,
     });
     resp
+}
+
+/// The fault for `key`, counting down a limited one.
+fn take_fault(inner: &Inner, key: &str) -> Option<Fault> {
+    let mut faults = lock(&inner.faults);
+    let (fault, left) = faults.get_mut(key)?;
+    let fault = fault.clone();
+    if let Some(n) = left {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            faults.remove(key);
+        }
+    }
+    Some(fault)
+}
+
+/// What a request asks for.
+struct Asked<'a> {
+    method: &'a Method,
+    key: Option<&'a str>,
+    if_none_match: Option<&'a str>,
+    range: Option<&'a str>,
+}
+
+/// Parses `bytes=N-` or `bytes=N-M` against an object of `len` bytes; `None`
+/// for anything else (served whole, as RFC 9110 allows), `Some(Err)` when unsatisfiable.
+fn parse_range(header: &str, len: usize) -> Option<Result<(usize, usize), ()>> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    let (a, b) = spec.split_once('-')?;
+    let start: usize = a.trim().parse().ok()?;
+    let end = match b.trim() {
+        "" => len.checked_sub(1),
+        e => Some(e.parse::<usize>().ok()?.min(len.saturating_sub(1))),
+    };
+    Some(match end {
+        Some(end) if start <= end && start < len => Ok((start, end + 1)),
+        _ => Err(()),
+    })
 }
 
 fn empty(status: StatusCode) -> Response {
@@ -219,23 +292,28 @@ fn empty(status: StatusCode) -> Response {
     r
 }
 
-async fn answer(
-    inner: &Inner,
-    method: &Method,
-    key: Option<&str>,
-    if_none_match: Option<&str>,
-    fault: Option<Fault>,
-) -> (Response, u64) {
+async fn answer(inner: &Inner, asked: &Asked<'_>, fault: Option<Fault>) -> (Response, u64) {
+    let method = asked.method;
     if method != Method::GET && method != Method::HEAD {
         return (empty(StatusCode::METHOD_NOT_ALLOWED), 0);
     }
-    if let Some(Fault::Status(code)) = fault {
-        return (
-            empty(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)),
-            0,
-        );
+    match &fault {
+        Some(Fault::Status(code)) => {
+            return (
+                empty(StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)),
+                0,
+            );
+        }
+        Some(Fault::TooManyRequests(after)) => {
+            let mut r = empty(StatusCode::TOO_MANY_REQUESTS);
+            if let Ok(v) = HeaderValue::from_str(after) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return (r, 0);
+        }
+        _ => {}
     }
-    let Some(path) = key.and_then(|k| file_for(&inner.root, k)) else {
+    let Some(path) = asked.key.and_then(|k| file_for(&inner.root, k)) else {
         return (empty(StatusCode::NOT_FOUND), 0);
     };
     let real = match (&fault, tokio::fs::read(&path).await) {
@@ -244,7 +322,7 @@ async fn answer(
         (_, Err(_)) => return (empty(StatusCode::NOT_FOUND), 0),
     };
     let etag = etag_of(&real);
-    if let Some(inm) = if_none_match {
+    if let Some(inm) = asked.if_none_match {
         let not_modified = match fault {
             Some(Fault::AlwaysNotModified) => true,
             Some(Fault::IgnoreConditional) => false,
@@ -259,20 +337,37 @@ async fn answer(
         }
     }
     let full_len = real.len();
+    let range = match (asked.range, &fault) {
+        (_, Some(Fault::IgnoreRange)) | (None, _) => None,
+        (Some(h), _) => match parse_range(h, full_len) {
+            None => None,
+            Some(Ok(r)) => Some(r),
+            Some(Err(())) => {
+                let mut r = empty(StatusCode::RANGE_NOT_SATISFIABLE);
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{full_len}")) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return (r, 0);
+            }
+        },
+    };
+    let (start, end) = range.unwrap_or((0, full_len));
+    let part = real[start..end].to_vec();
+    let part_len = part.len();
     let (body, sent, declared) = match fault {
         Some(Fault::Truncate(n)) => {
-            let b = real[..n.min(full_len)].to_vec();
+            let b = part[..n.min(part_len)].to_vec();
             let n = b.len();
             (Body::from(b), n, n)
         }
         Some(Fault::Extra(extra)) => {
-            let mut b = real;
+            let mut b = part;
             b.extend_from_slice(&extra);
             let n = b.len();
             (Body::from(b), n, n)
         }
         Some(Fault::Abort(n)) => {
-            let first = Bytes::copy_from_slice(&real[..n.min(full_len)]);
+            let first = Bytes::copy_from_slice(&part[..n.saturating_sub(start).min(part_len)]);
             let n = first.len();
             let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
                 Ok(first),
@@ -281,9 +376,24 @@ async fn answer(
                     "fault injected",
                 )),
             ];
-            (Body::from_stream(futures_util::stream::iter(chunks)), n, full_len)
+            (Body::from_stream(futures_util::stream::iter(chunks)), n, part_len)
         }
-        _ => (Body::from(real), full_len, full_len),
+        Some(Fault::Trickle { chunk, delay_ms }) => {
+            let chunks: Vec<Bytes> = part.chunks(chunk.max(1)).map(Bytes::copy_from_slice).collect();
+            let stream = futures_util::stream::iter(chunks).then(move |c| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                Ok::<_, std::io::Error>(c)
+            });
+            (Body::from_stream(stream), part_len, part_len)
+        }
+        Some(Fault::WrongLength(delta)) => {
+            let declared = usize::try_from((part_len as i64).saturating_add(delta).max(0)).unwrap_or(0);
+            let b = part[..declared.min(part_len)].to_vec();
+            let n = b.len();
+            let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(b))]);
+            (Body::from_stream(stream), n, declared)
+        }
+        _ => (Body::from(part), part_len, part_len),
     };
     let body = if method == Method::HEAD {
         Body::empty()
@@ -291,8 +401,16 @@ async fn answer(
         body
     };
     let mut r = Response::new(body);
+    if range.is_some() {
+        *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let cr = format!("bytes {start}-{}/{full_len}", end.saturating_sub(1));
+        if let Ok(v) = HeaderValue::from_str(&cr) {
+            r.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
     let h = r.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(declared));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
@@ -308,20 +426,26 @@ mod tests {
     use super::*;
 
     async fn get(url: &str, inm: Option<&str>) -> (u16, Option<String>, Vec<u8>) {
+        get_h(url, inm.map(|t| format!("If-None-Match: {t}"))).await
+    }
+
+    async fn get_h(url: &str, extra: Option<String>) -> (u16, Option<String>, Vec<u8>) {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let u = url.strip_prefix("http://").expect("http url");
         let (host, path) = u.split_once('/').expect("path");
         let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
         let mut req = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-        if let Some(t) = inm {
-            req.push_str(&format!("If-None-Match: {t}\r\n"));
+        if let Some(h) = extra {
+            req.push_str(&format!("{h}\r\n"));
         }
         req.push_str("\r\n");
         s.write_all(req.as_bytes()).await.expect("write");
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf).await;
         let text = String::from_utf8_lossy(&buf).to_string();
-        let (head, body) = text.split_once("\r\n\r\n").expect("head");
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return (0, None, buf);
+        };
         let status = head[9..12].parse().expect("status");
         let etag = head
             .lines()
@@ -362,5 +486,42 @@ mod tests {
         assert_eq!(log[1].if_none_match.as_deref(), Some(etag.as_str()));
         srv.reset_requests();
         assert_eq!(srv.count(), 0);
+    }
+
+    #[tokio::test]
+    async fn ranges_and_counted_faults() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("o"), b"0123456789").expect("write");
+        let srv = StaticServer::start(dir.path()).expect("start");
+        let url = format!("{}o", srv.url());
+        let range = |r: &str| Some(format!("Range: bytes={r}"));
+        assert_eq!(
+            get_h(&url, range("4-")).await,
+            (206, Some(etag_of(b"0123456789")), b"456789".to_vec())
+        );
+        assert_eq!(get_h(&url, range("2-3")).await.2, b"23");
+        assert_eq!(get_h(&url, range("10-")).await.0, 416);
+        srv.set_fault("o", Fault::IgnoreRange);
+        assert_eq!(get_h(&url, range("4-")).await.0, 200);
+        srv.set_fault("o", Fault::Abort(6));
+        let (status, _, body) = get_h(&url, range("4-")).await;
+        assert!(status == 0 || body.starts_with(b"45"), "{status} {body:?}");
+        srv.set_fault_times("o", Fault::Status(500), 2);
+        assert_eq!(get(&url, None).await.0, 500);
+        assert_eq!(get(&url, None).await.0, 500);
+        assert_eq!(get(&url, None).await.0, 200);
+        srv.set_fault_times("o", Fault::TooManyRequests("0".into()), 1);
+        assert_eq!(get(&url, None).await.0, 429);
+        srv.set_fault(
+            "o",
+            Fault::Trickle {
+                chunk: 3,
+                delay_ms: 1,
+            },
+        );
+        assert_eq!(get(&url, None).await.2, b"0123456789");
+        srv.set_fault("o", Fault::WrongLength(-4));
+        assert_eq!(get(&url, None).await.2, b"012345");
+        assert_eq!(srv.requests()[0].range.as_deref(), Some("bytes=4-"));
     }
 }

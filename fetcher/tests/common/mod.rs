@@ -172,6 +172,14 @@ impl Store {
     }
 }
 
+/// Options for a test sync: retries back off in milliseconds, not seconds.
+pub fn options(source: &str, dir: &Path, keys: Vec<PublicKey>) -> SyncOptions {
+    let mut opts = SyncOptions::new(source, PACK, CHANNEL, keys, dir);
+    opts.retry.base_delay = std::time::Duration::from_millis(1);
+    opts.retry.max_delay = std::time::Duration::from_millis(20);
+    opts
+}
+
 /// Runs a full sync.
 pub async fn sync_with(
     source: &str,
@@ -180,7 +188,7 @@ pub async fn sync_with(
     side: InstallSide,
     dry_run: bool,
 ) -> Result<Report, SyncError> {
-    let mut opts = SyncOptions::new(source, PACK, CHANNEL, keys, dir);
+    let mut opts = options(source, dir, keys);
     opts.side = side;
     Syncer::new(opts)?.sync(dry_run, &NoProgress).await
 }

@@ -1,0 +1,480 @@
+//! Crash-consistent apply. Before the first file moves, `.atlas/journal.json`
+//! (written atomically, fsynced) records the new install state, the previous
+//! one, and one entry per path to place (with its staged blob) or remove,
+//! each noting whether the path existed before the apply.
+//!
+//! The apply runs in two phases. **Phase A** moves every existing path the
+//! journal names (files to replace and files to remove) into
+//! `.atlas/backup/<path>`; **phase B** moves (or, for a blob used by several
+//! paths, copies, then finally moves) each staged blob from
+//! `.atlas/staging/<sha256>` into place. Then `install.json` (and
+//! `trust.json`) are written, the journal is deleted, and backup and staging
+//! are cleared.
+//!
+//! Invariant, at every instant while the journal exists:
+//! - the old content of each entry that existed is either still at its path
+//!   (not yet backed up, and then nothing new was placed there) or in
+//!   `backup/<path>`; a backup is never overwritten;
+//! - the new content of each placement is in `staging/<sha256>`, or, once
+//!   that blob's last placement has been renamed, at its path(s).
+//!
+//! So the next run can always finish either way: **roll forward** (redo both
+//! phases; every step is idempotent) when every blob is still staged or
+//! already in place with the right hash, otherwise **roll back** (delete the
+//! paths that did not exist, rename backups back, restore `install.json`).
+//! Either way the managed files end exactly as the old build or exactly as
+//! the new one. Paths the journal does not name (unmanaged files) are never
+//! touched. Without a journal, leftover `backup/` and `staging/` are garbage.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use atlas_proto::Sha256Digest;
+use serde::{Deserialize, Serialize};
+
+use crate::SyncError;
+use crate::apply::{copy_into_place, safe_dest, set_mode};
+use crate::plan::Plan;
+use crate::state::{self, InstallState, Sha256Hex, StatePaths, TrustState};
+
+/// Journal file name (inside the state directory).
+pub const JOURNAL_FILE: &str = "journal.json";
+/// Backup directory name (inside the state directory).
+pub const BACKUP_DIR: &str = "backup";
+/// Test-only: microseconds to sleep before each file operation of an apply,
+/// so a test can kill the process mid-apply. Never set it in production.
+pub const TEST_PAUSE_ENV: &str = "ATLAS_FETCHER_TEST_PAUSE_APPLY_US";
+
+/// `.atlas/journal.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Journal {
+    pub format: u32,
+    /// The state to write once every entry is applied.
+    pub install: InstallState,
+    /// The state to restore on roll-back (`None`: there was no install).
+    pub previous: Option<InstallState>,
+    /// The trust state to write with `install` (`None`: unchanged).
+    pub trust: Option<TrustState>,
+    /// Removals first, then placements grouped by blob.
+    pub entries: Vec<Entry>,
+}
+
+/// One path the apply changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub path: String,
+    /// The staged blob to place there; `None` removes the path.
+    pub blob: Option<Sha256Hex>,
+    #[serde(default)]
+    pub executable: bool,
+    /// Whether something was at the path before the apply (it is backed up).
+    pub existed: bool,
+}
+
+/// What [`recover`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// No journal: nothing was interrupted.
+    Clean,
+    /// An interrupted apply was finished: the journal's build is installed.
+    Forward,
+    /// An interrupted apply was undone: the previous build is installed.
+    Back,
+}
+
+fn journal_path(paths: &StatePaths) -> PathBuf {
+    paths.state_dir.join(JOURNAL_FILE)
+}
+
+fn backup_root(paths: &StatePaths) -> PathBuf {
+    paths.state_dir.join(BACKUP_DIR)
+}
+
+fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+impl Journal {
+    /// The journal for applying `plan`; reads which paths exist now.
+    pub fn new(
+        dir: &Path,
+        plan: &Plan,
+        install: InstallState,
+        previous: Option<InstallState>,
+        trust: Option<TrustState>,
+    ) -> Result<Self, SyncError> {
+        let mut entries = Vec::new();
+        for rel in &plan.remove {
+            entries.push(Entry {
+                path: rel.clone(),
+                blob: None,
+                executable: false,
+                existed: exists(&safe_dest(dir, rel)?),
+            });
+        }
+        let mut by_blob: BTreeMap<Sha256Digest, Vec<Entry>> = BTreeMap::new();
+        for f in plan.files.iter().filter(|f| f.needs_download()) {
+            by_blob.entry(f.sha256).or_default().push(Entry {
+                path: f.path.clone(),
+                blob: Some(Sha256Hex(f.sha256)),
+                executable: f.executable,
+                existed: exists(&safe_dest(dir, &f.path)?),
+            });
+        }
+        entries.extend(by_blob.into_values().flatten());
+        Ok(Self {
+            format: state::STATE_FORMAT,
+            install,
+            previous,
+            trust,
+            entries,
+        })
+    }
+
+    /// Writes the journal durably. From now on the apply can be recovered.
+    pub fn write(&self, paths: &StatePaths) -> Result<(), SyncError> {
+        state::write_atomic_json(&journal_path(paths), self)
+    }
+}
+
+/// Loads the journal, if one exists.
+pub fn load(paths: &StatePaths) -> Result<Option<Journal>, SyncError> {
+    let p = journal_path(paths);
+    match std::fs::read(&p) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| SyncError::State {
+                path: p,
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SyncError::io("reading", p)(e)),
+    }
+}
+
+/// Finishes or undoes an interrupted apply, if the journal says there was one.
+/// Call with the directory lock held, before reading `install.json`.
+pub fn recover(paths: &StatePaths) -> Result<Recovery, SyncError> {
+    let Some(j) = load(paths)? else {
+        let b = backup_root(paths);
+        if exists(&b) {
+            std::fs::remove_dir_all(&b).map_err(SyncError::io("removing stale backups", &b))?;
+        }
+        return Ok(Recovery::Clean);
+    };
+    if can_roll_forward(paths, &j)? {
+        tracing::warn!(build = %j.install.build.0, "finishing an interrupted apply");
+        forward(paths, &j)?;
+        Ok(Recovery::Forward)
+    } else {
+        tracing::warn!("undoing an interrupted apply: its staged files are gone");
+        backward(paths, &j)?;
+        Ok(Recovery::Back)
+    }
+}
+
+/// Placements grouped by blob, in journal order.
+fn groups(j: &Journal) -> BTreeMap<Sha256Digest, Vec<&Entry>> {
+    let mut g: BTreeMap<Sha256Digest, Vec<&Entry>> = BTreeMap::new();
+    for e in &j.entries {
+        if let Some(b) = e.blob {
+            g.entry(b.0).or_default().push(e);
+        }
+    }
+    g
+}
+
+fn staged(paths: &StatePaths, blob: &Sha256Digest) -> PathBuf {
+    paths.staging.join(blob.to_hex())
+}
+
+fn hash_file(p: &Path) -> Option<Sha256Digest> {
+    use sha2::Digest as _;
+    let mut f = std::fs::File::open(p).ok()?;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h).ok()?;
+    Sha256Digest::from_slice(&h.finalize()).ok()
+}
+
+/// Every blob is still staged, or every path of it already holds it.
+fn can_roll_forward(paths: &StatePaths, j: &Journal) -> Result<bool, SyncError> {
+    for (blob, entries) in groups(j) {
+        if exists(&staged(paths, &blob)) {
+            continue;
+        }
+        for e in entries {
+            if hash_file(&safe_dest(&paths.dir, &e.path)?) != Some(blob) {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn pause() -> Option<Duration> {
+    std::env::var(TEST_PAUSE_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_micros)
+}
+
+/// Applies (or finishes applying) the journal, writes the state, deletes the journal.
+pub fn forward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
+    let pause = pause();
+    let step = || {
+        if let Some(d) = pause {
+            std::thread::sleep(d);
+        }
+    };
+    let dir = &paths.dir;
+    let backups = backup_root(paths);
+    // Phase A: back up everything that is replaced or removed.
+    let mut emptied = std::collections::BTreeSet::new();
+    for e in &j.entries {
+        let dest = safe_dest(dir, &e.path)?;
+        let bak = safe_dest(&backups, &e.path)?;
+        if e.existed && !exists(&bak) && exists(&dest) {
+            step();
+            if let Some(parent) = bak.parent() {
+                std::fs::create_dir_all(parent).map_err(SyncError::io("creating directory", parent))?;
+            }
+            std::fs::rename(&dest, &bak).map_err(SyncError::io("backing up", &dest))?;
+        }
+        if e.blob.is_none() {
+            for (i, _) in e.path.match_indices('/') {
+                emptied.insert(e.path[..i].to_owned());
+            }
+        }
+    }
+    // Deepest first; a directory the new build fills again is recreated below.
+    let mut emptied: Vec<String> = emptied.into_iter().collect();
+    emptied.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for rel in emptied {
+        let _ = std::fs::remove_dir(safe_dest(dir, &rel)?);
+    }
+    // Phase B: place the staged blobs.
+    let mut touched = std::collections::BTreeSet::new();
+    for (blob, entries) in groups(j) {
+        let src = staged(paths, &blob);
+        if !exists(&src) {
+            continue; // already renamed into place (checked by can_roll_forward or just done)
+        }
+        let Some((last, copies)) = entries.split_last() else {
+            continue;
+        };
+        for e in copies.iter().chain([last]) {
+            let dest = safe_dest(dir, &e.path)?;
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent).map_err(SyncError::io("creating directory", parent))?;
+                touched.insert(parent.to_owned());
+            }
+        }
+        for e in copies {
+            step();
+            copy_into_place(&src, &safe_dest(dir, &e.path)?, e.executable)?;
+        }
+        step();
+        let dest = safe_dest(dir, &last.path)?;
+        set_mode(&src, last.executable)?;
+        std::fs::rename(&src, &dest)
+            .map_err(SyncError::io("moving a downloaded file into place at", &dest))?;
+    }
+    for d in &touched {
+        state::sync_dir(d);
+    }
+    state::write_atomic_json(&paths.install, &j.install)?;
+    if let Some(t) = &j.trust {
+        state::write_atomic_json(&paths.trust, t)?;
+    }
+    finish(paths)
+}
+
+/// Undoes a partly applied journal: the previous build's files and state come back.
+pub fn backward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
+    let dir = &paths.dir;
+    let backups = backup_root(paths);
+    let mut created = std::collections::BTreeSet::new();
+    for e in j.entries.iter().filter(|e| !e.existed && e.blob.is_some()) {
+        let dest = safe_dest(dir, &e.path)?;
+        match std::fs::remove_file(&dest) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(SyncError::io("removing", dest)(err)),
+        }
+        for (i, _) in e.path.match_indices('/') {
+            created.insert(e.path[..i].to_owned());
+        }
+    }
+    let mut created: Vec<String> = created.into_iter().collect();
+    created.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for rel in created {
+        let _ = std::fs::remove_dir(safe_dest(dir, &rel)?);
+    }
+    for e in j.entries.iter().filter(|e| e.existed) {
+        let bak = safe_dest(&backups, &e.path)?;
+        if !exists(&bak) {
+            continue; // never moved: the old content is still in place
+        }
+        let dest = safe_dest(dir, &e.path)?;
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(SyncError::io("creating directory", parent))?;
+        }
+        std::fs::rename(&bak, &dest).map_err(SyncError::io("restoring", &dest))?;
+    }
+    match &j.previous {
+        Some(prev) => state::write_atomic_json(&paths.install, prev)?,
+        None => match std::fs::remove_file(&paths.install) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(SyncError::io("removing", &paths.install)(e)),
+        },
+    }
+    finish(paths)
+}
+
+/// Deletes the journal (the commit point of either direction), then the leftovers.
+fn finish(paths: &StatePaths) -> Result<(), SyncError> {
+    let jp = journal_path(paths);
+    std::fs::remove_file(&jp).map_err(SyncError::io("removing", &jp))?;
+    state::sync_dir(&paths.state_dir);
+    let _ = std::fs::remove_dir_all(backup_root(paths));
+    let _ = std::fs::remove_dir_all(&paths.staging);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{FileAction, InstallSide, PlannedFile};
+    use crate::state::InstalledFile;
+
+    fn planned(path: &str, content: &[u8], action: FileAction) -> PlannedFile {
+        PlannedFile {
+            path: path.into(),
+            sha256: Sha256Digest::of(content),
+            size: content.len() as u64,
+            executable: false,
+            preserve: false,
+            action,
+            upstreams: vec![],
+            upstream_only: false,
+        }
+    }
+
+    fn install(files: &[(&str, &[u8])]) -> InstallState {
+        InstallState {
+            format: state::STATE_FORMAT,
+            pack: "p".into(),
+            channel: "dev".into(),
+            build: Sha256Hex(Sha256Digest::of(format!("{files:?}").as_bytes())),
+            version: 1,
+            side: InstallSide::Server,
+            files: files
+                .iter()
+                .map(|(p, c)| InstalledFile {
+                    path: (*p).into(),
+                    sha256: Sha256Hex(Sha256Digest::of(c)),
+                    size: c.len() as u64,
+                    preserve: false,
+                })
+                .collect(),
+        }
+    }
+
+    /// Old build: a (v1), gone; new build: a (v2), b, c; plus an unmanaged file.
+    fn setup(root: &Path) -> (StatePaths, Journal) {
+        let paths = StatePaths::new(&root.join("inst"));
+        let d = &paths.dir;
+        std::fs::create_dir_all(d.join("m")).expect("mkdir");
+        std::fs::write(d.join("m/a"), b"a v1").expect("write");
+        std::fs::write(d.join("m/gone"), b"gone").expect("write");
+        std::fs::write(d.join("m/user"), b"mine").expect("write");
+        std::fs::create_dir_all(&paths.staging).expect("mkdir");
+        for c in [&b"a v2"[..], b"b", b"c"] {
+            std::fs::write(paths.staging.join(Sha256Digest::of(c).to_hex()), c).expect("write");
+        }
+        let plan = Plan {
+            files: vec![
+                planned("m/a", b"a v2", FileAction::Replace),
+                planned("n/b", b"b", FileAction::Add),
+                planned("n/c", b"c", FileAction::Add),
+            ],
+            remove: vec!["m/gone".into()],
+        };
+        let old = install(&[("m/a", b"a v1"), ("m/gone", b"gone")]);
+        let new = install(&[("m/a", b"a v2"), ("n/b", b"b"), ("n/c", b"c")]);
+        let j = Journal::new(d, &plan, new, Some(old), None).expect("journal");
+        j.write(&paths).expect("write journal");
+        (paths, j)
+    }
+
+    fn tree(d: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut v = vec![];
+        for sub in ["m", "n"] {
+            if let Ok(rd) = std::fs::read_dir(d.join(sub)) {
+                for e in rd.filter_map(Result::ok) {
+                    let name = format!("{sub}/{}", e.file_name().to_string_lossy());
+                    v.push((name, std::fs::read(e.path()).expect("read")));
+                }
+            }
+        }
+        v.sort();
+        v
+    }
+
+    fn owned(v: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+        v.iter().map(|(p, c)| ((*p).to_owned(), c.to_vec())).collect()
+    }
+
+    #[test]
+    fn interrupted_apply_rolls_forward_when_staging_is_complete() {
+        let root = tempfile::tempdir().expect("tmp");
+        let (paths, j) = setup(root.path());
+        // As if killed after phase A and one placement.
+        let bak = backup_root(&paths);
+        std::fs::create_dir_all(bak.join("m")).expect("mkdir");
+        std::fs::rename(paths.dir.join("m/a"), bak.join("m/a")).expect("mv");
+        std::fs::rename(paths.dir.join("m/gone"), bak.join("m/gone")).expect("mv");
+        std::fs::create_dir_all(paths.dir.join("n")).expect("mkdir");
+        let b = paths.staging.join(Sha256Digest::of(b"b").to_hex());
+        std::fs::rename(b, paths.dir.join("n/b")).expect("mv");
+        assert_eq!(recover(&paths).expect("recover"), Recovery::Forward);
+        let want = owned(&[
+            ("m/a", b"a v2"),
+            ("m/user", b"mine"),
+            ("n/b", b"b"),
+            ("n/c", b"c"),
+        ]);
+        assert_eq!(tree(&paths.dir), want);
+        assert_eq!(
+            state::load_install(&paths.install).expect("load"),
+            Some(j.install)
+        );
+        assert!(load(&paths).expect("load").is_none() && !bak.exists() && !paths.staging.exists());
+        assert_eq!(recover(&paths).expect("again"), Recovery::Clean);
+    }
+
+    #[test]
+    fn interrupted_apply_rolls_back_when_a_blob_is_lost() {
+        let root = tempfile::tempdir().expect("tmp");
+        let (paths, j) = setup(root.path());
+        let bak = backup_root(&paths);
+        std::fs::create_dir_all(bak.join("m")).expect("mkdir");
+        std::fs::rename(paths.dir.join("m/a"), bak.join("m/a")).expect("mv");
+        std::fs::create_dir_all(paths.dir.join("n")).expect("mkdir");
+        let b = paths.staging.join(Sha256Digest::of(b"b").to_hex());
+        std::fs::rename(b, paths.dir.join("n/b")).expect("mv");
+        std::fs::remove_file(paths.staging.join(Sha256Digest::of(b"c").to_hex())).expect("rm");
+        assert_eq!(recover(&paths).expect("recover"), Recovery::Back);
+        let want = owned(&[("m/a", b"a v1"), ("m/gone", b"gone"), ("m/user", b"mine")]);
+        assert_eq!(tree(&paths.dir), want);
+        assert!(
+            !paths.dir.join("n").exists(),
+            "directories the apply created are pruned"
+        );
+        assert_eq!(state::load_install(&paths.install).expect("load"), j.previous);
+    }
+}
