@@ -8,9 +8,14 @@ cd "$(dirname "$0")/.."
 out="${ATLAS_DEMO_DIR:-demo}"
 mkdir -p "$out"
 
-echo "==> building atlas-builder and atlas-fetcher"
-cargo build --quiet --bin atlas-builder --bin atlas-fetcher
-bin="$(pwd)/target/debug"
+# ATLAS_BIN_DIR: use already built binaries (CI reuses the test build's).
+if [ -n "${ATLAS_BIN_DIR:-}" ] && [ -x "$ATLAS_BIN_DIR/atlas-builder" ] && [ -x "$ATLAS_BIN_DIR/atlas-fetcher" ]; then
+  bin="$(cd "$ATLAS_BIN_DIR" && pwd)"
+else
+  echo "==> building atlas-builder and atlas-fetcher"
+  cargo build --quiet --bin atlas-builder --bin atlas-fetcher
+  bin="$(pwd)/target/debug"
+fi
 
 # The pack is built from a git commit. Use this checkout when the demo pack
 # is committed in it; otherwise (e.g. a source tarball) make a throwaway
