@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::plan::{PlanError, PlanOptions};
 use crate::pointer::PointerUpdateError;
 use crate::promote::{PromoteError, PromoteFrom};
-use crate::publish::{PublishError, PublishOptions};
+use crate::publish::{PublishError, PublishOptions, PublishReport};
 use crate::repo::PackSource;
 use crate::signing::{self, SigningError};
 use crate::store::{self, S3Settings, StoreError};
@@ -111,6 +111,12 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Show what a publish would download and upload; writes nothing to the
+    /// store and needs no signing key (mods are downloaded into the cache).
+    Plan(PlanArgs),
+    /// The changelog between two builds in the store: mods added, removed and
+    /// updated (by name and version), and other files changed.
+    Diff(DiffArgs),
     /// Point channel TO at the build channel FROM points to (or at --build).
     Promote {
         #[command(flatten)]
@@ -136,6 +142,47 @@ pub enum Command {
     /// Re-sign channel pointers with a fresh expiry (same build, next version).
     /// Run on a schedule shorter than --expires-in so hosts never see an expired pointer.
     Resign(ResignArgs),
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The pack directory (a git repository or a directory inside one).
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Plan the working tree as it is, uncommitted changes included.
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// Repository URL recorded in the manifest (default: remote.origin.url).
+    #[arg(long, env = "ATLAS_REPOSITORY_URL")]
+    pub repository_url: Option<String>,
+    /// Parallel store requests.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub mods: ModArgs,
+}
+
+/// Arguments of `diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// BUILD_A and BUILD_B (64 hex build ids); either may be replaced by
+    /// --from-channel / --to-channel.
+    #[arg(value_name = "BUILD", num_args = 0..=2)]
+    pub builds: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Pack id.
+    #[arg(long)]
+    pub pack: String,
+    /// Compare from the build this channel points to (instead of BUILD_A).
+    #[arg(long)]
+    pub from_channel: Option<String>,
+    /// Compare to the build this channel points to (instead of BUILD_B).
+    #[arg(long)]
+    pub to_channel: Option<String>,
 }
 
 /// Arguments of `resign`.
@@ -174,6 +221,10 @@ pub struct ModArgs {
     /// Pack id for packwiz packs (default: derived from the pack's name).
     #[arg(long)]
     pub pack_id: Option<String>,
+    /// Dependency problems in Modrinth's metadata (missing required mods,
+    /// incompatible mods, another Minecraft version or loader): `warn` or `error`.
+    #[arg(long, default_value = "warn")]
+    pub deps: crate::resolve::DepsPolicy,
 }
 
 impl ModArgs {
@@ -188,6 +239,7 @@ impl ModArgs {
         o.resolve.curseforge_api = self.curseforge_api.clone();
         o.download.concurrency = self.downloads.max(1);
         o.pack_id = self.pack_id.clone();
+        o.deps = self.deps;
         o
     }
 }
@@ -255,6 +307,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<crate::resolve::BuildError>()
         {
             return exit::PACK;
+        }
+        if cause.is::<crate::diff::DiffError>() {
+            return exit::STORE;
         }
         if cause.is::<SigningError>() {
             return exit::KEY;
@@ -348,6 +403,102 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Plans the pack (resolving and downloading mods) and publishes it, or with
+/// `opts.dry_run` reports what would be uploaded.
+async fn plan_and_publish(
+    source: &PackSource,
+    repository_url: Option<String>,
+    store: &StoreArgs,
+    mods: &ModArgs,
+    key: Option<&atlas_proto::SecretKey>,
+    opts: &PublishOptions,
+) -> anyhow::Result<PublishReport> {
+    let (plan, _) =
+        crate::resolve::plan_pack(source, &PlanOptions { repository_url }, &mods.options()).await?;
+    let st = store::open(&store.store, &store.settings()).await?;
+    Ok(crate::publish::publish(&plan, source, st.as_ref(), key, opts).await?)
+}
+
+fn publish_human(report: &PublishReport) -> String {
+    let mut s = format!(
+        "{} {} ({} files) build {}\n  blobs: {} new ({}), {} reused ({})\n  manifest: {} ({})",
+        report.plan.pack,
+        report.plan.version,
+        report.plan.files,
+        report.plan.build,
+        report.blobs_new,
+        human_bytes(report.bytes_new),
+        report.blobs_reused,
+        human_bytes(report.bytes_reused),
+        report.manifest_key,
+        if report.manifest_new {
+            "new"
+        } else {
+            "already stored"
+        },
+    );
+    if let Some(line) = mods_line(&report.mods) {
+        s.push_str(&line);
+    }
+    match (&report.pointer, report.dry_run) {
+        (_, true) => s.push_str("\n  dry run: nothing was written to the store"),
+        (Some(p), false) => s.push_str(&format!(
+            "\n  channel {}: version {} ({}) -> {}",
+            p.channel,
+            p.version,
+            p.status.as_str(),
+            p.key
+        )),
+        (None, false) => {}
+    }
+    s
+}
+
+async fn diff(json: bool, args: DiffArgs) -> anyhow::Result<()> {
+    use crate::diff::BuildRef;
+    atlas_proto::layout::validate_pack_id(&args.pack)?;
+    let mut builds = args.builds.into_iter();
+    let mut pick = |channel: Option<String>, what: &str, flag: &str| -> anyhow::Result<BuildRef> {
+        if let Some(c) = channel {
+            atlas_proto::layout::validate_channel(&c)?;
+            return Ok(BuildRef::Channel(c));
+        }
+        let b = builds
+            .next()
+            .with_context(|| format!("give {what} as a build id, or {flag} CHANNEL"))?;
+        Ok(BuildRef::Build(
+            b.parse().with_context(|| format!("{what} `{b}`"))?,
+        ))
+    };
+    let from = pick(args.from_channel, "BUILD_A", "--from-channel")?;
+    let to = pick(args.to_channel, "BUILD_B", "--to-channel")?;
+    if let Some(extra) = builds.next() {
+        anyhow::bail!("unexpected argument `{extra}`: give two builds, or one build and a channel");
+    }
+    let st = store::open(&args.store.store, &args.store.settings()).await?;
+    let log = crate::diff::diff_builds(st.as_ref(), &args.pack, &from, &to).await?;
+    emit(json, &log, || log.human())
+}
+
+/// The mods line of a publish or plan report (`None` for packs without mods).
+fn mods_line(m: &crate::resolve::ModsReport) -> Option<String> {
+    (m.mods > 0).then(|| {
+        let mut s = format!(
+            "\n  mods: {} ({} downloaded, {}; {} cached; {} manual; {} upstream-only)",
+            m.mods,
+            m.downloaded,
+            human_bytes(m.bytes_downloaded),
+            m.cached,
+            m.manual,
+            m.upstream_only
+        );
+        for p in &m.deps {
+            s.push_str(&format!("\n  warning: {p}"));
+        }
+        s
+    })
+}
+
 async fn resign(json: bool, args: ResignArgs) -> anyhow::Result<()> {
     atlas_proto::layout::validate_pack_id(&args.pack)?;
     let key = signing::load_secret_key(args.signing.key_file.as_deref())?;
@@ -423,12 +574,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(signing::load_secret_key(signing.key_file.as_deref())?)
             };
             let source = PackSource::open(&repo, allow_dirty)?;
-            let (plan, mods_report) =
-                crate::resolve::plan_pack(&source, &PlanOptions { repository_url }, &mods.options()).await?;
-            if mods_report.mods > 0 {
-                tracing::info!(?mods_report, "mods resolved");
-            }
-            let st = store::open(&store.store, &store.settings()).await?;
             let opts = PublishOptions {
                 channel,
                 now: now(),
@@ -437,39 +582,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 concurrency,
                 force_pointer,
             };
-            let report = crate::publish::publish(&plan, &source, st.as_ref(), key.as_ref(), &opts).await?;
-            emit(cli.json, &report, || {
-                let mut s = format!(
-                    "{} {} ({} files) build {}\n  blobs: {} new ({}), {} reused ({})\n  manifest: {} ({})",
-                    report.plan.pack,
-                    report.plan.version,
-                    report.plan.files,
-                    report.plan.build,
-                    report.blobs_new,
-                    human_bytes(report.bytes_new),
-                    report.blobs_reused,
-                    human_bytes(report.bytes_reused),
-                    report.manifest_key,
-                    if report.manifest_new {
-                        "new"
-                    } else {
-                        "already stored"
-                    },
-                );
-                match (&report.pointer, report.dry_run) {
-                    (_, true) => s.push_str("\n  dry run: nothing was written"),
-                    (Some(p), false) => s.push_str(&format!(
-                        "\n  channel {}: version {} ({}) -> {}",
-                        p.channel,
-                        p.version,
-                        p.status.as_str(),
-                        p.key
-                    )),
-                    (None, false) => {}
-                }
-                s
-            })
+            let report =
+                plan_and_publish(&source, repository_url, &store, &mods, key.as_ref(), &opts).await?;
+            emit(cli.json, &report, || publish_human(&report))
         }
+        Command::Plan(args) => {
+            let source = PackSource::open(&args.repo, args.allow_dirty)?;
+            let opts = PublishOptions {
+                channel: "dev".to_owned(),
+                now: now(),
+                pointer_lifetime: Duration::ZERO,
+                dry_run: true,
+                concurrency: args.concurrency,
+                force_pointer: false,
+            };
+            let report =
+                plan_and_publish(&source, args.repository_url, &args.store, &args.mods, None, &opts).await?;
+            emit(cli.json, &report, || publish_human(&report))
+        }
+        Command::Diff(args) => diff(cli.json, args).await,
         Command::Check {
             repo,
             allow_dirty,

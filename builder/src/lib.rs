@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod check;
 pub mod cli;
+pub mod diff;
 pub mod download;
 pub mod pack;
 pub mod packwiz;

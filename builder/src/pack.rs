@@ -262,7 +262,10 @@ impl NativePack {
                     ));
                 }
                 (None, Some(_)) => {
-                    return Err(invalid(&format!("mods[{i}].hash"), "only allowed with `url`".into()));
+                    return Err(invalid(
+                        &format!("mods[{i}].hash"),
+                        "only allowed with `url`".into(),
+                    ));
                 }
                 (Some(_), Some(h)) => {
                     parse_hash(h).map_err(|e| invalid(&format!("mods[{i}].hash"), e))?;

@@ -13,6 +13,7 @@ use atlas_proto::{Sha256Digest, manifest};
 
 use crate::pack::{FilesEntry, NativePack, PACK_FILE, PackError};
 use crate::repo::{Content, PackSource, RepoError};
+use crate::resolve::ModsReport;
 
 /// Files in the pack directory that configure Atlas and are never installed.
 pub const CONFIG_FILES: [&str; 2] = [PACK_FILE, "atlas.toml"];
@@ -63,6 +64,8 @@ pub struct BuildPlan {
     pub build_id: Sha256Digest,
     /// Every distinct blob the manifest references.
     pub blobs: BTreeMap<Sha256Digest, BlobSource>,
+    /// What resolving and downloading mods did (empty for packs without mods).
+    pub mods: ModsReport,
 }
 
 /// A printable summary of a plan (for `--dry-run` and `--json`).
@@ -336,5 +339,6 @@ pub fn assemble(
         manifest_bytes,
         build_id,
         blobs,
+        mods: ModsReport::default(),
     })
 }

@@ -13,6 +13,7 @@ use atlas_proto::layout::{self, CACHE_IMMUTABLE, CONTENT_TYPE_BLOB, CONTENT_TYPE
 use crate::plan::{BlobSource, BuildPlan, PlanSummary};
 use crate::pointer::{PointerUpdate, PointerUpdateError, point_channel};
 use crate::repo::{Content, PackSource, RepoError};
+use crate::resolve::ModsReport;
 use crate::store::{Body, ObjectMeta, PutOutcome, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,8 @@ pub struct PublishReport {
     pub manifest_key: String,
     pub manifest_new: bool,
     pub pointer: Option<PointerUpdate>,
+    /// Mods resolved for the build: downloaded, cached, manual, upstream-only.
+    pub mods: ModsReport,
 }
 
 const IMMUTABLE_BLOB: ObjectMeta = ObjectMeta {
@@ -100,6 +103,7 @@ pub async fn publish(
         manifest_new: !store.exists(&manifest_key).await?,
         manifest_key,
         pointer: None,
+        mods: plan.mods.clone(),
     };
     if opts.dry_run {
         return Ok(report);

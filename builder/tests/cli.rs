@@ -123,3 +123,121 @@ fn exit_codes_name_the_failure_class() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn plan_needs_no_key_and_diff_prints_the_changelog() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = run(builder().args(["keygen", "--out-dir"]).arg(work.path()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key_file = work.path().join("atlas-signing.key");
+    let store = work.path().join("store");
+    let cache = work.path().join("cache");
+    let repo = GitRepo::init().expect("init");
+    let pack = |version: &str| {
+        format!(
+            "id = \"clipack\"\nname = \"Cli\"\nversion = \"{version}\"\nminecraft = \"1.21.1\"\n\
+             loader = {{ kind = \"fabric\", version = \"0.16.9\" }}\n[[files]]\ninclude = [\"config/**\"]\n\n\
+             [[mods]]\nname = \"Local Mod\"\npath = \"jars/local.jar\"\n"
+        )
+    };
+    repo.write("pack.toml", pack("1.0")).expect("write");
+    repo.write("jars/local.jar", "v1").expect("write");
+    repo.write("config/x.txt", "x").expect("write");
+    repo.commit_all("one").expect("commit");
+    let publish = |channel: &str| {
+        let out = run(builder()
+            .args(["--json", "publish", "--channel", channel, "--repo"])
+            .arg(repo.path())
+            .arg("--store")
+            .arg(&store)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .arg("--key-file")
+            .arg(&key_file));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        report["build"].as_str().expect("build id").to_owned()
+    };
+    let first = publish("production");
+
+    repo.write("pack.toml", pack("1.1")).expect("write");
+    repo.write("jars/local.jar", "v2").expect("write");
+    repo.write("config/y.txt", "y").expect("write");
+    repo.commit_all("two").expect("commit");
+
+    // plan: no key, nothing written, says what would be uploaded.
+    let before = std::fs::read_dir(store.join("blobs/sha256"))
+        .expect("blobs")
+        .count();
+    let out = run(builder()
+        .args(["--json", "plan", "--repo"])
+        .arg(repo.path())
+        .arg("--store")
+        .arg(&store)
+        .arg("--cache-dir")
+        .arg(&cache));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(
+        (plan["blobs_new"].as_u64(), plan["blobs_reused"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(plan["manifest_new"], true);
+    assert_eq!(plan["mods"]["mods"], 0, "repository mods are not downloads");
+    assert!(plan["pointer"].is_null());
+    let after = std::fs::read_dir(store.join("blobs/sha256"))
+        .expect("blobs")
+        .count();
+    assert_eq!(before, after, "plan writes nothing");
+    let out = run(builder()
+        .args(["plan", "--repo"])
+        .arg(repo.path())
+        .arg("--store")
+        .arg(&store)
+        .arg("--cache-dir")
+        .arg(&cache));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("blobs: 2 new"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let second = publish("dev");
+    let out = run(builder()
+        .args(["--json", "diff", &first, &second, "--pack", "clipack", "--store"])
+        .arg(&store));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(log["from"]["version"], "1.0");
+    assert_eq!(log["to"]["version"], "1.1");
+    assert_eq!(log["updated"][0]["name"], "Local Mod");
+    assert_eq!(log["files_added"][0], "config/y.txt");
+
+    let out = run(builder()
+        .args([
+            "diff",
+            "--from-channel",
+            "production",
+            "--to-channel",
+            "dev",
+            "--pack",
+            "clipack",
+            "--store",
+        ])
+        .arg(&store));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let human = text(&out.stdout);
+    assert!(human.starts_with("clipack 1.0 -> 1.1"), "{human}");
+    assert!(human.contains("- Local Mod: local.jar ("), "{human}");
+    assert!(human.contains("- added config/y.txt"), "{human}");
+
+    // An unknown build is a store error (4) naming the build.
+    let missing = "ab".repeat(32);
+    let out = run(builder()
+        .args(["diff", &first, &missing, "--pack", "clipack", "--store"])
+        .arg(&store));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&missing), "{}", text(&out.stderr));
+}

@@ -261,6 +261,18 @@ impl ModrinthServer {
         file
     }
 
+    /// Changes version `id`'s JSON (e.g. its `dependencies`, `game_versions`
+    /// or `loaders`); false when there is no such version.
+    pub fn edit_version(&self, id: &str, edit: impl FnOnce(&mut Value)) -> bool {
+        match lock(&self.state.versions).get_mut(id) {
+            Some(v) => {
+                edit(v);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The next API answers carry `X-Ratelimit-Remaining: remaining` and
     /// `X-Ratelimit-Reset: reset_secs` (until [`clear_rate_limit`](Self::clear_rate_limit)).
     pub fn set_rate_limit(&self, remaining: u64, reset_secs: u64) {

@@ -22,6 +22,7 @@ use crate::plan::{
 };
 use crate::repo::{PackSource, RepoError};
 
+use super::deps::{DepErrors, DepProblem, DepsPolicy, Target};
 use super::{ModError, ModErrors, ModSource, ModSpec, ResolveOptions, ResolvedMod, Resolver, install_path};
 
 /// Settings of mod resolution and downloads.
@@ -33,6 +34,8 @@ pub struct ModOptions {
     /// Pack id for packwiz packs (default: derived from the pack's name).
     pub pack_id: Option<String>,
     pub sleeper: Arc<dyn Sleeper>,
+    /// Whether dependency problems fail the build.
+    pub deps: DepsPolicy,
 }
 
 impl ModOptions {
@@ -43,6 +46,7 @@ impl ModOptions {
             cache_dir,
             pack_id: None,
             sleeper: Arc::new(TokioSleeper),
+            deps: DepsPolicy::default(),
         }
     }
 }
@@ -64,6 +68,8 @@ pub struct ModsReport {
     pub requests: u64,
     pub bytes_downloaded: u64,
     pub retries: u64,
+    /// Dependency problems found in Modrinth's metadata (warnings under `--deps warn`).
+    pub deps: Vec<DepProblem>,
 }
 
 /// Planning a pack with mods failed.
@@ -79,6 +85,8 @@ pub enum BuildError {
     Packwiz(String),
     #[error(transparent)]
     Mods(#[from] ModErrors),
+    #[error(transparent)]
+    Deps(#[from] DepErrors),
     #[error("download cache {path}: {source}")]
     Cache {
         path: PathBuf,
@@ -171,9 +179,15 @@ pub async fn plan_pack(
             None => specs.push(spec),
         }
     }
-    let (files, report) = fetch_mods(&specs, mods).await?;
+    let target = Target {
+        minecraft: pack.minecraft.clone(),
+        loader: pack.loader.kind.kind(),
+    };
+    let (files, report) = fetch_mods_for(&specs, mods, Some(&target)).await?;
     extra.extend(files);
-    Ok((plan_native_with(source, &pack, &pack_file, opts, extra)?, report))
+    let mut plan = plan_native_with(source, &pack, &pack_file, opts, extra)?;
+    plan.mods = report.clone();
+    Ok((plan, report))
 }
 
 /// A `[[mods]]` entry with `path`: a file of the repository.
@@ -233,6 +247,16 @@ pub async fn fetch_mods(
     specs: &[ModSpec],
     opts: &ModOptions,
 ) -> Result<(Vec<ExtraFile>, ModsReport), BuildError> {
+    fetch_mods_for(specs, opts, None).await
+}
+
+/// [`fetch_mods`], and with a `target` the dependency checks first (before
+/// any download, so `--deps error` fails fast).
+pub async fn fetch_mods_for(
+    specs: &[ModSpec],
+    opts: &ModOptions,
+    target: Option<&Target>,
+) -> Result<(Vec<ExtraFile>, ModsReport), BuildError> {
     let mut report = ModsReport {
         mods: specs.len(),
         ..ModsReport::default()
@@ -259,6 +283,18 @@ pub async fn fetch_mods(
     }
     if !errors.is_empty() {
         return Err(ModErrors(errors).into());
+    }
+    if let Some(target) = target {
+        let projects = resolver
+            .version_projects(&super::deps::unknown_versions(&resolved))
+            .await;
+        report.deps = super::deps::check(&resolved, target, &projects);
+        if opts.deps == DepsPolicy::Error && !report.deps.is_empty() {
+            return Err(DepErrors(report.deps).into());
+        }
+        for p in &report.deps {
+            tracing::warn!("{p}");
+        }
     }
     let requests: Vec<DownloadRequest> = resolved
         .iter()
@@ -442,7 +478,14 @@ async fn plan_packwiz(
         return Err(BuildError::Packwiz(text));
     }
     let specs: Vec<ModSpec> = pw.metafiles.iter().map(packwiz_spec).collect();
-    let (extra, report) = fetch_mods(&specs, mods).await?;
+    let target = Target {
+        minecraft: pw.pack.minecraft.clone(),
+        loader: match &pw.pack.loader {
+            Some(l) => l.loader.kind().unwrap_or(LoaderKind::Unspecified),
+            None => LoaderKind::Vanilla,
+        },
+    };
+    let (extra, report) = fetch_mods_for(&specs, mods, Some(&target)).await?;
     let mut files = Vec::new();
     let mut blobs = BTreeMap::new();
     for e in pw.plain_entries() {
@@ -490,7 +533,9 @@ async fn plan_packwiz(
             },
         },
     };
-    Ok((assemble(source, info, opts, files, blobs, extra)?, report))
+    let mut plan = assemble(source, info, opts, files, blobs, extra)?;
+    plan.mods = report.clone();
+    Ok((plan, report))
 }
 
 /// A packwiz metafile as a [`ModSpec`].

@@ -9,9 +9,11 @@
 
 pub mod build;
 pub mod curseforge;
+pub mod deps;
 pub mod modrinth;
 pub mod url;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use atlas_proto::v1::Side;
@@ -20,6 +22,7 @@ use crate::download::{DownloadError, Sleeper};
 use crate::packwiz::UpstreamHash;
 
 pub use build::{BuildError, ModOptions, ModsReport, plan_pack};
+pub use deps::{DepProblem, DepsPolicy};
 
 /// Default Modrinth API base URL.
 pub const MODRINTH_API: &str = "https://api.modrinth.com";
@@ -212,10 +215,58 @@ impl Resolver {
                 Err(e) => errors.push(e.into()),
             }
         }
-        if errors.is_empty() {
-            Ok(out.into_iter().flatten().collect())
-        } else {
-            Err(ModErrors(errors))
+        if !errors.is_empty() {
+            return Err(ModErrors(errors));
+        }
+        let mut resolved: Vec<ResolvedMod> = out.into_iter().flatten().collect();
+        self.attach_modrinth_metadata(&mut resolved).await;
+        Ok(resolved)
+    }
+
+    /// URL mods that name their Modrinth version (packwiz `[update.modrinth]`)
+    /// get its metadata for dependency checks: one batched request, best
+    /// effort (the build does not need it).
+    async fn attach_modrinth_metadata(&self, resolved: &mut [ResolvedMod]) {
+        let mut ids: Vec<String> = resolved
+            .iter()
+            .filter(|r| r.modrinth.is_none())
+            .filter_map(|r| r.origin.strip_prefix("modrinth:")?.split_once('/'))
+            .map(|(_, version)| version.to_owned())
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        ids.sort();
+        ids.dedup();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let versions = match self.modrinth.versions(&refs).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("dependency checks skip packwiz Modrinth mods: {e}");
+                return;
+            }
+        };
+        for r in resolved.iter_mut().filter(|r| r.modrinth.is_none()) {
+            let version = r.origin.strip_prefix("modrinth:").and_then(|o| o.split_once('/'));
+            if let Some((_, id)) = version {
+                r.modrinth = versions.iter().find(|v| v.id == id).cloned();
+            }
+        }
+    }
+
+    /// The projects of Modrinth versions, by version id (best effort: an
+    /// unreachable API gives an empty map).
+    pub async fn version_projects(&self, ids: &[String]) -> BTreeMap<String, String> {
+        if ids.is_empty() {
+            return BTreeMap::new();
+        }
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        match self.modrinth.versions(&refs).await {
+            Ok(v) => v.into_iter().map(|v| (v.id, v.project_id)).collect(),
+            Err(e) => {
+                tracing::warn!("looking up dependency versions: {e}");
+                BTreeMap::new()
+            }
         }
     }
 }

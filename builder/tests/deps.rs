@@ -1,0 +1,266 @@
+//! Dependency checks against a fake Modrinth on 127.0.0.1: a required
+//! dependency missing from the pack (by project, or by version id looked up),
+//! an incompatibility inside the pack, another Minecraft version or loader;
+//! `--deps warn` reports them, `--deps error` fails before any download.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use atlas_builder::download::Sleeper;
+use atlas_builder::packwiz::{HashFormat, UpstreamHash};
+use atlas_builder::resolve::build::fetch_mods_for;
+use atlas_builder::resolve::deps::Target;
+use atlas_builder::resolve::{BuildError, DepProblem, DepsPolicy, ModOptions, ModSource, ModSpec};
+use atlas_proto::v1::{LoaderKind, Side};
+use atlas_testkit::modrinth::ModrinthServer;
+use serde_json::json;
+
+#[derive(Debug, Default)]
+struct NoSleep(Mutex<Vec<Duration>>);
+
+impl Sleeper for NoSleep {
+    fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        self.0.lock().expect("waits").push(d);
+        Box::pin(async {})
+    }
+}
+
+struct Fake {
+    modrinth: ModrinthServer,
+    cache: tempfile::TempDir,
+}
+
+impl Fake {
+    /// Projects: sodium (requires fabric-api, incompatible with optifabric),
+    /// fabric-api, optifabric, forge-only, old-mod (1.20.1), needs-lib
+    /// (requires a version id of lib), lib, shader (iris).
+    fn start() -> Self {
+        let modrinth = ModrinthServer::start().expect("modrinth");
+        for (project, version) in [
+            ("sodium", "sod1"),
+            ("fabric-api", "fapi1"),
+            ("optifabric", "opt1"),
+            ("forge-only", "forge1"),
+            ("old-mod", "old1"),
+            ("needs-lib", "nl1"),
+            ("lib", "lib1"),
+            ("shader", "sh1"),
+        ] {
+            modrinth.add_version(
+                project,
+                version,
+                "1.0.0",
+                &format!("{project}.jar"),
+                format!("{project} bytes").as_bytes(),
+            );
+        }
+        let edit =
+            |id: &str, f: &dyn Fn(&mut serde_json::Value)| assert!(modrinth.edit_version(id, f), "{id}");
+        edit("sod1", &|v| {
+            v["dependencies"] = json!([
+                { "project_id": "fabric-api", "version_id": null, "file_name": null, "dependency_type": "required" },
+                { "project_id": "optifabric", "version_id": null, "file_name": null, "dependency_type": "incompatible" },
+                { "project_id": "modmenu", "version_id": null, "file_name": null, "dependency_type": "optional" }
+            ]);
+        });
+        edit("forge1", &|v| v["loaders"] = json!(["forge", "neoforge"]));
+        edit("old1", &|v| v["game_versions"] = json!(["1.20.1", "1.20.2"]));
+        edit("nl1", &|v| {
+            v["dependencies"] = json!([
+                { "project_id": null, "version_id": "lib1", "file_name": null, "dependency_type": "required" }
+            ]);
+        });
+        edit("sh1", &|v| v["loaders"] = json!(["iris", "optifine"]));
+        Self {
+            modrinth,
+            cache: tempfile::tempdir().expect("cache"),
+        }
+    }
+
+    fn options(&self, deps: DepsPolicy) -> ModOptions {
+        let mut o = ModOptions::new(self.cache.path().to_owned());
+        o.resolve.modrinth_api = self.modrinth.url();
+        o.sleeper = Arc::new(NoSleep::default());
+        o.deps = deps;
+        o
+    }
+
+    fn cdn_requests(&self) -> usize {
+        self.modrinth
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/data/"))
+            .count()
+    }
+}
+
+fn spec(project: &str, version: &str) -> ModSpec {
+    ModSpec {
+        name: project.to_owned(),
+        defined_in: format!("pack.toml mods[{project}]"),
+        source: ModSource::Modrinth {
+            project: project.to_owned(),
+            version: version.to_owned(),
+        },
+        dir: "mods".to_owned(),
+        filename: None,
+        side: Side::Both,
+        optional: false,
+        default_enabled: true,
+        description: String::new(),
+        mirror: true,
+        declared: None,
+        origin: None,
+    }
+}
+
+fn fabric() -> Target {
+    Target {
+        minecraft: "1.21.1".into(),
+        loader: LoaderKind::Fabric,
+    }
+}
+
+fn problem_pack() -> Vec<ModSpec> {
+    vec![
+        spec("sodium", "sod1"),
+        spec("optifabric", "opt1"),
+        spec("forge-only", "forge1"),
+        spec("old-mod", "old1"),
+        spec("needs-lib", "nl1"),
+        spec("shader", "sh1"),
+    ]
+}
+
+#[tokio::test]
+async fn warn_reports_every_dependency_problem_and_builds() {
+    let f = Fake::start();
+    let (files, report) = fetch_mods_for(&problem_pack(), &f.options(DepsPolicy::Warn), Some(&fabric()))
+        .await
+        .expect("warnings do not fail the build");
+    assert_eq!(files.len(), 6);
+    let kinds: Vec<(&str, String)> = report
+        .deps
+        .iter()
+        .map(|p| match p {
+            DepProblem::Missing { name, project, .. } => (name.as_str(), format!("missing {project}")),
+            DepProblem::Incompatible { name, other, .. } => (name.as_str(), format!("incompatible {other}")),
+            DepProblem::Minecraft { name, supported, .. } => {
+                (name.as_str(), format!("minecraft {}", supported.join(",")))
+            }
+            DepProblem::Loader { name, supported, .. } => {
+                (name.as_str(), format!("loader {}", supported.join(",")))
+            }
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("sodium", "missing fabric-api".to_owned()),
+            ("sodium", "incompatible optifabric".to_owned()),
+            ("forge-only", "loader forge,neoforge".to_owned()),
+            ("old-mod", "minecraft 1.20.1,1.20.2".to_owned()),
+            ("needs-lib", "missing lib".to_owned()),
+        ],
+        "optional dependencies and shader loaders are not problems"
+    );
+    let messages: Vec<String> = report.deps.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        messages[0],
+        "pack.toml mods[sodium]: sodium requires Modrinth project `fabric-api`, which the pack does not \
+         contain; add it (https://modrinth.com/mod/fabric-api) or remove sodium"
+    );
+    assert!(
+        messages[1].contains("incompatible with optifabric (pack.toml mods[optifabric]); remove one"),
+        "{}",
+        messages[1]
+    );
+    assert!(
+        messages[2].contains("forge-only 1.0.0 is built for forge, neoforge, not fabric"),
+        "{}",
+        messages[2]
+    );
+    assert!(
+        messages[3].contains("is built for Minecraft 1.20.1, 1.20.2, not 1.21.1"),
+        "{}",
+        messages[3]
+    );
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(json["deps"][0]["kind"], "missing");
+}
+
+#[tokio::test]
+async fn error_policy_fails_before_downloading() {
+    let f = Fake::start();
+    let err = match fetch_mods_for(&problem_pack(), &f.options(DepsPolicy::Error), Some(&fabric())).await {
+        Ok(_) => panic!("--deps error must fail"),
+        Err(e) => e,
+    };
+    let BuildError::Deps(problems) = &err else {
+        panic!("unexpected error: {err}")
+    };
+    assert_eq!(problems.0.len(), 5);
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(
+            "5 dependency problem(s) (--deps error):\n  - pack.toml mods[sodium]: sodium requires"
+        ),
+        "{msg}"
+    );
+    assert_eq!(f.cdn_requests(), 0, "nothing downloaded");
+}
+
+#[tokio::test]
+async fn complete_pack_has_no_problems_and_quilt_runs_fabric_mods() {
+    let f = Fake::start();
+    let specs = vec![
+        spec("sodium", "sod1"),
+        spec("fabric-api", "fapi1"),
+        spec("needs-lib", "nl1"),
+        spec("lib", "lib1"),
+    ];
+    for loader in [LoaderKind::Fabric, LoaderKind::Quilt] {
+        let target = Target {
+            minecraft: "1.21.1".into(),
+            loader,
+        };
+        let (_, report) = fetch_mods_for(&specs, &f.options(DepsPolicy::Error), Some(&target))
+            .await
+            .expect("no problems");
+        assert_eq!(report.deps, [], "{loader:?}");
+    }
+    let neoforge = Target {
+        minecraft: "1.21.1".into(),
+        loader: LoaderKind::Neoforge,
+    };
+    let (_, report) = fetch_mods_for(&specs, &f.options(DepsPolicy::Warn), Some(&neoforge))
+        .await
+        .expect("warn");
+    assert_eq!(report.deps.len(), 4, "every fabric mod is reported on neoforge");
+}
+
+#[tokio::test]
+async fn packwiz_url_mods_get_metadata_from_their_update_section() {
+    let f = Fake::start();
+    let bytes = b"sodium bytes";
+    let url = format!("{}/data/sodium/versions/sod1/sodium.jar", f.modrinth.url());
+    let mut s = spec("Sodium", "");
+    s.defined_in = "mods/sodium.pw.toml".into();
+    s.source = ModSource::Url {
+        url,
+        hash: UpstreamHash::of(HashFormat::Sha512, bytes),
+    };
+    s.origin = Some("modrinth:sodium/sod1".into());
+    let (_, report) = fetch_mods_for(&[s], &f.options(DepsPolicy::Warn), Some(&fabric()))
+        .await
+        .expect("builds");
+    let messages: Vec<String> = report.deps.iter().map(ToString::to_string).collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].starts_with("mods/sodium.pw.toml: Sodium requires Modrinth project `fabric-api`"),
+        "{}",
+        messages[0]
+    );
+}

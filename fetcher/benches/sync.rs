@@ -1,0 +1,162 @@
+//! Sync benchmarks on loopback: cold install of a synthetic pack (300 jars of
+//! 1.5 MB and 2,000 small configs, ~450 MB), a sync with nothing new, and an
+//! update where one jar changed. The real `atlas-fetcher` binary is run so
+//! wall time and peak RSS are those a host sees. Run:
+//! `cargo bench -p atlas-fetcher --bench sync`. Figures: docs/BENCHMARKS.md.
+
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use atlas_testkit::http::StaticServer;
+use common::{CHANNEL, PACK, Spec, Store, f};
+
+const JARS: usize = 300;
+const JAR_BYTES: usize = 1_500_000;
+const CONFIGS: usize = 2_000;
+
+/// Deterministic, incompressible-looking bytes.
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn pack(jar_generation: u64) -> Vec<Spec> {
+    let mut specs: Vec<Spec> = (0..JARS)
+        .map(|i| {
+            let seed = if i == 0 {
+                1_000_000 + jar_generation
+            } else {
+                i as u64
+            };
+            f(&format!("mods/mod-{i:03}.jar"), &bytes(seed, JAR_BYTES))
+        })
+        .collect();
+    specs.extend((0..CONFIGS).map(|i| {
+        f(
+            &format!("config/mod{}/file-{i}.toml", i % 150),
+            &bytes(50_000 + i as u64, 600),
+        )
+    }));
+    specs
+}
+
+struct Run {
+    wall: Duration,
+    max_rss_kib: i64,
+    code: i32,
+}
+
+/// Peak resident set (`VmHWM`, monotonic) of a running process, from /proc.
+fn peak_rss_kib(pid: u32) -> Option<i64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs the binary once; reports wall time, exit code and peak RSS (sampled
+/// from /proc while it runs; VmHWM only grows, so the last sample is the peak
+/// up to a few milliseconds before exit).
+fn fetch(url: &str, dir: &Path, key: &Path) -> Run {
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_atlas-fetcher"))
+        .args([
+            "sync",
+            "--source",
+            url,
+            "--pack",
+            PACK,
+            "--channel",
+            CHANNEL,
+            "--key",
+        ])
+        .arg(key)
+        .arg("--dir")
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run atlas-fetcher");
+    let mut max_rss_kib = 0;
+    let status = loop {
+        if let Some(rss) = peak_rss_kib(child.id()) {
+            max_rss_kib = max_rss_kib.max(rss);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    Run {
+        wall: start.elapsed(),
+        max_rss_kib,
+        code: status.code().unwrap_or(-1),
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--test") {
+        return; // `cargo test --benches`: nothing to check here.
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _guard = runtime.enter();
+    let mut store = Store::new();
+    let specs = pack(0);
+    let total: usize = specs.iter().map(|s| s.content.len()).sum();
+    store.publish(&specs);
+    let key_file = tempfile::NamedTempFile::new().expect("key file");
+    std::fs::write(key_file.path(), store.public().to_text()).expect("write key");
+    let server = StaticServer::start(store.root().to_owned()).expect("server");
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path().join("server");
+
+    let cold = fetch(&server.url(), &dir, key_file.path());
+    assert_eq!(cold.code, 0, "cold install must update");
+    println!(
+        "cold install: {} files, {:.0} MB in {:.2} s = {:.0} MB/s; peak RSS {:.1} MB; {} requests",
+        specs.len(),
+        total as f64 / 1e6,
+        cold.wall.as_secs_f64(),
+        total as f64 / 1e6 / cold.wall.as_secs_f64(),
+        cold.max_rss_kib as f64 / 1024.0,
+        server.requests().len()
+    );
+
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        server.reset_requests();
+        let r = fetch(&server.url(), &dir, key_file.path());
+        assert_eq!(r.code, 3, "nothing new must report current");
+        assert_eq!(server.requests().len(), 1, "one conditional request");
+        times.push(r.wall);
+    }
+    times.sort();
+    println!(
+        "nothing new: 1 request (304), median wall {:.1} ms over 21 runs (process start included)",
+        times[10].as_secs_f64() * 1e3
+    );
+
+    store.publish(&pack(1));
+    server.reset_requests();
+    let one = fetch(&server.url(), &dir, key_file.path());
+    assert_eq!(one.code, 0);
+    let sent: u64 = server.requests().iter().map(|r| r.bytes).sum();
+    println!(
+        "one jar changed: {} requests, {} bytes sent ({} of them the jar), wall {:.0} ms",
+        server.requests().len(),
+        sent,
+        JAR_BYTES,
+        one.wall.as_secs_f64() * 1e3
+    );
+}
