@@ -4,7 +4,7 @@
 //! wall time and peak RSS are those a host sees. Run:
 //! `cargo bench -p atlas-fetcher --bench sync`. Figures: docs/BENCHMARKS.md.
 
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 
