@@ -1,6 +1,9 @@
 //! Sync benchmarks on loopback: cold install of a synthetic pack (300 jars of
 //! 1.5 MB and 2,000 small configs, ~450 MB), a sync with nothing new, and an
-//! update where one jar changed. The real `atlas-fetcher` binary is run so
+//! update where one jar changed; beside them, `rclone copy` of the same blobs
+//! from the same server, and `atlas-fetcher verify` of the installed tree
+//! against `sha256sum` over the same files (both skipped with a note when the
+//! tool is missing). The real `atlas-fetcher` binary is run so
 //! wall time and peak RSS are those a host sees. Run:
 //! `cargo bench -p atlas-fetcher --bench sync`. Figures: docs/BENCHMARKS.md.
 
@@ -105,6 +108,77 @@ fn fetch(url: &str, dir: &Path, key: &Path) -> Run {
     }
 }
 
+/// Wall time of a command run to completion (stdout discarded); `None` if it could not run or failed.
+fn timed(cmd: &mut Command) -> Option<Duration> {
+    let start = Instant::now();
+    let status = cmd.stdout(std::process::Stdio::null()).status().ok()?;
+    status.success().then(|| start.elapsed())
+}
+
+fn median(mut v: Vec<Duration>) -> Option<Duration> {
+    v.sort();
+    v.get(v.len() / 2).copied()
+}
+
+/// `rclone copy` of every blob of `specs` from the server (HTTP backend,
+/// `--files-from` so no directory listing is needed), into a fresh directory.
+fn rclone(url: &str, specs: &[Spec], work: &Path) -> Option<(Duration, usize)> {
+    let list = work.join("rclone-files.txt");
+    let mut keys: Vec<String> = specs
+        .iter()
+        .map(|s| atlas_proto::layout::blob_key(&atlas_proto::Sha256Digest::of(&s.content)))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    std::fs::write(&list, keys.join("\n")).ok()?;
+    let dest = work.join("rclone-dest");
+    timed(
+        Command::new("rclone")
+            .args(["copy", "--http-url", url, ":http:"])
+            .arg(&dest)
+            .arg("--files-from")
+            .arg(&list)
+            .args(["--no-traverse", "--transfers", "8", "--checkers", "8"]),
+    )
+    .map(|t| (t, count_files(&dest)))
+}
+
+/// Regular files under `dir`, recursively.
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => count_files(&e.path()),
+                Ok(t) if t.is_file() => 1,
+                _ => 0,
+            })
+            .sum()
+    })
+}
+
+/// Median of 3 runs each: `atlas-fetcher verify` and `sha256sum` over the same files.
+fn verify_vs_sha256sum(dir: &Path) -> (Option<Duration>, Option<Duration>) {
+    let ours: Vec<Duration> = (0..3)
+        .filter_map(|_| {
+            timed(
+                Command::new(env!("CARGO_BIN_EXE_atlas-fetcher"))
+                    .arg("verify")
+                    .arg("--dir")
+                    .arg(dir),
+            )
+        })
+        .collect();
+    let theirs: Vec<Duration> = (0..3)
+        .filter_map(|_| {
+            timed(Command::new("sh").arg("-c").arg(format!(
+                "find '{}' -type f -not -path '*/.atlas/*' -print0 | xargs -0 sha256sum",
+                dir.display()
+            )))
+        })
+        .collect();
+    (median(ours), median(theirs))
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--test") {
         return; // `cargo test --benches`: nothing to check here.
@@ -132,6 +206,29 @@ fn main() {
         cold.max_rss_kib as f64 / 1024.0,
         server.requests().len()
     );
+
+    let (ours, sha) = verify_vs_sha256sum(&dir);
+    match (ours, sha) {
+        (Some(o), Some(s)) => println!(
+            "verify: {:.2} s ({:.0} MB/s) vs sha256sum {:.2} s ({:.0} MB/s): {:.2}x faster (median of 3, warm cache)",
+            o.as_secs_f64(),
+            total as f64 / 1e6 / o.as_secs_f64(),
+            s.as_secs_f64(),
+            total as f64 / 1e6 / s.as_secs_f64(),
+            s.as_secs_f64() / o.as_secs_f64()
+        ),
+        _ => println!("verify vs sha256sum: not measured (verify failed or sha256sum missing)"),
+    }
+    match rclone(&server.url(), &specs, work.path()) {
+        Some((r, copied)) => println!(
+            "rclone copy (--transfers 8) of the same {} blobs ({copied} files written): {:.2} s = {:.0} MB/s (atlas-fetcher cold install: {:.2} s)",
+            specs.len(),
+            r.as_secs_f64(),
+            total as f64 / 1e6 / r.as_secs_f64(),
+            cold.wall.as_secs_f64()
+        ),
+        None => println!("rclone copy: not measured (rclone missing or failed)"),
+    }
 
     let mut times = Vec::new();
     for _ in 0..21 {

@@ -131,6 +131,13 @@ pub(crate) fn copy_into_place(from: &Path, dest: &Path, executable: bool) -> Res
         .map_err(SyncError::io("creating a temporary file in", parent))?;
     let mut src = std::fs::File::open(from).map_err(SyncError::io("opening staged file", from))?;
     std::io::copy(&mut src, &mut tmp.as_file()).map_err(SyncError::io("copying into", tmp.path()))?;
+    // Every placement of a blob gets the staged file's mtime (a rename keeps
+    // it), so `install.json` can record it before the apply starts.
+    if let Ok(t) = src.metadata().and_then(|m| m.modified()) {
+        tmp.as_file()
+            .set_modified(t)
+            .map_err(SyncError::io("setting the modification time of", tmp.path()))?;
+    }
     tmp.as_file()
         .sync_all()
         .map_err(SyncError::io("syncing", tmp.path()))?;
@@ -169,6 +176,10 @@ mod tests {
             action: FileAction::Add,
             upstreams: vec![],
             upstream_only: false,
+            modified: false,
+            backup: false,
+            mtime_ns: None,
+            previous: None,
         }
     }
 
@@ -206,6 +217,7 @@ mod tests {
         let plan = Plan {
             files: vec![planned("a/x", b"same", true), planned("b/y", b"same", false)],
             remove: vec!["old/deep/gone.txt".into()],
+            dropped_modified: vec![],
         };
         preflight(&dir, &plan).expect("preflight");
         let staged = BTreeMap::from([(Sha256Digest::of(b"same"), blob.clone())]);
@@ -231,6 +243,7 @@ mod tests {
         let plan = Plan {
             files: vec![planned("mods/a.jar", b"x", false)],
             remove: vec![],
+            dropped_modified: vec![],
         };
         let err = preflight(root.path(), &plan).expect_err("conflict");
         assert!(

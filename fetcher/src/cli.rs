@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::plan::InstallSide;
+use crate::plan::{InstallSide, OnModified};
 use crate::progress::{Phase, Progress};
 use crate::report::Report;
 use crate::sync::{SyncOptions, Syncer, load_key};
@@ -30,6 +30,56 @@ pub enum Command {
     /// nothing is written when the directory is already current.
     #[command(after_help = exit::HELP)]
     Sync(SyncArgs),
+    /// Show what is installed in DIR: pack, channel, version, build, side,
+    /// file count, pointer expiry, and whether an interrupted apply is pending.
+    /// Reads only DIR/.atlas/; no network.
+    #[command(after_help = exit::HELP)]
+    Status(StatusArgs),
+    /// Re-hash every managed file of DIR and report files changed or missing
+    /// (exit 9 on drift). With --repair, download them again through the
+    /// normal verified sync (drifted files are replaced).
+    #[command(after_help = exit::HELP)]
+    Verify(VerifyArgs),
+}
+
+/// Arguments of `atlas-fetcher status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The synced directory.
+    #[arg(long, env = "ATLAS_DIR", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print one JSON object instead of human-readable lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `atlas-fetcher verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The synced directory.
+    #[arg(long, env = "ATLAS_DIR", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print one JSON object instead of human-readable lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Download drifted files again (needs --source and --key; pack, channel
+    /// and side are those of the install). Files you changed are replaced.
+    #[arg(long, requires_all = ["source", "keys"])]
+    pub repair: bool,
+    /// Base of the store, for --repair (as for `sync`).
+    #[arg(long, env = "ATLAS_SOURCE", value_name = "URL")]
+    pub source: Option<String>,
+    /// Public key trusted to sign the channel, for --repair (as for `sync`).
+    #[arg(
+        long = "key",
+        env = "ATLAS_KEY",
+        value_name = "PUBLIC_KEY",
+        value_delimiter = ','
+    )]
+    pub keys: Vec<String>,
+    /// Files hashed at once.
+    #[arg(long, default_value_t = crate::inspect::default_threads(), value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub threads: usize,
 }
 
 /// Arguments of `atlas-fetcher sync`.
@@ -96,6 +146,13 @@ pub struct SyncArgs {
     /// HTTP 408/429/5xx), with exponential backoff; never on 404 or a hash mismatch.
     #[arg(long, env = "ATLAS_RETRIES", value_name = "N", default_value_t = 5)]
     pub retries: u32,
+
+    /// What to do with a managed file you changed: `keep` leaves it (reported,
+    /// and not updated until you restore it), `backup` copies it to
+    /// DIR/.atlas/backups/<unix-time>/ then replaces it, `replace` overwrites it.
+    /// Files the pack drops are removed only if unchanged, whatever the policy.
+    #[arg(long, env = "ATLAS_ON_MODIFIED", value_enum, default_value_t = OnModified::Keep)]
+    pub on_modified: OnModified,
 }
 
 /// Entry point of the binary: parses arguments, sets up logging, runs, and
@@ -130,29 +187,136 @@ pub fn main() -> i32 {
 
 /// Runs a parsed command line; returns the exit code. Output goes to stdout/stderr.
 pub async fn run(cli: Cli) -> i32 {
-    match cli.command {
-        Command::Sync(args) => {
-            let json = args.json;
-            match run_sync(args).await {
-                Ok(code) => code,
-                Err(e) => {
-                    let code = e
-                        .downcast_ref::<SyncError>()
-                        .map_or(exit::INTERNAL, SyncError::exit_code);
-                    let kind = e.downcast_ref::<SyncError>().map_or("internal", SyncError::kind);
-                    let msg = format!("{e:#}");
-                    if json {
-                        let v = serde_json::json!({
-                            "outcome": "error", "kind": kind, "exit_code": code, "error": msg,
-                        });
-                        let _ = writeln!(std::io::stdout(), "{v}");
-                    }
-                    let _ = writeln!(std::io::stderr(), "error: {msg}");
-                    code
-                }
+    let (json, result) = match cli.command {
+        Command::Sync(args) => (args.json, run_sync(args).await),
+        Command::Status(args) => (args.json, run_status(&args)),
+        Command::Verify(args) => (args.json, run_verify(args).await),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e
+                .downcast_ref::<SyncError>()
+                .map_or(exit::INTERNAL, SyncError::exit_code);
+            let kind = e.downcast_ref::<SyncError>().map_or("internal", SyncError::kind);
+            let msg = format!("{e:#}");
+            if json {
+                let v = serde_json::json!({
+                    "outcome": "error", "kind": kind, "exit_code": code, "error": msg,
+                });
+                let _ = writeln!(std::io::stdout(), "{v}");
             }
+            let _ = writeln!(std::io::stderr(), "error: {msg}");
+            code
         }
     }
+}
+
+fn run_status(args: &StatusArgs) -> anyhow::Result<i32> {
+    let s = crate::inspect::status(&args.dir)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&s)?)?;
+        return Ok(exit::UPDATED);
+    }
+    if !s.installed {
+        writeln!(out, "{}: nothing installed", args.dir.display())?;
+    }
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    if s.installed {
+        writeln!(out, "pack      {}", opt(s.pack.clone()))?;
+        writeln!(out, "channel   {}", opt(s.channel.clone()))?;
+        writeln!(out, "version   {}", opt(s.version.map(|v| v.to_string())))?;
+        writeln!(out, "build     {}", opt(s.build.clone()))?;
+        writeln!(out, "side      {}", opt(s.side.map(|v| v.as_str().to_owned())))?;
+        writeln!(
+            out,
+            "files     {} ({} changed by you and kept)",
+            s.files, s.kept_modified
+        )?;
+        writeln!(
+            out,
+            "expires   {}",
+            opt(s.pointer_expires_at.map(|t| format!("{t} (unix seconds)")))
+        )?;
+    }
+    if s.journal_pending {
+        writeln!(
+            out,
+            "journal   pending: an apply was interrupted; the next sync finishes or undoes it"
+        )?;
+    }
+    Ok(exit::UPDATED)
+}
+
+async fn run_verify(args: VerifyArgs) -> anyhow::Result<i32> {
+    let (dir, threads) = (args.dir.clone(), args.threads);
+    let v = tokio::task::spawn_blocking(move || crate::inspect::verify(&dir, threads))
+        .await
+        .context("verify task")??;
+    let mut repaired = None;
+    if args.repair && !v.clean() {
+        let install = crate::state::load_install(&crate::state::StatePaths::new(&args.dir).install)?
+            .context("no install.json to repair")?;
+        let keys = args
+            .keys
+            .iter()
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| load_key(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let source = args.source.clone().context("--repair needs --source")?;
+        let mut opts = SyncOptions::new(source, install.pack, install.channel, keys, args.dir.clone());
+        opts.side = install.side;
+        opts.on_modified = OnModified::Replace;
+        opts.treat_as_modified = v.drifted().cloned().collect();
+        let report = Syncer::new(opts)?.sync(false, &CliProgress::new(true)).await?;
+        repaired = Some(report);
+    }
+    let code = match &repaired {
+        Some(r) => r.exit_code(),
+        None if v.clean() => exit::UPDATED,
+        None => exit::DRIFT,
+    };
+    let outcome = match (&repaired, v.clean()) {
+        (Some(_), _) => "repaired",
+        (None, true) => "clean",
+        (None, false) => "drift",
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let j = serde_json::json!({
+            "outcome": outcome, "exit_code": code, "verify": v, "repair": repaired,
+        });
+        writeln!(out, "{j}")?;
+        return Ok(code);
+    }
+    for p in &v.modified {
+        writeln!(out, "modified {p}")?;
+    }
+    for p in &v.missing {
+        writeln!(out, "missing  {p}")?;
+    }
+    if v.journal_pending {
+        writeln!(
+            out,
+            "an interrupted apply is pending; the next sync finishes or undoes it"
+        )?;
+    }
+    writeln!(
+        out,
+        "verified {} files, {} bytes: {}",
+        v.checked,
+        v.bytes,
+        if v.clean() {
+            "clean".to_owned()
+        } else {
+            format!("{} modified, {} missing", v.modified.len(), v.missing.len())
+        }
+    )?;
+    if let Some(r) = &repaired {
+        writeln!(out, "repair: {}", r.summary())?;
+    }
+    Ok(code)
 }
 
 async fn run_sync(args: SyncArgs) -> anyhow::Result<i32> {
@@ -168,6 +332,7 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<i32> {
     opts.timeout = std::time::Duration::from_secs(args.timeout);
     opts.deadline = args.deadline.map(std::time::Duration::from_secs);
     opts.retry.retries = args.retries;
+    opts.on_modified = args.on_modified;
     let syncer = Syncer::new(opts)?;
     let progress = CliProgress::new(args.json);
     let result = syncer.sync(args.dry_run, &progress).await;
@@ -195,6 +360,21 @@ fn print_report(report: &Report, json: bool) -> std::io::Result<()> {
                 writeln!(out, "{verb:<7}{p}")?;
             }
         }
+    }
+    for p in &report.files.modified {
+        writeln!(
+            out,
+            "kept   {p} (changed locally; not updated: restore it or use --on-modified backup|replace)"
+        )?;
+    }
+    for p in &report.files.dropped_modified {
+        writeln!(
+            out,
+            "kept   {p} (dropped by the pack but changed locally; no longer managed)"
+        )?;
+    }
+    if let Some(d) = &report.backup_dir {
+        writeln!(out, "backed up your changed files to {d}")?;
     }
     writeln!(out, "{}", report.summary())
 }
@@ -314,10 +494,23 @@ mod tests {
             "client",
         ])
         .expect("parse");
-        let Command::Sync(a) = cli.command;
+        let Command::Sync(a) = cli.command else {
+            panic!("sync expected");
+        };
         assert_eq!(a.keys, ["a.pub", "b.pub"]);
         assert_eq!(a.side, InstallSide::Client);
         assert_eq!(a.parallelism, 8);
+        assert_eq!(
+            a.on_modified,
+            OnModified::Keep,
+            "user changes are kept by default"
+        );
+        let v = Cli::try_parse_from(["atlas-fetcher", "verify", "--dir", "/tmp/x", "--threads", "3"])
+            .expect("verify");
+        let Command::Verify(v) = v.command else {
+            panic!("verify expected")
+        };
+        assert_eq!((v.threads, v.repair, v.json), (3, false, false));
         let err = Cli::try_parse_from(["atlas-fetcher", "sync", "--pack", "p"]).expect_err("missing");
         assert_eq!(err.exit_code(), exit::USAGE);
     }

@@ -20,6 +20,8 @@ pub const INTEGRITY: i32 = 6;
 pub const LOCAL: i32 = 7;
 /// Another run holds the directory's lock (`DIR/.atlas/lock`); nothing was done.
 pub const LOCKED: i32 = 8;
+/// `verify` found drift: managed files changed or missing (or an interrupted apply pending).
+pub const DRIFT: i32 = 9;
 
 /// The table shown in `--help`.
 pub const HELP: &str = "\
@@ -34,4 +36,6 @@ Exit codes:
   6  integrity failure: hash or size mismatch, manifest longer than
      declared, malformed manifest, unsafe path
   7  local filesystem error (target directory or its .atlas/ state)
-  8  locked: another run is working on this directory; nothing was done";
+  8  locked: another run is working on this directory; nothing was done
+  9  drift (verify): managed files changed or missing, or an interrupted
+     apply is pending; `verify --repair` restores them";

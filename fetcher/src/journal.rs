@@ -361,6 +361,10 @@ mod tests {
             action,
             upstreams: vec![],
             upstream_only: false,
+            modified: false,
+            backup: false,
+            mtime_ns: None,
+            previous: None,
         }
     }
 
@@ -374,12 +378,7 @@ mod tests {
             side: InstallSide::Server,
             files: files
                 .iter()
-                .map(|(p, c)| InstalledFile {
-                    path: (*p).into(),
-                    sha256: Sha256Hex(Sha256Digest::of(c)),
-                    size: c.len() as u64,
-                    preserve: false,
-                })
+                .map(|(p, c)| InstalledFile::new(*p, Sha256Digest::of(c), c.len() as u64))
                 .collect(),
         }
     }
@@ -403,6 +402,7 @@ mod tests {
                 planned("n/c", b"c", FileAction::Add),
             ],
             remove: vec!["m/gone".into()],
+            dropped_modified: vec![],
         };
         let old = install(&[("m/a", b"a v1"), ("m/gone", b"gone")]);
         let new = install(&[("m/a", b"a v2"), ("n/b", b"b"), ("n/c", b"c")]);

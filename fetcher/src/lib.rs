@@ -11,6 +11,7 @@ pub mod cli;
 pub mod download;
 pub mod error;
 pub mod exit;
+pub mod inspect;
 pub mod journal;
 pub mod lock;
 pub mod plan;
@@ -23,7 +24,7 @@ pub mod state;
 pub mod sync;
 
 pub use error::SyncError;
-pub use plan::{FileAction, InstallSide, Plan, PlannedFile};
+pub use plan::{FileAction, InstallSide, OnModified, Plan, PlannedFile};
 pub use progress::{NoProgress, Phase, Progress};
 pub use report::{Outcome, Report};
 pub use retry::RetryPolicy;

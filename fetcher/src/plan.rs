@@ -9,7 +9,7 @@ use atlas_proto::v1::{File, Side};
 use serde::{Deserialize, Serialize};
 
 use crate::SyncError;
-use crate::state::InstallState;
+use crate::state::{InstallState, InstalledFile};
 
 /// Which kind of install a directory is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -45,9 +45,14 @@ impl InstallSide {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observed {
     Missing,
-    /// A regular file (or a symlink to one) of this size.
+    /// A regular file (or a symlink to one).
     File {
         size: u64,
+        /// Modification time, nanoseconds since the Unix epoch.
+        mtime_ns: Option<u64>,
+        /// Its content differs from what the previous install recorded there
+        /// (always `false` when the path was not managed).
+        modified: bool,
     },
     /// A directory (or anything that is not a regular file).
     NotAFile,
@@ -65,6 +70,22 @@ pub enum FileAction {
     Repair,
     /// Already in place.
     Keep,
+    /// Edited by the user and left in place (policy `keep`): not downloaded,
+    /// not overwritten, reported.
+    Modified,
+}
+
+/// What to do with a managed file the user changed (`--on-modified`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OnModified {
+    /// Leave it, report it, and stop updating it until it is restored.
+    #[default]
+    Keep,
+    /// Copy it to `.atlas/backups/<unix-time>/<path>`, then replace it.
+    Backup,
+    /// Replace it with the build's content.
+    Replace,
 }
 
 /// One file of the new build and its action.
@@ -83,12 +104,27 @@ pub struct PlannedFile {
     /// The blob is not in the store; fetch it from `upstreams`.
     #[serde(skip)]
     pub upstream_only: bool,
+    /// The user changed the file on disk (see [`OnModified`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub modified: bool,
+    /// Copy the user's version to `.atlas/backups/` before replacing it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub backup: bool,
+    /// Modification time on disk now (for files kept in place).
+    #[serde(skip)]
+    pub mtime_ns: Option<u64>,
+    /// For [`FileAction::Modified`]: what the previous install recorded.
+    #[serde(skip)]
+    pub previous: Option<InstalledFile>,
 }
 
 impl PlannedFile {
     /// Whether this file's bytes must be downloaded.
     pub fn needs_download(&self) -> bool {
-        self.action != FileAction::Keep
+        matches!(
+            self.action,
+            FileAction::Add | FileAction::Replace | FileAction::Repair
+        )
     }
 }
 
@@ -101,8 +137,10 @@ fn ser_digest<S: serde::Serializer>(d: &Sha256Digest, s: S) -> Result<S::Ok, S::
 pub struct Plan {
     /// Every file of the new build for this side, sorted by path.
     pub files: Vec<PlannedFile>,
-    /// Paths managed by the previous install, absent from the new one and present on disk.
+    /// Paths managed by the previous install, absent from the new one and present on disk, unmodified.
     pub remove: Vec<String>,
+    /// Paths the new build dropped but the user changed: kept, no longer managed.
+    pub dropped_modified: Vec<String>,
 }
 
 impl Plan {
@@ -139,17 +177,30 @@ impl Plan {
     }
 }
 
-/// Computes the plan.
-///
-/// `files` are the new manifest's files (already validated), `previous` the
-/// current install state, `observe` tells what is on disk at a path.
+/// Computes the plan with the default policy for user changes ([`OnModified::Keep`]).
 pub fn plan(
     files: &[File],
     side: InstallSide,
     previous: Option<&InstallState>,
-    observe: &dyn Fn(&str) -> Observed,
+    observe: &dyn Fn(&str, Option<&InstalledFile>) -> Observed,
 ) -> Result<Plan, SyncError> {
-    let prev: BTreeMap<&str, _> = previous
+    plan_with(files, side, previous, observe, OnModified::Keep)
+}
+
+/// Computes the plan.
+///
+/// `files` are the new manifest's files (already validated), `previous` the
+/// current install state, `observe` tells what is on disk at a path (given
+/// what the previous install recorded there, to tell user changes), and
+/// `on_modified` what to do with files the user changed.
+pub fn plan_with(
+    files: &[File],
+    side: InstallSide,
+    previous: Option<&InstallState>,
+    observe: &dyn Fn(&str, Option<&InstalledFile>) -> Observed,
+    on_modified: OnModified,
+) -> Result<Plan, SyncError> {
+    let prev: BTreeMap<&str, &InstalledFile> = previous
         .map(|p| p.files.iter().map(|f| (f.path.as_str(), f)).collect())
         .unwrap_or_default();
     let mut out = Plan::default();
@@ -160,19 +211,35 @@ pub fn plan(
             path: f.path.clone(),
             reason: e.to_string(),
         })?;
-        let seen = observe(&f.path);
+        let before = prev.get(f.path.as_str()).copied();
+        // A preserved file is the user's once written: never checked for changes.
+        let seen = observe(&f.path, before.filter(|p| !p.preserve && !f.preserve));
         if seen == Observed::NotAFile {
             return Err(SyncError::Conflict {
                 path: f.path.clone(),
                 reason: "a directory (or other non-file) is in the way; move it aside".into(),
             });
         }
-        let before = prev.get(f.path.as_str());
+        let (mtime_ns, modified) = match seen {
+            Observed::File {
+                mtime_ns, modified, ..
+            } => (mtime_ns, modified),
+            _ => (None, false),
+        };
+        let mut backup = false;
         let action = match (before, seen) {
             _ if f.preserve && matches!(seen, Observed::File { .. }) => FileAction::Keep,
             (None, _) => FileAction::Add,
+            (Some(_), Observed::File { modified: true, .. }) => match on_modified {
+                OnModified::Keep => FileAction::Modified,
+                OnModified::Backup => {
+                    backup = true;
+                    FileAction::Replace
+                }
+                OnModified::Replace => FileAction::Replace,
+            },
             (Some(p), _) if p.sha256.0 != sha256 => FileAction::Replace,
-            (Some(p), Observed::File { size }) if size == p.size => FileAction::Keep,
+            (Some(_), Observed::File { .. }) => FileAction::Keep,
             (Some(_), _) => FileAction::Repair,
         };
         selected.insert(f.path.as_str());
@@ -185,13 +252,26 @@ pub fn plan(
             action,
             upstreams: f.upstreams.iter().map(|u| u.url.clone()).collect(),
             upstream_only: f.upstream_only,
+            modified,
+            backup,
+            mtime_ns,
+            previous: (action == FileAction::Modified)
+                .then(|| before.cloned())
+                .flatten(),
         });
     }
     out.files.sort_by(|a, b| a.path.cmp(&b.path));
     for (path, p) in prev {
-        if !selected.contains(path) && !p.preserve && observe(path) != Observed::Missing {
-            atlas_proto::validate_path(path)?;
-            out.remove.push(path.to_owned());
+        if selected.contains(path) || p.preserve {
+            continue;
+        }
+        match observe(path, Some(p)) {
+            Observed::Missing => {}
+            Observed::File { modified: true, .. } => out.dropped_modified.push(path.to_owned()),
+            _ => {
+                atlas_proto::validate_path(path)?;
+                out.remove.push(path.to_owned());
+            }
         }
     }
     Ok(out)
@@ -222,21 +302,20 @@ mod tests {
             side: InstallSide::Server,
             files: files
                 .iter()
-                .map(|(p, c)| InstalledFile {
-                    path: (*p).into(),
-                    sha256: Sha256Hex(Sha256Digest::of(c)),
-                    size: c.len() as u64,
-                    preserve: false,
-                })
+                .map(|(p, c)| InstalledFile::new(*p, Sha256Digest::of(c), c.len() as u64))
                 .collect(),
         }
     }
 
-    fn disk(entries: &[(&str, u64)]) -> impl Fn(&str) -> Observed {
+    /// A disk where a managed file is "modified" when its size differs from the record.
+    fn disk(entries: &[(&str, u64)]) -> impl Fn(&str, Option<&InstalledFile>) -> Observed {
         let m: BTreeMap<String, u64> = entries.iter().map(|(p, s)| ((*p).to_owned(), *s)).collect();
-        move |p| {
-            m.get(p)
-                .map_or(Observed::Missing, |&size| Observed::File { size })
+        move |p, before| {
+            m.get(p).map_or(Observed::Missing, |&size| Observed::File {
+                size,
+                mtime_ns: Some(1),
+                modified: before.is_some_and(|b| b.size != size),
+            })
         }
     }
 
@@ -295,7 +374,11 @@ mod tests {
         assert_eq!(action(&p, "keep"), FileAction::Keep);
         assert_eq!(action(&p, "change"), FileAction::Replace);
         assert_eq!(action(&p, "lost"), FileAction::Repair);
-        assert_eq!(action(&p, "resized"), FileAction::Repair);
+        assert_eq!(
+            action(&p, "resized"),
+            FileAction::Modified,
+            "a user change, kept by default"
+        );
         assert_eq!(action(&p, "new"), FileAction::Add);
         assert_eq!(p.remove, ["gone"]);
     }
@@ -320,6 +403,37 @@ mod tests {
         let prev = installed(&[("gone", b"g")]);
         let p = plan(&[], InstallSide::Server, Some(&prev), &disk(&[])).expect("plan");
         assert!(p.is_noop());
+    }
+
+    #[test]
+    fn user_changes_follow_the_policy_and_dropped_changes_stay() {
+        let prev = installed(&[
+            ("cfg", b"v1"),
+            ("same", b"s"),
+            ("dropped", b"d"),
+            ("dropped-ok", b"o"),
+        ]);
+        let files = [file("cfg", b"v2", Side::Both), file("same", b"s", Side::Both)];
+        // "cfg", "same" and "dropped" were edited (their sizes changed).
+        let on_disk = disk(&[("cfg", 9), ("same", 9), ("dropped", 9), ("dropped-ok", 1)]);
+        let run =
+            |policy| plan_with(&files, InstallSide::Server, Some(&prev), &on_disk, policy).expect("plan");
+        let p = run(OnModified::Keep);
+        assert_eq!(p.paths(FileAction::Modified), ["cfg", "same"]);
+        assert_eq!(p.remove, ["dropped-ok"]);
+        assert_eq!(p.dropped_modified, ["dropped"]);
+        let kept = p.files.iter().find(|f| f.path == "cfg").expect("cfg");
+        assert_eq!(kept.previous.as_ref().map(|f| f.size), Some(2));
+        for policy in [OnModified::Backup, OnModified::Replace] {
+            let p = run(policy);
+            assert_eq!(p.paths(FileAction::Replace), ["cfg", "same"], "{policy:?}");
+            assert!(p.files.iter().all(|f| f.backup == (policy == OnModified::Backup)));
+            assert_eq!(
+                p.dropped_modified,
+                ["dropped"],
+                "dropped edits are kept whatever the policy"
+            );
+        }
     }
 
     #[test]
@@ -354,12 +468,23 @@ mod tests {
         )
         .expect("plan");
         assert!(p.remove.is_empty());
+        // Edited by the user (its size changed): still kept, never reported as a change.
+        let p = plan_with(
+            std::slice::from_ref(&cfg),
+            InstallSide::Server,
+            Some(&prev),
+            &disk(&[("config/x.toml", 99)]),
+            OnModified::Replace,
+        )
+        .expect("plan");
+        assert_eq!(action(&p, "config/x.toml"), FileAction::Keep);
+        assert!(!p.files[0].modified);
     }
 
     #[test]
     fn directory_in_the_way_is_a_conflict_and_unsafe_paths_are_refused() {
         let files = [file("mods", b"x", Side::Both)];
-        let err = plan(&files, InstallSide::Server, None, &|_| Observed::NotAFile).expect_err("conflict");
+        let err = plan(&files, InstallSide::Server, None, &|_, _| Observed::NotAFile).expect_err("conflict");
         assert!(err.to_string().contains("`mods`"));
         let bad = [file("../x", b"x", Side::Both)];
         let err = plan(&bad, InstallSide::Server, None, &disk(&[])).expect_err("unsafe");

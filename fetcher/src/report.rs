@@ -37,6 +37,8 @@ pub struct Counts {
     pub repaired: usize,
     pub removed: usize,
     pub kept: usize,
+    /// Files the user changed that were left in place (including dropped ones).
+    pub modified: usize,
     /// Distinct blobs downloaded (or to download, in a dry run).
     pub blobs: usize,
 }
@@ -48,6 +50,12 @@ pub struct FileChanges {
     pub updated: Vec<String>,
     pub repaired: Vec<String>,
     pub removed: Vec<String>,
+    /// Files the user changed, left in place (policy `keep`); not updated.
+    pub modified: Vec<String>,
+    /// Files the build dropped that the user changed: kept, no longer managed.
+    pub dropped_modified: Vec<String>,
+    /// Files the user changed that were replaced (policy `backup` or `replace`).
+    pub replaced_modified: Vec<String>,
 }
 
 /// What a sync did (or, in a dry run, would do).
@@ -72,6 +80,8 @@ pub struct Report {
     /// Blob bytes the plan needs (equals `bytes_downloaded` after a successful update).
     pub bytes_planned: u64,
     pub files: FileChanges,
+    /// Where changed files were backed up (`.atlas/backups/<unix-time>`), if any.
+    pub backup_dir: Option<String>,
 }
 
 impl Report {
@@ -83,6 +93,7 @@ impl Report {
             repaired: plan.count(FileAction::Repair),
             removed: plan.remove.len(),
             kept: plan.count(FileAction::Keep),
+            modified: plan.count(FileAction::Modified) + plan.dropped_modified.len(),
             blobs: plan.downloads().len(),
         };
         self.files = FileChanges {
@@ -90,6 +101,14 @@ impl Report {
             updated: plan.paths(FileAction::Replace),
             repaired: plan.paths(FileAction::Repair),
             removed: plan.remove.clone(),
+            modified: plan.paths(FileAction::Modified),
+            dropped_modified: plan.dropped_modified.clone(),
+            replaced_modified: plan
+                .files
+                .iter()
+                .filter(|f| f.modified && f.needs_download())
+                .map(|f| f.path.clone())
+                .collect(),
         };
         self.bytes_planned = plan.download_bytes();
         self

@@ -103,6 +103,68 @@ pub struct InstalledFile {
     /// Written once, then left to the user: never replaced, repaired or removed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub preserve: bool,
+    /// Modification time (nanoseconds since the Unix epoch) when installed or
+    /// last confirmed intact; absent (older state files): unknown, so the
+    /// content is hashed to tell whether the user changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_ns: Option<u64>,
+    /// The user changed the file and the `keep` policy left it in place:
+    /// `sha256`/`size` still describe what was installed, `mtime_ns` is the
+    /// user's version's when last seen, and the file is not
+    /// overwritten until it is restored to that or another policy is chosen.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub modified: bool,
+}
+
+impl InstalledFile {
+    /// A file installed with this content, not yet stat'ed.
+    pub fn new(path: impl Into<String>, sha256: Sha256Digest, size: u64) -> Self {
+        Self {
+            path: path.into(),
+            sha256: Sha256Hex(sha256),
+            size,
+            preserve: false,
+            mtime_ns: None,
+            modified: false,
+        }
+    }
+}
+
+/// A file's modification time in nanoseconds since the Unix epoch, if known.
+pub fn mtime_ns(meta: &std::fs::Metadata) -> Option<u64> {
+    let d = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(d.as_nanos()).ok()
+}
+
+/// SHA-256 of a file's content, read with a large buffer; `None` if unreadable.
+pub fn hash_file(p: &Path) -> Option<Sha256Digest> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut f = std::fs::File::open(p).ok()?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Sha256Digest::from_slice(&h.finalize()).ok()
+}
+
+/// Whether the file at `p` no longer holds what `f` records as installed:
+/// size or mtime differ (or mtime unknown, or flagged modified) and the
+/// content hash confirms it. A missing or unreadable file is not "modified".
+pub fn is_modified(p: &Path, meta: &std::fs::Metadata, f: &InstalledFile) -> bool {
+    if meta.len() != f.size {
+        return true;
+    }
+    if !f.modified && f.mtime_ns.is_some() && mtime_ns(meta) == f.mtime_ns {
+        return false;
+    }
+    hash_file(p).is_some_and(|h| h != f.sha256.0)
 }
 
 /// Paths of the state files for a target directory.
@@ -279,6 +341,10 @@ mod tests {
         assert_eq!(s.side, InstallSide::Server);
         assert_eq!(s.files[0].size, 3);
         assert!(!s.files[0].preserve);
+        assert_eq!(s.files[0].mtime_ns, None, "absent mtime = unknown");
+        let with = good.replace(r#""size":3"#, r#""size":3,"mtime_ns":17,"modified":true"#);
+        let s = parse_install(Path::new("i"), with.as_bytes()).expect("parse");
+        assert_eq!((s.files[0].mtime_ns, s.files[0].modified), (Some(17), true));
 
         let p = Path::new("/d/.atlas/install.json");
         let err = |s: &str| parse_install(p, s.as_bytes()).expect_err("must fail").to_string();

@@ -16,7 +16,7 @@ use atlas_proto::{
 use crate::download::{self, DEFAULT_PARALLELISM, Transfer};
 use crate::journal::{self, Journal, Recovery};
 use crate::lock::DirLock;
-use crate::plan::{InstallSide, Observed, Plan};
+use crate::plan::{FileAction, InstallSide, Observed, OnModified, Plan};
 use crate::progress::{Phase, Progress};
 use crate::report::{Outcome, Report};
 use crate::retry::{Retrier, RetryPolicy};
@@ -24,6 +24,32 @@ use crate::source::{PointerFetch, Source};
 use crate::staging::StagingGuard;
 use crate::state::{self, InstallState, InstalledFile, Sha256Hex, StatePaths, TrustEntry, TrustState};
 use crate::{SyncError, apply};
+
+/// Directory (inside the state directory) of user files backed up by `--on-modified backup`.
+pub const BACKUPS_DIR: &str = "backups";
+
+/// What `install.json` records for a planned file, before its download.
+fn installed_entry(f: &crate::PlannedFile) -> InstalledFile {
+    if f.action == FileAction::Modified
+        && let Some(prev) = &f.previous
+    {
+        // The installed content, and the mtime of the user's version.
+        return InstalledFile {
+            modified: true,
+            mtime_ns: f.mtime_ns,
+            ..prev.clone()
+        };
+    }
+    InstalledFile {
+        preserve: f.preserve,
+        mtime_ns: if f.action == FileAction::Keep && !f.preserve {
+            f.mtime_ns
+        } else {
+            None
+        },
+        ..InstalledFile::new(f.path.clone(), f.sha256, f.size)
+    }
+}
 
 /// Largest manifest object accepted, whatever a pointer declares.
 pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
@@ -53,6 +79,12 @@ pub struct SyncOptions {
     /// Overall deadline of the network part of a run (check and downloads);
     /// once files start moving into place, the apply always finishes.
     pub deadline: Option<Duration>,
+    /// What to do with managed files the user changed.
+    pub on_modified: OnModified,
+    /// Paths to handle as changed by the user whatever their size and mtime
+    /// say (from `verify --repair`); when not empty, the manifest is always
+    /// fetched and planned (no 304 shortcut).
+    pub treat_as_modified: std::collections::BTreeSet<String>,
 }
 
 impl SyncOptions {
@@ -76,6 +108,8 @@ impl SyncOptions {
             retry: RetryPolicy::default(),
             timeout: crate::source::DEFAULT_TIMEOUT,
             deadline: None,
+            on_modified: OnModified::Keep,
+            treat_as_modified: Default::default(),
         }
     }
 }
@@ -177,7 +211,12 @@ impl Syncer {
         &self.opts
     }
 
-    /// Whether every file of `install` is on disk with its recorded size.
+    /// Whether every file of `install` is on disk exactly as recorded: same
+    /// size and mtime (no hashing here). A differing or unknown mtime (older
+    /// `install.json`) is not intact, so the plan hashes the file and records
+    /// the new mtime (or the change). Preserved files are not checked; a file
+    /// kept as user-modified is intact while its mtime is the one last seen
+    /// (touching it, e.g. restoring it, makes the plan look at it again).
     fn intact(&self, install: &InstallState) -> bool {
         install.side == self.opts.side
             && install.files.iter().all(|f| {
@@ -185,7 +224,12 @@ impl Syncer {
                     || apply::safe_dest(&self.opts.dir, &f.path)
                         .ok()
                         .and_then(|p| std::fs::metadata(p).ok())
-                        .is_some_and(|m| m.is_file() && m.len() == f.size)
+                        .is_some_and(|m| {
+                            m.is_file()
+                                && (f.modified || m.len() == f.size)
+                                && f.mtime_ns.is_some()
+                                && state::mtime_ns(&m) == f.mtime_ns
+                        })
             })
     }
 
@@ -235,7 +279,12 @@ impl Syncer {
         // The build installed for this pack/channel, if it is intact on disk for this side.
         let ours: Option<Sha256Digest> = install
             .as_ref()
-            .filter(|i| i.pack == pack && i.channel == channel && self.intact(i))
+            .filter(|i| {
+                i.pack == pack
+                    && i.channel == channel
+                    && self.opts.treat_as_modified.is_empty()
+                    && self.intact(i)
+            })
             .map(|i| i.build.0);
         let conditional = entry
             .as_ref()
@@ -384,12 +433,29 @@ impl Syncer {
         };
         progress.phase(&Phase::Planning);
         let dir = &self.opts.dir;
-        let observe = |rel: &str| match apply::safe_dest(dir, rel).map(std::fs::metadata) {
-            Ok(Ok(meta)) if meta.is_file() => Observed::File { size: meta.len() },
-            Ok(Ok(_)) => Observed::NotAFile,
-            _ => Observed::Missing,
+        let observe = |rel: &str, before: Option<&InstalledFile>| {
+            let Ok(path) = apply::safe_dest(dir, rel) else {
+                return Observed::Missing;
+            };
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_file() => Observed::File {
+                    size: meta.len(),
+                    mtime_ns: state::mtime_ns(&meta),
+                    modified: before.is_some_and(|b| {
+                        self.opts.treat_as_modified.contains(rel) || state::is_modified(&path, &meta, b)
+                    }),
+                },
+                Ok(_) => Observed::NotAFile,
+                Err(_) => Observed::Missing,
+            }
         };
-        crate::plan::plan(&m.files, self.opts.side, check.install.as_ref(), &observe)
+        crate::plan::plan_with(
+            &m.files,
+            self.opts.side,
+            check.install.as_ref(),
+            &observe,
+            self.opts.on_modified,
+        )
     }
 
     fn report(&self, check: &Check, outcome: Outcome) -> Report {
@@ -407,6 +473,7 @@ impl Syncer {
             bytes_downloaded: 0,
             bytes_planned: 0,
             files: Default::default(),
+            backup_dir: None,
         }
     }
 
@@ -481,23 +548,14 @@ impl Syncer {
             .pointer
             .as_ref()
             .ok_or_else(|| SyncError::Internal("a changed check has no verified pointer".into()))?;
-        let install = InstallState {
+        let mut install = InstallState {
             format: state::STATE_FORMAT,
             pack: self.opts.pack.clone(),
             channel: self.opts.channel.clone(),
             build: Sha256Hex(p.build),
             version: p.payload.version,
             side: self.opts.side,
-            files: plan
-                .files
-                .iter()
-                .map(|f| InstalledFile {
-                    path: f.path.clone(),
-                    sha256: Sha256Hex(f.sha256),
-                    size: f.size,
-                    preserve: f.preserve,
-                })
-                .collect(),
+            files: plan.files.iter().map(installed_entry).collect(),
         };
         if plan.is_noop() {
             if check.install.as_ref() != Some(&install) {
@@ -532,6 +590,18 @@ impl Syncer {
                 download::download_all(&self.source, plan, &self.paths.staging, transfer, progress),
             )
             .await?;
+        // Every placement of a blob ends with the staged file's mtime (see
+        // `apply::copy_into_place`), so it can be recorded now.
+        for (f, rec) in plan.files.iter().zip(install.files.iter_mut()) {
+            if f.needs_download() {
+                rec.mtime_ns = staged
+                    .blobs
+                    .get(&f.sha256)
+                    .and_then(|b| std::fs::metadata(b).ok())
+                    .and_then(|m| state::mtime_ns(&m));
+            }
+        }
+        let backed_up = self.back_up(plan)?;
 
         progress.phase(&Phase::Apply {
             files: plan.files.iter().filter(|f| f.needs_download()).count(),
@@ -559,7 +629,30 @@ impl Syncer {
         progress.phase(&Phase::State);
         let mut report = self.report(check, Outcome::Updated).with_plan(plan);
         report.bytes_downloaded = staged.bytes;
+        report.backup_dir = backed_up;
         Ok(report)
+    }
+
+    /// Copies the user's version of each file the plan replaces with a
+    /// backup to `.atlas/backups/<unix-time>/<path>`. Copies only (the journal
+    /// still moves the file itself), so a crash here changes nothing managed.
+    fn back_up(&self, plan: &Plan) -> Result<Option<String>, SyncError> {
+        let mut todo = plan.files.iter().filter(|f| f.backup).peekable();
+        if todo.peek().is_none() {
+            return Ok(None);
+        }
+        let rel = format!("{}/{}", BACKUPS_DIR, self.now());
+        let root = self.paths.state_dir.join(&rel);
+        for f in todo {
+            let from = apply::safe_dest(&self.opts.dir, &f.path)?;
+            let to = apply::safe_dest(&root, &f.path)?;
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(SyncError::io("creating directory", parent))?;
+            }
+            std::fs::copy(&from, &to).map_err(SyncError::io("backing up", &from))?;
+            tracing::warn!(path = %f.path, backup = %to.display(), "backed up a file you changed before replacing it");
+        }
+        Ok(Some(format!("{}/{rel}", state::STATE_DIR)))
     }
 
     /// Check, plan, and (unless `dry_run`) apply, holding the directory's

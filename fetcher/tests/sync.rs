@@ -361,11 +361,15 @@ async fn cli_runs_with_key_file_and_json() {
     assert_eq!(run(args(&["--json"])).await, exit::UPDATED);
     assert_eq!(run(args(&[])).await, exit::CURRENT);
     let mut bad_pack = args(&[]);
-    let atlas_fetcher::cli::Command::Sync(a) = &mut bad_pack.command;
+    let atlas_fetcher::cli::Command::Sync(a) = &mut bad_pack.command else {
+        panic!("sync expected")
+    };
     a.pack = "Bad Pack".into();
     assert_eq!(run(bad_pack).await, exit::USAGE);
     let mut bad_key = args(&[]);
-    let atlas_fetcher::cli::Command::Sync(a) = &mut bad_key.command;
+    let atlas_fetcher::cli::Command::Sync(a) = &mut bad_key.command else {
+        panic!("sync expected")
+    };
     a.keys = vec!["ed25519:AAAA".into()];
     assert_eq!(run(bad_key).await, exit::USAGE);
 }
