@@ -2,8 +2,7 @@
 //! ([`SyncError::is_transient`]), exponential backoff with jitter, the
 //! server's `Retry-After` (seconds or HTTP-date), and the overall deadline.
 
-use std::hash::{BuildHasher as _, Hasher as _};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -36,37 +35,11 @@ impl RetryPolicy {
     /// uniformly random point in its upper half ("equal jitter"), so clients
     /// that failed together do not come back together.
     pub fn backoff(&self, n: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32.checked_shl(n.min(20)).unwrap_or(u32::MAX))
-            .min(self.max_delay);
-        let half = exp / 2;
-        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        let jitter = if nanos == 0 { 0 } else { random_u64() % nanos };
-        half + Duration::from_nanos(jitter)
+        atlas_proto::retry::backoff(self.base_delay, self.max_delay, n, atlas_proto::retry::jitter())
     }
 }
 
-fn random_u64() -> u64 {
-    let mut h = std::hash::RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
-}
-
-/// Parses a `Retry-After` value: delay seconds or an HTTP-date.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
+pub use atlas_proto::retry::parse_retry_after;
 
 /// Retry state of one request (or one resumable download).
 #[derive(Debug)]
@@ -132,17 +105,6 @@ mod tests {
             let d = p.backoff(n);
             assert!(d >= full / 2 && d <= full, "{n}: {d:?}");
         }
-    }
-
-    #[test]
-    fn retry_after_seconds_and_http_date() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
-        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]

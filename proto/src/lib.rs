@@ -11,6 +11,7 @@ pub mod layout;
 pub mod manifest;
 pub mod path;
 pub mod pointer;
+pub mod retry;
 
 /// Types generated from `proto/atlas/v1/*.proto`.
 #[allow(missing_debug_implementations, unused_qualifications, clippy::all)]
