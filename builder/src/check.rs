@@ -253,6 +253,7 @@ pub fn check_source(source: &PackSource, pack_dir: &str) -> Result<CheckReport, 
         }
         _ => check_files(source, pack_dir),
     };
+    check_settings(source, &mut report)?;
     if !sub.is_empty() {
         for d in &mut report.diagnostics {
             if !d.file.starts_with(&format!("{sub}/")) {
@@ -272,7 +273,7 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport, CheckError> {
         path: pack_dir.clone(),
         error,
     })?;
-    let report = match read_pack_toml(&files)? {
+    let mut report = match read_pack_toml(&files)? {
         Some(bytes) if !is_packwiz(&bytes) => {
             let mut report = CheckReport::new(&pack_dir, PackFormat::Native);
             let parsed = String::from_utf8(bytes)
@@ -305,6 +306,7 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport, CheckError> {
         }
         _ => check_files(&files, &pack_dir),
     };
+    check_settings(&files, &mut report)?;
     Ok(report.finish(started))
 }
 
@@ -364,6 +366,29 @@ fn check_files(files: &impl PackFiles, pack_dir: &str) -> CheckReport {
 }
 
 /// One diagnostic for a native pack's planning error.
+/// Checks `atlas.toml` (beside either layout) when the pack has one.
+fn check_settings(files: &impl PackFiles, report: &mut CheckReport) -> Result<(), CheckError> {
+    use crate::settings::{ATLAS_FILE, AtlasSettings};
+    let Some(bytes) = files.read(ATLAS_FILE).map_err(|error| CheckError::Io {
+        path: ATLAS_FILE.to_owned(),
+        error,
+    })?
+    else {
+        return Ok(());
+    };
+    let parsed = String::from_utf8(bytes)
+        .map_err(|_| PackError::Invalid {
+            file: ATLAS_FILE.to_owned(),
+            field: "(file)".into(),
+            message: "is not UTF-8 text".into(),
+        })
+        .and_then(|text| AtlasSettings::parse(text.trim_start_matches('\u{feff}'), ATLAS_FILE));
+    if let Err(e) = parsed {
+        report.diagnostics.push(plan_diagnostic(&PlanError::Pack(e)));
+    }
+    Ok(())
+}
+
 fn plan_diagnostic(e: &PlanError) -> Diagnostic {
     if let PlanError::Pack(PackError::Syntax {
         file,

@@ -75,9 +75,9 @@ pub enum Command {
         repo: PathBuf,
         #[command(flatten)]
         store: StoreArgs,
-        /// Channel to point at the new build.
-        #[arg(long, default_value = "dev")]
-        channel: String,
+        /// Channel to point at the new build [default: `[channels] default` of atlas.toml, else dev].
+        #[arg(long)]
+        channel: Option<String>,
         /// Build the working tree as it is, uncommitted changes included (the manifest says so).
         #[arg(long)]
         allow_dirty: bool,
@@ -278,9 +278,19 @@ pub struct SigningArgs {
     /// Secret key file (default: the ATLAS_SIGNING_KEY environment variable).
     #[arg(long)]
     pub key_file: Option<PathBuf>,
-    /// Lifetime of the signed pointer (e.g. 30d, 12h); hosts refuse it afterwards.
-    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
-    pub expires_in: Duration,
+    /// Lifetime of the signed pointer (e.g. 30d, 12h); hosts refuse it afterwards
+    /// [default: publish: `[channels] expires-in` of atlas.toml, else 30d; others: 30d].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub expires_in: Option<Duration>,
+}
+
+impl SigningArgs {
+    /// `--expires-in`, else the file's value, else 30 days.
+    fn expires_in(&self, file: Option<Duration>) -> Duration {
+        self.expires_in
+            .or(file)
+            .unwrap_or(crate::settings::DEFAULT_EXPIRES_IN)
+    }
 }
 
 fn now() -> u64 {
@@ -512,7 +522,7 @@ async fn resign(json: bool, args: ResignArgs) -> anyhow::Result<()> {
             &args.pack,
             channel,
             now(),
-            args.signing.expires_in,
+            args.signing.expires_in(None),
         )
         .await?
         .with_context(|| {
@@ -567,17 +577,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             signing,
             mods,
         } => {
-            atlas_proto::layout::validate_channel(&channel)?;
+            if let Some(channel) = &channel {
+                atlas_proto::layout::validate_channel(channel)?;
+            }
             let key = if dry_run {
                 None
             } else {
                 Some(signing::load_secret_key(signing.key_file.as_deref())?)
             };
             let source = PackSource::open(&repo, allow_dirty)?;
+            let settings = crate::settings::AtlasSettings::from_source(&source)?;
+            let channel = channel
+                .or(settings.channels.default.clone())
+                .unwrap_or_else(|| crate::settings::DEFAULT_CHANNEL.to_owned());
             let opts = PublishOptions {
                 channel,
                 now: now(),
-                pointer_lifetime: signing.expires_in,
+                pointer_lifetime: signing.expires_in(settings.channels.expires_in()),
                 dry_run,
                 concurrency,
                 force_pointer,
@@ -646,7 +662,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 &from,
                 &to,
                 now(),
-                signing.expires_in,
+                signing.expires_in(None),
             )
             .await?;
             emit(cli.json, &report, || {

@@ -24,7 +24,7 @@ use atlas_proto::Sha256Digest;
 use atlas_proto::digest::HashingCounter;
 
 use crate::cache::{Cache, CacheEntry};
-use crate::packwiz::{UpstreamHash, UpstreamHasher};
+use crate::packwiz::{HashFormat, UpstreamHash, UpstreamHasher};
 
 /// The User-Agent of every request, as Modrinth asks (project and contact).
 pub const USER_AGENT: &str = concat!(
@@ -425,7 +425,10 @@ impl Downloader {
         let fatal_io = |e: std::io::Error| Attempt::Fatal(DownloadError::Cache(e));
         let tmp = self.cache.temp_file().map_err(fatal_io)?;
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, tmp);
-        let mut upstream = UpstreamHasher::new(req.expected.format);
+        // The content address is SHA-256 already: a `sha256:` upstream hash is
+        // checked against it instead of hashing every byte twice.
+        let mut upstream =
+            (req.expected.format != HashFormat::Sha256).then(|| UpstreamHasher::new(req.expected.format));
         let mut sha = HashingCounter::new();
         let mut body = resp.bytes_stream();
         let mut cut = None;
@@ -441,7 +444,9 @@ impl Downloader {
             if sha.len() + chunk.len() as u64 > self.opts.max_size {
                 return Err(too_large());
             }
-            upstream.update(&chunk);
+            if let Some(h) = upstream.as_mut() {
+                h.update(&chunk);
+            }
             sha.update(&chunk);
             out.write_all(&chunk).map_err(fatal_io)?;
         }
@@ -463,7 +468,14 @@ impl Downloader {
         if let Some(message) = cut {
             return Err(network(message));
         }
-        let actual = upstream.finish();
+        let (sha256, size) = sha.finish();
+        let actual = match upstream {
+            Some(h) => h.finish(),
+            None => UpstreamHash {
+                format: HashFormat::Sha256,
+                bytes: sha256.0.to_vec(),
+            },
+        };
         if actual != req.expected {
             return Err(Attempt::Fatal(DownloadError::HashMismatch {
                 name: req.name.clone(),
@@ -478,7 +490,6 @@ impl Downloader {
             .into_inner()
             .map_err(|e| fatal_io(e.into_error()))?
             .into_temp_path();
-        let (sha256, size) = sha.finish();
         let path = self
             .cache
             .insert(tmp, &sha256, size, std::slice::from_ref(&req.expected))

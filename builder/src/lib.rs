@@ -19,5 +19,6 @@ pub mod promote;
 pub mod publish;
 pub mod repo;
 pub mod resolve;
+pub mod settings;
 pub mod signing;
 pub mod store;

@@ -293,7 +293,32 @@ pub fn syntax_error(text: &str, file: &str, e: &toml::de::Error) -> PackError {
         file: file.to_owned(),
         line,
         column,
-        message: e.message().trim().to_owned(),
+        message: with_nearest_name(e.message().trim()),
+    }
+}
+
+/// Rewrites serde's `unknown field `x`, expected one of `a`, `b`, ...` as
+/// `unknown field `x`; did you mean `a`?` (or without the hint when no known
+/// name is close); other messages are returned unchanged.
+fn with_nearest_name(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_owned();
+    };
+    let Some((field, expected)) = rest.split_once('`') else {
+        return message.to_owned();
+    };
+    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    match crate::packwiz::toml_doc::nearest(field, known.iter().copied()) {
+        Some(k) => format!("unknown field `{field}`; did you mean `{k}`?"),
+        None if known.is_empty() => format!("unknown field `{field}`; this table has no fields"),
+        None => format!(
+            "unknown field `{field}`; valid fields: {}",
+            known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -353,6 +378,41 @@ default = false
             .expect_err("invalid")
             .to_string();
         assert!(msg.contains("minecarft"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_fields_name_the_nearest_valid_name() {
+        let cases = [
+            (
+                GOOD.replace("minecraft =", "minecarft ="),
+                "pack.toml:6:1: unknown field `minecarft`; did you mean `minecraft`?",
+            ),
+            (
+                GOOD.replace("kind = \"fabric\"", "kidn = \"fabric\""),
+                "pack.toml:7:12: unknown field `kidn`; did you mean `kind`?",
+            ),
+            (
+                GOOD.replace("optional = true", "optinal = true"),
+                "pack.toml:15:1: unknown field `optinal`; did you mean `optional`?",
+            ),
+            (
+                format!("{GOOD}\n[[mods]]\nurl = \"https://x/a.jar\"\nhsah = \"sha1:00\"\n"),
+                "pack.toml:20:1: unknown field `hsah`; did you mean `hash`?",
+            ),
+        ];
+        for (text, want) in &cases {
+            let msg = NativePack::parse(text, "pack.toml")
+                .expect_err("invalid")
+                .to_string();
+            assert_eq!(&msg, want);
+        }
+        let msg = NativePack::parse(&GOOD.replace("minecraft =", "zzzzzz ="), "pack.toml")
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            msg.contains("unknown field `zzzzzz`; valid fields: `id`"),
+            "{msg}"
+        );
     }
 
     #[test]

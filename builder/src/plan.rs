@@ -16,7 +16,7 @@ use crate::repo::{Content, PackSource, RepoError};
 use crate::resolve::ModsReport;
 
 /// Files in the pack directory that configure Atlas and are never installed.
-pub const CONFIG_FILES: [&str; 2] = [PACK_FILE, "atlas.toml"];
+pub const CONFIG_FILES: [&str; 2] = [PACK_FILE, crate::settings::ATLAS_FILE];
 
 /// Planning failed.
 #[derive(Debug, thiserror::Error)]

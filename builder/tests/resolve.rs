@@ -126,6 +126,34 @@ async fn upstream_hash_mismatch_names_mod_url_and_fix() {
 }
 
 #[tokio::test]
+async fn sha256_upstream_hash_is_checked_by_the_content_hash() {
+    let f = Fakes::start();
+    let (url, _) = f.host("sodium.jar", b"sodium bytes");
+    let wrong = UpstreamHash::of(HashFormat::Sha256, b"other bytes");
+    let msg = fail(
+        &f,
+        &[spec(
+            "Sodium",
+            ModSource::Url {
+                url: url.clone(),
+                hash: wrong,
+            },
+        )],
+    )
+    .await;
+    assert!(msg.contains("Sodium") && msg.contains(&url), "{msg}");
+    assert!(msg.contains("sha256") && msg.contains("update the hash"), "{msg}");
+    let right = UpstreamHash::of(HashFormat::Sha256, b"sodium bytes");
+    let (files, _) = fetch_mods(
+        &[spec("Sodium", ModSource::Url { url, hash: right })],
+        &f.options(),
+    )
+    .await
+    .expect("a matching sha256 passes");
+    assert_eq!(files.len(), 1);
+}
+
+#[tokio::test]
 async fn not_found_is_not_retried() {
     let f = Fakes::start();
     let url = format!("{}gone.jar", f.files.url());

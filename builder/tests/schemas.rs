@@ -77,3 +77,48 @@ fn signed_payload_matches_pointer_schema() {
     let errors: Vec<String> = v.iter_errors(&value).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+#[test]
+fn atlas_settings_schema_agrees_with_the_parser() {
+    use atlas_builder::settings::AtlasSettings;
+    let v = schema("atlas.schema.json");
+    let example = std::fs::read_to_string(root().join("examples/demo-pack/atlas.toml")).expect("read");
+    let good = [
+        example.as_str(),
+        "",
+        "[mirror]\ndefault = \"upstream\"\nmodrinth = \"mirror\"\nurl = \"mirror\"\n",
+        "[channels]\nexpires-in = \"12h\"\n",
+        "[server]\nmain-jar = \"libraries/net/server.jar\"\n",
+    ];
+    for case in good {
+        AtlasSettings::parse(case, "atlas.toml").unwrap_or_else(|e| panic!("parser refused:\n{case}\n{e}"));
+        let errors: Vec<String> = v
+            .iter_errors(&toml_to_json(case))
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "schema refused:\n{case}\n{errors:?}");
+    }
+    let bad = [
+        "[mirorr]\ndefault = \"mirror\"\n",
+        "[mirror]\ndefault = \"cdn\"\n",
+        "[mirror]\ncurseforg = \"upstream\"\n",
+        "[channels]\ndefault = \"Beta Channel\"\n",
+        "[channels]\nexpires-in = \"soon\"\n",
+        "[channels]\nexpires_in = \"1d\"\n",
+        "[server]\njava = 3\n",
+        "[server]\njava = \"21\"\n",
+        "[server.memory]\nmin = \"lots\"\n",
+        "[server.memory]\nmax = \"0G\"\n",
+        "[server]\nmain-jar = \"../server.jar\"\n",
+        "[server]\nmain-jar = \"/srv/server.jar\"\n",
+        "[server]\njvm-args = [\" \"]\n",
+        "[server]\njvm_args = [\"-Xss1M\"]\n",
+    ];
+    for case in bad {
+        assert!(
+            AtlasSettings::parse(case, "atlas.toml").is_err(),
+            "parser accepted:\n{case}"
+        );
+        assert!(!v.is_valid(&toml_to_json(case)), "schema accepted:\n{case}");
+    }
+}

@@ -49,7 +49,11 @@ mod tests {
         assert_eq!(backoff(base, max, 0, 0.0), Duration::from_millis(50));
         assert_eq!(backoff(base, max, 0, 1.0), Duration::from_millis(100));
         assert_eq!(backoff(base, max, 2, 0.5), Duration::from_millis(300));
-        assert_eq!(backoff(base, max, 30, 1.0), max, "capped, and no overflow for large n");
+        assert_eq!(
+            backoff(base, max, 30, 1.0),
+            max,
+            "capped, and no overflow for large n"
+        );
         for _ in 0..100 {
             let j = jitter();
             assert!((0.0..1.0).contains(&j), "{j}");
@@ -64,7 +68,10 @@ mod tests {
             parse_retry_after("Sun, 06 Nov 1994 08:50:37 GMT", now),
             Some(Duration::from_secs(60))
         );
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
     }

@@ -13,7 +13,7 @@ pub mod hashes;
 pub mod index;
 pub mod metafile;
 pub mod pack;
-mod toml_doc;
+pub(crate) mod toml_doc;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -36,6 +36,9 @@ pub struct ModOptions {
     pub sleeper: Arc<dyn Sleeper>,
     /// Whether dependency problems fail the build.
     pub deps: DepsPolicy,
+    /// Which mods are copied into the store; [`plan_pack`] takes it from the
+    /// pack's `atlas.toml`.
+    pub mirror: crate::settings::MirrorPolicy,
 }
 
 impl ModOptions {
@@ -47,6 +50,7 @@ impl ModOptions {
             pack_id: None,
             sleeper: Arc::new(TokioSleeper),
             deps: DepsPolicy::default(),
+            mirror: crate::settings::MirrorPolicy::default(),
         }
     }
 }
@@ -109,6 +113,11 @@ pub async fn plan_pack(
     if !source.files.contains_key(PACK_FILE) {
         return Err(PackError::Missing { file: pack_file }.into());
     }
+    let settings = crate::settings::AtlasSettings::from_source(source)?;
+    let mods = &ModOptions {
+        mirror: settings.mirror,
+        ..mods.clone()
+    };
     let text = String::from_utf8(source.read(PACK_FILE)?).map_err(|_| PackError::Invalid {
         file: pack_file.clone(),
         field: "(file)".into(),
@@ -257,6 +266,15 @@ pub async fn fetch_mods_for(
     opts: &ModOptions,
     target: Option<&Target>,
 ) -> Result<(Vec<ExtraFile>, ModsReport), BuildError> {
+    let specs: Vec<ModSpec> = specs
+        .iter()
+        .cloned()
+        .map(|mut s| {
+            opts.mirror.apply(&mut s);
+            s
+        })
+        .collect();
+    let specs = specs.as_slice();
     let mut report = ModsReport {
         mods: specs.len(),
         ..ModsReport::default()
@@ -489,6 +507,10 @@ async fn plan_packwiz(
     let mut files = Vec::new();
     let mut blobs = BTreeMap::new();
     for e in pw.plain_entries() {
+        // `packwiz refresh` indexes atlas.toml too; it configures Atlas and is never installed.
+        if e.path == crate::settings::ATLAS_FILE {
+            continue;
+        }
         let Some(src) = source.files.get(&e.path) else {
             continue;
         };

@@ -55,7 +55,10 @@ impl DirStore {
             })?;
         match body {
             Body::Bytes(b) => tmp.write_all(b),
-            Body::File(p) => fs::File::open(p).and_then(|mut f| io::copy(&mut f, &mut tmp).map(|_| ())),
+            // File to File: `io::copy` becomes copy_file_range (in-kernel, reflink where supported).
+            Body::File(p) => {
+                fs::File::open(p).and_then(|mut f| io::copy(&mut f, tmp.as_file_mut()).map(|_| ()))
+            }
         }
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| self.err(key, format!("writing: {e}")))?;
