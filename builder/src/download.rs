@@ -76,31 +76,11 @@ impl RetryPolicy {
     /// Delay before retry number `retry` (0 = the first), with `jitter` in
     /// `[0, 1)`: half the exponential delay plus a random part of the other half.
     pub fn backoff(&self, retry: u32, jitter: f64) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(retry.min(30)))
-            .min(self.max_delay);
-        exp / 2 + exp.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
+        atlas_proto::retry::backoff(self.base_delay, self.max_delay, retry, jitter)
     }
 }
 
-/// A random fraction in `[0, 1)` (std's per-process random hasher keys).
-pub fn jitter() -> f64 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Parses `Retry-After`: delay-seconds or an HTTP date (relative to `now`).
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
+pub use atlas_proto::retry::{jitter, parse_retry_after};
 
 /// Download settings.
 #[derive(Debug, Clone)]
@@ -577,25 +557,6 @@ mod tests {
             let j = jitter();
             assert!((0.0..1.0).contains(&j), "{j}");
         }
-    }
-
-    #[test]
-    fn retry_after_seconds_and_http_date() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
-        // RFC 9110's example date is 784111777; 60 s later:
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:50:37 GMT", now),
-            Some(Duration::from_secs(60))
-        );
-        // A date in the past means "now".
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-3", now), None);
     }
 
     #[test]
