@@ -318,7 +318,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         {
             return exit::PACK;
         }
-        if cause.is::<crate::diff::DiffError>() {
+        if cause.is::<crate::builds::BuildLookupError>() {
             return exit::STORE;
         }
         if cause.is::<SigningError>() {

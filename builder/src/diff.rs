@@ -6,41 +6,15 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use atlas_proto::Sha256Digest;
 use atlas_proto::manifest::{self, ManifestLimits};
 use atlas_proto::v1::{File, Manifest};
-use atlas_proto::{Sha256Digest, layout};
 
-use crate::pointer::{PointerUpdateError, read_current};
-use crate::promote::MAX_MANIFEST_BYTES;
-use crate::store::{Store, StoreError};
+use crate::builds::{self, BuildLookupError};
+use crate::store::Store;
 
 /// A build could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum DiffError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Pointer(#[from] PointerUpdateError),
-    #[error("channel `{channel}` of pack `{pack}` has no pointer in {store}; publish to it first")]
-    NoChannel {
-        pack: String,
-        channel: String,
-        store: String,
-    },
-    #[error("build {build} of pack `{pack}` is not in {store} (no `{key}`); check the build id")]
-    NoBuild {
-        pack: String,
-        build: String,
-        store: String,
-        key: String,
-    },
-    #[error("the manifest `{key}` in {store} is unusable: {message}; the store is damaged")]
-    Damaged {
-        key: String,
-        store: String,
-        message: String,
-    },
-}
+pub type DiffError = BuildLookupError;
 
 /// Which build to read.
 #[derive(Debug, Clone)]
@@ -55,20 +29,7 @@ pub enum BuildRef {
 pub async fn resolve_build(store: &dyn Store, pack: &str, at: &BuildRef) -> Result<Sha256Digest, DiffError> {
     match at {
         BuildRef::Build(b) => Ok(*b),
-        BuildRef::Channel(channel) => {
-            let current = read_current(store, pack, channel)
-                .await?
-                .ok_or_else(|| DiffError::NoChannel {
-                    pack: pack.to_owned(),
-                    channel: channel.clone(),
-                    store: store.describe(),
-                })?;
-            current.payload.build_digest().map_err(|e| DiffError::Damaged {
-                key: layout::pointer_key(pack, channel),
-                store: store.describe(),
-                message: e.to_string(),
-            })
-        }
+        BuildRef::Channel(channel) => builds::channel_build(store, pack, channel).await,
     }
 }
 
@@ -78,25 +39,14 @@ pub async fn load_manifest(
     pack: &str,
     build: &Sha256Digest,
 ) -> Result<Manifest, DiffError> {
-    let key = layout::manifest_key(pack, build);
-    let obj = store
-        .get(&key, MAX_MANIFEST_BYTES)
-        .await?
-        .ok_or_else(|| DiffError::NoBuild {
-            pack: pack.to_owned(),
-            build: build.to_hex(),
-            store: store.describe(),
-            key: key.clone(),
-        })?;
-    let damaged = |message: String| DiffError::Damaged {
-        key: key.clone(),
-        store: store.describe(),
-        message,
-    };
-    if manifest::build_id(&obj.bytes) != *build {
-        return Err(damaged("it does not hash to its build id".into()));
-    }
-    manifest::decode(&obj.bytes, &ManifestLimits::default()).map_err(|e| damaged(e.to_string()))
+    let bytes = builds::manifest_bytes(store, pack, build).await?;
+    manifest::decode(&bytes, &ManifestLimits::default()).map_err(|e| {
+        BuildLookupError::damaged(
+            store,
+            &atlas_proto::layout::manifest_key(pack, build),
+            e.to_string(),
+        )
+    })
 }
 
 /// One side of a comparison.

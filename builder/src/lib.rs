@@ -6,6 +6,7 @@
 //! blobs, and [`publish::publish`] uploads what the store lacks, then the
 //! manifest, then the pointer ([`pointer::point_channel`]).
 
+pub mod builds;
 pub mod cache;
 pub mod check;
 pub mod cli;

@@ -6,15 +6,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use atlas_proto::layout::{manifest_key, pointer_key};
+use atlas_proto::layout::pointer_key;
 use atlas_proto::pointer::{Expectation, MAX_ENVELOPE_BYTES, SignedPointer};
 use atlas_proto::{PublicKey, SecretKey, Sha256Digest};
 
+use crate::builds::{self, BuildLookupError};
 use crate::pointer::{PointerUpdate, PointerUpdateError, point_channel};
 use crate::store::{Store, StoreError};
-
-/// Largest manifest `promote` reads to check a build exists.
-pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
 
 /// What to promote.
 #[derive(Debug, Clone)]
@@ -31,12 +29,8 @@ pub enum PromoteError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Pointer(#[from] PointerUpdateError),
-    #[error("channel `{channel}` of pack `{pack}` has no pointer in {store}; publish to it first")]
-    NoChannel {
-        pack: String,
-        channel: String,
-        store: String,
-    },
+    #[error(transparent)]
+    Build(#[from] BuildLookupError),
     #[error(
         "the `{channel}` pointer in {store} does not verify with the signing key: {message}; pass --build ID to promote a build explicitly"
     )]
@@ -45,15 +39,6 @@ pub enum PromoteError {
         store: String,
         message: String,
     },
-    #[error("build {build} of pack `{pack}` is not in {store} (no `{key}`); check the build id")]
-    NoBuild {
-        pack: String,
-        build: String,
-        store: String,
-        key: String,
-    },
-    #[error("the manifest `{key}` in {store} does not hash to its build id; the store is damaged")]
-    Damaged { key: String, store: String },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,7 +69,7 @@ pub async fn promote(
             let obj = store
                 .get(&pointer_key(pack, channel), MAX_ENVELOPE_BYTES)
                 .await?
-                .ok_or_else(|| PromoteError::NoChannel {
+                .ok_or_else(|| BuildLookupError::NoChannel {
                     pack: pack.to_owned(),
                     channel: channel.clone(),
                     store: store.describe(),
@@ -109,23 +94,8 @@ pub async fn promote(
             verified.build
         }
     };
-    let key_name = manifest_key(pack, &build);
-    let manifest = store
-        .get(&key_name, MAX_MANIFEST_BYTES)
-        .await?
-        .ok_or_else(|| PromoteError::NoBuild {
-            pack: pack.to_owned(),
-            build: build.to_hex(),
-            store: store.describe(),
-            key: key_name.clone(),
-        })?;
-    if Sha256Digest::of(&manifest.bytes) != build {
-        return Err(PromoteError::Damaged {
-            key: key_name,
-            store: store.describe(),
-        });
-    }
-    let size = manifest.bytes.len() as u64;
+    // Never point a channel at a manifest that is missing or damaged.
+    let size = builds::manifest_bytes(store, pack, &build).await?.len() as u64;
     let pointer = point_channel(store, key, pack, to, &build, size, now, lifetime, false).await?;
     Ok(PromoteReport {
         pack: pack.to_owned(),
