@@ -3,7 +3,7 @@
 //! apply to `publish` unless flags override them, it is never installed, and
 //! its mistakes are reported with file, line and the nearest valid name.
 
-use std::process::{Command, Output};
+mod common;
 
 use atlas_builder::plan::PlanOptions;
 use atlas_builder::repo::PackSource;
@@ -11,6 +11,7 @@ use atlas_builder::resolve::{ModOptions, plan_pack};
 use atlas_testkit::git::GitRepo;
 use atlas_testkit::http::StaticServer;
 use atlas_testkit::modrinth::ModrinthServer;
+use common::{builder, run, text};
 use sha2::Digest as _;
 
 const HEAD: &str = "id = \"settings\"\nname = \"Settings\"\nversion = \"1\"\nminecraft = \"1.21.1\"\nloader = { kind = \"fabric\", version = \"0.16.9\" }\n";
@@ -75,22 +76,6 @@ async fn mirror_policy_decides_which_mods_become_blobs() {
         .expect("plan");
     assert_eq!(report.upstream_only, 1, "only the entry with `mirror = false`");
     assert_eq!(plan.blobs.len(), 3);
-}
-
-fn builder() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_atlas-builder"));
-    c.env_remove("ATLAS_SIGNING_KEY")
-        .env_remove("ATLAS_STORE")
-        .env("RUST_LOG", "warn");
-    c
-}
-
-fn run(c: &mut Command) -> Output {
-    c.output().expect("run atlas-builder")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[test]

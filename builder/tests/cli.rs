@@ -1,25 +1,10 @@
 //! The `atlas-builder` binary: exit codes, `--json` output, and the signing
 //! key arriving through the environment as a CI secret would.
 
-use std::process::{Command, Output};
+mod common;
 
 use atlas_testkit::git::GitRepo;
-
-fn builder() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_atlas-builder"));
-    c.env_remove("ATLAS_SIGNING_KEY")
-        .env_remove("ATLAS_STORE")
-        .env("RUST_LOG", "warn");
-    c
-}
-
-fn run(c: &mut Command) -> Output {
-    c.output().expect("run atlas-builder")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{builder, run, text};
 
 fn pack_repo() -> GitRepo {
     let repo = GitRepo::init().expect("init");

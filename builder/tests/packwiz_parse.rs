@@ -3,8 +3,11 @@
 //! mismatches, syntax errors and unknown fields with their lines, missing
 //! files, `metadata:curseforge` downloads, and the `check` command on them.
 
+mod common;
+
+use common::builder;
+
 use std::path::Path;
-use std::process::Command;
 
 use atlas_builder::check::{self, PackFormat};
 use atlas_builder::packwiz::{
@@ -316,12 +319,6 @@ fn unknown_pack_format_major_is_refused() {
         "{msg}"
     );
     assert!(msg.contains("Atlas cannot read"), "{msg}");
-}
-
-fn builder() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_atlas-builder"));
-    c.env("RUST_LOG", "warn");
-    c
 }
 
 #[test]
