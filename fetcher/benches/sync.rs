@@ -8,7 +8,7 @@
 //! `cargo bench -p atlas-fetcher --bench sync`. Figures: docs/BENCHMARKS.md.
 
 #[allow(unused_imports)]
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::path::Path;

@@ -1,15 +1,13 @@
-//! Applying a verified plan to the target directory: conflict checks before
-//! anything is downloaded, then (once every blob is staged and verified)
-//! removals, atomic renames into place, modes, and pruning of directories the
-//! old build left empty. Files the pack never managed are never touched.
+//! Placing verified files in the target directory: path joining that refuses
+//! unsafe manifest paths, conflict checks before anything is downloaded, and
+//! the copy and mode helpers the journal's apply uses. Files the pack never
+//! managed are never touched.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use atlas_proto::Sha256Digest;
-
 use crate::SyncError;
-use crate::plan::{Plan, PlannedFile};
+use crate::plan::Plan;
 
 /// Joins a manifest path onto the target directory, refusing anything
 /// `validate_path` refuses (defence in depth: manifests are validated on decode).
@@ -48,87 +46,21 @@ pub fn preflight(dir: &Path, plan: &Plan) -> Result<(), SyncError> {
     Ok(())
 }
 
-/// Applies the plan. `staged` maps each needed blob to its verified staging file.
-pub fn apply(dir: &Path, plan: &Plan, staged: &BTreeMap<Sha256Digest, PathBuf>) -> Result<(), SyncError> {
-    let mut touched_dirs = BTreeSet::new();
-    // Removals first, so a file can become a directory (or the reverse).
-    let mut emptied = BTreeSet::new();
-    for rel in &plan.remove {
-        let p = safe_dest(dir, rel)?;
-        match std::fs::remove_file(&p) {
-            Ok(()) => tracing::debug!(path = %rel, "removed"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(SyncError::io("removing", p)(e)),
-        }
-        for (i, _) in rel.match_indices('/') {
-            emptied.insert(rel[..i].to_owned());
-        }
-    }
-    // Deepest first; stops being useful at the first non-empty directory.
-    let mut emptied: Vec<String> = emptied.into_iter().collect();
-    emptied.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
-    for rel in emptied {
-        let p = safe_dest(dir, &rel)?;
-        if std::fs::remove_dir(&p).is_ok() {
-            tracing::debug!(path = %rel, "removed empty directory");
-        }
-    }
-
-    // Group the files to write by blob: copies for all but the last, then a rename.
-    let mut by_blob: BTreeMap<Sha256Digest, Vec<&PlannedFile>> = BTreeMap::new();
-    for f in plan.files.iter().filter(|f| f.needs_download()) {
-        by_blob.entry(f.sha256).or_default().push(f);
-    }
-    for (digest, files) in by_blob {
-        let blob = staged.get(&digest).ok_or_else(|| {
-            SyncError::Internal(format!(
-                "blob {digest} was not staged (needed by {})",
-                files[0].path
-            ))
-        })?;
-        let Some((last, copies)) = files.split_last() else {
-            continue;
-        };
-        for f in copies {
-            let dest = prepare(dir, f, &mut touched_dirs)?;
-            copy_into_place(blob, &dest, f.executable)?;
-        }
-        let dest = prepare(dir, last, &mut touched_dirs)?;
-        set_mode(blob, last.executable)?;
-        match std::fs::rename(blob, &dest) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
-                copy_into_place(blob, &dest, last.executable)?;
-            }
-            Err(e) => return Err(SyncError::io("moving a downloaded file into place at", dest)(e)),
-        }
-        tracing::debug!(path = %last.path, "installed");
-    }
-    for d in touched_dirs {
-        crate::state::sync_dir(&d);
-    }
-    Ok(())
-}
-
-/// Creates the parent directories of a destination and returns its path.
-fn prepare(dir: &Path, f: &PlannedFile, touched: &mut BTreeSet<PathBuf>) -> Result<PathBuf, SyncError> {
-    let dest = safe_dest(dir, &f.path)?;
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(SyncError::io("creating directory", parent))?;
-        touched.insert(parent.to_owned());
-    }
-    Ok(dest)
-}
-
-/// Copies `from` into a temporary file beside `dest`, fsyncs it, then renames it over `dest`.
-pub(crate) fn copy_into_place(from: &Path, dest: &Path, executable: bool) -> Result<(), SyncError> {
-    let parent = dest
-        .parent()
-        .ok_or_else(|| SyncError::Internal(format!("{} has no parent", dest.display())))?;
+/// Copies `from` into a temporary file in `tmp_dir` (which must be on the
+/// same filesystem as `dest`: the staging directory), fsyncs it, then renames
+/// it over `dest`. A process killed mid-copy leaves its partial file in
+/// `tmp_dir`, which is cleared with staging, never beside `dest` among the
+/// user's files.
+pub(crate) fn copy_into_place(
+    from: &Path,
+    dest: &Path,
+    executable: bool,
+    tmp_dir: &Path,
+) -> Result<(), SyncError> {
     let tmp = tempfile::Builder::new()
         .prefix(".atlas-tmp-")
-        .tempfile_in(parent)
-        .map_err(SyncError::io("creating a temporary file in", parent))?;
+        .tempfile_in(tmp_dir)
+        .map_err(SyncError::io("creating a temporary file in", tmp_dir))?;
     let mut src = std::fs::File::open(from).map_err(SyncError::io("opening staged file", from))?;
     std::io::copy(&mut src, &mut tmp.as_file()).map_err(SyncError::io("copying into", tmp.path()))?;
     // Every placement of a blob gets the staged file's mtime (a rename keeps
@@ -164,7 +96,8 @@ pub(crate) fn set_mode(path: &Path, executable: bool) -> Result<(), SyncError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::FileAction;
+    use crate::plan::{FileAction, PlannedFile};
+    use atlas_proto::Sha256Digest;
 
     fn planned(path: &str, content: &[u8], executable: bool) -> PlannedFile {
         PlannedFile {
@@ -204,35 +137,40 @@ mod tests {
     }
 
     #[test]
-    fn applies_copies_renames_modes_and_prunes() {
+    fn copies_through_the_temp_dir_with_mode_and_mtime() {
         let root = tempfile::tempdir().expect("tmp");
         let dir = root.path().join("inst");
         let staging = root.path().join("staging");
         std::fs::create_dir_all(&staging).expect("mkdir");
-        std::fs::create_dir_all(dir.join("old/deep")).expect("mkdir");
-        std::fs::write(dir.join("old/deep/gone.txt"), b"g").expect("write");
-        std::fs::write(dir.join("user.txt"), b"mine").expect("write");
+        std::fs::create_dir_all(dir.join("a")).expect("mkdir");
         let blob = staging.join("b");
         std::fs::write(&blob, b"same").expect("write");
-        let plan = Plan {
-            files: vec![planned("a/x", b"same", true), planned("b/y", b"same", false)],
-            remove: vec!["old/deep/gone.txt".into()],
-            dropped_modified: vec![],
-        };
-        preflight(&dir, &plan).expect("preflight");
-        let staged = BTreeMap::from([(Sha256Digest::of(b"same"), blob.clone())]);
-        apply(&dir, &plan, &staged).expect("apply");
+        let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&blob)
+            .and_then(|f| f.set_modified(when))
+            .expect("mtime");
+        std::fs::write(dir.join("a/x"), b"old").expect("write");
+
+        copy_into_place(&blob, &dir.join("a/x"), true, &staging).expect("copy");
         assert_eq!(std::fs::read(dir.join("a/x")).expect("a/x"), b"same");
-        assert_eq!(std::fs::read(dir.join("b/y")).expect("b/y"), b"same");
-        assert!(!dir.join("old").exists(), "emptied directories are pruned");
-        assert!(dir.join("user.txt").exists());
-        assert!(!blob.exists(), "the staged blob was moved");
+        assert!(
+            blob.exists(),
+            "a copy leaves the staged blob for the next placement"
+        );
+        let beside: Vec<_> = std::fs::read_dir(dir.join("a")).expect("ls").collect();
+        assert_eq!(
+            beside.len(),
+            1,
+            "no temporary file is ever created beside the destination"
+        );
+        let meta = std::fs::metadata(dir.join("a/x")).expect("meta");
+        assert_eq!(meta.modified().expect("mtime"), when);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = |p: &str| std::fs::metadata(dir.join(p)).expect("meta").permissions().mode() & 0o777;
-            assert_eq!(mode("a/x"), 0o755);
-            assert_eq!(mode("b/y"), 0o644);
+            assert_eq!(meta.permissions().mode() & 0o777, 0o755);
         }
     }
 

@@ -274,7 +274,7 @@ pub fn forward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
         }
         for e in copies {
             step();
-            copy_into_place(&src, &safe_dest(dir, &e.path)?, e.executable)?;
+            copy_into_place(&src, &safe_dest(dir, &e.path)?, e.executable, &paths.staging)?;
         }
         step();
         let dest = safe_dest(dir, &last.path)?;

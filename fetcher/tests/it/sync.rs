@@ -1,7 +1,6 @@
 //! End-to-end syncs over real loopback HTTP and from local directories.
 
-mod common;
-
+use crate::common::*;
 use atlas_fetcher::cli::{Cli, run};
 use atlas_fetcher::state::{INSTALL_FILE, TRUST_FILE, parse_install, parse_trust};
 use atlas_fetcher::{InstallSide, Outcome, exit};
@@ -9,7 +8,6 @@ use atlas_proto::layout;
 use atlas_proto::v1::Side;
 use atlas_testkit::http::StaticServer;
 use clap::Parser as _;
-use common::*;
 
 fn v1() -> Vec<Spec> {
     vec![

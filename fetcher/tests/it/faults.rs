@@ -2,14 +2,12 @@
 //! ends with the new build or with a clear error and the directory exactly
 //! as before. Also: the directory lock, the deadline, and a full disk.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use atlas_fetcher::{NoProgress, SyncError, Syncer, exit};
 use atlas_proto::{Sha256Digest, layout};
 use atlas_testkit::http::{Fault, StaticServer};
-use common::*;
 
 const BIG: usize = 2 * 1024 * 1024;
 

@@ -3,9 +3,7 @@
 //! mismatches, syntax errors and unknown fields with their lines, missing
 //! files, `metadata:curseforge` downloads, and the `check` command on them.
 
-mod common;
-
-use common::builder;
+use crate::common::builder;
 
 use std::path::Path;
 

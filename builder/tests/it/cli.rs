@@ -1,10 +1,8 @@
 //! The `atlas-builder` binary: exit codes, `--json` output, and the signing
 //! key arriving through the environment as a CI secret would.
 
-mod common;
-
+use crate::common::{builder, run, text};
 use atlas_testkit::git::GitRepo;
-use common::{builder, run, text};
 
 fn pack_repo() -> GitRepo {
     let repo = GitRepo::init().expect("init");

@@ -2,15 +2,13 @@
 //! message says what was wrong, and that the directory is exactly as before,
 //! on a fresh directory and on one that already has an install.
 
-mod common;
-
+use crate::common::*;
 use atlas_fetcher::{NoProgress, SyncOptions, Syncer, exit};
 use atlas_proto::pointer::PointerPayload;
 use atlas_proto::v1::{File, Manifest, Side};
 use atlas_proto::{SecretKey, Sha256Digest, layout};
 use atlas_testkit::http::{Fault, StaticServer};
 use base64::Engine as _;
-use common::*;
 
 fn base() -> Vec<Spec> {
     vec![f("mods/a.jar", b"mod a v1"), f("config/c.toml", b"c = 1\n")]

@@ -7,16 +7,14 @@
 //! The test-only `ATLAS_FETCHER_TEST_PAUSE_APPLY_US` slows each file
 //! operation of the apply so that kills land inside it.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::common::*;
 use atlas_fetcher::exit;
 use atlas_testkit::http::StaticServer;
-use common::*;
 
 /// Deterministic xorshift64*.
 struct Rng(u64);
@@ -195,7 +193,20 @@ fn sigkill_mid_apply_leaves_exactly_one_build() {
         if now == old_tree {
             rolled_back += 1;
         } else {
-            assert!(now == new_tree, "run {runs}: a mix of the two builds");
+            let differ = |t: &BTreeMap<String, Vec<u8>>| {
+                let keys: std::collections::BTreeSet<&String> = t.keys().chain(now.keys()).collect();
+                keys.into_iter()
+                    .filter(|k| t.get(*k) != now.get(*k))
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            assert!(
+                now == new_tree,
+                "run {runs}: a mix of the two builds; differs from old at {:?}, from new at {:?}",
+                differ(&old_tree),
+                differ(&new_tree)
+            );
         }
 
         let out = fetcher(&srv.url(), &keyfile, &dir)

@@ -3,15 +3,13 @@
 //! apply to `publish` unless flags override them, it is never installed, and
 //! its mistakes are reported with file, line and the nearest valid name.
 
-mod common;
-
+use crate::common::{builder, run, text};
 use atlas_builder::plan::PlanOptions;
 use atlas_builder::repo::PackSource;
 use atlas_builder::resolve::{ModOptions, plan_pack};
 use atlas_testkit::git::GitRepo;
 use atlas_testkit::http::StaticServer;
 use atlas_testkit::modrinth::ModrinthServer;
-use common::{builder, run, text};
 use sha2::Digest as _;
 
 const HEAD: &str = "id = \"settings\"\nname = \"Settings\"\nversion = \"1\"\nminecraft = \"1.21.1\"\nloader = { kind = \"fabric\", version = \"0.16.9\" }\n";

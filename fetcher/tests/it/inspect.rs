@@ -1,16 +1,14 @@
 //! `status` and `verify` (with `--repair`) against real installs.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use atlas_fetcher::cli::{Cli, run};
 use atlas_fetcher::inspect::{status, verify};
 use atlas_fetcher::state::{INSTALL_FILE, parse_install};
 use atlas_fetcher::{InstallSide, exit};
 use atlas_testkit::http::StaticServer;
 use clap::Parser as _;
-use common::*;
 
 fn v1() -> Vec<Spec> {
     vec![

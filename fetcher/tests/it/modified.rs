@@ -2,16 +2,14 @@
 //! handled by `--on-modified keep|backup|replace`; dropped files removed only
 //! if unchanged.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::common::*;
 use atlas_fetcher::state::{INSTALL_FILE, InstallState, parse_install};
 use atlas_fetcher::{NoProgress, OnModified, Outcome, Report, Syncer};
 use atlas_proto::PublicKey;
 use atlas_testkit::http::StaticServer;
-use common::*;
 
 fn v1() -> Vec<Spec> {
     vec![

@@ -1,0 +1,15 @@
+//! Integration tests for atlas-builder, linked into one test binary: one link of the
+//! dependency tree instead of one per file, which keeps CI's disk and time in check.
+
+mod atlas_settings;
+mod build_mods;
+mod build_packwiz;
+mod cli;
+mod common;
+mod deps;
+mod packwiz_corpus;
+mod packwiz_parse;
+mod publish;
+mod resolve;
+mod s3_store;
+mod schemas;

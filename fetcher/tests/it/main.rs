@@ -1,0 +1,11 @@
+//! Integration tests for atlas-fetcher, linked into one test binary: one link of the
+//! dependency tree instead of one per file, which keeps CI's disk and time in check.
+
+mod common;
+mod e2e;
+mod faults;
+mod inspect;
+mod kill;
+mod modified;
+mod rejections;
+mod sync;
