@@ -40,7 +40,8 @@ Exit codes: 0 success; 1 unexpected error; 2 bad command line; 3 invalid pack or
 4 store error; 5 the channel changed concurrently (run again); 6 no usable signing key.
 
 Environment: ATLAS_SIGNING_KEY (secret key text), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-AWS_ENDPOINT_URL, AWS_REGION (S3 stores), RUST_LOG (log filter, e.g. atlas_builder=debug).";
+AWS_ENDPOINT_URL, AWS_REGION (S3 stores), RUST_LOG (log filter, e.g. atlas_builder=debug),
+ATLAS_PUBLIC_URL (--public-url), ATLAS_MIRROR (--mirror), GITHUB_ACTIONS=true (turns on --github).";
 
 /// Build a Minecraft modpack from git into a signed, content-addressed static store.
 #[derive(Debug, Parser)]
@@ -49,6 +50,14 @@ pub struct Cli {
     /// Print one JSON object on stdout instead of human-readable lines.
     #[arg(long, global = true)]
     pub json: bool,
+    /// GitHub Actions: write step outputs ($GITHUB_OUTPUT), a job summary
+    /// ($GITHUB_STEP_SUMMARY) and error annotations. On when GITHUB_ACTIONS=true.
+    #[arg(long, global = true)]
+    pub github: bool,
+    /// Public base URL of the store (e.g. the CDN): publish and promote then write the
+    /// .mrpack and packwiz exports with download URLs under it; also the links of --github.
+    #[arg(long, global = true, env = "ATLAS_PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -225,6 +234,18 @@ pub struct ModArgs {
     /// incompatible mods, another Minecraft version or loader): `warn` or `error`.
     #[arg(long, default_value = "warn")]
     pub deps: crate::resolve::DepsPolicy,
+    /// Override atlas.toml's `[mirror]` policy for every source: `mirror` (copy
+    /// every mod into the store) or `upstream` (hosts download mods upstream).
+    #[arg(long, env = "ATLAS_MIRROR", value_parser = parse_mirror)]
+    pub mirror: Option<crate::settings::MirrorMode>,
+}
+
+fn parse_mirror(s: &str) -> Result<crate::settings::MirrorMode, String> {
+    match s {
+        "mirror" => Ok(crate::settings::MirrorMode::Mirror),
+        "upstream" => Ok(crate::settings::MirrorMode::Upstream),
+        other => Err(format!("`{other}`: use `mirror` or `upstream`")),
+    }
 }
 
 impl ModArgs {
@@ -240,6 +261,7 @@ impl ModArgs {
         o.download.concurrency = self.downloads.max(1);
         o.pack_id = self.pack_id.clone();
         o.deps = self.deps;
+        o.mirror_override = self.mirror;
         o
     }
 }
@@ -415,6 +437,7 @@ fn human_bytes(n: u64) -> String {
 
 /// Plans the pack (resolving and downloading mods) and publishes it, or with
 /// `opts.dry_run` reports what would be uploaded.
+#[allow(clippy::too_many_arguments)]
 async fn plan_and_publish(
     source: &PackSource,
     repository_url: Option<String>,
@@ -422,11 +445,17 @@ async fn plan_and_publish(
     mods: &ModArgs,
     key: Option<&atlas_proto::SecretKey>,
     opts: &PublishOptions,
+    gh: Option<&crate::github::Github>,
+    exports: Option<&crate::export::ExportOptions>,
 ) -> anyhow::Result<PublishReport> {
     let (plan, _) =
         crate::resolve::plan_pack(source, &PlanOptions { repository_url }, &mods.options()).await?;
     let st = store::open(&store.store, &store.settings()).await?;
-    Ok(crate::publish::publish(&plan, source, st.as_ref(), key, opts).await?)
+    let report = crate::publish::publish_with_exports(&plan, source, st.as_ref(), key, opts, exports).await?;
+    if let Some(gh) = gh {
+        crate::github::publish(gh, st.as_ref(), &plan, &report, &opts.channel).await?;
+    }
+    Ok(report)
 }
 
 fn publish_human(report: &PublishReport) -> String {
@@ -509,7 +538,7 @@ fn mods_line(m: &crate::resolve::ModsReport) -> Option<String> {
     })
 }
 
-async fn resign(json: bool, args: ResignArgs) -> anyhow::Result<()> {
+async fn resign(json: bool, args: ResignArgs, gh: Option<&crate::github::Github>) -> anyhow::Result<()> {
     atlas_proto::layout::validate_pack_id(&args.pack)?;
     let key = signing::load_secret_key(args.signing.key_file.as_deref())?;
     let st = store::open(&args.store.store, &args.store.settings()).await?;
@@ -534,6 +563,10 @@ async fn resign(json: bool, args: ResignArgs) -> anyhow::Result<()> {
         })?;
         updates.push(update);
     }
+    if let Some(gh) = gh {
+        let (outputs, summary) = crate::github::resign_summary(gh, &st.describe(), &args.pack, &updates);
+        gh.emit(&outputs, &summary)?;
+    }
     emit(json, &updates, || {
         updates
             .iter()
@@ -550,8 +583,18 @@ async fn resign(json: bool, args: ResignArgs) -> anyhow::Result<()> {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let gh = crate::github::Github::detect(cli.github, cli.public_url.clone());
+    let gh = gh.as_ref();
+    // Checked only by the commands that write exports.
+    let public_url = cli.public_url.clone();
+    let exports = || {
+        public_url
+            .as_deref()
+            .map(crate::export::ExportOptions::new)
+            .transpose()
+    };
     match cli.command {
-        Command::Resign(args) => resign(cli.json, args).await,
+        Command::Resign(args) => resign(cli.json, args, gh).await,
         Command::Keygen { out_dir, name, force } => {
             let out = signing::keygen(&out_dir, &name, force)?;
             emit(cli.json, &out, || {
@@ -598,8 +641,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 concurrency,
                 force_pointer,
             };
-            let report =
-                plan_and_publish(&source, repository_url, &store, &mods, key.as_ref(), &opts).await?;
+            let report = plan_and_publish(
+                &source,
+                repository_url,
+                &store,
+                &mods,
+                key.as_ref(),
+                &opts,
+                gh,
+                exports()?.as_ref(),
+            )
+            .await?;
             emit(cli.json, &report, || publish_human(&report))
         }
         Command::Plan(args) => {
@@ -612,8 +664,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 concurrency: args.concurrency,
                 force_pointer: false,
             };
-            let report =
-                plan_and_publish(&source, args.repository_url, &args.store, &args.mods, None, &opts).await?;
+            let report = plan_and_publish(
+                &source,
+                args.repository_url,
+                &args.store,
+                &args.mods,
+                None,
+                &opts,
+                gh,
+                exports()?.as_ref(),
+            )
+            .await?;
             emit(cli.json, &report, || publish_human(&report))
         }
         Command::Diff(args) => diff(cli.json, args).await,
@@ -622,14 +683,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             allow_dirty,
             dir,
         } => {
-            let report = match dir {
-                Some(dir) => crate::check::check_dir(&dir)?,
+            let (report, base) = match dir {
+                Some(dir) => (
+                    crate::check::check_dir(&dir)?,
+                    crate::github::diagnostics_base(&dir, None),
+                ),
                 None => {
                     let source = PackSource::open(&repo, allow_dirty)?;
-                    crate::check::check_source(&source, &repo.display().to_string())?
+                    let sub = Some(source.commit.subdirectory.as_str());
+                    let base = crate::github::diagnostics_base(&repo, sub);
+                    (
+                        crate::check::check_source(&source, &repo.display().to_string())?,
+                        base,
+                    )
                 }
             };
             emit(cli.json, &report, || report.human())?;
+            if let Some(gh) = gh {
+                crate::github::check(gh, &report, &base, cli.json)?;
+            }
             Ok(report.result()?)
         }
         Command::Promote {
@@ -654,7 +726,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .collect::<Result<Vec<_>, _>>()?;
             let key = signing::load_secret_key(signing.key_file.as_deref())?;
             let st = store::open(&store.store, &store.settings()).await?;
-            let report = crate::promote::promote(
+            let report = crate::promote::promote_with_exports(
                 st.as_ref(),
                 &key,
                 &trusted,
@@ -663,8 +735,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 &to,
                 now(),
                 signing.expires_in(None),
+                exports()?.as_ref(),
             )
             .await?;
+            if let Some(gh) = gh {
+                crate::github::promote(gh, st.as_ref(), &report).await?;
+            }
             emit(cli.json, &report, || {
                 format!(
                     "{}: channel {} -> build {} (version {}, {})",

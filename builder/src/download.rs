@@ -466,6 +466,8 @@ impl Downloader {
                 actual: actual.to_string(),
             }));
         }
+        // Not fsynced here: a cache entry is checked by size when used, and a
+        // directory store syncs it before linking it (see `store::dir`).
         let tmp = out
             .into_inner()
             .map_err(|e| fatal_io(e.into_error()))?

@@ -8,7 +8,9 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use atlas_proto::layout::{CACHE_POINTER, CONTENT_TYPE_POINTER, pointer_key};
-use atlas_proto::pointer::{self, MAX_ENVELOPE_BYTES, POINTER_FORMAT, PointerPayload, SignedPointer};
+use atlas_proto::pointer::{
+    self, Exports, MAX_ENVELOPE_BYTES, POINTER_FORMAT, PointerPayload, SignedPointer,
+};
 use atlas_proto::{SecretKey, Sha256Digest};
 
 use crate::store::{Expected, ObjectMeta, Store, StoreError};
@@ -92,11 +94,20 @@ pub struct PointerUpdate {
     pub expires_at: u64,
 }
 
+/// How many times a pointer write lost to a concurrent writer is retried
+/// from a fresh read (only while the channel still names the same build).
+pub const CAS_ATTEMPTS: usize = 3;
+
 /// Points `channel` at `build`, signing version `current + 1`.
 ///
-/// If the channel already points at `build` and `force` is false, nothing is
-/// written. A concurrent writer makes this fail with `StoreError::Conflict`
-/// rather than overwrite a newer pointer.
+/// If the channel already points at `build` with the same `exports` and
+/// `force` is false, nothing is written. The pointer is replaced by
+/// compare-and-swap. When another writer wins the race, the channel is read
+/// again: if it still names the build it named before (the other writer only
+/// re-signed it) or already names `build`, the write is retried from that
+/// fresh read, at most [`CAS_ATTEMPTS`] times in all; if it names another
+/// build (another publish or promote landed), this fails with
+/// `StoreError::Conflict` and never overwrites that newer pointer.
 #[allow(clippy::too_many_arguments)]
 pub async fn point_channel(
     store: &dyn Store,
@@ -108,13 +119,70 @@ pub async fn point_channel(
     now: u64,
     lifetime: Duration,
     force: bool,
+    exports: &Exports,
+) -> Result<PointerUpdate, PointerUpdateError> {
+    let before = read_current(store, pack, channel).await?.map(|c| c.payload.build);
+    let mut attempt = 1;
+    loop {
+        let result = point_channel_once(
+            store,
+            key,
+            pack,
+            channel,
+            build,
+            manifest_size,
+            now,
+            lifetime,
+            force,
+            exports,
+        )
+        .await;
+        let Err(PointerUpdateError::Store(StoreError::Conflict { .. })) = &result else {
+            return result;
+        };
+        let fresh = read_current(store, pack, channel).await?;
+        let fresh_build = fresh.as_ref().map(|c| c.payload.build.clone());
+        let ours = build.to_hex();
+        let same = fresh_build == before || fresh_build.as_deref() == Some(ours.as_str());
+        if !same || attempt >= CAS_ATTEMPTS {
+            match (&fresh, same) {
+                (Some(f), false) => tracing::warn!(
+                    "channel `{channel}` of `{pack}` was pointed at build {} (version {}) by another writer while this command ran; not overwriting it",
+                    f.payload.build,
+                    f.payload.version
+                ),
+                _ => tracing::warn!(
+                    "channel `{channel}` of `{pack}` kept changing; gave up after {attempt} attempts"
+                ),
+            }
+            return result;
+        }
+        tracing::info!("channel `{channel}` was re-signed concurrently; retrying from a fresh read");
+        attempt += 1;
+    }
+}
+
+/// One read-sign-write of [`point_channel`]; `StoreError::Conflict` when
+/// the pointer changed after it was read.
+#[allow(clippy::too_many_arguments)]
+async fn point_channel_once(
+    store: &dyn Store,
+    key: &SecretKey,
+    pack: &str,
+    channel: &str,
+    build: &Sha256Digest,
+    manifest_size: u64,
+    now: u64,
+    lifetime: Duration,
+    force: bool,
+    exports: &Exports,
 ) -> Result<PointerUpdate, PointerUpdateError> {
     let object_key = pointer_key(pack, channel);
     let current = read_current(store, pack, channel).await?;
     let previous_version = current.as_ref().map(|c| c.payload.version);
     let previous_build = current.as_ref().map(|c| c.payload.build.clone());
     if let Some(c) = &current {
-        if c.payload.build == build.to_hex() && !force {
+        if c.payload.build == build.to_hex() && c.payload.exports == *exports && !force {
             return Ok(PointerUpdate {
                 channel: channel.to_owned(),
                 key: object_key,
@@ -142,6 +210,7 @@ pub async fn point_channel(
         manifest_size,
         issued_at: now,
         expires_at: now.saturating_add(lifetime.as_secs()),
+        exports: exports.clone(),
     };
     let envelope = pointer::sign(&payload, &[key]);
     let expected = current.map_or(Expected::Absent, |c| Expected::ETag(c.etag));
@@ -186,7 +255,11 @@ pub async fn resign(
             message: e.to_string(),
         })?;
     let size = current.payload.manifest_size;
-    point_channel(store, key, pack, channel, &build, size, now, lifetime, true)
-        .await
-        .map(Some)
+    // The exports stay as they are: the build, and so its exports, is unchanged.
+    let exports = current.payload.exports.clone();
+    point_channel(
+        store, key, pack, channel, &build, size, now, lifetime, true, &exports,
+    )
+    .await
+    .map(Some)
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use atlas_proto::layout::pointer_key;
+use atlas_proto::layout::{self, pointer_key};
 use atlas_proto::pointer::{Expectation, MAX_ENVELOPE_BYTES, SignedPointer};
 use atlas_proto::{PublicKey, SecretKey, Sha256Digest};
 
@@ -31,6 +31,8 @@ pub enum PromoteError {
     Pointer(#[from] PointerUpdateError),
     #[error(transparent)]
     Build(#[from] BuildLookupError),
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
     #[error(
         "the `{channel}` pointer in {store} does not verify with the signing key: {message}; pass --build ID to promote a build explicitly"
     )]
@@ -47,6 +49,9 @@ pub struct PromoteReport {
     pub build: String,
     pub manifest_size: u64,
     pub pointer: PointerUpdate,
+    /// The exports the target channel names now (absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exports: Option<crate::export::ExportReport>,
 }
 
 /// Points `to` at the chosen build. The source pointer must verify with
@@ -62,6 +67,26 @@ pub async fn promote(
     to: &str,
     now: u64,
     lifetime: Duration,
+) -> Result<PromoteReport, PromoteError> {
+    promote_with_exports(store, key, trusted, pack, from, to, now, lifetime, None).await
+}
+
+/// [`promote`], keeping the target channel's launcher exports in step: the
+/// pointer names the build's .mrpack when the store has one, and with
+/// `exports` (the public URL) the channel's packwiz tree is rewritten after
+/// the pointer. A channel that has a packwiz tree cannot be promoted without
+/// `exports` (the tree would fall behind the pointer).
+#[allow(clippy::too_many_arguments)]
+pub async fn promote_with_exports(
+    store: &dyn Store,
+    key: &SecretKey,
+    trusted: &[PublicKey],
+    pack: &str,
+    from: &PromoteFrom,
+    to: &str,
+    now: u64,
+    lifetime: Duration,
+    exports: Option<&crate::export::ExportOptions>,
 ) -> Result<PromoteReport, PromoteError> {
     let build = match from {
         PromoteFrom::Build(b) => *b,
@@ -95,12 +120,43 @@ pub async fn promote(
         }
     };
     // Never point a channel at a manifest that is missing or damaged.
-    let size = builds::manifest_bytes(store, pack, &build).await?.len() as u64;
-    let pointer = point_channel(store, key, pack, to, &build, size, now, lifetime, false).await?;
+    let manifest = builds::manifest_bytes(store, pack, &build).await?;
+    let size = manifest.len() as u64;
+    let mrpack = layout::mrpack_key(pack, &build);
+    let mut report = crate::export::ExportReport {
+        mrpack: store.exists(&mrpack).await?.then_some(mrpack),
+        ..Default::default()
+    };
+    match exports {
+        Some(_) => report.packwiz = Some(layout::packwiz_pack_key(pack, to)),
+        None => {
+            let current = crate::pointer::read_current(store, pack, to).await?;
+            if current.is_some_and(|c| c.payload.exports.packwiz.is_some()) {
+                return Err(crate::export::ExportError::NeedsPublicUrl {
+                    channel: to.to_owned(),
+                }
+                .into());
+            }
+        }
+    }
+    let named = report.exports();
+    let pointer = point_channel(store, key, pack, to, &build, size, now, lifetime, false, &named).await?;
+    if let Some(e) = exports {
+        let m = atlas_proto::manifest::decode(&manifest, &Default::default()).map_err(|err| {
+            crate::export::ExportError::Manifest {
+                build: build.to_hex(),
+                message: err.to_string(),
+            }
+        })?;
+        let (written, skipped) = crate::export::packwiz::write_channel_tree(store, &m, to, e, 8).await?;
+        report.packwiz_written = written;
+        report.skipped = skipped;
+    }
     Ok(PromoteReport {
         pack: pack.to_owned(),
         build: build.to_hex(),
         manifest_size: size,
         pointer,
+        exports: (!named.is_empty()).then_some(report),
     })
 }

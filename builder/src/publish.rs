@@ -24,6 +24,8 @@ pub enum PublishError {
     Repo(#[from] RepoError),
     #[error(transparent)]
     Pointer(#[from] PointerUpdateError),
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
 }
 
 /// How to publish.
@@ -58,6 +60,9 @@ pub struct PublishReport {
     pub pointer: Option<PointerUpdate>,
     /// Mods resolved for the build: downloaded, cached, manual, upstream-only.
     pub mods: ModsReport,
+    /// The .mrpack and packwiz exports (absent without a public URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exports: Option<crate::export::ExportReport>,
 }
 
 const IMMUTABLE_BLOB: ObjectMeta = ObjectMeta {
@@ -73,6 +78,20 @@ pub async fn publish(
     store: &dyn Store,
     key: Option<&SecretKey>,
     opts: &PublishOptions,
+) -> Result<PublishReport, PublishError> {
+    publish_with_exports(plan, source, store, key, opts, None).await
+}
+
+/// [`publish`], plus the launcher exports ([`crate::export`]) when `exports`
+/// gives the store's public URL: the .mrpack before the pointer (which names
+/// it), the channel's packwiz tree after it.
+pub async fn publish_with_exports(
+    plan: &BuildPlan,
+    source: &PackSource,
+    store: &dyn Store,
+    key: Option<&SecretKey>,
+    opts: &PublishOptions,
+    exports: Option<&crate::export::ExportOptions>,
 ) -> Result<PublishReport, PublishError> {
     let concurrency = opts.concurrency.max(1);
     let pack = plan.manifest.pack_id.as_str();
@@ -104,6 +123,7 @@ pub async fn publish(
         manifest_key,
         pointer: None,
         mods: plan.mods.clone(),
+        exports: None,
     };
     if opts.dry_run {
         return Ok(report);
@@ -122,6 +142,7 @@ pub async fn publish(
         .map(|(digest, blob)| {
             let body = match &blob.content {
                 Content::Disk(path) => Ok(Body::File(path.clone())),
+                Content::Cached(path) => Ok(Body::CachedFile(path.clone())),
                 c @ Content::Git(_) => source.read_content(c).map(|b| Body::Bytes(Bytes::from(b))),
             };
             let k = layout::blob_key(digest);
@@ -147,7 +168,13 @@ pub async fn publish(
         let outcome = store.put_immutable(&report.manifest_key, body, meta).await?;
         report.manifest_new = outcome == PutOutcome::Created;
     }
-    // 4. The pointer, last.
+    // 4. Launcher exports named by the pointer (the .mrpack is immutable).
+    let mut export_report = match exports {
+        Some(e) => Some(crate::export::write_build_exports(plan, source, store, &opts.channel, e).await?),
+        None => None,
+    };
+    let named = export_report.as_ref().map(|r| r.exports()).unwrap_or_default();
+    // 5. The pointer, last (then the channel's packwiz tree, kept in step).
     report.pointer = Some(
         point_channel(
             store,
@@ -159,8 +186,17 @@ pub async fn publish(
             opts.now,
             opts.pointer_lifetime,
             opts.force_pointer,
+            &named,
         )
         .await?,
     );
+    if let (Some(e), Some(r)) = (exports, export_report.as_mut()) {
+        let (written, skipped) =
+            crate::export::packwiz::write_channel_tree(store, &plan.manifest, &opts.channel, e, concurrency)
+                .await?;
+        r.packwiz_written = written;
+        r.skipped.extend(skipped);
+    }
+    report.exports = export_report;
     Ok(report)
 }

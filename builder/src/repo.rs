@@ -66,7 +66,11 @@ pub struct CommitInfo {
 #[derive(Debug, Clone)]
 pub enum Content {
     Git(gix::ObjectId),
+    /// A file in the pack directory's working tree (may change under us).
     Disk(PathBuf),
+    /// A verified file in the builder's download cache: immutable once
+    /// written, so a directory store may hard-link it instead of copying.
+    Cached(PathBuf),
 }
 
 /// One file of the pack directory.
@@ -176,7 +180,7 @@ impl PackSource {
                 let blob = self.repo.find_blob(*oid).map_err(git_err)?;
                 Ok(blob.detach().data)
             }
-            Content::Disk(p) => std::fs::read(p).map_err(|source| RepoError::Io {
+            Content::Disk(p) | Content::Cached(p) => std::fs::read(p).map_err(|source| RepoError::Io {
                 path: p.clone(),
                 source,
             }),

@@ -10,12 +10,31 @@ use crate::SyncError;
 use crate::plan::Plan;
 
 /// Joins a manifest path onto the target directory, refusing anything
-/// `validate_path` refuses (defence in depth: manifests are validated on decode).
+/// `validate_path` refuses (defence in depth: manifests are validated on
+/// decode) and any path with a symbolic link among its directories inside
+/// `dir`: writing through one (say `mods` -> `/etc`) could land outside the
+/// directory. The last component may be a link: renames replace the link
+/// itself, never its target.
 pub fn safe_dest(dir: &Path, rel: &str) -> Result<PathBuf, SyncError> {
     atlas_proto::validate_path(rel)?;
     let mut p = dir.to_path_buf();
-    for segment in rel.split('/') {
+    let mut segments = rel.split('/').peekable();
+    while let Some(segment) = segments.next() {
         p.push(segment);
+        if segments.peek().is_some()
+            && let Ok(m) = std::fs::symlink_metadata(&p)
+            && m.file_type().is_symlink()
+        {
+            let target = std::fs::read_link(&p).map_or_else(|_| "?".into(), |t| t.display().to_string());
+            let link = p.strip_prefix(dir).unwrap_or(&p).display().to_string();
+            return Err(SyncError::Conflict {
+                path: rel.to_owned(),
+                reason: format!(
+                    "`{link}` is a symbolic link (to {target}); Atlas never writes through links, \
+                     which could lead outside the directory: replace it with a real directory"
+                ),
+            });
+        }
     }
     Ok(p)
 }

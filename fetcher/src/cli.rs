@@ -40,6 +40,30 @@ pub enum Command {
     /// normal verified sync (drifted files are replaced).
     #[command(after_help = exit::HELP)]
     Verify(VerifyArgs),
+    /// Re-install the build DIR had before the current one (the last 3 are
+    /// kept), verified against its build id, with files from the store. The
+    /// build rolled back from is then held: `sync` leaves DIR alone while
+    /// the channel still points at it and installs the next build as usual.
+    #[command(after_help = exit::HELP)]
+    Rollback(RollbackArgs),
+}
+
+/// Arguments of `atlas-fetcher rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The synced directory.
+    #[arg(long, env = "ATLAS_DIR", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Base of the store the files of the earlier build are downloaded from
+    /// (as for `sync`).
+    #[arg(long, env = "ATLAS_SOURCE", value_name = "URL")]
+    pub source: String,
+    /// Print what would change and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON report on stdout instead of human-readable lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `atlas-fetcher status`.
@@ -82,21 +106,28 @@ pub struct VerifyArgs {
     pub threads: usize,
 }
 
-/// Arguments of `atlas-fetcher sync`.
+/// Arguments of `atlas-fetcher sync`. Each setting can also come from the
+/// `--config` file; a flag (or its `ATLAS_*` variable) wins over the file.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
+    /// TOML file with any of the settings below (keys named like the flags,
+    /// with `_` for `-`; `keys`, `enable` and `disable` are arrays). Schema:
+    /// schemas/fetcher.schema.json.
+    #[arg(long, env = "ATLAS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Base of the store: an http(s):// URL (e.g. https://cdn.example.com/ or
     /// http://127.0.0.1:9000/bucket/prefix), a file:// URL, or a local directory.
     #[arg(long, env = "ATLAS_SOURCE", value_name = "URL")]
-    pub source: String,
+    pub source: Option<String>,
 
     /// Pack id, as published by the creator (e.g. `my-pack`).
     #[arg(long, env = "ATLAS_PACK", value_name = "ID")]
-    pub pack: String,
+    pub pack: Option<String>,
 
     /// Channel to follow (e.g. `production`, `beta`, `dev`).
     #[arg(long, env = "ATLAS_CHANNEL", value_name = "NAME")]
-    pub channel: String,
+    pub channel: Option<String>,
 
     /// Public key trusted to sign the channel: the inline `ed25519:<base64>`
     /// text or a path to a `.pub` file holding it. Repeat for several keys
@@ -105,7 +136,6 @@ pub struct SyncArgs {
         long = "key",
         env = "ATLAS_KEY",
         value_name = "PUBLIC_KEY",
-        required = true,
         value_delimiter = ','
     )]
     pub keys: Vec<String>,
@@ -113,11 +143,12 @@ pub struct SyncArgs {
     /// Directory to keep in sync (created if missing). Files the pack never
     /// installed (worlds, your own files) are never touched. State lives in DIR/.atlas/.
     #[arg(long, env = "ATLAS_DIR", value_name = "DIR")]
-    pub dir: PathBuf,
+    pub dir: Option<PathBuf>,
 
-    /// Which files to install: `server` skips client-only files, `client` skips server-only ones.
-    #[arg(long, value_enum, default_value_t = InstallSide::Server)]
-    pub side: InstallSide,
+    /// Which files to install: `server` (the default) skips client-only
+    /// files, `client` skips server-only ones.
+    #[arg(long, env = "ATLAS_SIDE", value_enum)]
+    pub side: Option<InstallSide>,
 
     /// Verify the channel and print what would change, without downloading files or writing anything.
     #[arg(long)]
@@ -127,14 +158,14 @@ pub struct SyncArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// How many files to download at once.
-    #[arg(long, default_value_t = crate::download::DEFAULT_PARALLELISM, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
-    pub parallelism: usize,
+    /// How many files to download at once (1 to 64; default 8).
+    #[arg(long, env = "ATLAS_PARALLELISM", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub parallelism: Option<usize>,
 
-    /// Per-request timeout in seconds: the longest wait for a connection, a
-    /// response, or the next bytes of a body (the pointer request as a whole).
-    #[arg(long, env = "ATLAS_TIMEOUT", value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: u64,
+    /// Per-request timeout in seconds (default 60): the longest wait for a
+    /// connection, a response, or the next bytes of a body (the pointer request as a whole).
+    #[arg(long, env = "ATLAS_TIMEOUT", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
 
     /// Overall deadline in seconds for checking and downloading; when it
     /// passes, the run stops and the directory is left as it was. Once files
@@ -142,17 +173,106 @@ pub struct SyncArgs {
     #[arg(long, env = "ATLAS_DEADLINE", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub deadline: Option<u64>,
 
-    /// Retries of a failed request (connection error, timeout, broken body,
-    /// HTTP 408/429/5xx), with exponential backoff; never on 404 or a hash mismatch.
-    #[arg(long, env = "ATLAS_RETRIES", value_name = "N", default_value_t = 5)]
-    pub retries: u32,
+    /// Retries of a failed request (default 5: connection error, timeout,
+    /// broken body, HTTP 408/429/5xx), with exponential backoff; never on 404
+    /// or a hash mismatch.
+    #[arg(long, env = "ATLAS_RETRIES", value_name = "N")]
+    pub retries: Option<u32>,
 
-    /// What to do with a managed file you changed: `keep` leaves it (reported,
-    /// and not updated until you restore it), `backup` copies it to
-    /// DIR/.atlas/backups/<unix-time>/ then replaces it, `replace` overwrites it.
+    /// What to do with a managed file you changed: `keep` (the default) leaves
+    /// it (reported, and not updated until you restore it), `backup` copies it
+    /// to DIR/.atlas/backups/<unix-time>/ then replaces it, `replace` overwrites it.
     /// Files the pack drops are removed only if unchanged, whatever the policy.
-    #[arg(long, env = "ATLAS_ON_MODIFIED", value_enum, default_value_t = OnModified::Keep)]
-    pub on_modified: OnModified,
+    #[arg(long, env = "ATLAS_ON_MODIFIED", value_enum)]
+    pub on_modified: Option<OnModified>,
+
+    /// Optional file to install even if the pack leaves it off, named by its
+    /// path, file name or display name (e.g. `complementary.zip`). Repeat the
+    /// flag or separate names with commas. Unknown names are an error that
+    /// lists the build's optional files.
+    #[arg(
+        long = "enable",
+        env = "ATLAS_ENABLE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub enable: Vec<String>,
+
+    /// Optional file to leave out even if the pack turns it on (named as for
+    /// --enable). A file left out later is removed like any dropped file.
+    #[arg(
+        long = "disable",
+        env = "ATLAS_DISABLE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub disable: Vec<String>,
+}
+
+impl SyncArgs {
+    /// The options of this run: flags (and `ATLAS_*`) over the config file
+    /// over the defaults. Loads the keys.
+    pub fn options(&self) -> Result<SyncOptions, SyncError> {
+        let cfg = match &self.config {
+            Some(p) => crate::config::FetcherConfig::load(p)?,
+            None => crate::config::FetcherConfig::default(),
+        };
+        let required = |flag: &str, key: &str| {
+            SyncError::Usage(format!("--{flag} is required (or `{key}` in the --config file)"))
+        };
+        let source = self
+            .source
+            .clone()
+            .or(cfg.source)
+            .ok_or_else(|| required("source", "source"))?;
+        let pack = self
+            .pack
+            .clone()
+            .or(cfg.pack)
+            .ok_or_else(|| required("pack", "pack"))?;
+        let channel = self
+            .channel
+            .clone()
+            .or(cfg.channel)
+            .ok_or_else(|| required("channel", "channel"))?;
+        let dir = self
+            .dir
+            .clone()
+            .or(cfg.dir)
+            .ok_or_else(|| required("dir", "dir"))?;
+        let names = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let pick = |flag: &[String], file: &[String]| {
+            let f = names(flag);
+            if f.is_empty() { names(file) } else { f }
+        };
+        let keys = pick(&self.keys, &cfg.keys)
+            .iter()
+            .map(|k| load_key(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(required("key", "keys"));
+        }
+        let mut opts = SyncOptions::new(source, pack, channel, keys, dir);
+        opts.side = self.side.or(cfg.side).unwrap_or(InstallSide::Server);
+        opts.selection = crate::select::Selection {
+            enable: pick(&self.enable, &cfg.enable).into_iter().collect(),
+            disable: pick(&self.disable, &cfg.disable).into_iter().collect(),
+        };
+        opts.parallelism = self
+            .parallelism
+            .or(cfg.parallelism)
+            .unwrap_or(crate::download::DEFAULT_PARALLELISM);
+        opts.timeout = std::time::Duration::from_secs(self.timeout.or(cfg.timeout).unwrap_or(60));
+        opts.deadline = self.deadline.or(cfg.deadline).map(std::time::Duration::from_secs);
+        opts.retry.retries = self.retries.or(cfg.retries).unwrap_or(5);
+        opts.on_modified = self.on_modified.or(cfg.on_modified).unwrap_or_default();
+        Ok(opts)
+    }
 }
 
 /// Entry point of the binary: parses arguments, sets up logging, runs, and
@@ -191,6 +311,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Sync(args) => (args.json, run_sync(args).await),
         Command::Status(args) => (args.json, run_status(&args)),
         Command::Verify(args) => (args.json, run_verify(args).await),
+        Command::Rollback(args) => (args.json, run_rollback(args).await),
     };
     match result {
         Ok(code) => code,
@@ -267,6 +388,7 @@ async fn run_verify(args: VerifyArgs) -> anyhow::Result<i32> {
         let source = args.source.clone().context("--repair needs --source")?;
         let mut opts = SyncOptions::new(source, install.pack, install.channel, keys, args.dir.clone());
         opts.side = install.side;
+        opts.selection = install.selection.clone();
         opts.on_modified = OnModified::Replace;
         opts.treat_as_modified = v.drifted().cloned().collect();
         let report = Syncer::new(opts)?.sync(false, &CliProgress::new(true)).await?;
@@ -319,20 +441,27 @@ async fn run_verify(args: VerifyArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
+async fn run_rollback(args: RollbackArgs) -> anyhow::Result<i32> {
+    // Pack, channel, side and choices come from the install; no key is used.
+    let opts = SyncOptions::new(args.source, "unknown", "unknown", Vec::new(), args.dir);
+    let syncer = Syncer::for_rollback(opts)?;
+    let progress = CliProgress::new(args.json);
+    let result = syncer.rollback(args.dry_run, &progress).await;
+    progress.finish();
+    let report = result?;
+    print_report(&report, args.json).context("writing the report to stdout")?;
+    if !args.json && !args.dry_run {
+        let from = report.previous_build.as_deref().unwrap_or("?");
+        writeln!(
+            std::io::stdout(),
+            "rolled back from build {from}; `sync` stays here until the channel points to another build"
+        )?;
+    }
+    Ok(report.exit_code())
+}
+
 async fn run_sync(args: SyncArgs) -> anyhow::Result<i32> {
-    let keys = args
-        .keys
-        .iter()
-        .filter(|k| !k.trim().is_empty())
-        .map(|k| load_key(k))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut opts = SyncOptions::new(args.source, args.pack, args.channel, keys, args.dir);
-    opts.side = args.side;
-    opts.parallelism = args.parallelism;
-    opts.timeout = std::time::Duration::from_secs(args.timeout);
-    opts.deadline = args.deadline.map(std::time::Duration::from_secs);
-    opts.retry.retries = args.retries;
-    opts.on_modified = args.on_modified;
+    let opts = args.options()?;
     let syncer = Syncer::new(opts)?;
     let progress = CliProgress::new(args.json);
     let result = syncer.sync(args.dry_run, &progress).await;
@@ -498,12 +627,13 @@ mod tests {
             panic!("sync expected");
         };
         assert_eq!(a.keys, ["a.pub", "b.pub"]);
-        assert_eq!(a.side, InstallSide::Client);
-        assert_eq!(a.parallelism, 8);
+        let o = a.options().expect_err("key files do not exist").to_string();
+        assert!(o.contains("a.pub"), "{o}");
+        assert_eq!(a.side, Some(InstallSide::Client));
         assert_eq!(
-            a.on_modified,
-            OnModified::Keep,
-            "user changes are kept by default"
+            (a.parallelism, a.on_modified),
+            (None, None),
+            "defaults are applied in options()"
         );
         let v = Cli::try_parse_from(["atlas-fetcher", "verify", "--dir", "/tmp/x", "--threads", "3"])
             .expect("verify");
@@ -511,7 +641,61 @@ mod tests {
             panic!("verify expected")
         };
         assert_eq!((v.threads, v.repair, v.json), (3, false, false));
-        let err = Cli::try_parse_from(["atlas-fetcher", "sync", "--pack", "p"]).expect_err("missing");
+        let sync = Cli::try_parse_from(["atlas-fetcher", "sync", "--pack", "p"]).expect("parses");
+        let Command::Sync(a) = sync.command else {
+            panic!("sync expected")
+        };
+        let err = a.options().expect_err("no source");
         assert_eq!(err.exit_code(), exit::USAGE);
+        assert!(
+            err.to_string()
+                .contains("--source is required (or `source` in the --config file)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn flags_override_the_config_file_which_overrides_defaults() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let key = atlas_proto::SecretKey::generate()
+            .expect("key")
+            .public()
+            .to_text();
+        let cfg = tmp.path().join("fetcher.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "source = \"http://cdn/\"\npack = \"p\"\nchannel = \"beta\"\nkeys = [\"{key}\"]\n\
+                 dir = \"srv\"\nretries = 2\nparallelism = 3\nenable = [\"shiny.zip\"]\n"
+            ),
+        )
+        .expect("write");
+        let cfg_arg = cfg.display().to_string();
+        let parse = |extra: &[&str]| {
+            let mut v = vec!["atlas-fetcher", "sync", "--config", cfg_arg.as_str()];
+            v.extend_from_slice(extra);
+            let Command::Sync(a) = Cli::try_parse_from(v).expect("parse").command else {
+                panic!("sync expected")
+            };
+            a.options().expect("options")
+        };
+        let o = parse(&[]);
+        assert_eq!(
+            (o.channel.as_str(), o.retry.retries, o.parallelism),
+            ("beta", 2, 3)
+        );
+        assert_eq!(o.dir, tmp.path().join("srv"), "relative to the config file");
+        assert_eq!(o.timeout, std::time::Duration::from_secs(60), "built-in default");
+        assert!(o.selection.enable.contains("shiny.zip"));
+        let o = parse(&[
+            "--channel",
+            "production",
+            "--retries",
+            "0",
+            "--enable",
+            "other.jar",
+        ]);
+        assert_eq!((o.channel.as_str(), o.retry.retries), ("production", 0));
+        assert_eq!(o.selection.enable.iter().collect::<Vec<_>>(), ["other.jar"]);
     }
 }

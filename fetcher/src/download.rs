@@ -89,12 +89,17 @@ async fn fetch_blob(
         path: file.path.clone(),
         reason: "the blob is not in the store and the manifest lists no http(s) upstream URL".into(),
     };
-    for url in file
+    for upstream in file
         .upstreams
         .iter()
-        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .filter(|u| u.url.starts_with("https://") || u.url.starts_with("http://"))
     {
-        match download_resumable(source, Loc::Url(url), file, &part, transfer, progress).await {
+        let url = upstream.url.as_str();
+        let fetched = match download_resumable(source, Loc::Url(url), file, &part, transfer, progress).await {
+            Ok(n) => check_upstream_hashes(&part, file, upstream).await.map(|()| n),
+            Err(e) => Err(e),
+        };
+        match fetched {
             Ok(n) => {
                 finish(&part, &done)?;
                 progress.blob_done(&file.path);
@@ -107,6 +112,66 @@ async fn fetch_blob(
         }
     }
     Err(last)
+}
+
+/// Checks the hashes the upstream itself publishes (recorded in the
+/// manifest) over a file whose size and SHA-256 already matched: a second,
+/// streamed pass, only for upstream-only files (rare: CurseForge's
+/// distribution-disabled mods). Hashes of a kind this version does not know
+/// are skipped.
+async fn check_upstream_hashes(
+    part: &Path,
+    file: &PlannedFile,
+    upstream: &atlas_proto::v1::Upstream,
+) -> Result<(), SyncError> {
+    use atlas_proto::upstream::{HashFormat, UpstreamHash, UpstreamHasher};
+    let expected: Vec<UpstreamHash> = upstream
+        .hashes
+        .iter()
+        .filter_map(UpstreamHash::from_proto)
+        .filter(|h| h.format != HashFormat::Sha256)
+        .collect();
+    if expected.is_empty() {
+        return Ok(());
+    }
+    let path = part.to_owned();
+    let mut hashers: Vec<UpstreamHasher> = expected.iter().map(|h| UpstreamHasher::new(h.format)).collect();
+    let actual = tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let mut f = std::fs::File::open(&path).map_err(SyncError::io("reading staged file", &path))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .map_err(SyncError::io("reading staged file", &path))?;
+            if n == 0 {
+                break;
+            }
+            for h in &mut hashers {
+                h.update(&buf[..n]);
+            }
+        }
+        Ok::<_, SyncError>(
+            hashers
+                .into_iter()
+                .map(UpstreamHasher::finish)
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await
+    .map_err(|e| SyncError::Internal(format!("hashing task failed: {e}")))??;
+    for (want, got) in expected.iter().zip(actual) {
+        if *want != got {
+            return Err(SyncError::UpstreamHash {
+                path: file.path.clone(),
+                url: upstream.url.clone(),
+                format: want.format.name().to_owned(),
+                expected: want.to_string(),
+                actual: got.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn finish(part: &Path, done: &Path) -> Result<(), SyncError> {

@@ -83,6 +83,17 @@ pub enum SyncError {
         expected: String,
         actual: String,
     },
+    #[error(
+        "`{path}` downloaded from {url} has the manifest's sha256 but {format} {actual}, \
+         while the manifest records {expected} for that upstream; refusing it (report this to the pack's author)"
+    )]
+    UpstreamHash {
+        path: String,
+        url: String,
+        format: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{0}")]
     UnsafePath(#[from] PathError),
 
@@ -127,6 +138,7 @@ impl SyncError {
             | Self::BlobTooLong { .. }
             | Self::BlobSize { .. }
             | Self::BlobHash { .. }
+            | Self::UpstreamHash { .. }
             | Self::UnsafePath(_) => exit::INTEGRITY,
             Self::Io { .. } | Self::State { .. } | Self::Conflict { .. } => exit::LOCAL,
             Self::Locked { .. } => exit::LOCKED,

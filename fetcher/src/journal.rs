@@ -376,6 +376,9 @@ mod tests {
             build: Sha256Hex(Sha256Digest::of(format!("{files:?}").as_bytes())),
             version: 1,
             side: InstallSide::Server,
+            selection: Default::default(),
+            history: Vec::new(),
+            held: None,
             files: files
                 .iter()
                 .map(|(p, c)| InstalledFile::new(*p, Sha256Digest::of(c), c.len() as u64))

@@ -8,9 +8,11 @@
 
 pub mod apply;
 pub mod cli;
+pub mod config;
 pub mod download;
 pub mod error;
 pub mod exit;
+pub mod history;
 pub mod inspect;
 pub mod journal;
 pub mod lock;
@@ -18,6 +20,8 @@ pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod retry;
+pub mod rollback;
+pub mod select;
 pub mod source;
 mod staging;
 pub mod state;

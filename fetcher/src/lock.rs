@@ -38,10 +38,26 @@ fn times_of(p: &Path) -> Option<(PathBuf, FileTimes)> {
     Some((p.to_owned(), t))
 }
 
+/// How long a held lock is retried before the run gives up as locked.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 impl DirLock {
     /// Takes the lock of `paths.dir`, creating `.atlas/` if needed.
     pub fn acquire(paths: &StatePaths) -> Result<Self, SyncError> {
         let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+        // Staging, journal and backups are written inside `.atlas/`: a link
+        // there would send them (and the renames into place) elsewhere.
+        if std::fs::symlink_metadata(&paths.state_dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(SyncError::Conflict {
+                path: crate::state::STATE_DIR.to_owned(),
+                reason: format!(
+                    "{} is a symbolic link; Atlas keeps its state and staging there and never writes \
+                     through links: replace it with a real directory",
+                    paths.state_dir.display()
+                ),
+            });
+        }
         let mut created = Vec::new();
         let mut times = Vec::new();
         if !exists(&paths.state_dir) {
@@ -70,10 +86,21 @@ impl DirLock {
             .write(true)
             .open(&path)
             .map_err(SyncError::io("opening lock file", &path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(SyncError::Locked { path }),
-            Err(TryLockError::Error(e)) => return Err(SyncError::io("locking", &path)(e)),
+        // A lock just released can look held for an instant: a process
+        // forked in between (this one starting a server, say) shares the
+        // lock until its exec closes the descriptor. A short grace period
+        // tells that from another run really working on the directory.
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if waited < LOCK_GRACE => {
+                    std::thread::sleep(LOCK_POLL);
+                    waited += LOCK_POLL;
+                }
+                Err(TryLockError::WouldBlock) => return Err(SyncError::Locked { path }),
+                Err(TryLockError::Error(e)) => return Err(SyncError::io("locking", &path)(e)),
+            }
         }
         lock.file = Some(file);
         Ok(lock)

@@ -9,6 +9,7 @@ use atlas_proto::v1::{File, Side};
 use serde::{Deserialize, Serialize};
 
 use crate::SyncError;
+use crate::select::Selection;
 use crate::state::{InstallState, InstalledFile};
 
 /// Which kind of install a directory is.
@@ -22,15 +23,14 @@ pub enum InstallSide {
 }
 
 impl InstallSide {
-    /// Whether a manifest file belongs in an install of this side.
-    pub fn wants(self, f: &File) -> bool {
-        let side_ok = match Side::try_from(f.side) {
+    /// Whether a manifest file is for this side (optional or not).
+    pub fn wants_side(self, f: &File) -> bool {
+        match Side::try_from(f.side) {
             Ok(Side::Both) => true,
             Ok(Side::Server) => self == Self::Server,
             Ok(Side::Client) => self == Self::Client,
             _ => false,
-        };
-        side_ok && (!f.optional || f.default_enabled)
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -89,7 +89,7 @@ pub enum OnModified {
 }
 
 /// One file of the new build and its action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlannedFile {
     pub path: String,
     #[serde(serialize_with = "ser_digest")]
@@ -100,7 +100,7 @@ pub struct PlannedFile {
     pub action: FileAction,
     /// Upstream URLs (used only when the blob is not in the store).
     #[serde(skip)]
-    pub upstreams: Vec<String>,
+    pub upstreams: Vec<atlas_proto::v1::Upstream>,
     /// The blob is not in the store; fetch it from `upstreams`.
     #[serde(skip)]
     pub upstream_only: bool,
@@ -133,7 +133,7 @@ fn ser_digest<S: serde::Serializer>(d: &Sha256Digest, s: S) -> Result<S::Ok, S::
 }
 
 /// The complete plan for one sync.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Plan {
     /// Every file of the new build for this side, sorted by path.
     pub files: Vec<PlannedFile>,
@@ -184,18 +184,27 @@ pub fn plan(
     previous: Option<&InstallState>,
     observe: &dyn Fn(&str, Option<&InstalledFile>) -> Observed,
 ) -> Result<Plan, SyncError> {
-    plan_with(files, side, previous, observe, OnModified::Keep)
+    plan_with(
+        files,
+        side,
+        &Selection::default(),
+        previous,
+        observe,
+        OnModified::Keep,
+    )
 }
 
 /// Computes the plan.
 ///
-/// `files` are the new manifest's files (already validated), `previous` the
+/// `files` are the new manifest's files (already validated), `selection` the
+/// host's choice of optional files (checked with [`Selection::validate`]), `previous` the
 /// current install state, `observe` tells what is on disk at a path (given
 /// what the previous install recorded there, to tell user changes), and
 /// `on_modified` what to do with files the user changed.
 pub fn plan_with(
     files: &[File],
     side: InstallSide,
+    selection: &Selection,
     previous: Option<&InstallState>,
     observe: &dyn Fn(&str, Option<&InstalledFile>) -> Observed,
     on_modified: OnModified,
@@ -205,7 +214,7 @@ pub fn plan_with(
         .unwrap_or_default();
     let mut out = Plan::default();
     let mut selected = BTreeSet::new();
-    for f in files.iter().filter(|f| side.wants(f)) {
+    for f in files.iter().filter(|f| side.wants_side(f) && selection.takes(f)) {
         atlas_proto::validate_path(&f.path)?;
         let sha256 = Sha256Digest::from_slice(&f.sha256).map_err(|e| SyncError::Conflict {
             path: f.path.clone(),
@@ -250,7 +259,7 @@ pub fn plan_with(
             executable: f.executable,
             preserve: f.preserve,
             action,
-            upstreams: f.upstreams.iter().map(|u| u.url.clone()).collect(),
+            upstreams: f.upstreams.clone(),
             upstream_only: f.upstream_only,
             modified,
             backup,
@@ -300,6 +309,9 @@ mod tests {
             build: Sha256Hex(Sha256Digest::of(b"old")),
             version: 1,
             side: InstallSide::Server,
+            selection: Default::default(),
+            history: Vec::new(),
+            held: None,
             files: files
                 .iter()
                 .map(|(p, c)| InstalledFile::new(*p, Sha256Digest::of(c), c.len() as u64))
@@ -416,8 +428,17 @@ mod tests {
         let files = [file("cfg", b"v2", Side::Both), file("same", b"s", Side::Both)];
         // "cfg", "same" and "dropped" were edited (their sizes changed).
         let on_disk = disk(&[("cfg", 9), ("same", 9), ("dropped", 9), ("dropped-ok", 1)]);
-        let run =
-            |policy| plan_with(&files, InstallSide::Server, Some(&prev), &on_disk, policy).expect("plan");
+        let run = |policy| {
+            plan_with(
+                &files,
+                InstallSide::Server,
+                &Selection::default(),
+                Some(&prev),
+                &on_disk,
+                policy,
+            )
+            .expect("plan")
+        };
         let p = run(OnModified::Keep);
         assert_eq!(p.paths(FileAction::Modified), ["cfg", "same"]);
         assert_eq!(p.remove, ["dropped-ok"]);
@@ -472,6 +493,7 @@ mod tests {
         let p = plan_with(
             std::slice::from_ref(&cfg),
             InstallSide::Server,
+            &Selection::default(),
             Some(&prev),
             &disk(&[("config/x.toml", 99)]),
             OnModified::Replace,

@@ -82,6 +82,10 @@ pub struct Report {
     pub files: FileChanges,
     /// Where changed files were backed up (`.atlas/backups/<unix-time>`), if any.
     pub backup_dir: Option<String>,
+    /// The build installed now, when it is not `build`: after `rollback`,
+    /// while the channel still points at the build rolled back from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_at: Option<String>,
 }
 
 impl Report {
@@ -123,13 +127,23 @@ impl Report {
     pub fn summary(&self) -> String {
         let short = |b: &str| b.get(..12).unwrap_or(b).to_owned();
         match self.outcome {
-            Outcome::Current => format!(
-                "{}/{} is current: version {}, build {}",
-                self.pack,
-                self.channel,
-                self.version,
-                short(&self.build)
-            ),
+            Outcome::Current => match &self.held_at {
+                Some(at) => format!(
+                    "{}/{} stays at build {} (rolled back from build {}, which the channel still names; \
+                     the next build it points to is installed as usual)",
+                    self.pack,
+                    self.channel,
+                    short(at),
+                    short(&self.build)
+                ),
+                None => format!(
+                    "{}/{} is current: version {}, build {}",
+                    self.pack,
+                    self.channel,
+                    self.version,
+                    short(&self.build)
+                ),
+            },
             Outcome::Updated | Outcome::WouldUpdate => {
                 let verb = if self.outcome == Outcome::Updated {
                     "updated to"

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::SyncError;
 use crate::plan::InstallSide;
+use crate::select::Selection;
 
 /// Name of the state directory inside the target directory.
 pub const STATE_DIR: &str = atlas_proto::path::STATE_DIR;
@@ -89,8 +90,29 @@ pub struct InstallState {
     pub build: Sha256Hex,
     pub version: u64,
     pub side: InstallSide,
+    /// The host's choice of optional files when this was installed.
+    #[serde(default, skip_serializing_if = "Selection::is_empty")]
+    pub selection: Selection,
     /// Every file the installed build manages, sorted by path.
     pub files: Vec<InstalledFile>,
+    /// Builds installed here before this one, newest first (at most
+    /// [`crate::history::KEEP_BUILDS`]); their manifests are kept in
+    /// `.atlas/builds/` for `rollback`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<PastBuild>,
+    /// The build `rollback` moved away from: not installed again while the
+    /// channel still points at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Sha256Hex>,
+}
+
+/// A build installed here before, kept for `rollback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PastBuild {
+    pub build: Sha256Hex,
+    /// The pointer version it was installed at.
+    pub version: u64,
 }
 
 /// One managed file.
@@ -175,6 +197,8 @@ pub struct StatePaths {
     pub trust: PathBuf,
     pub install: PathBuf,
     pub staging: PathBuf,
+    /// Manifests of the installed build and the ones kept for `rollback`.
+    pub builds: PathBuf,
 }
 
 impl StatePaths {
@@ -185,6 +209,7 @@ impl StatePaths {
             trust: state_dir.join(TRUST_FILE),
             install: state_dir.join(INSTALL_FILE),
             staging: state_dir.join(STAGING_DIR),
+            builds: state_dir.join(crate::history::BUILDS_DIR),
             state_dir,
         }
     }

@@ -22,8 +22,10 @@ use crate::report::{Outcome, Report};
 use crate::retry::{Retrier, RetryPolicy};
 use crate::source::{PointerFetch, Source};
 use crate::staging::StagingGuard;
-use crate::state::{self, InstallState, InstalledFile, Sha256Hex, StatePaths, TrustEntry, TrustState};
-use crate::{SyncError, apply};
+use crate::state::{
+    self, InstallState, InstalledFile, PastBuild, Sha256Hex, StatePaths, TrustEntry, TrustState,
+};
+use crate::{SyncError, apply, history};
 
 /// Directory (inside the state directory) of user files backed up by `--on-modified backup`.
 pub const BACKUPS_DIR: &str = "backups";
@@ -85,6 +87,8 @@ pub struct SyncOptions {
     /// say (from `verify --repair`); when not empty, the manifest is always
     /// fetched and planned (no 304 shortcut).
     pub treat_as_modified: std::collections::BTreeSet<String>,
+    /// Optional files to take or leave, beyond the pack's defaults.
+    pub selection: crate::select::Selection,
 }
 
 impl SyncOptions {
@@ -110,6 +114,7 @@ impl SyncOptions {
             deadline: None,
             on_modified: OnModified::Keep,
             treat_as_modified: Default::default(),
+            selection: Default::default(),
         }
     }
 }
@@ -135,6 +140,11 @@ pub struct Check {
     pub build: Sha256Digest,
     /// The verified manifest, when `status` is `Changed`.
     pub manifest: Option<Manifest>,
+    /// Its bytes as fetched (kept in `.atlas/builds/` for rollback).
+    pub(crate) manifest_bytes: Option<Vec<u8>>,
+    /// The channel points at the build `rollback` moved away from: nothing
+    /// is installed until it points elsewhere.
+    pub held: bool,
     pointer: Option<VerifiedPointer>,
     etag: Option<String>,
     trust: TrustState,
@@ -142,6 +152,29 @@ pub struct Check {
 }
 
 impl Check {
+    /// A check that names `build` with its verified `manifest` without a
+    /// pointer (rollback to a kept build): the trust state stays as it is.
+    pub(crate) fn new_changed(
+        build: Sha256Digest,
+        version: u64,
+        manifest: Manifest,
+        trust: TrustState,
+        install: InstallState,
+    ) -> Self {
+        Self {
+            status: CheckStatus::Changed,
+            version,
+            build,
+            manifest: Some(manifest),
+            manifest_bytes: None,
+            held: false,
+            pointer: None,
+            etag: None,
+            trust,
+            install: Some(install),
+        }
+    }
+
     /// The installed state read at check time.
     pub fn installed(&self) -> Option<&InstallState> {
         self.install.as_ref()
@@ -156,9 +189,9 @@ impl Check {
 /// Syncs one directory with one channel.
 #[derive(Debug)]
 pub struct Syncer {
-    opts: SyncOptions,
+    pub(crate) opts: SyncOptions,
     source: Source,
-    paths: StatePaths,
+    pub(crate) paths: StatePaths,
     key_ids: Vec<String>,
 }
 
@@ -183,9 +216,13 @@ pub fn load_key(spec: &str) -> Result<PublicKey, SyncError> {
 impl Syncer {
     /// Validates the options (ids, keys, source) without any I/O.
     pub fn new(opts: SyncOptions) -> Result<Self, SyncError> {
+        Self::with_keys_required(opts, true)
+    }
+
+    pub(crate) fn with_keys_required(opts: SyncOptions, require_keys: bool) -> Result<Self, SyncError> {
         layout::validate_pack_id(&opts.pack).map_err(|e| SyncError::Usage(e.to_string()))?;
         layout::validate_channel(&opts.channel).map_err(|e| SyncError::Usage(e.to_string()))?;
-        if opts.keys.is_empty() {
+        if require_keys && opts.keys.is_empty() {
             return Err(SyncError::Usage(
                 "no trusted key given: pass the pack's public key with --key".into(),
             ));
@@ -219,6 +256,7 @@ impl Syncer {
     /// (touching it, e.g. restoring it, makes the plan look at it again).
     fn intact(&self, install: &InstallState) -> bool {
         install.side == self.opts.side
+            && install.selection == self.opts.selection
             && install.files.iter().all(|f| {
                 f.preserve
                     || apply::safe_dest(&self.opts.dir, &f.path)
@@ -235,7 +273,7 @@ impl Syncer {
 
     /// Finishes or undoes an apply a killed run left behind (see [`crate::journal`]).
     /// The caller holds the directory lock.
-    fn recover(&self) -> Result<Recovery, SyncError> {
+    pub(crate) fn recover(&self) -> Result<Recovery, SyncError> {
         let r = journal::recover(&self.paths)?;
         if r != Recovery::Clean {
             tracing::warn!(?r, "recovered an interrupted apply");
@@ -244,7 +282,7 @@ impl Syncer {
     }
 
     /// When a run starting now must be over.
-    fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.opts.deadline.map(|d| Instant::now() + d)
     }
 
@@ -332,6 +370,8 @@ impl Syncer {
                     version: e.version,
                     build: e.build.0,
                     manifest: None,
+                    manifest_bytes: None,
+                    held: false,
                     pointer: None,
                     etag: e.etag.clone(),
                     trust,
@@ -350,18 +390,27 @@ impl Syncer {
         let pointer = signed.verify(&self.opts.keys, 1, &expect).map_err(trust_err)?;
         tracing::info!(version = pointer.payload.version, build = %pointer.build, "pointer verified");
 
+        let held = install.as_ref().is_some_and(|i| {
+            i.pack == pack && i.channel == channel && i.held == Some(Sha256Hex(pointer.build))
+        });
         let mut check = Check {
             status: CheckStatus::Current,
             version: pointer.payload.version,
             build: pointer.build,
             manifest: None,
+            manifest_bytes: None,
+            held,
             pointer: None,
             etag,
             trust,
             install,
         };
-        if ours != Some(pointer.build) {
-            check.manifest = Some(self.fetch_manifest(&pointer, deadline, progress).await?);
+        if held {
+            tracing::warn!(build = %pointer.build, "the channel still points at the build rolled back from; staying");
+        } else if ours != Some(pointer.build) {
+            let (m, bytes) = self.fetch_manifest(&pointer, deadline, progress).await?;
+            check.manifest = Some(m);
+            check.manifest_bytes = Some(bytes);
             check.status = CheckStatus::Changed;
         }
         check.pointer = Some(pointer);
@@ -373,7 +422,7 @@ impl Syncer {
         pointer: &VerifiedPointer,
         deadline: Option<Instant>,
         progress: &dyn Progress,
-    ) -> Result<Manifest, SyncError> {
+    ) -> Result<(Manifest, Vec<u8>), SyncError> {
         let key = layout::manifest_key(&self.opts.pack, &pointer.build);
         let url = self.source.url_of(&key);
         let declared = pointer.payload.manifest_size;
@@ -423,7 +472,7 @@ impl Syncer {
                 got: m.pack_id,
             });
         }
-        Ok(m)
+        Ok((m, bytes))
     }
 
     /// Compares the checked build with the install and the disk. Writes nothing.
@@ -432,6 +481,15 @@ impl Syncer {
             return Ok(Plan::default());
         };
         progress.phase(&Phase::Planning);
+        if let Err(e) = self.opts.selection.validate(&m.files, self.opts.side) {
+            // A name the host just chose is checked strictly (a typo must not
+            // pass silently); one that matched before and no longer does (the
+            // pack renamed or dropped the file) only warns, so cron keeps working.
+            match &check.install {
+                Some(i) if i.selection == self.opts.selection => tracing::warn!("{e}"),
+                _ => return Err(e),
+            }
+        }
         let dir = &self.opts.dir;
         let observe = |rel: &str, before: Option<&InstalledFile>| {
             let Ok(path) = apply::safe_dest(dir, rel) else {
@@ -452,6 +510,7 @@ impl Syncer {
         crate::plan::plan_with(
             &m.files,
             self.opts.side,
+            &self.opts.selection,
             check.install.as_ref(),
             &observe,
             self.opts.on_modified,
@@ -474,6 +533,10 @@ impl Syncer {
             bytes_planned: 0,
             files: Default::default(),
             backup_dir: None,
+            held_at: check
+                .held
+                .then(|| check.install.as_ref().map(|i| i.build.0.to_hex()))
+                .flatten(),
         }
     }
 
@@ -526,14 +589,17 @@ impl Syncer {
                 reason: "an interrupted apply was just recovered, so this plan is stale: check again".into(),
             });
         }
-        self.apply_by(self.deadline(), check, plan, progress).await
+        self.apply_by(self.deadline(), check, plan, None, progress).await
     }
 
-    async fn apply_by(
+    /// Applies `plan`. `rollback` carries the history and hold of a rollback
+    /// (`None`: a normal update, which records the previous build in the history).
+    pub(crate) async fn apply_by(
         &self,
         deadline: Option<Instant>,
         check: &Check,
         plan: &Plan,
+        rollback: Option<(Vec<PastBuild>, Sha256Hex)>,
         progress: &dyn Progress,
     ) -> Result<Report, SyncError> {
         let trust = self.new_trust(check);
@@ -544,20 +610,30 @@ impl Syncer {
             }
             return Ok(self.report(check, Outcome::Current));
         }
-        let p = check
-            .pointer
-            .as_ref()
-            .ok_or_else(|| SyncError::Internal("a changed check has no verified pointer".into()))?;
+        let (history, held) = match rollback {
+            Some((history, held)) => (history, Some(held)),
+            None => (history::after_update(check.install.as_ref(), &check.build), None),
+        };
         let mut install = InstallState {
             format: state::STATE_FORMAT,
             pack: self.opts.pack.clone(),
             channel: self.opts.channel.clone(),
-            build: Sha256Hex(p.build),
-            version: p.payload.version,
+            build: Sha256Hex(check.build),
+            version: check.version,
             side: self.opts.side,
+            selection: self.opts.selection.clone(),
             files: plan.files.iter().map(installed_entry).collect(),
+            history,
+            held,
+        };
+        // Kept for a later rollback; written only once this run is sure to
+        // install the build (a failed run leaves the directory as it was).
+        let keep_manifest = || match &check.manifest_bytes {
+            Some(bytes) => history::save(&self.paths, &check.build, bytes),
+            None => Ok(()),
         };
         if plan.is_noop() {
+            keep_manifest()?;
             if check.install.as_ref() != Some(&install) {
                 state::write_atomic_json(&self.paths.install, &install)?;
             }
@@ -602,6 +678,8 @@ impl Syncer {
             }
         }
         let backed_up = self.back_up(plan)?;
+        keep_manifest()?;
+        let kept = install.clone();
 
         progress.phase(&Phase::Apply {
             files: plan.files.iter().filter(|f| f.needs_download()).count(),
@@ -626,6 +704,7 @@ impl Syncer {
         .await
         .map_err(|e| SyncError::Internal(format!("apply task failed: {e}")));
         applied.and_then(|r| r)?;
+        history::prune(&self.paths, &kept);
         progress.phase(&Phase::State);
         let mut report = self.report(check, Outcome::Updated).with_plan(plan);
         report.bytes_downloaded = staged.bytes;
@@ -671,6 +750,6 @@ impl Syncer {
         if dry_run {
             return Ok(self.dry_run_report(&check, &plan));
         }
-        self.apply_by(deadline, &check, &plan, progress).await
+        self.apply_by(deadline, &check, &plan, None, progress).await
     }
 }

@@ -4,6 +4,8 @@
 //! packs/<pack>/channels/<channel>.json          signed pointer (mutable)
 //! packs/<pack>/builds/<build-id>/manifest.pb.zst build manifest (immutable)
 //! blobs/sha256/<first 2 hex>/<64 hex>            file contents (immutable)
+//! packs/<pack>/builds/<build-id>/pack.mrpack      Modrinth modpack export (immutable, optional)
+//! packs/<pack>/channels/<channel>/packwiz/...     packwiz tree of the channel (mutable, optional)
 //! ```
 
 use crate::Sha256Digest;
@@ -18,6 +20,10 @@ pub const CONTENT_TYPE_POINTER: &str = "application/json";
 pub const CONTENT_TYPE_MANIFEST: &str = "application/vnd.atlas.manifest.v1+protobuf+zstd";
 /// Content-Type of a blob.
 pub const CONTENT_TYPE_BLOB: &str = "application/octet-stream";
+/// Content-Type of a Modrinth modpack export.
+pub const CONTENT_TYPE_MRPACK: &str = "application/x-modrinth-modpack+zip";
+/// Content-Type of the packwiz export's TOML files.
+pub const CONTENT_TYPE_TOML: &str = "application/toml";
 
 /// Object key of a blob.
 pub fn blob_key(digest: &Sha256Digest) -> String {
@@ -28,6 +34,22 @@ pub fn blob_key(digest: &Sha256Digest) -> String {
 /// Object key of a build manifest.
 pub fn manifest_key(pack: &str, build: &Sha256Digest) -> String {
     format!("packs/{pack}/builds/{build}/manifest.pb.zst")
+}
+
+/// Object key of a build's Modrinth modpack export.
+pub fn mrpack_key(pack: &str, build: &Sha256Digest) -> String {
+    format!("packs/{pack}/builds/{build}/pack.mrpack")
+}
+
+/// Folder (key prefix, ending in `/`) of a channel's packwiz export; its
+/// `pack.toml` is what packwiz-installer is pointed at.
+pub fn packwiz_prefix(pack: &str, channel: &str) -> String {
+    format!("packs/{pack}/channels/{channel}/packwiz/")
+}
+
+/// Object key of a channel's packwiz `pack.toml`.
+pub fn packwiz_pack_key(pack: &str, channel: &str) -> String {
+    format!("{}pack.toml", packwiz_prefix(pack, channel))
 }
 
 /// Object key of a channel pointer.
@@ -88,6 +110,11 @@ mod tests {
         );
         assert_eq!(pointer_key("p", "dev"), "packs/p/channels/dev.json");
         assert!(manifest_key("p", &d).starts_with("packs/p/builds/e3b0"));
+        assert!(mrpack_key("p", &d).ends_with("/pack.mrpack"));
+        assert_eq!(
+            packwiz_pack_key("p", "dev"),
+            "packs/p/channels/dev/packwiz/pack.toml"
+        );
     }
 
     #[test]

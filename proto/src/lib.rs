@@ -1,5 +1,5 @@
-//! The Atlas shared model: content addresses, the store layout, the build
-//! manifest codec, the signed channel pointer, and path validation.
+//! The Atlas shared model: content addresses, upstream hash formats, the
+//! store layout, the build manifest codec, the signed channel pointer, and path validation.
 //!
 //! This crate does no network or disk I/O: it turns bytes into verified
 //! values and back, so the builder, the fetcher, the runner and third-party
@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod path;
 pub mod pointer;
 pub mod retry;
+pub mod upstream;
 
 /// Types generated from `proto/atlas/v1/*.proto`.
 #[allow(missing_debug_implementations, unused_qualifications, clippy::all)]

@@ -37,6 +37,30 @@ pub struct PointerPayload {
     pub issued_at: u64,
     /// Seconds since the Unix epoch; clients refuse the pointer from then on.
     pub expires_at: u64,
+    /// Where launchers find this build in other formats (optional; absent
+    /// when the builder wrote no export, so older payloads keep their bytes).
+    #[serde(default, skip_serializing_if = "Exports::is_empty")]
+    pub exports: Exports,
+}
+
+/// Store keys of the exports of the pointed-to build, relative to the store's
+/// base URL. Informative for launchers: Atlas's own clients ignore them, and
+/// neither export is covered by this signature beyond naming it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exports {
+    /// The build's Modrinth modpack (`packs/<pack>/builds/<build>/pack.mrpack`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mrpack: Option<String>,
+    /// The channel's packwiz `pack.toml` (`packs/<pack>/channels/<channel>/packwiz/pack.toml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packwiz: Option<String>,
+}
+
+impl Exports {
+    /// True when no export is named (the field is then left out of the payload).
+    pub fn is_empty(&self) -> bool {
+        self.mrpack.is_none() && self.packwiz.is_none()
+    }
 }
 
 impl PointerPayload {
@@ -295,7 +319,30 @@ mod tests {
             manifest_size: 10,
             issued_at: 100,
             expires_at: 1000,
+            exports: Exports::default(),
         }
+    }
+
+    #[test]
+    fn exports_are_optional_and_omitted_when_empty() {
+        let p = payload(1);
+        let bytes = serde_json::to_vec(&p).expect("json");
+        let text = String::from_utf8(bytes.clone()).expect("utf8");
+        assert!(!text.contains("exports"), "{text}");
+        // A payload written before exports existed still parses.
+        let back: PointerPayload = serde_json::from_slice(&bytes).expect("parse");
+        assert_eq!(back, p);
+        let mut with = payload(1);
+        with.exports.mrpack = Some("packs/p/builds/b/pack.mrpack".into());
+        let text = serde_json::to_string(&with).expect("json");
+        assert!(
+            text.ends_with(r#""exports":{"mrpack":"packs/p/builds/b/pack.mrpack"}}"#),
+            "{text}"
+        );
+        let sk = SecretKey::from_seed(&[1; 32]);
+        let sp = SignedPointer::parse(&sign(&with, &[&sk])).expect("parse");
+        let v = sp.verify(&[sk.public()], 1, &expect(None)).expect("verify");
+        assert_eq!(v.payload.exports, with.exports);
     }
 
     fn expect(last: Option<LastAccepted>) -> Expectation<'static> {

@@ -6,8 +6,8 @@ use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Severity};
 use super::files;
-use super::hashes::{HashFormat, UpstreamHash};
 use super::toml_doc::{self, Keys};
+use atlas_proto::upstream::{HashFormat, UpstreamHash};
 
 /// What verifying an entry against the pack's files found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -11,8 +11,8 @@ use atlas_proto::v1::Side;
 
 use super::diagnostic::{Diagnostic, Severity};
 use super::files;
-use super::hashes::{HashFormat, UpstreamHash};
 use super::toml_doc::{self, Keys};
+use atlas_proto::upstream::{HashFormat, UpstreamHash};
 
 /// Which installs get the file (`side`, default `both`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -9,7 +9,6 @@
 
 pub mod diagnostic;
 pub mod files;
-pub mod hashes;
 pub mod index;
 pub mod metafile;
 pub mod pack;
@@ -17,9 +16,9 @@ pub(crate) mod toml_doc;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use atlas_proto::upstream::{HashFormat, HashMismatch, UpstreamHash, UpstreamHasher};
 pub use diagnostic::{Diagnostic, Severity, has_errors};
 pub use files::{DirFiles, PackFiles};
-pub use hashes::{HashFormat, HashMismatch, UpstreamHash, UpstreamHasher};
 pub use index::{EntryStatus, IndexEntry};
 pub use metafile::{
     CurseForgeUpdate, Download, DownloadMode, MetaSide, Metafile, ModrinthUpdate, OptionalFile, Updates,

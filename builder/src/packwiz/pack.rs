@@ -10,8 +10,8 @@ use toml::Spanned;
 use atlas_proto::v1::LoaderKind;
 
 use super::diagnostic::{Diagnostic, Severity};
-use super::hashes::{HashFormat, UpstreamHash};
 use super::toml_doc::{self, Keys};
+use atlas_proto::upstream::{HashFormat, UpstreamHash};
 
 /// The pack-format packwiz writes today.
 pub const CURRENT_PACK_FORMAT: &str = "packwiz:1.1.0";

@@ -39,6 +39,8 @@ pub struct ModOptions {
     /// Which mods are copied into the store; [`plan_pack`] takes it from the
     /// pack's `atlas.toml`.
     pub mirror: crate::settings::MirrorPolicy,
+    /// Overrides `atlas.toml`'s `[mirror]` policy for every source (`--mirror`).
+    pub mirror_override: Option<crate::settings::MirrorMode>,
 }
 
 impl ModOptions {
@@ -51,6 +53,7 @@ impl ModOptions {
             sleeper: Arc::new(TokioSleeper),
             deps: DepsPolicy::default(),
             mirror: crate::settings::MirrorPolicy::default(),
+            mirror_override: None,
         }
     }
 }
@@ -91,6 +94,8 @@ pub enum BuildError {
     Mods(#[from] ModErrors),
     #[error(transparent)]
     Deps(#[from] DepErrors),
+    #[error(transparent)]
+    Mrpack(#[from] crate::import_mrpack::ImportError),
     #[error("download cache {path}: {source}")]
     Cache {
         path: PathBuf,
@@ -110,14 +115,23 @@ pub async fn plan_pack(
         "" => PACK_FILE.to_owned(),
         sub => format!("{sub}/{PACK_FILE}"),
     };
+    let settings = crate::settings::AtlasSettings::from_source(source)?;
+    let mods = &ModOptions {
+        mirror: mods
+            .mirror_override
+            .map_or(settings.mirror, |default| crate::settings::MirrorPolicy {
+                default,
+                ..Default::default()
+            }),
+        ..mods.clone()
+    };
+    // A directory holding one `.mrpack` and no pack.toml imports it.
+    if let Some(name) = crate::import_mrpack::find_mrpack(source) {
+        return crate::import_mrpack::plan_mrpack(source, &name, opts, mods).await;
+    }
     if !source.files.contains_key(PACK_FILE) {
         return Err(PackError::Missing { file: pack_file }.into());
     }
-    let settings = crate::settings::AtlasSettings::from_source(source)?;
-    let mods = &ModOptions {
-        mirror: settings.mirror,
-        ..mods.clone()
-    };
     let text = String::from_utf8(source.read(PACK_FILE)?).map_err(|_| PackError::Invalid {
         file: pack_file.clone(),
         field: "(file)".into(),
@@ -400,7 +414,7 @@ fn extra_file(r: &ResolvedMod, d: Downloaded, report: &mut ModsReport) -> ExtraF
         (
             d.sha256,
             BlobSource {
-                content: crate::repo::Content::Disk(d.path.clone()),
+                content: crate::repo::Content::Cached(d.path.clone()),
                 size: d.size,
                 path: r.path.clone(),
             },

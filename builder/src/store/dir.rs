@@ -1,6 +1,9 @@
 //! A store in a local directory: the default, and what the quickstart and
 //! tests serve over HTTP. Writes go through a temporary file in the target
-//! directory and an atomic link/rename, so readers never see partial objects.
+//! directory and an atomic link/rename, so readers never see partial objects;
+//! blobs from the download cache are hard-linked when both are on one
+//! filesystem (no copy, no second fsync). Objects are world-readable (0644):
+//! the store is published as is, often by a web server running as another user.
 
 use std::fs;
 use std::io::{self, Read as _, Write as _};
@@ -56,13 +59,40 @@ impl DirStore {
         match body {
             Body::Bytes(b) => tmp.write_all(b),
             // File to File: `io::copy` becomes copy_file_range (in-kernel, reflink where supported).
-            Body::File(p) => {
+            Body::File(p) | Body::CachedFile(p) => {
                 fs::File::open(p).and_then(|mut f| io::copy(&mut f, tmp.as_file_mut()).map(|_| ()))
             }
         }
+        .and_then(|()| set_public(tmp.path()))
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| self.err(key, format!("writing: {e}")))?;
         Ok(tmp)
+    }
+
+    /// Hard-links a cached blob at `dest`. `None` when linking is not
+    /// possible here (another filesystem, no hard links): the caller copies.
+    fn link(&self, key: &str, dest: &Path, cached: &Path) -> Result<Option<PutOutcome>, StoreError> {
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| self.err(key, format!("creating {}: {e}", parent.display())))?;
+        }
+        // Durable before it is named in the store (the cache does not sync:
+        // by now the kernel has written most of it back, so this is cheap).
+        fs::File::open(cached)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| self.err(key, format!("syncing {}: {e}", cached.display())))?;
+        match fs::hard_link(cached, dest) {
+            Ok(()) => {
+                // The mode is the cache file's too (one inode).
+                set_public(dest).map_err(|e| self.err(key, format!("setting the mode: {e}")))?;
+                Ok(Some(PutOutcome::Created))
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Some(PutOutcome::AlreadyExists)),
+            Err(e) => {
+                tracing::debug!(key, "hard link from {} failed ({e}); copying", cached.display());
+                Ok(None)
+            }
+        }
     }
 
     fn etag_of(bytes: &[u8]) -> String {
@@ -125,6 +155,11 @@ impl Store for DirStore {
             if dest.exists() {
                 return Ok(PutOutcome::AlreadyExists);
             }
+            if let Body::CachedFile(cached) = &body
+                && let Some(outcome) = this.link(&key, &dest, cached)?
+            {
+                return Ok(outcome);
+            }
             let tmp = this.stage(&key, &dest, &body)?;
             match tmp.persist_noclobber(&dest) {
                 Ok(_) => Ok(PutOutcome::Created),
@@ -183,6 +218,18 @@ impl Store for DirStore {
     }
 }
 
+/// rw-r--r-- (unix; nothing elsewhere).
+fn set_public(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o644))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -232,6 +279,44 @@ mod tests {
             1,
             "no temporary files left behind: {leftovers:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn cached_blobs_are_hard_linked_and_every_object_is_world_readable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cached = dir.path().join("cache-blob");
+        fs::write(&cached, b"jar bytes").expect("write");
+        let store = DirStore::new(dir.path().join("store"));
+        let key = "blobs/sha256/cd/cde";
+        let put = store
+            .put_immutable(key, Body::CachedFile(cached.clone()), META)
+            .await;
+        assert_eq!(put.expect("put"), PutOutcome::Created);
+        let again = store
+            .put_immutable(key, Body::CachedFile(cached.clone()), META)
+            .await;
+        assert_eq!(again.expect("put"), PutOutcome::AlreadyExists);
+        let copied = "blobs/sha256/ef/efg";
+        let put = store
+            .put_immutable(copied, Body::Bytes(Bytes::from_static(b"x")), META)
+            .await;
+        assert_eq!(put.expect("put"), PutOutcome::Created);
+        assert_eq!(fs::read(store.path(key)).expect("read"), b"jar bytes");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+            let linked = fs::metadata(store.path(key)).expect("meta");
+            let source = fs::metadata(&cached).expect("meta");
+            assert_eq!(
+                (linked.dev(), linked.ino()),
+                (source.dev(), source.ino()),
+                "a link, not a copy"
+            );
+            for k in [key, copied] {
+                let mode = fs::metadata(store.path(k)).expect("meta").permissions().mode();
+                assert_eq!(mode & 0o777, 0o644, "{k}");
+            }
+        }
     }
 
     #[tokio::test]

@@ -226,7 +226,7 @@ impl S3Store {
         match body {
             Body::Bytes(b) => Ok(ByteStream::from(b.clone())),
             // Streamed from disk with a known Content-Length: never read whole into memory.
-            Body::File(path) => ByteStream::from_path(path)
+            Body::File(path) | Body::CachedFile(path) => ByteStream::from_path(path)
                 .await
                 .map_err(|e| self.io(key, format!("opening {}: {e}", path.display()))),
         }

@@ -74,6 +74,15 @@ async fn mirror_policy_decides_which_mods_become_blobs() {
         .expect("plan");
     assert_eq!(report.upstream_only, 1, "only the entry with `mirror = false`");
     assert_eq!(plan.blobs.len(), 3);
+
+    // `--mirror upstream` (ATLAS_MIRROR; the action's mirror-policy) overrides
+    // atlas.toml for every source.
+    opts.mirror_override = Some(atlas_builder::settings::MirrorMode::Upstream);
+    let (plan, report) = plan_pack(&source, &PlanOptions::default(), &opts)
+        .await
+        .expect("plan");
+    assert_eq!(report.upstream_only, 4);
+    assert!(plan.blobs.is_empty());
 }
 
 #[test]

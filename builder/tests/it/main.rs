@@ -1,14 +1,17 @@
 //! Integration tests for atlas-builder, linked into one test binary: one link of the
 //! dependency tree instead of one per file, which keeps CI's disk and time in check.
 
+mod action;
 mod atlas_settings;
 mod build_mods;
 mod build_packwiz;
 mod cli;
 mod common;
 mod deps;
+mod exports;
 mod packwiz_corpus;
 mod packwiz_parse;
+mod pointer_race;
 mod publish;
 mod resolve;
 mod s3_store;

@@ -68,6 +68,13 @@ fn signed_payload_matches_pointer_schema() {
         manifest_size: 123,
         issued_at: 1,
         expires_at: 2,
+        exports: atlas_proto::pointer::Exports {
+            mrpack: Some(atlas_proto::layout::mrpack_key(
+                "p",
+                &atlas_proto::Sha256Digest::of(b"m"),
+            )),
+            packwiz: Some(atlas_proto::layout::packwiz_pack_key("p", "dev")),
+        },
     };
     let key = atlas_proto::SecretKey::from_seed(&[3; 32]);
     let envelope = atlas_proto::pointer::sign(&payload, &[&key]);

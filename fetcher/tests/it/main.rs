@@ -2,10 +2,15 @@
 //! dependency tree instead of one per file, which keeps CI's disk and time in check.
 
 mod common;
+mod config_schema;
 mod e2e;
 mod faults;
 mod inspect;
 mod kill;
 mod modified;
+mod optional;
 mod rejections;
+mod rollback;
+mod symlinks;
 mod sync;
+mod upstream;

@@ -362,7 +362,7 @@ async fn cli_runs_with_key_file_and_json() {
     let atlas_fetcher::cli::Command::Sync(a) = &mut bad_pack.command else {
         panic!("sync expected")
     };
-    a.pack = "Bad Pack".into();
+    a.pack = Some("Bad Pack".into());
     assert_eq!(run(bad_pack).await, exit::USAGE);
     let mut bad_key = args(&[]);
     let atlas_fetcher::cli::Command::Sync(a) = &mut bad_key.command else {

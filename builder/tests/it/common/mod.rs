@@ -10,6 +10,9 @@ pub fn builder() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_atlas-builder"));
     c.env_remove("ATLAS_SIGNING_KEY")
         .env_remove("ATLAS_STORE")
+        .env_remove("ATLAS_PUBLIC_URL")
+        // Hermetic under GitHub Actions too: no outputs, summary or annotations.
+        .env_remove("GITHUB_ACTIONS")
         .env("RUST_LOG", "warn");
     c
 }

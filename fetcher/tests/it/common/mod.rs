@@ -145,6 +145,7 @@ impl Store {
             manifest_size: size,
             issued_at: now() - 10,
             expires_at: now() + 86_400,
+            exports: Default::default(),
         }
     }
 

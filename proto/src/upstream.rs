@@ -1,11 +1,11 @@
-//! The hash formats packwiz writes (sha1, sha256, sha512, md5 and CurseForge's
-//! murmur2 fingerprint), parsed to raw bytes as in `atlas.v1.Hash`, and
+//! The hash formats upstreams publish and packwiz writes (sha1, sha256,
+//! sha512, md5 and CurseForge's murmur2 fingerprint), parsed to raw bytes as in `atlas.v1.Hash`, and
 //! [`UpstreamHasher`], which computes any of them over streamed chunks.
 
 use std::fmt;
 use std::str::FromStr;
 
-use atlas_proto::v1::{self, HashAlgorithm};
+use crate::v1::{self, HashAlgorithm};
 use md5::Digest as _;
 
 /// A hash format named by `hash-format` in packwiz files.
@@ -135,6 +135,23 @@ impl UpstreamHash {
         let mut h = UpstreamHasher::new(format);
         h.update(data);
         h.finish()
+    }
+
+    /// Reads an `atlas.v1.Hash`; `None` for an algorithm this version does
+    /// not know or a digest of the wrong length (a reader skips those).
+    pub fn from_proto(h: &v1::Hash) -> Option<Self> {
+        let format = match HashAlgorithm::try_from(h.algorithm).ok()? {
+            HashAlgorithm::Sha1 => HashFormat::Sha1,
+            HashAlgorithm::Sha256 => HashFormat::Sha256,
+            HashAlgorithm::Sha512 => HashFormat::Sha512,
+            HashAlgorithm::Md5 => HashFormat::Md5,
+            HashAlgorithm::Murmur2 => HashFormat::Murmur2,
+            HashAlgorithm::Unspecified => return None,
+        };
+        (h.value.len() == format.digest_len()).then(|| Self {
+            format,
+            bytes: h.value.clone(),
+        })
     }
 
     /// The message-ready form (`atlas.v1.Hash`).

@@ -1,0 +1,213 @@
+//! Exports of a build for launchers that do not speak Atlas's own format: a
+//! Modrinth modpack per build ([`mrpack`]) and a packwiz tree per channel
+//! ([`packwiz`]). Both point their downloads at the store's blobs through the
+//! public CDN URL, which is configured apart from the S3 endpoint.
+
+pub mod mrpack;
+pub mod packwiz;
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use atlas_proto::Sha256Digest;
+use atlas_proto::pointer::Exports;
+
+use crate::packwiz::{HashFormat, UpstreamHash, UpstreamHasher};
+use crate::plan::BuildPlan;
+use crate::repo::{Content, PackSource, RepoError};
+use crate::store::{Store, StoreError};
+
+/// Environment variable holding the public base URL of the store.
+pub const PUBLIC_URL_ENV: &str = "ATLAS_PUBLIC_URL";
+
+/// An export could not be made or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(
+        "public URL `{url}`: {message}; give the http(s) base URL the CDN serves the store at, e.g. --public-url https://cdn.example.com/atlas/"
+    )]
+    Url { url: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing the .mrpack: {0}")]
+    Zip(String),
+    #[error("writing the packwiz tree: {0}")]
+    Toml(String),
+    #[error("the manifest of build {build} is unreadable: {message}")]
+    Manifest { build: String, message: String },
+    #[error(
+        "channel `{channel}` has a packwiz export; pass --public-url (or set {PUBLIC_URL_ENV}) so it is kept in step with the pointer"
+    )]
+    NeedsPublicUrl { channel: String },
+}
+
+/// Where the store is served publicly, for download URLs in exports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Base URL, always ending in `/`.
+    base: url::Url,
+}
+
+impl ExportOptions {
+    /// Parses the public base URL (`https://cdn.example.com/prefix/`; a
+    /// missing trailing `/` is added).
+    pub fn new(public_url: &str) -> Result<Self, ExportError> {
+        let bad = |message: &str| ExportError::Url {
+            url: public_url.to_owned(),
+            message: message.to_owned(),
+        };
+        let mut base = url::Url::parse(public_url).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(bad("only http and https URLs can be downloaded by launchers"));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(bad("must not have a query or fragment"));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        Ok(Self { base })
+    }
+
+    /// The public URL of a store key.
+    pub fn url_of(&self, key: &str) -> String {
+        format!("{}{key}", self.base)
+    }
+
+    /// The public URL of a blob.
+    pub fn blob_url(&self, digest: &Sha256Digest) -> String {
+        self.url_of(&atlas_proto::layout::blob_key(digest))
+    }
+}
+
+/// What the exports of a publish or promote did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ExportReport {
+    /// Store key of the build's .mrpack.
+    pub mrpack: Option<String>,
+    /// True when the .mrpack was written now (false: the store had it).
+    pub mrpack_new: bool,
+    /// Store key of the channel's packwiz `pack.toml`.
+    pub packwiz: Option<String>,
+    /// packwiz files written now (unchanged ones are not rewritten).
+    pub packwiz_written: usize,
+    /// Files left out of the exports, with the reason.
+    pub skipped: Vec<String>,
+}
+
+impl ExportReport {
+    /// The keys the channel pointer names.
+    pub fn exports(&self) -> Exports {
+        Exports {
+            mrpack: self.mrpack.clone(),
+            packwiz: self.packwiz.clone(),
+        }
+    }
+}
+
+/// Writes the build's immutable exports (the .mrpack) before the pointer is
+/// signed; returns the report, whose keys the pointer names.
+pub async fn write_build_exports(
+    plan: &BuildPlan,
+    source: &PackSource,
+    store: &dyn Store,
+    channel: &str,
+    opts: &ExportOptions,
+) -> Result<ExportReport, ExportError> {
+    let pack = plan.manifest.pack_id.as_str();
+    let (mrpack_new, skipped) = mrpack::publish_mrpack(plan, source, store, opts).await?;
+    Ok(ExportReport {
+        mrpack: Some(atlas_proto::layout::mrpack_key(pack, &plan.build_id)),
+        mrpack_new,
+        packwiz: Some(atlas_proto::layout::packwiz_pack_key(pack, channel)),
+        packwiz_written: 0,
+        skipped,
+    })
+}
+
+/// Reads a blob's bytes from where the plan found them: a file streamed from
+/// disk, or a git object (small repository files).
+pub(crate) enum BlobReader {
+    File(std::fs::File, PathBuf),
+    Bytes(std::io::Cursor<Vec<u8>>),
+}
+
+impl BlobReader {
+    pub(crate) fn open(source: &PackSource, content: &Content) -> Result<Self, ExportError> {
+        match content {
+            Content::Disk(p) | Content::Cached(p) => std::fs::File::open(p)
+                .map(|f| Self::File(f, p.clone()))
+                .map_err(|source| ExportError::Io {
+                    what: format!("reading {}", p.display()),
+                    source,
+                }),
+            c @ Content::Git(_) => Ok(Self::Bytes(std::io::Cursor::new(source.read_content(c)?))),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::File(_, p) => p.display().to_string(),
+            Self::Bytes(_) => "a git object".to_owned(),
+        }
+    }
+}
+
+impl std::io::Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::File(f, _) => f.read(buf),
+            Self::Bytes(c) => c.read(buf),
+        }
+    }
+}
+
+/// SHA-1 and SHA-512 of a blob, in one streaming pass.
+pub(crate) fn sha1_sha512(
+    source: &PackSource,
+    content: &Content,
+) -> Result<(UpstreamHash, UpstreamHash), ExportError> {
+    let mut reader = BlobReader::open(source, content)?;
+    let mut sha1 = UpstreamHasher::new(HashFormat::Sha1);
+    let mut sha512 = UpstreamHasher::new(HashFormat::Sha512);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf).map_err(|source| ExportError::Io {
+            what: format!("hashing {}", reader.describe()),
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        sha1.update(&buf[..n]);
+        sha512.update(&buf[..n]);
+    }
+    Ok((sha1.finish(), sha512.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls() {
+        let o = ExportOptions::new("https://cdn.example.com/atlas").expect("valid");
+        assert_eq!(o.url_of("a/b"), "https://cdn.example.com/atlas/a/b");
+        let o = ExportOptions::new("http://127.0.0.1:8080/").expect("valid");
+        assert_eq!(o.url_of("x"), "http://127.0.0.1:8080/x");
+        for bad in ["ftp://x/", "not a url", "https://x/?a=b", "file:///tmp/store"] {
+            assert!(ExportOptions::new(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! `rollback`: re-install the build this directory had before the current
+//! one, from its kept manifest (`.atlas/builds/`, checked against its build
+//! id) and blobs from the store, through the same staged, journaled apply as
+//! a sync. The build rolled back from is then held: syncs leave the
+//! directory alone while the channel still points at it, and install the
+//! next build it points to as usual.
+
+use crate::lock::DirLock;
+use crate::progress::Progress;
+use crate::report::{Outcome, Report};
+use crate::state::{self, InstallState};
+use crate::sync::{Check, SyncOptions, Syncer};
+use crate::{SyncError, history};
+
+impl Syncer {
+    /// A syncer for `rollback` of `dir`: pack, channel, side and optional
+    /// files are those of the install; no key is needed (no pointer is read).
+    pub fn for_rollback(mut opts: SyncOptions) -> Result<Self, SyncError> {
+        let install = installed(&opts)?;
+        opts.pack = install.pack;
+        opts.channel = install.channel;
+        opts.side = install.side;
+        opts.selection = install.selection;
+        Self::with_keys_required(opts, false)
+    }
+
+    /// Re-installs the previous build (see the module docs). With `dry_run`,
+    /// reports what would change and writes nothing.
+    pub async fn rollback(&self, dry_run: bool, progress: &dyn Progress) -> Result<Report, SyncError> {
+        let _lock = if dry_run {
+            None
+        } else {
+            let lock = DirLock::acquire(&self.paths)?;
+            self.recover()?;
+            Some(lock)
+        };
+        let install = installed(&self.opts)?;
+        let Some(target) = install.history.first().cloned() else {
+            return Err(SyncError::Conflict {
+                path: format!("{}/{}", state::STATE_DIR, state::INSTALL_FILE),
+                reason: format!(
+                    "no earlier build is kept here: rollback needs a build this directory installed \
+                     before the current one (the last {} are kept)",
+                    history::KEEP_BUILDS
+                ),
+            });
+        };
+        let manifest = history::load(&self.paths, &target.build.0, &self.opts.pack)?;
+        let check = Check::new_changed(
+            target.build.0,
+            install.version,
+            manifest,
+            state::load_trust(&self.paths.trust)?,
+            install.clone(),
+        );
+        let plan = self.plan(&check, progress)?;
+        if dry_run {
+            return Ok(self.dry_run_report(&check, &plan));
+        }
+        let rest = install.history.iter().skip(1).cloned().collect();
+        let mut report = self
+            .apply_by(
+                self.deadline(),
+                &check,
+                &plan,
+                Some((rest, install.build)),
+                progress,
+            )
+            .await?;
+        if report.outcome == Outcome::Current {
+            // Every file already matched the earlier build: only the state moved.
+            report.outcome = Outcome::Updated;
+        }
+        Ok(report)
+    }
+}
+
+fn installed(opts: &SyncOptions) -> Result<InstallState, SyncError> {
+    let paths = state::StatePaths::new(&opts.dir);
+    state::load_install(&paths.install)?.ok_or_else(|| SyncError::Conflict {
+        path: opts.dir.display().to_string(),
+        reason: "nothing is installed here (no .atlas/install.json): nothing to roll back".into(),
+    })
+}
