@@ -41,6 +41,12 @@ pub enum SyncError {
     },
 
     // ---- integrity (exit 6) ----
+    #[error(
+        "this host's clock reads {now} (Unix seconds), {behind} s behind the time it showed when a pointer \
+         was last accepted ({last}, in .atlas/trust.json): the clock went backwards, so pointer expiry \
+         cannot be checked; fix the clock (NTP), then run again"
+    )]
+    ClockBackwards { now: u64, last: u64, behind: u64 },
     #[error("manifest at {url} is longer than the {declared} bytes the signed pointer declares; refusing it")]
     ManifestTooLong { url: String, declared: u64 },
     #[error("manifest at {url} is {actual} bytes, but the signed pointer declares {declared}")]
@@ -129,7 +135,7 @@ impl SyncError {
             | Self::NotFound { .. }
             | Self::SourceRead { .. }
             | Self::Deadline { .. } => exit::SOURCE,
-            Self::Trust { .. } => exit::TRUST,
+            Self::Trust { .. } | Self::ClockBackwards { .. } => exit::TRUST,
             Self::ManifestTooLong { .. }
             | Self::ManifestSize { .. }
             | Self::ManifestHash { .. }

@@ -33,6 +33,11 @@ pub struct TrustState {
     pub format: u32,
     /// Keyed by `<pack>/<channel>`.
     pub channels: BTreeMap<String, TrustEntry>,
+    /// The latest time (Unix seconds) this host's clock showed when a pointer
+    /// was accepted. A clock found well behind it is refused: expiry checks
+    /// (the defence against freeze attacks) mean nothing on a clock set back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_time: Option<u64>,
 }
 
 /// What was last accepted for one channel.
@@ -276,6 +281,7 @@ pub fn load_trust(path: &Path) -> Result<TrustState, SyncError> {
         None => Ok(TrustState {
             format: STATE_FORMAT,
             channels: BTreeMap::new(),
+            last_time: None,
         }),
     }
 }
@@ -337,6 +343,7 @@ mod tests {
         let mut t = TrustState {
             format: 1,
             channels: BTreeMap::new(),
+            last_time: None,
         };
         t.channels.insert(
             channel_key("p", "dev"),

@@ -27,6 +27,10 @@ use crate::state::{
 };
 use crate::{SyncError, apply, history};
 
+/// How far the clock may be behind the last time recorded in `trust.json`
+/// (NTP corrections, a VM resumed from a snapshot) before a run is refused.
+pub const CLOCK_SLACK_SECS: u64 = 3600;
+
 /// Directory (inside the state directory) of user files backed up by `--on-modified backup`.
 pub const BACKUPS_DIR: &str = "backups";
 
@@ -312,6 +316,16 @@ impl Syncer {
     async fn check_by(&self, deadline: Option<Instant>, progress: &dyn Progress) -> Result<Check, SyncError> {
         let (pack, channel) = (self.opts.pack.as_str(), self.opts.channel.as_str());
         let trust = state::load_trust(&self.paths.trust)?;
+        let now = self.now();
+        if let Some(last) = trust.last_time
+            && now.saturating_add(CLOCK_SLACK_SECS) < last
+        {
+            return Err(SyncError::ClockBackwards {
+                now,
+                last,
+                behind: last - now,
+            });
+        }
         let install = state::load_install(&self.paths.install)?;
         let entry = trust.channels.get(&state::channel_key(pack, channel)).cloned();
         // The build installed for this pack/channel, if it is intact on disk for this side.
@@ -569,6 +583,7 @@ impl Syncer {
         }
         let mut t = check.trust.clone();
         t.format = state::STATE_FORMAT;
+        t.last_time = Some(t.last_time.unwrap_or(0).max(self.now()));
         t.channels.insert(key, entry);
         Some(t)
     }
