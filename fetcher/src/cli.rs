@@ -46,6 +46,24 @@ pub enum Command {
     /// the channel still points at it and installs the next build as usual.
     #[command(after_help = exit::HELP)]
     Rollback(RollbackArgs),
+    /// Bound the shared blob cache (`sync --cache DIR`): delete the oldest
+    /// blobs no installed instance uses until the rest fit in --max-mib.
+    #[command(after_help = exit::HELP)]
+    CacheGc(CacheGcArgs),
+}
+
+/// Arguments of `atlas-fetcher cache-gc`.
+#[derive(Debug, Args)]
+pub struct CacheGcArgs {
+    /// The shared blob cache directory.
+    #[arg(long, env = "ATLAS_CACHE", value_name = "DIR")]
+    pub cache: PathBuf,
+    /// Size the blobs only the cache holds may take, in MiB.
+    #[arg(long, value_name = "MIB")]
+    pub max_mib: u64,
+    /// Print one JSON object instead of a line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `atlas-fetcher rollback`.
@@ -207,6 +225,12 @@ pub struct SyncArgs {
         value_delimiter = ','
     )]
     pub disable: Vec<String>,
+
+    /// A blob cache shared by the instances on this host: mods, resource and
+    /// shader packs downloaded once are taken from it (hard-linked where the
+    /// filesystem allows, re-hashed each time). Bound it with `cache-gc`.
+    #[arg(long, env = "ATLAS_CACHE", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
 }
 
 impl SyncArgs {
@@ -271,6 +295,7 @@ impl SyncArgs {
         opts.deadline = self.deadline.or(cfg.deadline).map(std::time::Duration::from_secs);
         opts.retry.retries = self.retries.or(cfg.retries).unwrap_or(5);
         opts.on_modified = self.on_modified.or(cfg.on_modified).unwrap_or_default();
+        opts.cache = self.cache.clone().or(cfg.cache);
         Ok(opts)
     }
 }
@@ -312,6 +337,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Status(args) => (args.json, run_status(&args)),
         Command::Verify(args) => (args.json, run_verify(args).await),
         Command::Rollback(args) => (args.json, run_rollback(args).await),
+        Command::CacheGc(args) => (args.json, run_cache_gc(&args)),
     };
     match result {
         Ok(code) => code,
@@ -439,6 +465,22 @@ async fn run_verify(args: VerifyArgs) -> anyhow::Result<i32> {
         writeln!(out, "repair: {}", r.summary())?;
     }
     Ok(code)
+}
+
+fn run_cache_gc(args: &CacheGcArgs) -> anyhow::Result<i32> {
+    let cache = crate::cache::BlobCache::open(&args.cache)?;
+    let r = cache.gc(args.max_mib.saturating_mul(1024 * 1024))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&r)?)?;
+    } else {
+        writeln!(
+            out,
+            "removed {} blobs ({} bytes); {} bytes held only by the cache; {} blobs in use by instances kept",
+            r.removed, r.freed_bytes, r.cache_only_bytes, r.in_use
+        )?;
+    }
+    Ok(exit::UPDATED)
 }
 
 async fn run_rollback(args: RollbackArgs) -> anyhow::Result<i32> {

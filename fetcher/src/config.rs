@@ -39,6 +39,8 @@ pub struct FetcherConfig {
     pub enable: Vec<String>,
     #[serde(default)]
     pub disable: Vec<String>,
+    /// Blob cache shared by the instances on this host (as `--cache`).
+    pub cache: Option<PathBuf>,
 }
 
 fn bad(path: &Path, message: impl Into<String>) -> SyncError {
@@ -68,6 +70,9 @@ impl FetcherConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(d) = cfg.dir.take() {
             cfg.dir = Some(base.join(d));
+        }
+        if let Some(d) = cfg.cache.take() {
+            cfg.cache = Some(base.join(d));
         }
         for k in &mut cfg.keys {
             let inline = k.trim_start().starts_with("ed25519:");

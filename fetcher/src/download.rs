@@ -37,6 +37,8 @@ pub struct Transfer<'a> {
     pub retry: &'a RetryPolicy,
     /// When the whole run must be over; retries that would end later are not tried.
     pub deadline: Option<Instant>,
+    /// The host's shared blob cache, if one is configured.
+    pub cache: Option<&'a crate::cache::BlobCache>,
 }
 
 /// Downloads every blob the plan needs into `staging` (which must exist).
@@ -78,10 +80,30 @@ async fn fetch_blob(
     let hex = file.sha256.to_hex();
     let part = staging.join(format!("{hex}.part"));
     let done = staging.join(&hex);
+    let cache = transfer
+        .cache
+        .filter(|_| crate::cache::BlobCache::cacheable(&file.path));
+    if let Some(c) = cache {
+        let (c, d, size, dest) = (c.clone(), file.sha256, file.size, done.clone());
+        let hit = tokio::task::spawn_blocking(move || c.take(&d, size, &dest))
+            .await
+            .map_err(|e| SyncError::Internal(format!("cache task failed: {e}")))??;
+        if hit {
+            tracing::debug!(path = %file.path, "taken from the shared cache");
+            progress.blob_done(&file.path);
+            return Ok((file.sha256, done, 0));
+        }
+    }
+    let keep = |done: &Path| {
+        if let Some(c) = cache {
+            c.keep(&file.sha256, done);
+        }
+    };
     if !file.upstream_only {
         let key = layout::blob_key(&file.sha256);
         let n = download_resumable(source, Loc::Key(&key), file, &part, transfer, progress).await?;
         finish(&part, &done)?;
+        keep(&done);
         progress.blob_done(&file.path);
         return Ok((file.sha256, done, n));
     }
@@ -102,6 +124,7 @@ async fn fetch_blob(
         match fetched {
             Ok(n) => {
                 finish(&part, &done)?;
+                keep(&done);
                 progress.blob_done(&file.path);
                 return Ok((file.sha256, done, n));
             }

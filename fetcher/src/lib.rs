@@ -7,6 +7,7 @@
 //! [`Syncer::sync`] composes the three.
 
 pub mod apply;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod download;

@@ -93,6 +93,8 @@ pub struct SyncOptions {
     pub treat_as_modified: std::collections::BTreeSet<String>,
     /// Optional files to take or leave, beyond the pack's defaults.
     pub selection: crate::select::Selection,
+    /// A blob cache shared by the instances on this host (`--cache`).
+    pub cache: Option<PathBuf>,
 }
 
 impl SyncOptions {
@@ -119,6 +121,7 @@ impl SyncOptions {
             on_modified: OnModified::Keep,
             treat_as_modified: Default::default(),
             selection: Default::default(),
+            cache: None,
         }
     }
 }
@@ -670,10 +673,15 @@ impl Syncer {
             bytes = plan.download_bytes(),
             "downloading"
         );
+        let cache = match &self.opts.cache {
+            Some(dir) => Some(crate::cache::BlobCache::open(dir)?),
+            None => None,
+        };
         let transfer = Transfer {
             parallelism: self.opts.parallelism,
             retry: &self.opts.retry,
             deadline,
+            cache: cache.as_ref(),
         };
         let staged = self
             .by(

@@ -1,6 +1,7 @@
 //! Integration tests for atlas-fetcher, linked into one test binary: one link of the
 //! dependency tree instead of one per file, which keeps CI's disk and time in check.
 
+mod cache;
 mod clock;
 mod common;
 mod config_schema;
