@@ -163,6 +163,13 @@ pub struct SyncArgs {
     #[arg(long, env = "ATLAS_DIR", value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
+    /// A Prism Launcher or MultiMC instance folder (the one holding
+    /// instance.cfg) to keep in sync instead of --dir: the pack goes into its
+    /// game directory (`.minecraft` or `minecraft`), and --side defaults to
+    /// client. Wins over --dir.
+    #[arg(long, env = "ATLAS_INSTANCE", value_name = "DIR")]
+    pub instance: Option<PathBuf>,
+
     /// Which files to install: `server` (the default) skips client-only
     /// files, `client` skips server-only ones.
     #[arg(long, env = "ATLAS_SIDE", value_enum)]
@@ -259,11 +266,19 @@ impl SyncArgs {
             .clone()
             .or(cfg.channel)
             .ok_or_else(|| required("channel", "channel"))?;
-        let dir = self
-            .dir
-            .clone()
-            .or(cfg.dir)
-            .ok_or_else(|| required("dir", "dir"))?;
+        let instance = self
+            .instance
+            .as_deref()
+            .map(crate::instance::resolve)
+            .transpose()?;
+        let dir = match instance.clone() {
+            Some(game) => game,
+            None => self
+                .dir
+                .clone()
+                .or(cfg.dir)
+                .ok_or_else(|| required("dir", "dir"))?,
+        };
         let names = |v: &[String]| -> Vec<String> {
             v.iter()
                 .map(|s| s.trim().to_owned())
@@ -282,7 +297,12 @@ impl SyncArgs {
             return Err(required("key", "keys"));
         }
         let mut opts = SyncOptions::new(source, pack, channel, keys, dir);
-        opts.side = self.side.or(cfg.side).unwrap_or(InstallSide::Server);
+        let default_side = if instance.is_some() {
+            InstallSide::Client
+        } else {
+            InstallSide::Server
+        };
+        opts.side = self.side.or(cfg.side).unwrap_or(default_side);
         opts.selection = crate::select::Selection {
             enable: pick(&self.enable, &cfg.enable).into_iter().collect(),
             disable: pick(&self.disable, &cfg.disable).into_iter().collect(),

@@ -4,7 +4,40 @@
 //! A launcher embeds [`Syncer`]: [`Syncer::check`] fetches and verifies the
 //! signed pointer and the manifest, [`Syncer::plan`] diffs it against the
 //! install, [`Syncer::apply`] downloads, verifies and applies atomically, and
-//! [`Syncer::sync`] composes the three.
+//! [`Syncer::sync`] composes the three. Progress arrives through [`Progress`]
+//! callbacks; errors are [`SyncError`]s with an exit-code class.
+//!
+//! A launcher updating an instance before it starts the game:
+//!
+//! ```no_run
+//! use atlas_fetcher::{CheckStatus, InstallSide, Phase, Progress, SyncOptions, Syncer, load_key};
+//!
+//! struct Ui;
+//! impl Progress for Ui {
+//!     fn phase(&self, phase: &Phase) {
+//!         println!("{phase:?}");
+//!     }
+//!     fn bytes(&self, n: u64) {
+//!         // advance a progress bar by n bytes
+//!         let _ = n;
+//!     }
+//! }
+//!
+//! # async fn update() -> Result<(), atlas_fetcher::SyncError> {
+//! let key = load_key("ed25519:AAAAC3NzaC1lZDI1NTE5AAAAIAbcdefghijklmnopqrstuvwxyz0123456789AB")?;
+//! let dir = atlas_fetcher::instance::game_dir("/home/me/.local/share/PrismLauncher/instances/MyPack".as_ref());
+//! let mut opts = SyncOptions::new("https://cdn.example.com/", "my-pack", "production", vec![key], dir);
+//! opts.side = InstallSide::Client;
+//! let syncer = Syncer::new(opts)?;
+//! let check = syncer.check(&Ui).await?; // pointer + manifest, verified
+//! if check.status == CheckStatus::Changed {
+//!     let plan = syncer.plan(&check, &Ui)?; // what would change: show it, ask the player
+//!     let report = syncer.apply(&check, &plan, &Ui).await?; // staged, verified, atomic
+//!     println!("{}", report.summary());
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod apply;
 pub mod cache;
@@ -15,6 +48,7 @@ pub mod error;
 pub mod exit;
 pub mod history;
 pub mod inspect;
+pub mod instance;
 pub mod journal;
 pub mod lock;
 pub mod plan;

@@ -144,3 +144,41 @@ async fn cli_flags_take_comma_separated_names() {
         ["mods/core.jar", "mods/minimap.jar", "shaderpacks/shiny.zip"]
     );
 }
+
+#[tokio::test]
+async fn instance_flag_installs_client_files_into_the_game_directory() {
+    use atlas_proto::v1::Side;
+    let mut store = Store::new();
+    let srv = StaticServer::start(store.root()).expect("server");
+    let work = tempfile::tempdir().expect("tmp");
+    let inst = work.path().join("PrismLauncher/instances/MyPack");
+    std::fs::create_dir_all(inst.join("minecraft")).expect("mkdir");
+    std::fs::write(inst.join("instance.cfg"), "InstanceType=OneSix\n").expect("write");
+    store.publish(&[
+        f("mods/both.jar", b"both"),
+        sided("mods/client-only.jar", b"client", Side::Client),
+        sided("mods/server-only.jar", b"server", Side::Server),
+    ]);
+    let cli = Cli::try_parse_from([
+        "atlas-fetcher",
+        "sync",
+        "--source",
+        &srv.url(),
+        "--pack",
+        PACK,
+        "--channel",
+        CHANNEL,
+        "--key",
+        &store.public().to_text(),
+        "--instance",
+        &inst.display().to_string(),
+    ])
+    .expect("parse");
+    assert_eq!(run(cli).await, exit::UPDATED);
+    assert_eq!(
+        files(&inst.join("minecraft")).into_keys().collect::<Vec<_>>(),
+        ["mods/both.jar", "mods/client-only.jar"],
+        "client side by default, into the instance's game directory"
+    );
+    assert!(inst.join("instance.cfg").exists() && !inst.join("mods").exists());
+}
