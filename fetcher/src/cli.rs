@@ -29,7 +29,7 @@ pub enum Command {
     /// the signed pointer, the manifest and every file. Safe to run from cron:
     /// nothing is written when the directory is already current.
     #[command(after_help = exit::HELP)]
-    Sync(SyncArgs),
+    Sync(Box<SyncArgs>),
     /// Show what is installed in DIR: pack, channel, version, build, side,
     /// file count, pointer expiry, and whether an interrupted apply is pending.
     /// Reads only DIR/.atlas/; no network.
@@ -353,7 +353,7 @@ pub fn main() -> i32 {
 /// Runs a parsed command line; returns the exit code. Output goes to stdout/stderr.
 pub async fn run(cli: Cli) -> i32 {
     let (json, result) = match cli.command {
-        Command::Sync(args) => (args.json, run_sync(args).await),
+        Command::Sync(args) => (args.json, run_sync(*args).await),
         Command::Status(args) => (args.json, run_status(&args)),
         Command::Verify(args) => (args.json, run_verify(args).await),
         Command::Rollback(args) => (args.json, run_rollback(args).await),
