@@ -305,11 +305,30 @@ impl Downloader {
 
     /// Fetches every request, `concurrency` at a time; results in request order.
     pub async fn fetch_all(&self, reqs: &[DownloadRequest]) -> Vec<Result<Downloaded, DownloadError>> {
-        stream::iter(reqs)
-            .map(|r| self.fetch(r))
-            .buffered(self.opts.concurrency.max(1))
-            .collect()
-            .await
+        // Each distinct file (by upstream hash) is downloaded once; requests
+        // for a file already requested wait and then take it from the cache.
+        let mut seen = std::collections::HashSet::new();
+        let first: Vec<bool> = reqs.iter().map(|r| seen.insert(&r.expected)).collect();
+        let mut firsts: Vec<Option<Result<Downloaded, DownloadError>>> =
+            stream::iter(reqs.iter().zip(&first))
+                .map(|(r, is_first)| async move {
+                    if *is_first {
+                        Some(self.fetch(r).await)
+                    } else {
+                        None
+                    }
+                })
+                .buffered(self.opts.concurrency.max(1))
+                .collect()
+                .await;
+        let mut out = Vec::with_capacity(reqs.len());
+        for (r, slot) in reqs.iter().zip(firsts.iter_mut()) {
+            match slot.take() {
+                Some(res) => out.push(res),
+                None => out.push(self.fetch(r).await),
+            }
+        }
+        out
     }
 
     /// The file from the cache, or downloaded, verified and cached.
