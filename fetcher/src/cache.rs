@@ -7,7 +7,6 @@
 //! with other users), and a bad one is deleted and downloaded again.
 //! `atlas-fetcher cache gc` bounds its size.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use atlas_proto::Sha256Digest;
@@ -32,21 +31,6 @@ pub struct GcReport {
     /// Blobs kept because an installed instance shares them (deleting the
     /// cache's name would free nothing).
     pub in_use: usize,
-}
-
-fn sha256_of(path: &Path) -> std::io::Result<Sha256Digest> {
-    use sha2::Digest as _;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Sha256Digest::from_slice(&h.finalize()).map_err(std::io::Error::other)
 }
 
 /// Hard-links `from` at `to`, or copies it when linking is not possible.
@@ -95,8 +79,8 @@ impl BlobCache {
             tracing::warn!(blob = %d, "cannot take {} from the cache: {e}", src.display());
             return Ok(false);
         }
-        match sha256_of(dest) {
-            Ok(h) if h == *d => Ok(true),
+        match crate::state::hash_file(dest) {
+            Some(h) if h == *d => Ok(true),
             _ => {
                 tracing::warn!(blob = %d, "cached blob {} is damaged; deleting it and downloading", src.display());
                 let _ = std::fs::remove_file(dest);

@@ -191,14 +191,6 @@ fn staged(paths: &StatePaths, blob: &Sha256Digest) -> PathBuf {
     paths.staging.join(blob.to_hex())
 }
 
-fn hash_file(p: &Path) -> Option<Sha256Digest> {
-    use sha2::Digest as _;
-    let mut f = std::fs::File::open(p).ok()?;
-    let mut h = sha2::Sha256::new();
-    std::io::copy(&mut f, &mut h).ok()?;
-    Sha256Digest::from_slice(&h.finalize()).ok()
-}
-
 /// Every blob is still staged, or every path of it already holds it.
 fn can_roll_forward(paths: &StatePaths, j: &Journal) -> Result<bool, SyncError> {
     for (blob, entries) in groups(j) {
@@ -206,7 +198,7 @@ fn can_roll_forward(paths: &StatePaths, j: &Journal) -> Result<bool, SyncError> 
             continue;
         }
         for e in entries {
-            if hash_file(&safe_dest(&paths.dir, &e.path)?) != Some(blob) {
+            if state::hash_file(&safe_dest(&paths.dir, &e.path)?) != Some(blob) {
                 return Ok(false);
             }
         }
