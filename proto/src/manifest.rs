@@ -70,9 +70,18 @@ pub fn build_id(stored: &[u8]) -> Sha256Digest {
     Sha256Digest::of(stored)
 }
 
+/// Largest zstd window a manifest may use (16 MiB). The builder's level 19
+/// uses 8 MiB; without a bound, a 10-byte frame header could make the
+/// decoder reserve up to 2 GiB before the output cap applies.
+pub const MAX_WINDOW_LOG: u32 = 24;
+
 /// Decodes and validates stored manifest bytes under `limits`.
 pub fn decode(stored: &[u8], limits: &ManifestLimits) -> Result<Manifest, ManifestError> {
-    let decoder = zstd::stream::read::Decoder::new(stored).map_err(|e| ManifestError::Zstd(e.to_string()))?;
+    let mut decoder =
+        zstd::stream::read::Decoder::new(stored).map_err(|e| ManifestError::Zstd(e.to_string()))?;
+    decoder
+        .window_log_max(MAX_WINDOW_LOG)
+        .map_err(|e| ManifestError::Zstd(e.to_string()))?;
     let mut raw = Vec::new();
     decoder
         .take(limits.max_decoded_bytes.saturating_add(1))
@@ -155,6 +164,23 @@ pub fn validate(m: &Manifest) -> Result<(), ManifestError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn frames_with_a_huge_window_are_refused() {
+        // A zstd frame written by hand: magic, a header that declares a
+        // 2^27-byte window (no content size), then one raw last block.
+        let raw = b"tiny";
+        let mut frame = vec![0x28, 0xB5, 0x2F, 0xFD, 0x00, ((27 - 10) << 3) as u8];
+        let block = ((raw.len() as u32) << 3) | 1;
+        frame.extend_from_slice(&block.to_le_bytes()[..3]);
+        frame.extend_from_slice(raw);
+        let err = decode(&frame, &ManifestLimits::default()).expect_err("window too large");
+        assert!(matches!(err, ManifestError::Zstd(_)), "{err}");
+        // The same frame with an 8 MiB window decodes (and then fails as protobuf).
+        frame[5] = ((23 - 10) << 3) as u8;
+        let err = decode(&frame, &ManifestLimits::default()).expect_err("not a manifest");
+        assert!(!matches!(err, ManifestError::Zstd(_)), "{err}");
+    }
+
     use super::*;
     use crate::v1::{BuildSource, File, Loader, LoaderKind};
 
