@@ -147,7 +147,7 @@ async fn check_upstream_hashes(
     file: &PlannedFile,
     upstream: &atlas_proto::v1::Upstream,
 ) -> Result<(), SyncError> {
-    use atlas_proto::upstream::{HashFormat, UpstreamHash, UpstreamHasher};
+    use atlas_proto::upstream::{HashFormat, UpstreamHash};
     let expected: Vec<UpstreamHash> = upstream
         .hashes
         .iter()
@@ -158,28 +158,11 @@ async fn check_upstream_hashes(
         return Ok(());
     }
     let path = part.to_owned();
-    let mut hashers: Vec<UpstreamHasher> = expected.iter().map(|h| UpstreamHasher::new(h.format)).collect();
+    let formats: Vec<HashFormat> = expected.iter().map(|h| h.format).collect();
     let actual = tokio::task::spawn_blocking(move || {
-        use std::io::Read as _;
-        let mut f = std::fs::File::open(&path).map_err(SyncError::io("reading staged file", &path))?;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = f
-                .read(&mut buf)
-                .map_err(SyncError::io("reading staged file", &path))?;
-            if n == 0 {
-                break;
-            }
-            for h in &mut hashers {
-                h.update(&buf[..n]);
-            }
-        }
-        Ok::<_, SyncError>(
-            hashers
-                .into_iter()
-                .map(UpstreamHasher::finish)
-                .collect::<Vec<_>>(),
-        )
+        std::fs::File::open(&path)
+            .and_then(|f| atlas_proto::upstream::hash_reader(&formats, f))
+            .map_err(SyncError::io("reading staged file", &path))
     })
     .await
     .map_err(|e| SyncError::Internal(format!("hashing task failed: {e}")))??;

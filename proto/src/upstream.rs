@@ -260,6 +260,28 @@ impl UpstreamHasher {
     }
 }
 
+/// Computes each of `formats` over everything `reader` yields, in one
+/// streaming pass (constant memory except for murmur2, see [`UpstreamHasher`]).
+pub fn hash_reader(
+    formats: &[HashFormat],
+    mut reader: impl std::io::Read,
+) -> std::io::Result<Vec<UpstreamHash>> {
+    let mut hashers: Vec<UpstreamHasher> = formats.iter().map(|f| UpstreamHasher::new(*f)).collect();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        for h in &mut hashers {
+            h.update(&buf[..n]);
+        }
+    }
+    Ok(hashers.into_iter().map(UpstreamHasher::finish).collect())
+}
+
 /// Data did not hash to the expected value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} mismatch: expected {expected}, got {actual}", expected.format)]

@@ -6,7 +6,6 @@
 pub mod mrpack;
 pub mod packwiz;
 
-use std::io::Read as _;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -14,7 +13,7 @@ use serde::Serialize;
 use atlas_proto::Sha256Digest;
 use atlas_proto::pointer::Exports;
 
-use crate::packwiz::{HashFormat, UpstreamHash, UpstreamHasher};
+use crate::packwiz::{HashFormat, UpstreamHash};
 use crate::plan::BuildPlan;
 use crate::repo::{Content, PackSource, RepoError};
 use crate::store::{Store, StoreError};
@@ -178,22 +177,17 @@ pub(crate) fn sha1_sha512(
     source: &PackSource,
     content: &Content,
 ) -> Result<(UpstreamHash, UpstreamHash), ExportError> {
-    let mut reader = BlobReader::open(source, content)?;
-    let mut sha1 = UpstreamHasher::new(HashFormat::Sha1);
-    let mut sha512 = UpstreamHasher::new(HashFormat::Sha512);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = reader.read(&mut buf).map_err(|source| ExportError::Io {
-            what: format!("hashing {}", reader.describe()),
-            source,
-        })?;
-        if n == 0 {
-            break;
-        }
-        sha1.update(&buf[..n]);
-        sha512.update(&buf[..n]);
-    }
-    Ok((sha1.finish(), sha512.finish()))
+    let reader = BlobReader::open(source, content)?;
+    let what = format!("hashing {}", reader.describe());
+    let mut hashes = atlas_proto::upstream::hash_reader(&[HashFormat::Sha1, HashFormat::Sha512], reader)
+        .map_err(|source| ExportError::Io { what, source })?
+        .into_iter();
+    let mut next = || {
+        hashes
+            .next()
+            .expect("hash_reader returns one hash per format asked")
+    };
+    Ok((next(), next()))
 }
 
 #[cfg(test)]
