@@ -39,6 +39,9 @@ pub struct Transfer<'a> {
     pub deadline: Option<Instant>,
     /// The host's shared blob cache, if one is configured.
     pub cache: Option<&'a crate::cache::BlobCache>,
+    /// Blobs verified ahead of time by `Syncer::prefetch`, moved (not
+    /// downloaded) into staging when present with the right size.
+    pub prefetched: Option<&'a Path>,
 }
 
 /// Downloads every blob the plan needs into `staging` (which must exist).
@@ -80,6 +83,16 @@ async fn fetch_blob(
     let hex = file.sha256.to_hex();
     let part = staging.join(format!("{hex}.part"));
     let done = staging.join(&hex);
+    if let Some(pre) = transfer.prefetched {
+        let p = pre.join(&hex);
+        if std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.len() == file.size)
+            && std::fs::rename(&p, &done).is_ok()
+        {
+            tracing::debug!(path = %file.path, "taken from the prefetched blobs");
+            progress.blob_done(&file.path);
+            return Ok((file.sha256, done, 0));
+        }
+    }
     let cache = transfer
         .cache
         .filter(|_| crate::cache::BlobCache::cacheable(&file.path));

@@ -52,6 +52,7 @@ pub mod instance;
 pub mod journal;
 pub mod lock;
 pub mod plan;
+pub mod prefetch;
 pub mod progress;
 pub mod report;
 pub mod retry;

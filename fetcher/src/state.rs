@@ -23,6 +23,8 @@ pub const TRUST_FILE: &str = "trust.json";
 pub const INSTALL_FILE: &str = "install.json";
 /// Staging directory name (inside the state directory).
 pub const STAGING_DIR: &str = "staging";
+/// Blobs downloaded ahead of an apply by [`crate::Syncer::prefetch`].
+pub const PREFETCH_DIR: &str = "prefetch";
 /// Format version of both state files.
 pub const STATE_FORMAT: u32 = 1;
 
@@ -202,6 +204,8 @@ pub struct StatePaths {
     pub trust: PathBuf,
     pub install: PathBuf,
     pub staging: PathBuf,
+    /// Verified blobs downloaded ahead of an apply (`Syncer::prefetch`).
+    pub prefetch: PathBuf,
     /// Manifests of the installed build and the ones kept for `rollback`.
     pub builds: PathBuf,
 }
@@ -214,6 +218,7 @@ impl StatePaths {
             trust: state_dir.join(TRUST_FILE),
             install: state_dir.join(INSTALL_FILE),
             staging: state_dir.join(STAGING_DIR),
+            prefetch: state_dir.join(PREFETCH_DIR),
             builds: state_dir.join(crate::history::BUILDS_DIR),
             state_dir,
         }

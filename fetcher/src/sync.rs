@@ -197,7 +197,7 @@ impl Check {
 #[derive(Debug)]
 pub struct Syncer {
     pub(crate) opts: SyncOptions,
-    source: Source,
+    pub(crate) source: Source,
     pub(crate) paths: StatePaths,
     key_ids: Vec<String>,
 }
@@ -294,7 +294,7 @@ impl Syncer {
     }
 
     /// Runs `fut`, failing with [`SyncError::Deadline`] if `deadline` passes first.
-    async fn by<T>(
+    pub(crate) async fn by<T>(
         &self,
         deadline: Option<Instant>,
         fut: impl Future<Output = Result<T, SyncError>>,
@@ -682,6 +682,7 @@ impl Syncer {
             retry: &self.opts.retry,
             deadline,
             cache: cache.as_ref(),
+            prefetched: Some(&self.paths.prefetch),
         };
         let staged = self
             .by(
@@ -728,6 +729,7 @@ impl Syncer {
         .map_err(|e| SyncError::Internal(format!("apply task failed: {e}")));
         applied.and_then(|r| r)?;
         history::prune(&self.paths, &kept);
+        crate::prefetch::discard(&self.paths);
         progress.phase(&Phase::State);
         let mut report = self.report(check, Outcome::Updated).with_plan(plan);
         report.bytes_downloaded = staged.bytes;

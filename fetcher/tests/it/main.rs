@@ -11,6 +11,7 @@ mod inspect;
 mod kill;
 mod modified;
 mod optional;
+mod prefetch;
 mod rejections;
 mod rollback;
 mod symlinks;
