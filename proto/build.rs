@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/atlas/v1/manifest.proto"];
+    let protos = ["proto/atlas/v1/manifest.proto", "proto/atlas/runner/v1/ipc.proto"];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -96,6 +96,9 @@ pub enum Command {
         /// Re-sign the pointer even when the channel already points at this build.
         #[arg(long)]
         force_pointer: bool,
+        /// Keyset files to upload before the pointer [default: REPO/.atlas/keys when it exists].
+        #[arg(long)]
+        keys_dir: Option<PathBuf>,
         /// Repository URL recorded in the manifest (default: remote.origin.url).
         #[arg(long, env = "ATLAS_REPOSITORY_URL")]
         repository_url: Option<String>,
@@ -151,6 +154,71 @@ pub enum Command {
     /// Re-sign channel pointers with a fresh expiry (same build, next version).
     /// Run on a schedule shorter than --expires-in so hosts never see an expired pointer.
     Resign(ResignArgs),
+    /// The pack's keyset chain (root keys, pointer keys): offline commands
+    /// that write signed keys/<N>.json files for `publish` to upload.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `atlas-builder key ...`: each writes the next `<keys-dir>/<N>.json`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Start the chain: N root keys (secret files, mode 0600), one pointer
+    /// key, and keys/1.json signed by the root keys. Give hosts 1.json (--root).
+    InitRoot {
+        /// Pack id.
+        #[arg(long)]
+        pack: String,
+        /// Directory of the keyset files (commit it; `publish` uploads it).
+        #[arg(long, default_value = crate::keyset::DEFAULT_KEYS_DIR)]
+        keys_dir: PathBuf,
+        /// Directory for the secret key files (keep it offline, never commit it).
+        #[arg(long)]
+        secret_dir: PathBuf,
+        /// Number of root keys.
+        #[arg(long, default_value_t = 3)]
+        roots: u32,
+        /// Root keys that must sign each next keyset.
+        #[arg(long, default_value_t = 2)]
+        threshold: u32,
+        /// Overwrite existing secret key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write the next keyset with replaced pointer and/or root keys, signed
+    /// by a threshold of the current root keys and of the new ones.
+    Rotate {
+        #[arg(long, default_value = crate::keyset::DEFAULT_KEYS_DIR)]
+        keys_dir: PathBuf,
+        /// Root secret key file to sign with (repeat).
+        #[arg(long = "sign-with", value_name = "FILE")]
+        sign_with: Vec<PathBuf>,
+        /// New pointer public key (`ed25519:...` or a .pub file; repeat); replaces the current ones.
+        #[arg(long = "pointer-key", value_name = "PUBLIC_KEY")]
+        pointer_keys: Vec<String>,
+        /// Pointer keys that must sign a channel pointer.
+        #[arg(long)]
+        pointer_threshold: Option<u32>,
+        /// New root public key (repeat); replaces the current root keys.
+        #[arg(long = "root-key", value_name = "PUBLIC_KEY")]
+        root_keys: Vec<String>,
+        /// Root keys that must sign the next keyset.
+        #[arg(long)]
+        root_threshold: Option<u32>,
+    },
+    /// Write the next keyset without KEYID (root or pointer key), listing it as revoked for good.
+    Revoke {
+        /// Key id (64 hex) to revoke.
+        key_id: String,
+        #[arg(long, default_value = crate::keyset::DEFAULT_KEYS_DIR)]
+        keys_dir: PathBuf,
+        /// Root secret key file to sign with (repeat).
+        #[arg(long = "sign-with", value_name = "FILE")]
+        sign_with: Vec<PathBuf>,
+        /// Replacement pointer public key (repeat), needed when revoking the only pointer key.
+        #[arg(long = "pointer-key", value_name = "PUBLIC_KEY")]
+        pointer_keys: Vec<String>,
+    },
 }
 
 /// Arguments of `plan`.
@@ -342,6 +410,14 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if cause.is::<crate::builds::BuildLookupError>() {
             return exit::STORE;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::keyset::KeysetCmdError>() {
+            return match e {
+                crate::keyset::KeysetCmdError::Store(_) | crate::keyset::KeysetCmdError::Conflict { .. } => {
+                    exit::STORE
+                }
+                _ => exit::KEY,
+            };
         }
         if cause.is::<SigningError>() {
             return exit::KEY;
@@ -542,6 +618,7 @@ async fn resign(json: bool, args: ResignArgs, gh: Option<&crate::github::Github>
     atlas_proto::layout::validate_pack_id(&args.pack)?;
     let key = signing::load_secret_key(args.signing.key_file.as_deref())?;
     let st = store::open(&args.store.store, &args.store.settings()).await?;
+    crate::keyset::check_signing_key(st.as_ref(), &args.pack, &key.public()).await?;
     let mut updates = Vec::new();
     for channel in &args.channels {
         atlas_proto::layout::validate_channel(channel)?;
@@ -581,6 +658,87 @@ async fn resign(json: bool, args: ResignArgs, gh: Option<&crate::github::Github>
     })
 }
 
+fn key_command(json: bool, cmd: KeyCommand) -> anyhow::Result<()> {
+    use crate::keyset::{Rotation, init_root, rotate};
+    let keys = |v: &[String]| -> anyhow::Result<Option<Vec<atlas_proto::PublicKey>>> {
+        if v.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            v.iter()
+                .map(|k| signing::parse_public_key_arg(k))
+                .collect::<Result<Vec<_>, _>>()?,
+        ))
+    };
+    let out = match cmd {
+        KeyCommand::InitRoot {
+            pack,
+            keys_dir,
+            secret_dir,
+            roots,
+            threshold,
+            force,
+        } => init_root(&keys_dir, &secret_dir, &pack, roots, threshold, now(), force)?,
+        KeyCommand::Rotate {
+            keys_dir,
+            sign_with,
+            pointer_keys,
+            pointer_threshold,
+            root_keys,
+            root_threshold,
+        } => {
+            let change = Rotation {
+                pointer_keys: keys(&pointer_keys)?,
+                pointer_threshold,
+                root_keys: keys(&root_keys)?,
+                root_threshold,
+                revoke: None,
+            };
+            rotate(&keys_dir, &change, &sign_with, now())?
+        }
+        KeyCommand::Revoke {
+            key_id,
+            keys_dir,
+            sign_with,
+            pointer_keys,
+        } => {
+            let change = Rotation {
+                pointer_keys: keys(&pointer_keys)?,
+                revoke: Some(key_id.trim().to_ascii_lowercase()),
+                ..Rotation::default()
+            };
+            rotate(&keys_dir, &change, &sign_with, now())?
+        }
+    };
+    emit(json, &out, || {
+        let mut s = format!(
+            "wrote {} (keyset {}): root keys {} of [{}], pointer keys {} of [{}]",
+            out.keyset_file.display(),
+            out.version,
+            out.root_threshold,
+            out.root_key_ids.join(", "),
+            out.pointer_threshold,
+            out.pointer_key_ids.join(", ")
+        );
+        if !out.revoked.is_empty() {
+            s.push_str(&format!("\nrevoked: {}", out.revoked.join(", ")));
+        }
+        for f in &out.secret_key_files {
+            let pointer = f
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("pointer"));
+            let home = if pointer {
+                format!("store its content as the CI secret {}", signing::SIGNING_KEY_ENV)
+            } else {
+                "a root key: keep it offline".to_owned()
+            };
+            s.push_str(&format!("\nsecret key: {} (mode 0600; {home})", f.display()));
+        }
+        s.push_str("\ncommit the keyset file; `publish` uploads it before the next pointer");
+        s
+    })
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let gh = crate::github::Github::detect(cli.github, cli.public_url.clone());
@@ -595,6 +753,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Resign(args) => resign(cli.json, args, gh).await,
+        Command::Key(cmd) => key_command(cli.json, cmd),
         Command::Keygen { out_dir, name, force } => {
             let out = signing::keygen(&out_dir, &name, force)?;
             emit(cli.json, &out, || {
@@ -615,11 +774,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             allow_dirty,
             dry_run,
             force_pointer,
+            keys_dir,
             repository_url,
             concurrency,
             signing,
             mods,
         } => {
+            let keys_dir = keys_dir.or_else(|| {
+                let d = repo.join(crate::keyset::DEFAULT_KEYS_DIR);
+                d.join("1.json").exists().then_some(d)
+            });
             if let Some(channel) = &channel {
                 atlas_proto::layout::validate_channel(channel)?;
             }
@@ -628,6 +792,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Some(signing::load_secret_key(signing.key_file.as_deref())?)
             };
+            if let (Some(dir), Some(key), false) = (&keys_dir, &key, dry_run) {
+                // Keysets go up before anything names them; the key must be current.
+                let st = store::open(&store.store, &store.settings()).await?;
+                if let Some(ks) = crate::keyset::upload(st.as_ref(), dir).await? {
+                    crate::keyset::check_signing_key(st.as_ref(), ks.pack(), &key.public()).await?;
+                }
+            }
             let source = PackSource::open(&repo, allow_dirty)?;
             let settings = crate::settings::AtlasSettings::from_source(&source)?;
             let channel = channel
@@ -726,6 +897,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .collect::<Result<Vec<_>, _>>()?;
             let key = signing::load_secret_key(signing.key_file.as_deref())?;
             let st = store::open(&store.store, &store.settings()).await?;
+            crate::keyset::check_signing_key(st.as_ref(), &pack, &key.public()).await?;
             let report = crate::promote::promote_with_exports(
                 st.as_ref(),
                 &key,

@@ -15,6 +15,7 @@ pub mod download;
 pub mod export;
 pub mod github;
 pub mod import_mrpack;
+pub mod keyset;
 pub mod pack;
 pub mod packwiz;
 pub mod plan;

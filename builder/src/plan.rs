@@ -226,7 +226,9 @@ pub fn plan_native_with(
     let mut files = Vec::new();
     let mut blobs = BTreeMap::new();
     for (path, src) in &source.files {
-        if CONFIG_FILES.contains(&path.as_str()) {
+        // `.atlas/` holds the repository's Atlas metadata (the keyset chain,
+        // `.atlas/keys/`), never pack content.
+        if CONFIG_FILES.contains(&path.as_str()) || path.starts_with(".atlas/") {
             continue;
         }
         // The last matching entry decides, so specific entries go after general ones.

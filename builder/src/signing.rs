@@ -132,7 +132,7 @@ pub fn keygen(dir: &Path, name: &str, force: bool) -> Result<KeygenOutput, Signi
     })
 }
 
-fn write_new(path: &Path, bytes: &[u8], mode: u32, force: bool) -> Result<(), SigningError> {
+pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32, force: bool) -> Result<(), SigningError> {
     let io = |source| SigningError::Io {
         path: path.to_owned(),
         source,

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::plan::{InstallSide, OnModified};
 use crate::progress::{Phase, Progress};
+use crate::provision::{ProvisionError, ProvisionOptions, Provisioned};
 use crate::report::Report;
 use crate::sync::{SyncOptions, Syncer, load_key};
 use crate::{SyncError, exit};
@@ -50,6 +51,103 @@ pub enum Command {
     /// blobs no installed instance uses until the rest fit in --max-mib.
     #[command(after_help = exit::HELP)]
     CacheGc(CacheGcArgs),
+    /// Make the server in DIR launchable for the installed build's Minecraft
+    /// version and loader (vanilla server jar, Fabric or Quilt launcher,
+    /// Forge or NeoForge installed headless) and write DIR/.atlas/launch.json.
+    /// Exit 3 when it already was.
+    #[command(after_help = exit::HELP)]
+    Provision(ProvisionArgs),
+}
+
+/// Arguments of `atlas-fetcher provision`.
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// The synced server directory.
+    #[arg(long, env = "ATLAS_DIR", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print one JSON object instead of a line.
+    #[arg(long)]
+    pub json: bool,
+    /// Per-request timeout in seconds (default 60).
+    #[arg(long, env = "ATLAS_TIMEOUT", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    #[command(flatten)]
+    pub upstreams: ProvisionFlags,
+}
+
+/// How provisioning runs installers and where it downloads from (`provision`
+/// and `sync --provision`).
+#[derive(Debug, Clone, Args)]
+pub struct ProvisionFlags {
+    /// Java executable that runs the Quilt, Forge and NeoForge installers.
+    #[arg(long, env = "ATLAS_JAVA", value_name = "PATH", default_value = "java")]
+    pub java: PathBuf,
+    /// Longest run of a loader installer, in seconds.
+    #[arg(long, env = "ATLAS_INSTALLER_TIMEOUT", value_name = "SECS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub installer_timeout: u64,
+    /// Mojang's version metadata (serves /mc/game/version_manifest_v2.json).
+    #[arg(
+        long,
+        env = "ATLAS_MOJANG_META",
+        value_name = "URL",
+        default_value = "https://piston-meta.mojang.com"
+    )]
+    pub mojang_meta: String,
+    /// Fabric meta.
+    #[arg(
+        long,
+        env = "ATLAS_FABRIC_META",
+        value_name = "URL",
+        default_value = "https://meta.fabricmc.net"
+    )]
+    pub fabric_meta: String,
+    /// Quilt meta.
+    #[arg(
+        long,
+        env = "ATLAS_QUILT_META",
+        value_name = "URL",
+        default_value = "https://meta.quiltmc.org"
+    )]
+    pub quilt_meta: String,
+    /// Forge's Maven repository.
+    #[arg(
+        long,
+        env = "ATLAS_FORGE_MAVEN",
+        value_name = "URL",
+        default_value = "https://maven.minecraftforge.net"
+    )]
+    pub forge_maven: String,
+    /// NeoForge's Maven repository.
+    #[arg(
+        long,
+        env = "ATLAS_NEOFORGE_MAVEN",
+        value_name = "URL",
+        default_value = "https://maven.neoforged.net/releases"
+    )]
+    pub neoforge_maven: String,
+}
+
+impl ProvisionFlags {
+    /// Provisioning options for the build installed in `dir`.
+    pub fn options(
+        &self,
+        dir: &std::path::Path,
+        timeout: std::time::Duration,
+    ) -> Result<ProvisionOptions, ProvisionError> {
+        let mut o = ProvisionOptions::for_install(dir)?;
+        o.java = self.java.clone();
+        o.timeout = timeout;
+        o.installer_timeout = std::time::Duration::from_secs(self.installer_timeout);
+        o.upstreams = crate::provision::Upstreams {
+            mojang_meta: self.mojang_meta.clone(),
+            fabric_meta: self.fabric_meta.clone(),
+            quilt_meta: self.quilt_meta.clone(),
+            forge_maven: self.forge_maven.clone(),
+            neoforge_maven: self.neoforge_maven.clone(),
+        };
+        Ok(o)
+    }
 }
 
 /// Arguments of `atlas-fetcher cache-gc`.
@@ -158,6 +256,12 @@ pub struct SyncArgs {
     )]
     pub keys: Vec<String>,
 
+    /// Root of trust instead of --key: a trusted `keys/<N>.json` of the pack
+    /// (or a JSON file naming root keys and a threshold). The fetcher follows
+    /// the pack's keyset chain from it, so key rotations need no change here.
+    #[arg(long, env = "ATLAS_ROOT", value_name = "FILE", conflicts_with = "keys")]
+    pub root: Option<PathBuf>,
+
     /// Directory to keep in sync (created if missing). Files the pack never
     /// installed (worlds, your own files) are never touched. State lives in DIR/.atlas/.
     #[arg(long, env = "ATLAS_DIR", value_name = "DIR")]
@@ -238,9 +342,30 @@ pub struct SyncArgs {
     /// filesystem allows, re-hashed each time). Bound it with `cache-gc`.
     #[arg(long, env = "ATLAS_CACHE", value_name = "DIR")]
     pub cache: Option<PathBuf>,
+
+    /// After a successful server sync, make the server launchable for the
+    /// build's Minecraft version and loader (as `atlas-fetcher provision`)
+    /// and write DIR/.atlas/launch.json.
+    #[arg(long, env = "ATLAS_PROVISION", value_parser = clap::builder::BoolishValueParser::new())]
+    pub provision: bool,
+
+    #[command(flatten)]
+    pub provisioning: ProvisionFlags,
 }
 
 impl SyncArgs {
+    /// Whether to provision after the sync: `--provision` (or
+    /// `ATLAS_PROVISION`), else `provision` in the config file.
+    pub fn wants_provision(&self) -> Result<bool, SyncError> {
+        if self.provision {
+            return Ok(true);
+        }
+        Ok(match &self.config {
+            Some(p) => crate::config::FetcherConfig::load(p)?.provision.unwrap_or(false),
+            None => false,
+        })
+    }
+
     /// The options of this run: flags (and `ATLAS_*`) over the config file
     /// over the defaults. Loads the keys.
     pub fn options(&self) -> Result<SyncOptions, SyncError> {
@@ -289,14 +414,27 @@ impl SyncArgs {
             let f = names(flag);
             if f.is_empty() { names(file) } else { f }
         };
-        let keys = pick(&self.keys, &cfg.keys)
-            .iter()
-            .map(|k| load_key(k))
-            .collect::<Result<Vec<_>, _>>()?;
-        if keys.is_empty() {
-            return Err(required("key", "keys"));
+        // A flag (--key or --root) wins over both settings of the file.
+        let root = match (&self.root, names(&self.keys).is_empty()) {
+            (Some(r), _) => Some(r.clone()),
+            (None, true) => cfg.root.clone(),
+            (None, false) => None,
+        };
+        let keys = match root {
+            Some(_) => Vec::new(),
+            None => pick(&self.keys, &cfg.keys)
+                .iter()
+                .map(|k| load_key(k))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if keys.is_empty() && root.is_none() {
+            return Err(SyncError::Usage(
+                "--root or --key is required (or `root` or `keys` in the --config file)".into(),
+            ));
         }
+        let root = root.map(|r| crate::keychain::load_root(&r, &pack)).transpose()?;
         let mut opts = SyncOptions::new(source, pack, channel, keys, dir);
+        opts.root = root;
         let default_side = if instance.is_some() {
             InstallSide::Client
         } else {
@@ -358,14 +496,20 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Verify(args) => (args.json, run_verify(args).await),
         Command::Rollback(args) => (args.json, run_rollback(args).await),
         Command::CacheGc(args) => (args.json, run_cache_gc(&args)),
+        Command::Provision(args) => (args.json, run_provision(args).await),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            let code = e
-                .downcast_ref::<SyncError>()
-                .map_or(exit::INTERNAL, SyncError::exit_code);
-            let kind = e.downcast_ref::<SyncError>().map_or("internal", SyncError::kind);
+            let provision = e.downcast_ref::<ProvisionError>();
+            let code = e.downcast_ref::<SyncError>().map_or(
+                provision.map_or(exit::INTERNAL, ProvisionError::exit_code),
+                SyncError::exit_code,
+            );
+            let kind = e.downcast_ref::<SyncError>().map_or(
+                provision.map_or("internal", ProvisionError::kind),
+                SyncError::kind,
+            );
             let msg = format!("{e:#}");
             if json {
                 let v = serde_json::json!({
@@ -524,13 +668,78 @@ async fn run_rollback(args: RollbackArgs) -> anyhow::Result<i32> {
 
 async fn run_sync(args: SyncArgs) -> anyhow::Result<i32> {
     let opts = args.options()?;
+    let provision = args.wants_provision()? && !args.dry_run;
+    if provision && opts.side != InstallSide::Server {
+        return Err(SyncError::Usage("--provision is for server installs (--side server)".into()).into());
+    }
+    let (dir, timeout) = (opts.dir.clone(), opts.timeout);
     let syncer = Syncer::new(opts)?;
     let progress = CliProgress::new(args.json);
     let result = syncer.sync(args.dry_run, &progress).await;
     progress.finish();
     let report = result?;
-    print_report(&report, args.json).context("writing the report to stdout")?;
-    Ok(report.exit_code())
+    if !provision {
+        print_report(&report, args.json).context("writing the report to stdout")?;
+        return Ok(report.exit_code());
+    }
+    let p = crate::provision::provision(&args.provisioning.options(&dir, timeout)?).await?;
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("provision".into(), serde_json::to_value(&p)?);
+        }
+        writeln!(std::io::stdout(), "{v}")?;
+    } else {
+        print_report(&report, false).context("writing the report to stdout")?;
+        print_provisioned(&p)?;
+    }
+    // Provisioning that changed the directory is an update even when the build was current.
+    Ok(if p.changed {
+        exit::UPDATED
+    } else {
+        report.exit_code()
+    })
+}
+
+async fn run_provision(args: ProvisionArgs) -> anyhow::Result<i32> {
+    let timeout = std::time::Duration::from_secs(args.timeout.unwrap_or(60));
+    let p = crate::provision::provision(&args.upstreams.options(&args.dir, timeout)?).await?;
+    let code = if p.changed { exit::UPDATED } else { exit::CURRENT };
+    if args.json {
+        let v = serde_json::json!({
+            "outcome": if p.changed { "provisioned" } else { "current" },
+            "exit_code": code, "changed": p.changed, "launch": p.launch,
+        });
+        writeln!(std::io::stdout(), "{v}")?;
+    } else {
+        print_provisioned(&p)?;
+    }
+    Ok(code)
+}
+
+fn print_provisioned(p: &Provisioned) -> std::io::Result<()> {
+    let l = &p.launch;
+    let what = if p.changed {
+        "provisioned"
+    } else {
+        "already provisioned:"
+    };
+    let run = match (&l.jar, &l.args_file) {
+        (Some(j), _) => format!("java -jar {j}"),
+        (None, Some(a)) => format!("java @{a}"),
+        (None, None) => "?".into(),
+    };
+    let loader = if l.loader_version.is_empty() {
+        l.loader.clone()
+    } else {
+        format!("{} {}", l.loader, l.loader_version)
+    };
+    writeln!(
+        std::io::stdout(),
+        "{what} {loader} for Minecraft {}; needs Java {}+; starts with `{run}` (.atlas/launch.json)",
+        l.minecraft,
+        l.java_major
+    )
 }
 
 fn print_report(report: &Report, json: bool) -> std::io::Result<()> {

@@ -26,6 +26,8 @@ pub struct FetcherConfig {
     /// Trusted public keys: `ed25519:<base64>` text or paths to `.pub` files.
     #[serde(default)]
     pub keys: Vec<String>,
+    /// Root of trust (as `--root`): a trusted `keys/<N>.json` or root-keys file.
+    pub root: Option<PathBuf>,
     pub dir: Option<PathBuf>,
     pub side: Option<InstallSide>,
     pub parallelism: Option<usize>,
@@ -41,6 +43,8 @@ pub struct FetcherConfig {
     pub disable: Vec<String>,
     /// Blob cache shared by the instances on this host (as `--cache`).
     pub cache: Option<PathBuf>,
+    /// Provision the server after a successful sync (as `--provision`).
+    pub provision: Option<bool>,
 }
 
 fn bad(path: &Path, message: impl Into<String>) -> SyncError {
@@ -73,6 +77,12 @@ impl FetcherConfig {
         }
         if let Some(d) = cfg.cache.take() {
             cfg.cache = Some(base.join(d));
+        }
+        if let Some(r) = cfg.root.take() {
+            cfg.root = Some(base.join(r));
+        }
+        if cfg.root.is_some() && !cfg.keys.is_empty() {
+            return Err(bad(path, "give `root` or `keys`, not both"));
         }
         for k in &mut cfg.keys {
             let inline = k.trim_start().starts_with("ed25519:");

@@ -52,9 +52,14 @@ pub async fn download_all(
     transfer: Transfer<'_>,
     progress: &dyn Progress,
 ) -> Result<Staged, SyncError> {
-    let jobs = plan.downloads();
-    futures_util::stream::iter(jobs)
+    // The futures are built first (not by a closure inside the stream) so
+    // that callers can prove the whole download `Send` and spawn it.
+    let jobs: Vec<_> = plan
+        .downloads()
+        .into_iter()
         .map(|f| fetch_blob(source, f, staging, transfer, progress))
+        .collect();
+    futures_util::stream::iter(jobs)
         .buffer_unordered(transfer.parallelism.max(1))
         .try_fold(Staged::default(), |mut acc, (digest, path, bytes)| async move {
             acc.blobs.insert(digest, path);

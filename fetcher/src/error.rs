@@ -39,6 +39,26 @@ pub enum SyncError {
         #[source]
         source: PointerError,
     },
+    #[error(
+        "rejected the keyset at {origin}: {source}; nothing was changed (if the creator rotated keys, \
+         ask them for the current keys/<N>.json and configure it with --root)"
+    )]
+    Keyset {
+        /// URL of the keyset, or the `--root` file.
+        origin: String,
+        #[source]
+        source: atlas_proto::keyset::KeysetError,
+    },
+    #[error(
+        "the keyset chain is longer than {cap} new keysets from version {from} (found {url}): \
+         refusing to follow it in one run; configure a newer keys/<N>.json with --root"
+    )]
+    KeysetChainTooLong { url: String, cap: u64, from: u64 },
+    #[error(
+        "no keyset at {url}: the root of trust names root keys only, so the pack must publish \
+         keys/1.json (`atlas-builder key init-root`, then `publish`)"
+    )]
+    NoKeyset { url: String },
 
     // ---- integrity (exit 6) ----
     #[error(
@@ -135,7 +155,11 @@ impl SyncError {
             | Self::NotFound { .. }
             | Self::SourceRead { .. }
             | Self::Deadline { .. } => exit::SOURCE,
-            Self::Trust { .. } | Self::ClockBackwards { .. } => exit::TRUST,
+            Self::Trust { .. }
+            | Self::Keyset { .. }
+            | Self::KeysetChainTooLong { .. }
+            | Self::NoKeyset { .. }
+            | Self::ClockBackwards { .. } => exit::TRUST,
             Self::ManifestTooLong { .. }
             | Self::ManifestSize { .. }
             | Self::ManifestHash { .. }

@@ -67,8 +67,12 @@ pub struct SyncOptions {
     pub source: String,
     pub pack: String,
     pub channel: String,
-    /// Keys trusted to sign the channel pointer (any one suffices).
+    /// Keys trusted to sign the channel pointer (any one suffices); empty
+    /// when `root` is set.
     pub keys: Vec<PublicKey>,
+    /// Root of trust (`--root`): the pointer keys then come from the pack's
+    /// keyset chain, followed from this keyset (docs/FORMAT.md §3a).
+    pub root: Option<atlas_proto::keyset::Keyset>,
     /// Target directory (created if missing).
     pub dir: PathBuf,
     pub side: InstallSide,
@@ -111,6 +115,7 @@ impl SyncOptions {
             pack: pack.into(),
             channel: channel.into(),
             keys,
+            root: None,
             dir: dir.into(),
             side: InstallSide::Server,
             parallelism: DEFAULT_PARALLELISM,
@@ -156,6 +161,11 @@ pub struct Check {
     etag: Option<String>,
     trust: TrustState,
     install: Option<InstallState>,
+    /// Sorted ids of the keys the pointer was checked against.
+    trusted_keys: Vec<String>,
+    /// The current keyset (root-of-trust mode), and whether to store it.
+    keyset: Option<atlas_proto::keyset::Keyset>,
+    keyset_changed: bool,
 }
 
 impl Check {
@@ -179,12 +189,20 @@ impl Check {
             etag: None,
             trust,
             install: Some(install),
+            trusted_keys: Vec::new(),
+            keyset: None,
+            keyset_changed: false,
         }
     }
 
     /// The installed state read at check time.
     pub fn installed(&self) -> Option<&InstallState> {
         self.install.as_ref()
+    }
+
+    /// The keyset the pointer was checked against (`None` with `--key`).
+    pub fn keyset(&self) -> Option<&atlas_proto::keyset::Keyset> {
+        self.keyset.as_ref()
     }
 
     /// The verified pointer (`None` when the server answered 304).
@@ -229,9 +247,14 @@ impl Syncer {
     pub(crate) fn with_keys_required(opts: SyncOptions, require_keys: bool) -> Result<Self, SyncError> {
         layout::validate_pack_id(&opts.pack).map_err(|e| SyncError::Usage(e.to_string()))?;
         layout::validate_channel(&opts.channel).map_err(|e| SyncError::Usage(e.to_string()))?;
-        if require_keys && opts.keys.is_empty() {
+        if require_keys && opts.keys.is_empty() && opts.root.is_none() {
             return Err(SyncError::Usage(
-                "no trusted key given: pass the pack's public key with --key".into(),
+                "no trusted key given: pass the pack's root of trust with --root, or its public key with --key".into(),
+            ));
+        }
+        if !opts.keys.is_empty() && opts.root.is_some() {
+            return Err(SyncError::Usage(
+                "give either --root (the pack's keyset chain) or --key, not both".into(),
             ));
         }
         let source = Source::parse_with_timeout(&opts.source, opts.timeout)?;
@@ -329,8 +352,27 @@ impl Syncer {
                 behind: last - now,
             });
         }
+        // The keys a pointer must be signed by: the configured ones, or the
+        // pointer keys of the newest keyset of the chain.
+        let (keyset, keyset_changed, trusted, threshold, key_ids) = match &self.opts.root {
+            Some(root) => {
+                let cur = self.current_keyset(root, deadline).await?;
+                let ids = cur.keyset.pointer_key_ids();
+                let (keys, t) = (cur.keyset.pointer_keys(), cur.keyset.pointer_threshold());
+                (Some(cur.keyset), cur.changed, keys, t, ids)
+            }
+            None => (None, false, self.opts.keys.clone(), 1, self.key_ids.clone()),
+        };
         let install = state::load_install(&self.paths.install)?;
-        let entry = trust.channels.get(&state::channel_key(pack, channel)).cloned();
+        let mut entry = trust.channels.get(&state::channel_key(pack, channel)).cloned();
+        // Fast-forward recovery: the rollback floor (and the ETag) belong to
+        // the signing keys that were trusted when it was set. Once those
+        // change (a rotation, a revocation), a floor pushed up by a leaked
+        // key must not lock the channel out, so it is reset.
+        if entry.as_ref().is_some_and(|e| e.trusted_keys != key_ids) {
+            tracing::warn!("the trusted signing keys changed: the channel's rollback floor is reset");
+            entry = None;
+        }
         // The build installed for this pack/channel, if it is intact on disk for this side.
         let ours: Option<Sha256Digest> = install
             .as_ref()
@@ -343,7 +385,7 @@ impl Syncer {
             .map(|i| i.build.0);
         let conditional = entry
             .as_ref()
-            .filter(|e| e.trusted_keys == self.key_ids && ours == Some(e.build.0))
+            .filter(|e| ours == Some(e.build.0))
             .and_then(|e| e.etag.clone());
 
         let key = layout::pointer_key(pack, channel);
@@ -393,6 +435,9 @@ impl Syncer {
                     etag: e.etag.clone(),
                     trust,
                     install,
+                    trusted_keys: key_ids,
+                    keyset,
+                    keyset_changed,
                 });
             }
             PointerFetch::Fetched { bytes, etag } => (bytes, etag),
@@ -404,7 +449,7 @@ impl Syncer {
             now: self.now(),
             last: entry.as_ref().map(TrustEntry::last_accepted),
         };
-        let pointer = signed.verify(&self.opts.keys, 1, &expect).map_err(trust_err)?;
+        let pointer = signed.verify(&trusted, threshold, &expect).map_err(trust_err)?;
         tracing::info!(version = pointer.payload.version, build = %pointer.build, "pointer verified");
 
         let held = install.as_ref().is_some_and(|i| {
@@ -421,6 +466,9 @@ impl Syncer {
             etag,
             trust,
             install,
+            trusted_keys: key_ids,
+            keyset,
+            keyset_changed,
         };
         if held {
             tracing::warn!(build = %pointer.build, "the channel still points at the build rolled back from; staying");
@@ -579,7 +627,7 @@ impl Syncer {
             build: Sha256Hex(p.build),
             etag: check.etag.clone(),
             expires_at: p.payload.expires_at,
-            trusted_keys: self.key_ids.clone(),
+            trusted_keys: check.trusted_keys.clone(),
         };
         if check.trust.channels.get(&key) == Some(&entry) {
             return None;
@@ -620,6 +668,10 @@ impl Syncer {
         rollback: Option<(Vec<PastBuild>, Sha256Hex)>,
         progress: &dyn Progress,
     ) -> Result<Report, SyncError> {
+        if let (Some(root), Some(ks), true) = (&self.opts.root, &check.keyset, check.keyset_changed) {
+            // Verified from the root: safe to keep whatever happens next.
+            crate::keychain::save(&self.paths.state_dir, root, ks)?;
+        }
         let trust = self.new_trust(check);
         if check.status != CheckStatus::Changed || check.manifest.is_none() {
             // Not modified, or same build intact: at most a trust update.

@@ -121,6 +121,44 @@ pub fn pointer(data: &[u8]) {
     }
 }
 
+/// Target `keyset`: a root-of-trust file or keyset envelope
+/// (`keyset::parse_root` for pack `p`, then as keyset 1 after an anchor of
+/// the fuzz key); then the bytes as the payload of an envelope the fuzz key
+/// signed. An accepted keyset is for pack `p`, meets its thresholds with
+/// distinct keys, and never lists a revoked key as a pointer or root key.
+pub fn keyset(data: &[u8]) {
+    use atlas_proto::keyset::{self, Keyset, SignedKeyset};
+    let (key, public, _) = fuzz_key();
+    let check = |ks: &Keyset| {
+        assert_eq!(ks.pack(), "p");
+        for k in ks.pointer_keys().iter().chain(ks.root_keys().iter()) {
+            assert!(!ks.is_revoked(&k.key_id()));
+        }
+        if ks.version() > 0 {
+            assert!((1..=ks.pointer_keys().len()).contains(&ks.pointer_threshold()));
+        }
+    };
+    if let Ok(ks) = keyset::parse_root(data, "p") {
+        check(&ks);
+    }
+    let Ok(anchor) = Keyset::anchor("p", std::slice::from_ref(public), 1) else {
+        panic!("a one-key anchor is always valid");
+    };
+    let signed = pointer::sign_envelope(keyset::KEYSET_PAYLOAD_TYPE, data, &[key]);
+    for bytes in [data, signed.as_slice()] {
+        if let Ok(sk) = SignedKeyset::parse(bytes) {
+            let _ = sk.key_ids();
+            if let Ok(ks) = anchor.verify_next(&sk) {
+                assert_eq!(ks.version(), 1);
+                check(&ks);
+            }
+            if let Ok(ks) = sk.verify_self("p") {
+                check(&ks);
+            }
+        }
+    }
+}
+
 /// Caps for fuzzing: small enough that a decompression bomb is refused
 /// quickly, well under libFuzzer's memory limit.
 pub const FUZZ_MANIFEST_LIMITS: ManifestLimits = ManifestLimits {
@@ -266,5 +304,42 @@ pub fn packwiz_load(data: &[u8]) {
             diags.iter().for_each(|d| drop(d.to_string()));
         }
         Err(e) => drop(e.to_string()),
+    }
+}
+
+/// Target `ipc_frame`: bytes as atlas-runnerd reads them from its control
+/// socket (length-delimited frames, 1 MiB cap), each frame decoded as a
+/// request and as a reply; then the whole input as one message. A frame
+/// never exceeds the cap, and a message that decodes (and for a request,
+/// validates) survives encoding and decoding unchanged.
+pub fn ipc_frame(data: &[u8]) {
+    use atlas_runner::ipc;
+    use tokio_util::codec::Decoder as _;
+
+    fn message(bytes: &[u8]) {
+        if let Ok(req) = ipc::decode_request(bytes) {
+            let framed = ipc::encode_frame(&req).expect("a decoded request fits a frame");
+            assert_eq!(
+                ipc::decode_request(&framed[4..]).expect("re-decodes and validates"),
+                req
+            );
+        }
+        match ipc::decode_reply(bytes) {
+            Ok(reply) => {
+                let again = ipc::encode(&reply).expect("a decoded reply fits a frame");
+                assert_eq!(ipc::decode_reply(&again).expect("re-decodes"), reply);
+            }
+            Err(e) => drop(e.to_string()),
+        }
+    }
+
+    let mut buf = bytes::BytesMut::from(data);
+    let mut codec = ipc::codec();
+    while let Ok(Some(frame)) = codec.decode(&mut buf) {
+        assert!(frame.len() <= ipc::MAX_FRAME_BYTES);
+        message(&frame);
+    }
+    if data.len() <= ipc::MAX_FRAME_BYTES {
+        message(data);
     }
 }

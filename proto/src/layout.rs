@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! packs/<pack>/channels/<channel>.json          signed pointer (mutable)
+//! packs/<pack>/keys/<N>.json                     signed keyset N (immutable, optional)
 //! packs/<pack>/builds/<build-id>/manifest.pb.zst build manifest (immutable)
 //! blobs/sha256/<first 2 hex>/<64 hex>            file contents (immutable)
 //! packs/<pack>/builds/<build-id>/pack.mrpack      Modrinth modpack export (immutable, optional)
@@ -16,6 +17,9 @@ pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub const CACHE_POINTER: &str = "public, max-age=60, must-revalidate";
 /// Content-Type of a channel pointer (a DSSE envelope in JSON).
 pub const CONTENT_TYPE_POINTER: &str = "application/json";
+/// Cache-Control for keysets: written once, but a host must see a new one
+/// (they are looked up until one is missing, and a 404 must not be cached long).
+pub const CACHE_KEYSET: &str = "public, max-age=60, must-revalidate";
 /// Content-Type of a manifest.
 pub const CONTENT_TYPE_MANIFEST: &str = "application/vnd.atlas.manifest.v1+protobuf+zstd";
 /// Content-Type of a blob.
@@ -50,6 +54,11 @@ pub fn packwiz_prefix(pack: &str, channel: &str) -> String {
 /// Object key of a channel's packwiz `pack.toml`.
 pub fn packwiz_pack_key(pack: &str, channel: &str) -> String {
     format!("{}pack.toml", packwiz_prefix(pack, channel))
+}
+
+/// Object key of keyset `version` (1, 2, ...) of a pack's keyset chain.
+pub fn keyset_key(pack: &str, version: u64) -> String {
+    format!("packs/{pack}/keys/{version}.json")
 }
 
 /// Object key of a channel pointer.
@@ -109,6 +118,7 @@ mod tests {
             "blobs/sha256/e3/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert_eq!(pointer_key("p", "dev"), "packs/p/channels/dev.json");
+        assert_eq!(keyset_key("p", 2), "packs/p/keys/2.json");
         assert!(manifest_key("p", &d).starts_with("packs/p/builds/e3b0"));
         assert!(mrpack_key("p", &d).ends_with("/pack.mrpack"));
         assert_eq!(

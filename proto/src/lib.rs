@@ -7,6 +7,7 @@
 
 pub mod digest;
 pub mod keys;
+pub mod keyset;
 pub mod layout;
 pub mod manifest;
 pub mod path;
@@ -18,6 +19,16 @@ pub mod upstream;
 #[allow(missing_debug_implementations, unused_qualifications, clippy::all)]
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/atlas.v1.rs"));
+}
+
+/// The runner's control protocol (`proto/atlas/runner/v1/ipc.proto`): requests
+/// and replies carried as length-delimited frames over atlas-runnerd's socket.
+pub mod runner {
+    /// Version 1 of the control protocol.
+    #[allow(missing_debug_implementations, unused_qualifications, clippy::all)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/atlas.runner.v1.rs"));
+    }
 }
 
 pub use digest::Sha256Digest;

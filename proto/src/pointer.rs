@@ -73,7 +73,7 @@ impl PointerPayload {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Envelope {
+pub(crate) struct Envelope {
     payload: String,
     #[serde(rename = "payloadType")]
     payload_type: String,
@@ -174,10 +174,16 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 pub fn sign(payload: &PointerPayload, keys: &[&SecretKey]) -> Vec<u8> {
     let payload_bytes =
         serde_json::to_vec(payload).expect("a struct of strings and integers always serialises");
-    let message = pae(PAYLOAD_TYPE, &payload_bytes);
+    sign_envelope(PAYLOAD_TYPE, &payload_bytes, keys)
+}
+
+/// Signs `payload_bytes` as a DSSE envelope of `payload_type` with every
+/// given key (shared by pointers and keysets); returns the envelope bytes.
+pub fn sign_envelope(payload_type: &str, payload_bytes: &[u8], keys: &[&SecretKey]) -> Vec<u8> {
+    let message = pae(payload_type, payload_bytes);
     let envelope = Envelope {
-        payload: B64.encode(&payload_bytes),
-        payload_type: PAYLOAD_TYPE.to_owned(),
+        payload: B64.encode(payload_bytes),
+        payload_type: payload_type.to_owned(),
         signatures: keys
             .iter()
             .map(|k| EnvelopeSignature {
@@ -191,6 +197,65 @@ pub fn sign(payload: &PointerPayload, keys: &[&SecretKey]) -> Vec<u8> {
     out
 }
 
+/// Why DSSE envelope bytes could not be opened (before any signature check).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum EnvelopeError {
+    #[error("larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("{0}")]
+    Malformed(String),
+    #[error("payloadType is `{0}`")]
+    WrongPayloadType(String),
+}
+
+/// Parses envelope bytes (size-capped, of the given `payload_type`) and
+/// decodes the payload, trusting nothing.
+pub(crate) fn open_envelope(
+    bytes: &[u8],
+    max: u64,
+    payload_type: &str,
+) -> Result<(Envelope, Vec<u8>), EnvelopeError> {
+    if bytes.len() as u64 > max {
+        return Err(EnvelopeError::TooLarge(max));
+    }
+    let envelope: Envelope =
+        serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+    if envelope.payload_type != payload_type {
+        return Err(EnvelopeError::WrongPayloadType(envelope.payload_type));
+    }
+    let payload_bytes = B64
+        .decode(&envelope.payload)
+        .map_err(|e| EnvelopeError::Malformed(format!("payload is not base64: {e}")))?;
+    Ok((envelope, payload_bytes))
+}
+
+impl Envelope {
+    /// Key ids of `trusted` keys with a valid signature over the PAE of
+    /// `payload_bytes`. A set: several signatures by one key count once;
+    /// signatures by unknown key ids are ignored.
+    pub(crate) fn valid_signers(&self, payload_bytes: &[u8], trusted: &[PublicKey]) -> BTreeSet<String> {
+        let message = pae(&self.payload_type, payload_bytes);
+        let mut valid = BTreeSet::new();
+        for s in &self.signatures {
+            let Some(key) = trusted.iter().find(|k| k.key_id() == s.keyid) else {
+                continue;
+            };
+            let Ok(sig) = B64.decode(&s.sig) else {
+                continue;
+            };
+            if key.verify(&message, &sig) {
+                valid.insert(s.keyid.clone());
+            }
+        }
+        valid
+    }
+
+    /// Key ids named by the signatures (unverified).
+    pub(crate) fn key_ids(&self) -> Vec<String> {
+        self.signatures.iter().map(|s| s.keyid.clone()).collect()
+    }
+}
+
 /// A parsed envelope whose signatures have not been checked yet.
 #[derive(Debug)]
 pub struct SignedPointer {
@@ -201,17 +266,12 @@ pub struct SignedPointer {
 impl SignedPointer {
     /// Parses envelope bytes (size-capped) without trusting anything in them.
     pub fn parse(bytes: &[u8]) -> Result<Self, PointerError> {
-        if bytes.len() as u64 > MAX_ENVELOPE_BYTES {
-            return Err(PointerError::TooLarge);
-        }
-        let envelope: Envelope =
-            serde_json::from_slice(bytes).map_err(|e| PointerError::Malformed(e.to_string()))?;
-        if envelope.payload_type != PAYLOAD_TYPE {
-            return Err(PointerError::WrongPayloadType(envelope.payload_type));
-        }
-        let payload_bytes = B64
-            .decode(&envelope.payload)
-            .map_err(|e| PointerError::Malformed(format!("payload is not base64: {e}")))?;
+        let (envelope, payload_bytes) =
+            open_envelope(bytes, MAX_ENVELOPE_BYTES, PAYLOAD_TYPE).map_err(|e| match e {
+                EnvelopeError::TooLarge(_) => PointerError::TooLarge,
+                EnvelopeError::Malformed(m) => PointerError::Malformed(m),
+                EnvelopeError::WrongPayloadType(t) => PointerError::WrongPayloadType(t),
+            })?;
         Ok(Self {
             envelope,
             payload_bytes,
@@ -220,7 +280,7 @@ impl SignedPointer {
 
     /// Key ids named by the envelope's signatures (unverified).
     pub fn key_ids(&self) -> Vec<String> {
-        self.envelope.signatures.iter().map(|s| s.keyid.clone()).collect()
+        self.envelope.key_ids()
     }
 
     /// Decodes the payload without checking signatures. Only for tools that
@@ -237,19 +297,7 @@ impl SignedPointer {
         threshold: usize,
         expect: &Expectation<'_>,
     ) -> Result<VerifiedPointer, PointerError> {
-        let message = pae(PAYLOAD_TYPE, &self.payload_bytes);
-        let mut valid: BTreeSet<String> = BTreeSet::new();
-        for s in &self.envelope.signatures {
-            let Some(key) = trusted.iter().find(|k| k.key_id() == s.keyid) else {
-                continue;
-            };
-            let Ok(sig) = B64.decode(&s.sig) else {
-                continue;
-            };
-            if key.verify(&message, &sig) {
-                valid.insert(s.keyid.clone());
-            }
-        }
+        let valid = self.envelope.valid_signers(&self.payload_bytes, trusted);
         let threshold = threshold.max(1);
         if valid.len() < threshold {
             return Err(PointerError::Untrusted {

@@ -6,5 +6,7 @@ pub mod curseforge;
 pub mod fs;
 pub mod git;
 pub mod http;
+pub mod loaders;
 pub mod modrinth;
+pub mod mojang;
 pub mod s3;

@@ -46,6 +46,7 @@ fn schema_and_parser_refuse_the_same_mistakes() {
         "timeout = 0\n",
         "keys = \"ed25519:AAAA\"\n",
         "retries = -1\n",
+        "root = \"keys/1.json\"\nkeys = [\"ed25519:AAAA\"]\n",
     ] {
         assert!(!v.is_valid(&json(case)), "schema accepted: {case}");
         let p = tmp.path().join("c.toml");

@@ -1,0 +1,147 @@
+//! Following a pack's keyset chain (docs/FORMAT.md §3a) from the host's root
+//! of trust: load the root (`--root`), start from the newest keyset stored in
+//! `DIR/.atlas/keyset.json` when it descends from that root, fetch
+//! `keys/<N+1>.json` ... until one is missing (at most
+//! [`DEFAULT_CHAIN_CAP`] per run), verifying each against the one before.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use atlas_proto::keyset::{self, DEFAULT_CHAIN_CAP, Keyset, MAX_KEYSET_BYTES, SignedKeyset};
+use atlas_proto::{Sha256Digest, layout};
+
+use crate::SyncError;
+use crate::retry::Retrier;
+use crate::state::{self, STATE_FORMAT};
+use crate::sync::Syncer;
+
+/// File (inside the state directory) holding the newest verified keyset.
+pub const KEYSET_FILE: &str = "keyset.json";
+
+/// `keyset.json`: the newest keyset verified from the configured root.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredKeyset {
+    format: u32,
+    /// Hex SHA-256 of the configured root's payload: a stored keyset counts
+    /// only while the host keeps the root of trust it descends from.
+    anchor: String,
+    /// The keyset envelope (JSON text) exactly as published.
+    keyset: String,
+}
+
+/// Reads a `--root` file: a trusted `keys/<N>.json`, or a JSON file naming
+/// root keys and a threshold (see [`keyset::parse_root`]).
+pub fn load_root(path: &Path, pack: &str) -> Result<Keyset, SyncError> {
+    use std::io::Read as _;
+    let origin = path.display().to_string();
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_KEYSET_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| SyncError::Usage(format!("--root: cannot read the root of trust `{origin}`: {e}")))?;
+    keyset::parse_root(&bytes, pack).map_err(|source| SyncError::Keyset { origin, source })
+}
+
+fn anchor_id(root: &Keyset) -> String {
+    let bytes = serde_json::to_vec(root.payload()).expect("a keyset payload always serialises");
+    Sha256Digest::of(&bytes).to_hex()
+}
+
+/// The stored keyset, if it descends from `root` and still verifies; a
+/// missing, foreign or unreadable file is ignored (the chain is walked again).
+fn load_stored(path: &Path, root: &Keyset) -> Option<Keyset> {
+    let bytes = std::fs::read(path).ok()?;
+    let stored: StoredKeyset = serde_json::from_slice(&bytes).ok()?;
+    if stored.format != STATE_FORMAT || stored.anchor != anchor_id(root) {
+        return None;
+    }
+    let ks = SignedKeyset::parse(stored.keyset.as_bytes())
+        .ok()?
+        .verify_self(root.pack())
+        .ok()?;
+    (ks.version() > root.version()).then_some(ks)
+}
+
+/// Writes `ks` as the newest keyset verified from `root`.
+pub(crate) fn save(state_dir: &Path, root: &Keyset, ks: &Keyset) -> Result<(), SyncError> {
+    let Some(envelope) = ks.envelope_bytes().and_then(|b| std::str::from_utf8(b).ok()) else {
+        return Ok(());
+    };
+    let stored = StoredKeyset {
+        format: STATE_FORMAT,
+        anchor: anchor_id(root),
+        keyset: envelope.to_owned(),
+    };
+    state::write_atomic_json(&state_dir.join(KEYSET_FILE), &stored)
+}
+
+/// The current keyset and whether it is newer than the stored one.
+#[derive(Debug)]
+pub(crate) struct Current {
+    pub keyset: Keyset,
+    pub changed: bool,
+}
+
+impl Syncer {
+    /// Walks the keyset chain from the stored keyset (or the root) to its end.
+    pub(crate) async fn current_keyset(
+        &self,
+        root: &Keyset,
+        deadline: Option<Instant>,
+    ) -> Result<Current, SyncError> {
+        let pack = self.opts.pack.as_str();
+        let stored = load_stored(&self.paths.state_dir.join(KEYSET_FILE), root);
+        let stored_version = stored.as_ref().map(Keyset::version);
+        let mut current = stored.unwrap_or_else(|| root.clone());
+        for step in 1..=DEFAULT_CHAIN_CAP + 1 {
+            let key = layout::keyset_key(pack, current.version() + 1);
+            let url = self.source.url_of(&key);
+            let mut retry = Retrier::new(&self.opts.retry, deadline);
+            let bytes = loop {
+                let attempt = async {
+                    self.source
+                        .open_key(&key)
+                        .await?
+                        .read_capped(MAX_KEYSET_BYTES)
+                        .await
+                };
+                match attempt.await {
+                    Ok(b) => break Some(b),
+                    Err(SyncError::NotFound { .. }) => break None,
+                    Err(e) if retry.again(&e).await => {}
+                    Err(e) => return Err(e),
+                }
+            };
+            let Some(bytes) = bytes else { break };
+            if step > DEFAULT_CHAIN_CAP {
+                return Err(SyncError::KeysetChainTooLong {
+                    url,
+                    cap: DEFAULT_CHAIN_CAP,
+                    from: current.version(),
+                });
+            }
+            let err = |source| SyncError::Keyset {
+                origin: url.clone(),
+                source,
+            };
+            let next = current
+                .verify_next(&SignedKeyset::parse(&bytes).map_err(err)?)
+                .map_err(err)?;
+            tracing::info!(version = next.version(), %url, "keyset verified");
+            current = next;
+        }
+        if current.version() == 0 {
+            return Err(SyncError::NoKeyset {
+                url: self.source.url_of(&layout::keyset_key(pack, 1)),
+            });
+        }
+        // Stored only when newer than the root (which the host has anyway).
+        let changed = current.version() > root.version() && stored_version != Some(current.version());
+        Ok(Current {
+            keyset: current,
+            changed,
+        })
+    }
+}

@@ -1,0 +1,331 @@
+//! The per-loader installs: what is downloaded from where, which installer
+//! runs with which arguments, and which file the server is then started from.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::net::{Expect, MAX_JAR_BYTES, Net, sha1_file};
+use super::{LAUNCH_FORMAT, LaunchDescription, Loader, ProvisionError, ProvisionOptions};
+
+/// Where an install happens: `out` mirrors the server directory and is moved
+/// into it on success; `work` (its parent) holds installers and logs.
+#[derive(Debug)]
+pub(super) struct Ctx<'a> {
+    pub net: &'a Net,
+    pub opts: &'a ProvisionOptions,
+    pub work: &'a Path,
+    pub out: &'a Path,
+}
+
+/// The vanilla server jar's name in the server directory.
+const SERVER_JAR: &str = "server.jar";
+
+/// Whether the files a launch description names exist.
+pub(super) fn files_present(dir: &Path, d: &LaunchDescription) -> bool {
+    let is_file = |p: &str| std::fs::metadata(dir.join(p)).is_ok_and(|m| m.is_file());
+    let needs_server = matches!(d.loader.as_str(), "vanilla" | "fabric" | "quilt");
+    is_file(d.target()) && (!needs_server || is_file(SERVER_JAR))
+}
+
+/// Installs `ctx.opts.loader` into `ctx.out`; returns the launch description.
+pub(super) async fn install(ctx: &Ctx<'_>) -> Result<LaunchDescription, ProvisionError> {
+    let o = ctx.opts;
+    let version = mojang_version(ctx).await?;
+    let java_major = version.java_version.as_ref().map_or(8, |j| j.major_version);
+    let describe = |jar: Option<String>, args_file: Option<String>| LaunchDescription {
+        format: LAUNCH_FORMAT,
+        minecraft: o.minecraft.clone(),
+        loader: o.loader.as_str().to_owned(),
+        loader_version: o.loader_version.clone(),
+        java_major,
+        jar,
+        args_file,
+    };
+    match o.loader {
+        Loader::Vanilla => {
+            server_jar(ctx, &version).await?;
+            Ok(describe(Some(SERVER_JAR.into()), None))
+        }
+        Loader::Fabric => {
+            server_jar(ctx, &version).await?;
+            fabric(ctx).await?;
+            Ok(describe(Some(FABRIC_JAR.into()), None))
+        }
+        Loader::Quilt => {
+            server_jar(ctx, &version).await?;
+            quilt(ctx).await?;
+            Ok(describe(Some(QUILT_JAR.into()), None))
+        }
+        Loader::Forge | Loader::Neoforge => {
+            let (jar, args) = forge(ctx).await?;
+            Ok(describe(jar, args))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionManifest {
+    versions: Vec<VersionRef>,
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionRef {
+    id: String,
+    url: String,
+    #[serde(default)]
+    sha1: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionJson {
+    #[serde(default)]
+    downloads: Downloads,
+    #[serde(default)]
+    java_version: Option<JavaVersion>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Downloads {
+    server: Option<Download>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Download {
+    sha1: String,
+    size: u64,
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JavaVersion {
+    major_version: u32,
+}
+
+fn base(url: &str) -> &str {
+    url.trim_end_matches('/')
+}
+
+/// The version JSON of the Minecraft version, found through Mojang's
+/// version manifest and checked against the SHA-1 the manifest gives.
+async fn mojang_version(ctx: &Ctx<'_>) -> Result<VersionJson, ProvisionError> {
+    use sha1::Digest as _;
+    let url = format!(
+        "{}/mc/game/version_manifest_v2.json",
+        base(&ctx.opts.upstreams.mojang_meta)
+    );
+    let m: VersionManifest = ctx.net.get_json(&url, "").await?;
+    let v = m
+        .versions
+        .into_iter()
+        .find(|v| v.id == ctx.opts.minecraft)
+        .ok_or_else(|| ProvisionError::UnknownVersion {
+            url: url.clone(),
+            version: ctx.opts.minecraft.clone(),
+        })?;
+    let bytes = ctx
+        .net
+        .get_capped(&v.url, super::net::MAX_METADATA_BYTES, "")
+        .await?;
+    if let Some(want) = &v.sha1 {
+        let actual = hex::encode(sha1::Sha1::digest(&bytes));
+        if !want.eq_ignore_ascii_case(&actual) {
+            return Err(ProvisionError::Hash {
+                url: v.url,
+                algorithm: "sha1",
+                expected: want.clone(),
+                actual,
+            });
+        }
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ProvisionError::BadMetadata {
+        url: v.url.clone(),
+        message: format!("not a Minecraft version JSON: {e}"),
+    })
+}
+
+/// Stages the vanilla server jar, unless the server directory already holds
+/// exactly that file.
+async fn server_jar(ctx: &Ctx<'_>, version: &VersionJson) -> Result<(), ProvisionError> {
+    let d = version
+        .downloads
+        .server
+        .as_ref()
+        .ok_or_else(|| ProvisionError::BadMetadata {
+            url: format!("Mojang's version JSON of {}", ctx.opts.minecraft),
+            message: "it lists no server download (this version has no server jar)".into(),
+        })?;
+    let existing = ctx.opts.dir.join(SERVER_JAR);
+    if std::fs::metadata(&existing).is_ok_and(|m| m.is_file() && m.len() == d.size)
+        && sha1_file(&existing).is_some_and(|h| h.eq_ignore_ascii_case(&d.sha1))
+    {
+        return Ok(());
+    }
+    let expect = Expect {
+        sha1: Some(d.sha1.clone()),
+        sha256: None,
+        size: Some(d.size),
+    };
+    ctx.net
+        .download(&d.url, &ctx.out.join(SERVER_JAR), MAX_JAR_BYTES, &expect)
+        .await?;
+    Ok(())
+}
+
+const FABRIC_JAR: &str = "fabric-server-launch.jar";
+const QUILT_JAR: &str = "quilt-server-launch.jar";
+/// Largest launcher jar accepted from Fabric meta.
+const MAX_LAUNCHER_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+struct InstallerRef {
+    version: String,
+    #[serde(default)]
+    stable: Option<bool>,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+/// Fabric's server launcher for the loader version, from Fabric meta, with
+/// `fabric-server-launcher.properties` pointing at the vanilla jar.
+async fn fabric(ctx: &Ctx<'_>) -> Result<(), ProvisionError> {
+    let meta = base(&ctx.opts.upstreams.fabric_meta);
+    let url = format!("{meta}/v2/versions/installer");
+    let list: Vec<InstallerRef> = ctx.net.get_json(&url, "").await?;
+    let installer = list
+        .iter()
+        .find(|i| i.stable == Some(true))
+        .or(list.first())
+        .ok_or_else(|| ProvisionError::BadMetadata {
+            url: url.clone(),
+            message: "lists no installer version".into(),
+        })?;
+    super::check_version("Fabric installer version", &installer.version)?;
+    let jar_url = format!(
+        "{meta}/v2/versions/loader/{}/{}/{}/server/jar",
+        ctx.opts.minecraft, ctx.opts.loader_version, installer.version
+    );
+    let dest = ctx.out.join(FABRIC_JAR);
+    ctx.net
+        .download(&jar_url, &dest, MAX_LAUNCHER_BYTES, &Expect::default())
+        .await?;
+    check_zip(&jar_url, &dest)?;
+    let props = ctx.out.join("fabric-server-launcher.properties");
+    std::fs::write(&props, format!("serverJarPath={SERVER_JAR}\n"))
+        .map_err(ProvisionError::io("writing", &props))
+}
+
+/// A jar is a zip: refuses anything else (an HTML error page with status 200).
+fn check_zip(url: &str, path: &Path) -> Result<(), ProvisionError> {
+    use std::io::Read as _;
+    let mut magic = [0u8; 4];
+    let ok = std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == *b"PK\x03\x04";
+    if ok {
+        Ok(())
+    } else {
+        Err(ProvisionError::BadMetadata {
+            url: url.to_owned(),
+            message: "the answer is not a jar".into(),
+        })
+    }
+}
+
+/// Downloads an installer jar, checked against its Maven sidecar hash.
+async fn installer_jar(ctx: &Ctx<'_>, url: &str) -> Result<std::path::PathBuf, ProvisionError> {
+    let expect = ctx.net.sidecar(url).await?;
+    let dest = ctx.work.join("installer.jar");
+    ctx.net.download(url, &dest, MAX_JAR_BYTES, &expect).await?;
+    check_zip(url, &dest)?;
+    Ok(dest)
+}
+
+/// quilt-installer's headless server install (`install server <mc> <loader>`).
+async fn quilt(ctx: &Ctx<'_>) -> Result<(), ProvisionError> {
+    let url = format!("{}/v3/versions/installer", base(&ctx.opts.upstreams.quilt_meta));
+    let list: Vec<InstallerRef> = ctx.net.get_json(&url, "").await?;
+    let jar_url = list
+        .first()
+        .and_then(|i| i.url.clone())
+        .ok_or_else(|| ProvisionError::BadMetadata {
+            url: url.clone(),
+            message: "lists no installer with a url".into(),
+        })?;
+    let jar = installer_jar(ctx, &jar_url).await?;
+    let args = [
+        "install".to_owned(),
+        "server".to_owned(),
+        ctx.opts.minecraft.clone(),
+        ctx.opts.loader_version.clone(),
+        format!("--install-dir={}", ctx.out.display()),
+    ];
+    super::process::run_installer(ctx, &jar, &args).await?;
+    if !ctx.out.join(QUILT_JAR).is_file() {
+        return Err(ProvisionError::InstallerOutput {
+            loader: "quilt",
+            message: format!("wrote no {QUILT_JAR}"),
+        });
+    }
+    Ok(())
+}
+
+/// The Forge or NeoForge installer run with `--installServer`; returns the
+/// jar (old versions) or the args file (1.17 and later) to start.
+async fn forge(ctx: &Ctx<'_>) -> Result<(Option<String>, Option<String>), ProvisionError> {
+    let o = ctx.opts;
+    let mc = o.minecraft.as_str();
+    let v = o
+        .loader_version
+        .strip_prefix(&format!("{mc}-"))
+        .unwrap_or(&o.loader_version);
+    // (maven base, group path, artifact, artifact version)
+    let (maven, group, artifact, full) = match o.loader {
+        Loader::Neoforge if v.starts_with("47.") => (
+            &o.upstreams.neoforge_maven,
+            "net/neoforged/forge",
+            "forge",
+            format!("{mc}-{v}"),
+        ),
+        Loader::Neoforge => (
+            &o.upstreams.neoforge_maven,
+            "net/neoforged/neoforge",
+            "neoforge",
+            v.to_owned(),
+        ),
+        _ => (
+            &o.upstreams.forge_maven,
+            "net/minecraftforge/forge",
+            "forge",
+            format!("{mc}-{v}"),
+        ),
+    };
+    let url = format!("{}/{group}/{full}/{artifact}-{full}-installer.jar", base(maven));
+    let jar = installer_jar(ctx, &url).await?;
+    let args = ["--installServer".to_owned(), ctx.out.display().to_string()];
+    super::process::run_installer(ctx, &jar, &args).await?;
+    let args_name = if cfg!(windows) {
+        "win_args.txt"
+    } else {
+        "unix_args.txt"
+    };
+    let args_file = format!("libraries/{group}/{full}/{args_name}");
+    if ctx.out.join(&args_file).is_file() {
+        return Ok((None, Some(args_file)));
+    }
+    for jar in [
+        format!("{artifact}-{full}.jar"),
+        format!("{artifact}-{full}-universal.jar"),
+    ] {
+        if ctx.out.join(&jar).is_file() {
+            return Ok((Some(jar), None));
+        }
+    }
+    Err(ProvisionError::InstallerOutput {
+        loader: o.loader.as_str(),
+        message: format!("wrote neither {args_file} nor {artifact}-{full}.jar"),
+    })
+}

@@ -1,0 +1,280 @@
+//! `atlas-runner`: the command line of `atlas-runnerd`. Parses arguments,
+//! sends one request over the control socket, prints the replies (for
+//! people, or as JSON with `--json`) and maps the outcome to an exit code
+//! ([`exit`]).
+
+use std::io::{self, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use atlas_proto::runner::v1::{
+    BackupCreate, BackupListRequest, BackupRequest, BackupRestore, ConsoleRequest, EventsRequest,
+    LogsRequest, PowerAction, PowerRequest, RollbackRequest, StatusRequest, UpdateRequest, backup_request,
+    request,
+};
+use clap::{Parser, Subcommand};
+
+use crate::ipc::{Client, IpcError};
+
+mod render;
+
+use render::{Failure, Renderer};
+
+/// Exit codes of `atlas-runner`.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Internal error: an unexpected reply, a protocol error, a daemon bug.
+    pub const INTERNAL: u8 = 1;
+    /// Bad usage: unknown command or flag, missing argument.
+    pub const USAGE: u8 = 2;
+    /// The daemon cannot be reached (no socket, permission denied, not
+    /// answering) or closed the connection before answering.
+    pub const UNREACHABLE: u8 = 3;
+    /// The daemon refused the request (a power action it cannot take now,
+    /// busy, nothing to roll back to, …).
+    pub const REFUSED: u8 = 4;
+    /// The request ran and failed (a failed start, update, backup, …).
+    pub const FAILED: u8 = 5;
+}
+
+const LONG_ABOUT: &str = "\
+Controls atlas-runnerd, the daemon that keeps a Minecraft server running on the \
+latest good build of its Atlas channel. Talks to it over its Unix socket \
+(mode 0660: run as the daemon's user or as a member of the socket's group).
+
+Power actions (start, stop, restart, kill) go through the daemon's one \
+queue: each is run now, queued behind others, or refused with a reason. \
+With --wait the command returns when the action has finished.
+
+--json prints one JSON object (the final answer) for each command, or one \
+object per line for streams (logs, events). Every object has a \"type\": \
+status, power, log, event, console, backup, backups, update, done or error \
+(daemon errors: {\"type\":\"error\",\"code\",\"message\"}).";
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  ok
+  1  internal error (unexpected reply, protocol error)
+  2  usage error
+  3  daemon unreachable (no socket, permission denied, not answering, went away)
+  4  refused by the daemon (with the reason)
+  5  the action ran and failed
+
+Environment: ATLAS_RUNNER_SOCKET (the socket), RUST_LOG (diagnostics on stderr).";
+
+/// Command line of `atlas-runner`.
+#[derive(Debug, Parser)]
+#[command(name = "atlas-runner", version, about = "Control atlas-runnerd (status, power, logs, console, backups, updates)", long_about = LONG_ABOUT, after_long_help = EXIT_CODES, after_help = "Exit codes: 0 ok, 1 internal, 2 usage, 3 daemon unreachable, 4 refused, 5 failed (--help for more).")]
+pub struct Args {
+    /// The daemon's control socket.
+    #[arg(long, global = true, value_name = "PATH", env = "ATLAS_RUNNER_SOCKET", default_value = crate::config::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Print JSON: one object per command, or one per line for streams.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to ask the daemon.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the server's state, build, version, uptime, players, memory,
+    /// restarts, pid and queued actions.
+    Status,
+    /// Start the server (queued behind running actions).
+    Start(Power),
+    /// Stop the server cleanly: RCON or console `stop`, then SIGTERM, then
+    /// SIGKILL, each after its timeout. Recorded as intended, not a crash.
+    Stop(Power),
+    /// Stop the server cleanly, then start it again.
+    Restart(Power),
+    /// Kill the server process now (SIGKILL), skipping the queue. The world
+    /// may lose what was not saved.
+    Kill(Power),
+    /// Print the server's recent log lines; with -f keep printing new ones
+    /// until interrupted.
+    Logs {
+        /// How many past lines to print first.
+        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 100)]
+        lines: u32,
+        /// Keep printing new lines as they come (until Ctrl-C).
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Run one command in the server console (over RCON when enabled) and
+    /// print its output, e.g. `atlas-runner console say hello`.
+    Console {
+        /// The command and its arguments (joined with spaces).
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Create, list or restore backups of the server directory.
+    #[command(subcommand)]
+    Backup(Backup),
+    /// Check the channel for a newer build, or apply it now.
+    #[command(subcommand)]
+    Update(Update),
+    /// Go back to the build installed before the current one (stop, back up,
+    /// restore the previous install, start).
+    Rollback,
+    /// Stream the daemon's events (state changes, update steps, backups,
+    /// crashes) until interrupted.
+    Events,
+}
+
+/// Flags of the power actions.
+#[derive(Debug, clap::Args)]
+pub struct Power {
+    /// Wait until the action has finished, and exit with its outcome.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// `backup` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Backup {
+    /// Take a backup now (a hot backup while the server runs: save-off,
+    /// save-all flush, archive, save-on).
+    Create {
+        /// A free-form label stored with the backup.
+        #[arg(long, value_name = "L")]
+        label: Option<String>,
+    },
+    /// List the backups, newest first.
+    List,
+    /// Restore a backup (the server is stopped first and started again).
+    Restore {
+        /// The backup's id, as `backup list` shows it.
+        id: String,
+    },
+}
+
+/// `update` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Update {
+    /// Check the channel and say whether a newer build is available.
+    Check,
+    /// Update now: stage, announce, stop, back up, apply, start, and roll
+    /// back if the new build fails its health window.
+    Apply,
+}
+
+impl Command {
+    /// The request this command sends.
+    pub fn request(&self) -> request::Kind {
+        let power = |action: PowerAction, p: &Power| {
+            request::Kind::Power(PowerRequest {
+                action: action as i32,
+                wait: p.wait,
+            })
+        };
+        let backup = |op| request::Kind::Backup(BackupRequest { op: Some(op) });
+        match self {
+            Self::Status => request::Kind::Status(StatusRequest {}),
+            Self::Start(p) => power(PowerAction::Start, p),
+            Self::Stop(p) => power(PowerAction::Stop, p),
+            Self::Restart(p) => power(PowerAction::Restart, p),
+            Self::Kill(p) => power(PowerAction::Kill, p),
+            Self::Logs { lines, follow } => request::Kind::Logs(LogsRequest {
+                tail: *lines,
+                follow: *follow,
+            }),
+            Self::Console { command } => request::Kind::Console(ConsoleRequest {
+                command: command.join(" "),
+            }),
+            Self::Backup(Backup::Create { label }) => backup(backup_request::Op::Create(BackupCreate {
+                label: label.clone().unwrap_or_default(),
+            })),
+            Self::Backup(Backup::List) => backup(backup_request::Op::List(BackupListRequest {})),
+            Self::Backup(Backup::Restore { id }) => {
+                backup(backup_request::Op::Restore(BackupRestore { id: id.clone() }))
+            }
+            Self::Update(u) => request::Kind::Update(UpdateRequest {
+                apply: matches!(u, Update::Apply),
+            }),
+            Self::Rollback => request::Kind::Rollback(RollbackRequest {}),
+            Self::Events => request::Kind::Events(EventsRequest {}),
+        }
+    }
+
+    /// Whether the replies are a stream printed as they come (`logs`,
+    /// `events`) rather than one answer.
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Self::Logs { .. } | Self::Events)
+    }
+
+    /// The power action's name, for messages.
+    fn action_name(&self) -> &'static str {
+        match self {
+            Self::Start(_) => "start",
+            Self::Stop(_) => "stop",
+            Self::Restart(_) => "restart",
+            Self::Kill(_) => "kill",
+            _ => "request",
+        }
+    }
+}
+
+/// Runs `atlas-runner` with the process's arguments.
+pub fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::USAGE));
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&Failure::Internal(format!("cannot start the async runtime: {e}"))),
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(f) => fail(&f),
+    }
+}
+
+fn fail(f: &Failure) -> ExitCode {
+    // Daemon errors were already printed (as JSON with --json) by the renderer.
+    if !matches!(f, Failure::Reported(_)) {
+        let _ = writeln!(io::stderr(), "atlas-runner: {f}");
+    }
+    ExitCode::from(f.exit_code())
+}
+
+/// Sends the command's request and prints its replies to stdout.
+pub async fn run(args: &Args) -> Result<(), Failure> {
+    let mut client = Client::connect(&args.socket).await?;
+    let mut stream = client.call(args.command.request()).await?;
+    let stdout = io::stdout();
+    let mut renderer = Renderer::new(
+        &args.command,
+        args.json,
+        args.command.action_name(),
+        stdout.lock(),
+    );
+    while let Some(reply) = stream.next().await {
+        let reply = reply?;
+        let last = reply.last;
+        match renderer.reply(reply) {
+            Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+            other => other?,
+        }
+        if last {
+            return match renderer.finish() {
+                Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+                other => other,
+            };
+        }
+    }
+    Err(Failure::Ipc(IpcError::Closed))
+}

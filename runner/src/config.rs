@@ -1,0 +1,462 @@
+//! The daemon's TOML configuration (`schemas/runner.schema.json`): where the
+//! server lives, how to launch and stop it, which channel it follows, and the
+//! backup, metrics and webhook settings.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backup::BackupSettings;
+use crate::metrics::MetricsSettings;
+use crate::webhook::WebhookSettings;
+
+/// Where `atlas-runnerd` and `atlas-runner` meet by default.
+pub const DEFAULT_SOCKET: &str = "/run/atlas-runner/runner.sock";
+/// The largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the runner config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is larger than 1 MiB; is it the right file?")]
+    TooLarge { path: PathBuf },
+    #[error("{path} is not a valid runner config: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: `{field}` {problem}")]
+    Invalid {
+        path: PathBuf,
+        field: &'static str,
+        problem: String,
+    },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerConfig {
+    /// Unix socket for `atlas-runner` (mode 0660: give operators the group).
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+    /// The Minecraft server directory.
+    pub server_dir: PathBuf,
+    /// The runner's own state (bad builds, shared blob cache); kept outside
+    /// backups. Default: `<server_dir>/.atlas-runner`.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// Start the server when the daemon starts.
+    #[serde(default = "yes")]
+    pub autostart: bool,
+    /// The channel the server follows; without it there are no updates.
+    #[serde(default)]
+    pub source: Option<SourceSettings>,
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub rcon: RconSettings,
+    #[serde(default)]
+    pub health: HealthSettings,
+    #[serde(default)]
+    pub backup: BackupSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub webhook: WebhookSettings,
+}
+
+/// `[source]`: the Atlas channel to follow.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    /// Base URL of the store (`https://cdn.example.com/`), or a local directory.
+    pub url: String,
+    pub pack: String,
+    #[serde(default = "default_channel")]
+    pub channel: String,
+    /// Trusted pointer keys (`ed25519:...` or a path to a `.pub` file).
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// A root of trust instead of `keys`: a trusted `keys/<N>.json` or a
+    /// root file; pointer keys then follow the pack's keyset chain.
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// How often to poll the channel pointer.
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub update_interval: Duration,
+    /// Random delay added to each poll, so hosts do not all poll at once.
+    #[serde(default = "default_jitter", with = "humantime_serde")]
+    pub jitter: Duration,
+    /// Apply updates automatically (else `atlas-runner update apply`).
+    #[serde(default = "yes")]
+    pub auto_apply: bool,
+    /// Make the loader launchable after each update (Fabric, Quilt, Forge,
+    /// NeoForge, vanilla); writes `.atlas/launch.json`.
+    #[serde(default = "yes")]
+    pub provision: bool,
+    /// Seconds of in-game warning before an update stops the server.
+    #[serde(default = "default_announce", with = "humantime_serde")]
+    pub announce: Duration,
+}
+
+/// `[server]`: how the server process is launched and stopped.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Run this instead of Java (a wrapper script, a stand-in): program and
+    /// arguments, started in the server directory.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// The Java executable; else `JAVA_HOME`, then `PATH`, then the usual
+    /// install folders, picking one of the version the launch description needs.
+    #[serde(default)]
+    pub java: Option<PathBuf>,
+    /// Heap size for `-Xms`/`-Xmx`, e.g. `4G` or `4096M`.
+    #[serde(default)]
+    pub memory: Option<String>,
+    /// Add the widely used G1 tuning flag set (Aikar's flags).
+    #[serde(default)]
+    pub g1_flags: bool,
+    /// More JVM arguments, before `-jar`.
+    #[serde(default)]
+    pub jvm_args: Vec<String>,
+    /// Arguments after the jar.
+    #[serde(default = "default_server_args")]
+    pub args: Vec<String>,
+    /// Extra environment for the server process.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// From spawn to ready ("Done" and a Server List Ping with players.max > 0).
+    #[serde(default = "default_start_timeout", with = "humantime_serde")]
+    pub start_timeout: Duration,
+    /// After `stop` (RCON or stdin), before SIGTERM.
+    #[serde(default = "default_stop_timeout", with = "humantime_serde")]
+    pub stop_timeout: Duration,
+    /// After SIGTERM, before SIGKILL.
+    #[serde(default = "default_term_timeout", with = "humantime_serde")]
+    pub term_timeout: Duration,
+    /// First restart delay after a crash; doubles per crash in the window.
+    #[serde(default = "default_backoff", with = "humantime_serde")]
+    pub restart_backoff: Duration,
+    #[serde(default = "default_backoff_max", with = "humantime_serde")]
+    pub restart_backoff_max: Duration,
+    /// This many crashes within `crash_window` and the runner gives up (failed).
+    #[serde(default = "default_crash_limit")]
+    pub crash_limit: u32,
+    #[serde(default = "default_crash_window", with = "humantime_serde")]
+    pub crash_window: Duration,
+    /// How often a running server is pinged (players, liveness).
+    #[serde(default = "default_ping_interval", with = "humantime_serde")]
+    pub ping_interval: Duration,
+}
+
+/// `[rcon]`: read from `server.properties` unless set here.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RconSettings {
+    /// `false` forces stdin for commands even when RCON is enabled.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// `[health]`: what a new build must show after an update.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// How long the server must stay up after ready.
+    #[serde(default = "default_health_window", with = "humantime_serde")]
+    pub window: Duration,
+    /// Successful Server List Pings needed within the window.
+    #[serde(default = "default_health_pings")]
+    pub pings: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_socket() -> PathBuf {
+    PathBuf::from(DEFAULT_SOCKET)
+}
+fn default_channel() -> String {
+    "production".into()
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_jitter() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_announce() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_server_args() -> Vec<String> {
+    vec!["nogui".into()]
+}
+fn default_start_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_stop_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_term_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_backoff() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_crash_limit() -> u32 {
+    5
+}
+fn default_crash_window() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_ping_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_health_window() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_health_pings() -> u32 {
+    3
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            command: None,
+            java: None,
+            memory: None,
+            g1_flags: false,
+            jvm_args: Vec::new(),
+            args: default_server_args(),
+            env: Default::default(),
+            start_timeout: default_start_timeout(),
+            stop_timeout: default_stop_timeout(),
+            term_timeout: default_term_timeout(),
+            restart_backoff: default_backoff(),
+            restart_backoff_max: default_backoff_max(),
+            crash_limit: default_crash_limit(),
+            crash_window: default_crash_window(),
+            ping_interval: default_ping_interval(),
+        }
+    }
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            window: default_health_window(),
+            pings: default_health_pings(),
+        }
+    }
+}
+
+impl RunnerConfig {
+    /// Reads and checks `path`; relative paths inside are relative to the file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut cfg = Self::parse(path, &text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve_relative(base);
+        Ok(cfg)
+    }
+
+    /// Parses and checks TOML text (`path` only names it in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        cfg.check(path)?;
+        Ok(cfg)
+    }
+
+    fn resolve_relative(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.server_dir);
+        fix(&mut self.socket);
+        if let Some(s) = &mut self.state_dir {
+            fix(s);
+        }
+        if let Some(j) = &mut self.server.java
+            && j.components().count() > 1
+        {
+            fix(j);
+        }
+        if let Some(d) = &mut self.backup.dir {
+            fix(d);
+        }
+        if let Some(src) = &mut self.source {
+            if let Some(r) = &mut src.root {
+                fix(r);
+            }
+            for k in &mut src.keys {
+                if !k.starts_with("ed25519:") && Path::new(k.as_str()).is_relative() {
+                    *k = base.join(&*k).to_string_lossy().into_owned();
+                }
+            }
+        }
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, problem: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            field,
+            problem: problem.to_owned(),
+        };
+        if self.server_dir.as_os_str().is_empty() {
+            return Err(bad(
+                "server_dir",
+                "is empty: set it to the Minecraft server directory",
+            ));
+        }
+        if let Some(cmd) = &self.server.command
+            && cmd.is_empty()
+        {
+            return Err(bad(
+                "server.command",
+                "is empty: give the program and its arguments, or remove it to run Java",
+            ));
+        }
+        if let Some(m) = &self.server.memory {
+            parse_memory(m).map_err(|e| bad("server.memory", &e))?;
+        }
+        let known: Vec<&str> = crate::webhook::WebhookKind::ALL
+            .iter()
+            .map(|k| k.name())
+            .collect();
+        if let Some(event) = self.webhook.events.iter().find(|e| !known.contains(&e.as_str())) {
+            return Err(bad(
+                "webhook.events",
+                &format!("names `{event}`; the events are {}", known.join(", ")),
+            ));
+        }
+        if self.server.crash_limit == 0 {
+            return Err(bad("server.crash_limit", "must be at least 1"));
+        }
+        if let Some(src) = &self.source {
+            match (src.keys.is_empty(), src.root.is_some()) {
+                (true, false) => {
+                    return Err(bad(
+                        "source.keys",
+                        "is empty: list the channel's public key (`ed25519:...` or a .pub file), or set `source.root`",
+                    ));
+                }
+                (false, true) => {
+                    return Err(bad(
+                        "source.root",
+                        "and `source.keys` are both set: trust one or the other",
+                    ));
+                }
+                _ => {}
+            }
+            if src.update_interval < Duration::from_secs(1) {
+                return Err(bad("source.update_interval", "must be at least 1s"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The runner's state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| self.server_dir.join(".atlas-runner"))
+    }
+}
+
+/// Checks a heap size like `4G`, `512M` or `1536m` and returns it as the JVM writes it.
+pub fn parse_memory(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let unit = unit.to_ascii_uppercase();
+    if !matches!(unit.as_str(), "K" | "M" | "G") || num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(format!(
+            "`{s}` is not a heap size: write a number and K, M or G, like 4G or 3072M"
+        ));
+    }
+    Ok(format!("{num}{unit}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minimal_config_gets_the_documented_defaults() {
+        let c = RunnerConfig::parse(Path::new("r.toml"), "server_dir = \"/srv/mc\"\n").expect("parse");
+        assert_eq!(c.socket, PathBuf::from(DEFAULT_SOCKET));
+        assert!(c.autostart);
+        assert_eq!(c.server.args, vec!["nogui".to_string()]);
+        assert_eq!(c.server.stop_timeout, Duration::from_secs(60));
+        assert_eq!(c.health.pings, 3);
+        assert_eq!(c.state_dir(), PathBuf::from("/srv/mc/.atlas-runner"));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_name_the_field() {
+        let e = RunnerConfig::parse(Path::new("r.toml"), "server_dir = \"/x\"\nautostrt = true\n")
+            .expect_err("unknown");
+        assert!(e.to_string().contains("autostrt"), "{e}");
+        let e = RunnerConfig::parse(
+            Path::new("r.toml"),
+            "server_dir = \"/x\"\n[server]\nmemory = \"lots\"\n",
+        )
+        .expect_err("memory");
+        assert!(e.to_string().contains("server.memory"), "{e}");
+        let e = RunnerConfig::parse(
+            Path::new("r.toml"),
+            "server_dir = \"/x\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\n",
+        )
+        .expect_err("keys");
+        assert!(e.to_string().contains("source.keys"), "{e}");
+    }
+
+    #[test]
+    fn durations_are_human() {
+        let c = RunnerConfig::parse(
+            Path::new("r.toml"),
+            "server_dir = \"/x\"\n[server]\nstop_timeout = \"1m 30s\"\nstart_timeout = \"250ms\"\n",
+        )
+        .expect("parse");
+        assert_eq!(c.server.stop_timeout, Duration::from_secs(90));
+        assert_eq!(c.server.start_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("4g").expect("4g"), "4G");
+        assert_eq!(parse_memory("3072M").expect("m"), "3072M");
+        assert!(parse_memory("4GB").is_err());
+        assert!(parse_memory("G").is_err());
+    }
+}

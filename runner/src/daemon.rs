@@ -1,0 +1,237 @@
+//! `atlas-runnerd`: loads the config, starts the supervisor's actor, serves
+//! the control socket, metrics and webhooks, and on SIGTERM or SIGINT stops
+//! the server cleanly before exiting.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::backup::Backups;
+use crate::config::RunnerConfig;
+use crate::events::EventBus;
+use crate::ipc;
+use crate::metrics::Metrics;
+use crate::supervisor::{Action, Actor, Supervisor};
+use crate::update::{RunnerState, Updater};
+use crate::webhook::Webhook;
+
+mod handler;
+
+pub use handler::DaemonHandler;
+
+/// Keeps a Minecraft server running on the latest good build of its Atlas channel.
+///
+/// Reads its TOML config (see schemas/runner.schema.json), starts the server,
+/// follows the channel (stage, announce, stop, back up, apply, start, health
+/// window, roll back on failure), and listens on a Unix socket for
+/// `atlas-runner`. SIGTERM or SIGINT stops the server cleanly, then exits.
+///
+/// Exit codes: 0 clean shutdown, 1 runtime error, 2 bad usage or config.
+#[derive(Debug, Parser)]
+#[command(name = "atlas-runnerd", version)]
+pub struct Args {
+    /// The runner config file.
+    #[arg(
+        long,
+        short,
+        env = "ATLAS_RUNNER_CONFIG",
+        default_value = "/etc/atlas-runner/runner.toml"
+    )]
+    pub config: PathBuf,
+    /// Check the config and print it resolved, then exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// A running daemon (tests start one in-process; the binary runs one until a signal).
+#[derive(Debug)]
+pub struct Daemon {
+    pub supervisor: Supervisor,
+    pub shutdown: CancellationToken,
+    pub socket: PathBuf,
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Why the daemon cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl Daemon {
+    /// Starts every part of the daemon from `cfg`.
+    pub async fn start(cfg: RunnerConfig) -> Result<Self, DaemonError> {
+        let mut cfg = cfg;
+        let state_dir = cfg.state_dir();
+        std::fs::create_dir_all(&state_dir).map_err(|e| {
+            DaemonError::Setup(format!(
+                "cannot create the state directory {}: {e}",
+                state_dir.display()
+            ))
+        })?;
+        // The runner's own state (and its blob cache) is never archived.
+        if let Ok(rel) = state_dir.strip_prefix(&cfg.server_dir) {
+            cfg.backup.exclude.push(rel.to_string_lossy().into_owned());
+        }
+        let cfg = Arc::new(cfg);
+        let bus = EventBus::new();
+        let supervisor = Supervisor::new(bus.clone());
+        let saved = RunnerState::load(&state_dir);
+        supervisor.inner.lock().bad_build = saved.bad_build;
+        let backups = Arc::new(
+            Backups::new(cfg.backup.clone(), cfg.server_dir.clone())
+                .map_err(|e| DaemonError::Setup(e.to_string()))?,
+        );
+        let metrics = Metrics::new();
+        metrics.set_state("stopped");
+        let webhook = Webhook::new(cfg.webhook.clone())
+            .map_err(|e| DaemonError::Setup(e.to_string()))?
+            .map(Arc::new);
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        let listener = ipc::bind(&cfg.socket).map_err(|e| DaemonError::Setup(e.to_string()))?;
+        let handler = Arc::new(DaemonHandler {
+            supervisor: supervisor.clone(),
+            backups: backups.clone(),
+            updater: Updater::new(&cfg),
+        });
+        tasks.push(tokio::spawn(ipc::serve(listener, handler, shutdown.clone())));
+
+        let mut metrics_addr = None;
+        if let Some(addr) = cfg.metrics.listen {
+            let l = crate::metrics::bind(addr, cfg.metrics.allow_remote)
+                .await
+                .map_err(|e| DaemonError::Setup(e.to_string()))?;
+            metrics_addr = l.local_addr().ok();
+            let token = shutdown.clone();
+            let m = metrics.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = crate::metrics::serve(l, m, async move { token.cancelled().await }).await {
+                    tracing::error!("metrics endpoint: {e}");
+                }
+            }));
+        }
+
+        let updater = Updater::new(&cfg);
+        let has_install = atlas_fetcher::state::StatePaths::new(&cfg.server_dir)
+            .install
+            .exists();
+        let actor = Actor::new(
+            supervisor.clone(),
+            cfg.clone(),
+            backups,
+            metrics,
+            webhook,
+            updater.clone(),
+            shutdown.clone(),
+        );
+        actor.refresh_build();
+        tasks.push(tokio::spawn(actor.run()));
+        if cfg.autostart {
+            if updater.is_some() && !has_install {
+                // First run: install the channel's build, then start it.
+                supervisor.submit(Action::Update { auto: false }, None);
+            }
+            supervisor.submit(Action::Start, None);
+        }
+        bus.event(
+            "daemon",
+            format!(
+                "atlas-runnerd {} listening on {}",
+                env!("CARGO_PKG_VERSION"),
+                cfg.socket.display()
+            ),
+            serde_json::json!({"socket": cfg.socket, "server_dir": cfg.server_dir}),
+        );
+        Ok(Self {
+            supervisor,
+            shutdown,
+            socket: cfg.socket.clone(),
+            metrics_addr,
+            tasks,
+        })
+    }
+
+    /// Stops the server cleanly, then every task.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+async fn signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping the server, then exiting"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping the server, then exiting"),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The binary's entry point.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing();
+    let cfg = match RunnerConfig::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check {
+        match toml::to_string_pretty(&cfg) {
+            Ok(text) => {
+                println!("{text}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async {
+        let daemon = match Daemon::start(cfg).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(1);
+            }
+        };
+        signal().await;
+        daemon.stop().await;
+        ExitCode::SUCCESS
+    })
+}

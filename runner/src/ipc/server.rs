@@ -1,0 +1,404 @@
+//! The daemon's side of the control socket: [`bind`] the socket, [`serve`]
+//! connections, and hand each request to a [`Handler`] with a [`ReplySink`].
+
+use std::fs;
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, PermissionsExt as _};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use atlas_proto::runner::v1::{Error as PbError, Reply, Request, reply};
+use futures_util::{FutureExt as _, StreamExt as _};
+use prost::Message as _;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
+
+use super::frame::{self, MAX_FRAME_BYTES};
+use super::{IpcError, MAX_CONNECTIONS, MAX_IN_FLIGHT, REPLY_QUEUE, WRITE_STALL, code};
+
+/// How long [`serve`] lets connections wind down after `shutdown` before
+/// it aborts what is left.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Answers requests. `handle` runs in its own task per request; it sends
+/// zero or more replies with [`ReplySink::send`] and ends with
+/// [`ReplySink::finish`] or [`ReplySink::error`]. If it returns (or panics)
+/// without a final reply, the client gets an `internal` error as the last.
+/// Streaming handlers should select on [`ReplySink::closed`].
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, req: Request, sink: ReplySink) -> impl Future<Output = ()> + Send;
+}
+
+/// The client of this request has gone (or the daemon is shutting down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the client disconnected")]
+pub struct Disconnected;
+
+/// Where a handler sends the replies to one request. Clones share it.
+#[derive(Debug, Clone)]
+pub struct ReplySink {
+    id: u64,
+    tx: mpsc::Sender<Reply>,
+    closed: CancellationToken,
+    finished: Arc<AtomicBool>,
+}
+
+impl ReplySink {
+    fn new(id: u64, tx: mpsc::Sender<Reply>, closed: CancellationToken) -> Self {
+        Self {
+            id,
+            tx,
+            closed,
+            finished: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The request's id, echoed in every reply.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Sends a reply that is not the last.
+    pub async fn send(&self, kind: reply::Kind) -> Result<(), Disconnected> {
+        self.push(kind, false).await
+    }
+
+    /// Sends the last reply for this request.
+    pub async fn finish(&self, kind: reply::Kind) -> Result<(), Disconnected> {
+        self.push(kind, true).await
+    }
+
+    /// Sends an `Error { code, message }` as the last reply (if the client
+    /// is still there).
+    pub async fn error(&self, code: &str, message: impl Into<String>) {
+        let kind = reply::Kind::Error(PbError {
+            code: code.into(),
+            message: message.into(),
+        });
+        let _ = self.push(kind, true).await;
+    }
+
+    /// Whether the client has gone (a send would fail).
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Resolves when the client has gone: its connection closed, broke, or
+    /// stopped reading, or the daemon is shutting down.
+    pub async fn closed(&self) {
+        self.closed.cancelled().await
+    }
+
+    async fn push(&self, kind: reply::Kind, last: bool) -> Result<(), Disconnected> {
+        if self.closed.is_cancelled() {
+            return Err(Disconnected);
+        }
+        let after_last = if last {
+            self.finished.swap(true, Ordering::AcqRel)
+        } else {
+            self.finished.load(Ordering::Acquire)
+        };
+        if after_last {
+            warn!(id = self.id, "a handler replied after its last reply; dropped");
+            return Ok(());
+        }
+        let mut reply = Reply {
+            id: self.id,
+            last,
+            kind: Some(kind),
+        };
+        let len = reply.encoded_len();
+        if len > MAX_FRAME_BYTES {
+            warn!(
+                id = self.id,
+                len, "a reply is over the frame limit; sending an error instead"
+            );
+            let message = format!("the reply ({len} bytes) is over the {MAX_FRAME_BYTES} byte frame limit");
+            reply.kind = Some(reply::Kind::Error(PbError {
+                code: code::TOO_LARGE.into(),
+                message,
+            }));
+        }
+        tokio::select! {
+            r = self.tx.send(reply) => r.map_err(|_| Disconnected),
+            _ = self.closed.cancelled() => Err(Disconnected),
+        }
+    }
+}
+
+/// Creates the socket's directory if missing (mode 0750), removes a stale
+/// socket left by a daemon that died, refuses to take over a socket another
+/// daemon still answers on (or a path that is not a socket), binds, and
+/// makes the socket mode 0660. Must be called inside a Tokio runtime.
+pub fn bind(path: &Path) -> Result<UnixListener, IpcError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)
+            .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o750)))
+            .map_err(|source| IpcError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+    }
+    let bind_err = |source| IpcError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(IpcError::InUse {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                debug!(path = %path.display(), "removing a stale socket");
+                fs::remove_file(path).map_err(bind_err)?;
+            }
+            Err(e) => return Err(bind_err(e)),
+        },
+        Ok(_) => {
+            return Err(IpcError::NotASocket {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(bind_err(e)),
+    }
+    let listener = UnixListener::bind(path).map_err(bind_err)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o660)).map_err(bind_err)?;
+    Ok(listener)
+}
+
+/// Serves connections on `listener` until `shutdown` is cancelled: a task
+/// per connection, a task per request. Never fails: a broken connection is
+/// logged and closed, and the listener keeps accepting.
+pub async fn serve<H: Handler>(listener: UnixListener, handler: Arc<H>, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut conns = JoinSet::new();
+    let mut next_conn = 0u64;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(done) = conns.join_next(), if !conns.is_empty() => log_join(done, "connection"),
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off a little.
+                        warn!("control socket: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    warn!("control socket: {MAX_CONNECTIONS} connections open; turning one away");
+                    turn_away(&stream);
+                    continue;
+                };
+                next_conn += 1;
+                let (handler, closed) = (handler.clone(), shutdown.child_token());
+                let conn = next_conn;
+                conns.spawn(async move {
+                    let _slot = slot;
+                    connection(conn, stream, handler, closed).await;
+                });
+            }
+        }
+    }
+    debug!(open = conns.len(), "control socket: shutting down");
+    if tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        warn!("control socket: requests still running after {SHUTDOWN_GRACE:?}; aborting them");
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
+    }
+}
+
+/// Tells a client over the connection limit why it is dropped (best effort,
+/// without waiting).
+fn turn_away(stream: &UnixStream) {
+    let reply = Reply {
+        id: 0,
+        last: true,
+        kind: Some(reply::Kind::Error(PbError {
+            code: code::BUSY.into(),
+            message: format!("atlas-runnerd is serving {MAX_CONNECTIONS} connections already; try again"),
+        })),
+    };
+    if let Ok(frame) = frame::encode_frame(&reply) {
+        let _ = stream.try_write(&frame);
+    }
+}
+
+fn log_join(done: Result<(), tokio::task::JoinError>, what: &str) {
+    if let Err(e) = done
+        && e.is_panic()
+    {
+        error!("control socket: a {what} task panicked");
+    }
+}
+
+/// How long a started frame may take to arrive whole.
+pub const PARTIAL_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One client: reads requests, spawns their handlers, and closes on EOF, a
+/// bad frame, a write failure or stall, or shutdown (`closed`).
+async fn connection<H: Handler>(conn: u64, stream: UnixStream, handler: Arc<H>, closed: CancellationToken) {
+    debug!(conn, "control socket: client connected");
+    let (read, write) = stream.into_split();
+    let (tx, rx) = mpsc::channel(REPLY_QUEUE);
+    let writer = tokio::spawn(write_replies(conn, write, rx, closed.clone()));
+    let mut frames = FramedRead::new(read, frame::codec());
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut handlers = JoinSet::new();
+    let mut partial_check = tokio::time::interval(PARTIAL_FRAME_TIMEOUT / 10);
+    partial_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut partial_since: Option<tokio::time::Instant> = None;
+    loop {
+        let next = tokio::select! {
+            _ = closed.cancelled() => break,
+            Some(done) = handlers.join_next(), if !handlers.is_empty() => {
+                log_join(done, "request");
+                continue;
+            }
+            next = frames.next() => next,
+            // A client that started a frame and stopped sending holds a
+            // connection slot: it gets PARTIAL_FRAME_TIMEOUT to finish it
+            // (`next` is cancel-safe: buffered bytes stay buffered).
+            _ = partial_check.tick() => {
+                if frames.read_buffer().is_empty() {
+                    partial_since = None;
+                } else if partial_since.get_or_insert_with(tokio::time::Instant::now).elapsed() >= PARTIAL_FRAME_TIMEOUT {
+                    warn!(conn, "control socket: closing a connection that left a frame unfinished for {PARTIAL_FRAME_TIMEOUT:?}");
+                    break;
+                }
+                continue;
+            }
+        };
+        partial_since = None;
+        let bytes = match next {
+            None => {
+                debug!(conn, "control socket: client closed the connection");
+                break;
+            }
+            Some(Err(e)) => {
+                warn!(conn, "control socket: closing a connection: {e}");
+                break;
+            }
+            Some(Ok(bytes)) => bytes,
+        };
+        let req = match Request::decode(&bytes[..]) {
+            Ok(req) => req,
+            Err(e) => {
+                warn!(
+                    conn,
+                    "control socket: closing a connection that sent a malformed request: {e}"
+                );
+                break;
+            }
+        };
+        let sink = ReplySink::new(req.id, tx.clone(), closed.clone());
+        if let Err(reason) = frame::validate_request(&req) {
+            debug!(conn, id = req.id, "control socket: bad request: {reason}");
+            sink.error(code::BAD_REQUEST, reason).await;
+            continue;
+        }
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            sink.error(
+                code::BUSY,
+                format!("{MAX_IN_FLIGHT} requests already in flight on this connection"),
+            )
+            .await;
+            continue;
+        };
+        let handler = handler.clone();
+        handlers.spawn(async move {
+            let _permit = permit;
+            run_handler(&*handler, req, sink).await;
+        });
+    }
+    closed.cancel();
+    drop(frames);
+    // Handlers see `closed` and end; the connection's slot is held until
+    // they have, so lingering handlers count against the limit.
+    while let Some(done) = handlers.join_next().await {
+        log_join(done, "request");
+    }
+    drop(tx);
+    log_join(writer.await, "writer");
+    debug!(conn, "control socket: connection closed");
+}
+
+/// Runs one request; makes sure the client gets a last reply even when the
+/// handler forgets it or panics.
+async fn run_handler<H: Handler>(handler: &H, req: Request, sink: ReplySink) {
+    let id = req.id;
+    let outcome = std::panic::AssertUnwindSafe(handler.handle(req, sink.clone()))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        error!(id, "control socket: a request handler panicked");
+    }
+    if !sink.finished.load(Ordering::Acquire) && !sink.is_closed() {
+        let message = if outcome.is_err() {
+            "the daemon failed while answering (see its log)"
+        } else {
+            "the daemon ended the request without an answer"
+        };
+        sink.error(code::INTERNAL, message).await;
+    }
+}
+
+/// Writes queued replies in order; a failed write, or one the client does
+/// not take within [`WRITE_STALL`], closes the connection.
+async fn write_replies(
+    conn: u64,
+    mut out: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Reply>,
+    closed: CancellationToken,
+) {
+    loop {
+        let reply = tokio::select! {
+            r = rx.recv() => match r {
+                Some(r) => r,
+                None => break,
+            },
+            _ = closed.cancelled() => break,
+        };
+        let Ok(bytes) = frame::encode_frame(&reply) else {
+            // ReplySink::push already replaced oversized replies.
+            continue;
+        };
+        match tokio::time::timeout(WRITE_STALL, out.write_all(&bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(conn, "control socket: client went away: {e}");
+                break;
+            }
+            Err(_) => {
+                warn!(
+                    conn,
+                    "control socket: client stopped reading for {WRITE_STALL:?}; closing it"
+                );
+                break;
+            }
+        }
+    }
+    closed.cancel();
+}

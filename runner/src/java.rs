@@ -1,0 +1,328 @@
+//! Finding a Java runtime of the major version a server needs, and building
+//! the server's command line from the fetcher's launch description (or the
+//! config's own command).
+
+use std::path::{Path, PathBuf};
+
+use atlas_fetcher::provision::LaunchDescription;
+
+use crate::config::{ServerSettings, parse_memory};
+
+/// The G1 flag set most Minecraft hosts use (Aikar's flags, for heaps up to 12G).
+pub const G1_FLAGS: &[&str] = &[
+    "-XX:+UseG1GC",
+    "-XX:+ParallelRefProcEnabled",
+    "-XX:MaxGCPauseMillis=200",
+    "-XX:+UnlockExperimentalVMOptions",
+    "-XX:+DisableExplicitGC",
+    "-XX:+AlwaysPreTouch",
+    "-XX:G1NewSizePercent=30",
+    "-XX:G1MaxNewSizePercent=40",
+    "-XX:G1HeapRegionSize=8M",
+    "-XX:G1ReservePercent=20",
+    "-XX:G1HeapWastePercent=5",
+    "-XX:G1MixedGCCountTarget=4",
+    "-XX:InitiatingHeapOccupancyPercent=15",
+    "-XX:G1MixedGCLiveThresholdPercent=90",
+    "-XX:G1RSetUpdatingPauseTimeTarget=5",
+    "-XX:SurvivorRatio=32",
+    "-XX:+PerfDisableSharedMem",
+    "-XX:MaxTenuringThreshold=1",
+];
+
+/// Why the server cannot be launched.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(
+        "no Java {need} found (looked at {}); install a Java {need} runtime (e.g. `apt install openjdk-{need}-jre-headless`) or set `server.java` in the runner config",
+        describe(.found)
+    )]
+    NoMatchingJava {
+        need: u32,
+        found: Vec<(PathBuf, Option<u32>)>,
+    },
+    #[error(
+        "{dir} has no launch description (.atlas/launch.json): run an update with `source.provision = true`, `atlas-fetcher provision`, or set `server.command` in the runner config"
+    )]
+    NoLaunchDescription { dir: PathBuf },
+    #[error("cannot read the launch description in {dir}: {message}")]
+    LaunchDescription { dir: PathBuf, message: String },
+    #[error(
+        "the launch description names `{file}`, which is not a safe relative path inside the server directory"
+    )]
+    UnsafePath { file: String },
+    #[error("`server.memory`: {0}")]
+    Memory(String),
+}
+
+fn describe(found: &[(PathBuf, Option<u32>)]) -> String {
+    if found.is_empty() {
+        return "config, JAVA_HOME, PATH and /usr/lib/jvm: none found".into();
+    }
+    found
+        .iter()
+        .map(|(p, v)| match v {
+            Some(v) => format!("{} = Java {v}", p.display()),
+            None => format!("{} = unknown version", p.display()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The major version in `java -version` output: `"17.0.15"` → 17, `"1.8.0_392"` → 8.
+pub fn parse_java_version(output: &str) -> Option<u32> {
+    let line = output.lines().find(|l| l.contains("version \""))?;
+    let quoted = line.split('"').nth(1)?;
+    let mut parts = quoted.split(['.', '_', '-', '+']);
+    let first: u32 = parts.next()?.parse().ok()?;
+    if first == 1 {
+        return parts.next()?.parse().ok();
+    }
+    Some(first)
+}
+
+/// Runs `java -version` (a few hundred ms) and reads its major version.
+pub fn java_major(java: &Path) -> Option<u32> {
+    let out = std::process::Command::new(java).arg("-version").output().ok()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    parse_java_version(&text)
+}
+
+/// Java executables to try, best first: the configured one, `JAVA_HOME`,
+/// `PATH`, then the usual install folders.
+pub fn candidates(configured: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(c) = configured {
+        out.push(c.to_owned());
+        return out;
+    }
+    if let Some(home) = std::env::var_os("JAVA_HOME") {
+        out.push(Path::new(&home).join("bin").join("java"));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let j = dir.join("java");
+            if j.is_file() {
+                out.push(j);
+            }
+        }
+    }
+    for root in ["/usr/lib/jvm", "/opt/java", "/usr/local/java"] {
+        if let Ok(rd) = std::fs::read_dir(root) {
+            let mut found: Vec<PathBuf> = rd
+                .filter_map(Result::ok)
+                .map(|e| e.path().join("bin").join("java"))
+                .filter(|p| p.is_file())
+                .collect();
+            found.sort();
+            out.extend(found);
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
+    out
+}
+
+/// The first candidate of exactly major `need`, else the lowest newer one
+/// (Minecraft runs on newer Java; an older one never works).
+pub fn find_java(configured: Option<&Path>, need: u32) -> Result<PathBuf, LaunchError> {
+    let found: Vec<(PathBuf, Option<u32>)> = candidates(configured)
+        .into_iter()
+        .map(|p| {
+            let v = java_major(&p);
+            (p, v)
+        })
+        .collect();
+    if let Some((p, _)) = found.iter().find(|(_, v)| *v == Some(need)) {
+        return Ok(p.clone());
+    }
+    let newer = found
+        .iter()
+        .filter_map(|(p, v)| v.filter(|v| *v > need).map(|v| (v, p)))
+        .min_by_key(|(v, _)| *v);
+    match newer {
+        Some((_, p)) => Ok(p.clone()),
+        None => Err(LaunchError::NoMatchingJava { need, found }),
+    }
+}
+
+/// A program and its arguments, run in the server directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// The launch description used, when Java was chosen from one.
+    pub java_major: Option<u32>,
+}
+
+fn safe_rel(file: &str) -> Result<&str, LaunchError> {
+    atlas_proto::validate_path(file).map_err(|_| LaunchError::UnsafePath {
+        file: file.to_owned(),
+    })?;
+    Ok(file)
+}
+
+/// The JVM arguments for a launch description: memory, G1 flags, extra
+/// arguments, then `-jar JAR` or `@ARGS_FILE`, then the server arguments.
+pub fn java_args(desc: &LaunchDescription, server: &ServerSettings) -> Result<Vec<String>, LaunchError> {
+    let mut args = Vec::new();
+    if let Some(m) = &server.memory {
+        let m = parse_memory(m).map_err(LaunchError::Memory)?;
+        args.push(format!("-Xms{m}"));
+        args.push(format!("-Xmx{m}"));
+    }
+    if server.g1_flags {
+        args.extend(G1_FLAGS.iter().map(|s| s.to_string()));
+    }
+    args.extend(server.jvm_args.iter().cloned());
+    match (&desc.jar, &desc.args_file) {
+        (Some(jar), _) => {
+            args.push("-jar".into());
+            args.push(safe_rel(jar)?.to_owned());
+        }
+        (None, Some(file)) => args.push(format!("@{}", safe_rel(file)?)),
+        (None, None) => {
+            return Err(LaunchError::LaunchDescription {
+                dir: PathBuf::new(),
+                message: "it names neither a jar nor an args file".into(),
+            });
+        }
+    }
+    args.extend(server.args.iter().cloned());
+    Ok(args)
+}
+
+/// What to run for `server_dir`: the configured command, or Java per the
+/// launch description.
+pub fn launch_command(server_dir: &Path, server: &ServerSettings) -> Result<LaunchCommand, LaunchError> {
+    if let Some(cmd) = &server.command {
+        let (program, args) = cmd.split_first().ok_or(LaunchError::NoLaunchDescription {
+            dir: server_dir.to_owned(),
+        })?;
+        return Ok(LaunchCommand {
+            program: PathBuf::from(program),
+            args: args.to_vec(),
+            java_major: None,
+        });
+    }
+    let desc = LaunchDescription::load(server_dir)
+        .map_err(|e| LaunchError::LaunchDescription {
+            dir: server_dir.to_owned(),
+            message: e.to_string(),
+        })?
+        .ok_or_else(|| LaunchError::NoLaunchDescription {
+            dir: server_dir.to_owned(),
+        })?;
+    let java = find_java(server.java.as_deref(), desc.java_major)?;
+    Ok(LaunchCommand {
+        program: java,
+        args: java_args(&desc, server)?,
+        java_major: Some(desc.java_major),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_version_strings() {
+        let cases = [
+            (
+                "openjdk version \"17.0.15\" 2025-04-15\nOpenJDK Runtime Environment",
+                Some(17),
+            ),
+            (
+                "java version \"1.8.0_392\"\nJava(TM) SE Runtime Environment",
+                Some(8),
+            ),
+            ("openjdk version \"21\" 2023-09-19", Some(21)),
+            ("openjdk version \"21-ea\" 2023-09-19", Some(21)),
+            ("openjdk version \"25.0.1+8-LTS\"", Some(25)),
+            (
+                "Picked up JAVA_TOOL_OPTIONS: x\nopenjdk version \"11.0.2\"",
+                Some(11),
+            ),
+            ("garbage", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_java_version(text), want, "{text}");
+        }
+    }
+
+    fn desc(jar: Option<&str>, args_file: Option<&str>) -> LaunchDescription {
+        LaunchDescription {
+            format: 1,
+            minecraft: "1.21.1".into(),
+            loader: "neoforge".into(),
+            loader_version: "21.1.1".into(),
+            java_major: 21,
+            jar: jar.map(str::to_owned),
+            args_file: args_file.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn java_arguments_from_a_launch_description() {
+        let server = ServerSettings {
+            memory: Some("4g".into()),
+            g1_flags: true,
+            jvm_args: vec!["-Dfoo=bar".into()],
+            ..ServerSettings::default()
+        };
+        let args = java_args(&desc(Some("server.jar"), None), &server).expect("args");
+        assert_eq!(&args[..2], ["-Xms4G", "-Xmx4G"]);
+        assert!(args.contains(&"-XX:+UseG1GC".to_string()));
+        assert_eq!(
+            &args[args.len() - 4..],
+            ["-Dfoo=bar", "-jar", "server.jar", "nogui"]
+        );
+        let args = java_args(
+            &desc(
+                None,
+                Some("libraries/net/neoforged/neoforge/21.1.1/unix_args.txt"),
+            ),
+            &ServerSettings::default(),
+        )
+        .expect("args");
+        assert_eq!(
+            args,
+            ["@libraries/net/neoforged/neoforge/21.1.1/unix_args.txt", "nogui"]
+        );
+    }
+
+    #[test]
+    fn a_launch_description_cannot_point_outside_the_server() {
+        for bad in ["../x.jar", "/etc/x.jar"] {
+            let e = java_args(&desc(Some(bad), None), &ServerSettings::default()).expect_err(bad);
+            assert!(matches!(e, LaunchError::UnsafePath { .. }), "{e}");
+        }
+    }
+
+    #[test]
+    fn no_matching_java_lists_what_was_found() {
+        let e = find_java(Some(Path::new("/nonexistent/java")), 21).expect_err("none");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("no Java 21") && msg.contains("/nonexistent/java"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn the_configured_command_wins() {
+        let server = ServerSettings {
+            command: Some(vec!["/bin/echo".into(), "hi".into()]),
+            ..ServerSettings::default()
+        };
+        let c = launch_command(Path::new("/nowhere"), &server).expect("command");
+        assert_eq!(
+            (c.program, c.args),
+            (PathBuf::from("/bin/echo"), vec!["hi".to_string()])
+        );
+    }
+}

@@ -1,0 +1,690 @@
+//! The actor that owns the server process: it takes actions from the queue
+//! one at a time, and between them watches for exits (crash or in-game
+//! stop), restart backoffs, update polls, pings and scheduled hot backups.
+
+use std::collections::VecDeque;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use tokio_util::sync::CancellationToken;
+
+use super::console::Target;
+use super::process::{self, ServerProcess, describe_exit};
+use super::{Action, ActionResult, Outcome, StopIntent, Supervisor};
+use crate::backup::{BackupKind, Backups};
+use crate::config::RunnerConfig;
+use crate::metrics::Metrics;
+use crate::properties::ServerProperties;
+use crate::state::State;
+use crate::update::Updater;
+use crate::webhook::{Webhook, WebhookEvent, WebhookKind};
+
+/// Log lines attached to crash events and the failed state.
+const CRASH_TAIL: usize = 20;
+/// How often readiness pings are tried after "Done".
+const READY_PING_EVERY: Duration = Duration::from_millis(250);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a start did not reach ready.
+#[derive(Debug)]
+pub(crate) struct StartFailure {
+    pub reason: String,
+    /// A process was spawned (it exited, or was killed at the start timeout).
+    pub launched: bool,
+}
+
+/// Owns the server process; see the module docs.
+#[derive(Debug)]
+pub struct Actor {
+    pub(crate) sup: Supervisor,
+    pub(crate) cfg: Arc<RunnerConfig>,
+    pub(crate) backups: Arc<Backups>,
+    pub(crate) metrics: Metrics,
+    pub(crate) webhook: Option<Arc<Webhook>>,
+    pub(crate) updater: Option<Updater>,
+    pub(crate) proc_: Option<ServerProcess>,
+    pub(crate) props: Option<ServerProperties>,
+    crash_times: VecDeque<Instant>,
+    restart_at: Option<tokio::time::Instant>,
+    pub(crate) next_poll: Option<tokio::time::Instant>,
+    next_ping: Option<tokio::time::Instant>,
+    next_hot_backup: Option<tokio::time::Instant>,
+    shutdown: CancellationToken,
+}
+
+enum Wake {
+    Shutdown,
+    Woken,
+    Exited(std::io::Result<ExitStatus>),
+    Restart,
+    Poll,
+    Ping,
+    HotBackup,
+}
+
+async fn sleep_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    pub(crate) fn new(
+        sup: Supervisor,
+        cfg: Arc<RunnerConfig>,
+        backups: Arc<Backups>,
+        metrics: Metrics,
+        webhook: Option<Arc<Webhook>>,
+        updater: Option<Updater>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let hot = cfg.backup.hot_interval.map(|d| tokio::time::Instant::now() + d);
+        Self {
+            sup,
+            cfg,
+            backups,
+            metrics,
+            webhook,
+            updater,
+            proc_: None,
+            props: None,
+            crash_times: VecDeque::new(),
+            restart_at: None,
+            next_poll: None,
+            next_ping: None,
+            next_hot_backup: hot,
+            shutdown,
+        }
+    }
+
+    /// Runs until the shutdown token is cancelled, then stops the server.
+    pub async fn run(mut self) {
+        if let Some(u) = &self.updater {
+            self.next_poll = Some(tokio::time::Instant::now() + u.first_delay());
+        }
+        loop {
+            if self.shutdown.is_cancelled() {
+                self.shut_down().await;
+                return;
+            }
+            let job = {
+                let mut s = self.sup.inner.lock();
+                let job = s.queue.pop_front();
+                s.busy = job.as_ref().map(|j| j.action.clone());
+                job
+            };
+            if let Some(job) = job {
+                let result = self.execute(job.action.clone()).await;
+                self.sup.inner.lock().busy = None;
+                if let Err(e) = &result {
+                    self.sup.bus().event(
+                        "power",
+                        format!("{} failed: {e}", job.action.name()),
+                        serde_json::json!({"action": job.action.name(), "error": e}),
+                    );
+                }
+                if let Some(tx) = job.done {
+                    let _ = tx.send(result);
+                }
+                continue;
+            }
+            let wake = self.next_wake().await;
+            match wake {
+                Wake::Shutdown | Wake::Woken => {}
+                Wake::Exited(st) => self.on_unexpected_exit(st).await,
+                Wake::Restart => {
+                    self.restart_at = None;
+                    if self.state() == State::Crashed {
+                        let _ = self.start().await;
+                    }
+                }
+                Wake::Poll => {
+                    let next = self.updater.as_ref().map(Updater::next_delay);
+                    self.next_poll = next.map(|d| tokio::time::Instant::now() + d);
+                    // Refused only when an update is already queued.
+                    self.sup.submit(Action::Update { auto: true }, None);
+                }
+                Wake::Ping => self.ping().await,
+                Wake::HotBackup => {
+                    let d = self.cfg.backup.hot_interval;
+                    self.next_hot_backup = d.map(|d| tokio::time::Instant::now() + d);
+                    if self.state() == State::Running {
+                        self.sup.submit(
+                            Action::Backup {
+                                label: "scheduled".into(),
+                            },
+                            None,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for the next thing to do while no action runs. Boxed so the
+    /// actor's future is provably `Send` (the select borrows several fields).
+    fn next_wake(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Wake> + Send + '_>> {
+        Box::pin(async move {
+            let exit = async {
+                match &mut self.proc_ {
+                    Some(p) => p.wait().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.shutdown.cancelled() => Wake::Shutdown,
+                _ = self.sup.inner.wake.notified() => Wake::Woken,
+                st = exit => Wake::Exited(st),
+                _ = sleep_opt(self.restart_at) => Wake::Restart,
+                _ = sleep_opt(self.next_poll) => Wake::Poll,
+                _ = sleep_opt(self.next_ping) => Wake::Ping,
+                _ = sleep_opt(self.next_hot_backup) => Wake::HotBackup,
+            }
+        })
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.sup.state()
+    }
+
+    /// Moves the machine to `to` (a refused transition is a supervisor bug).
+    pub(crate) fn go(&self, to: State, detail: impl Into<String>) {
+        let detail = detail.into();
+        let mut s = self.sup.inner.lock();
+        match s.machine.go(to) {
+            Ok(from) => {
+                s.detail = detail.clone();
+                drop(s);
+                self.metrics.set_state(to.name());
+                self.sup.bus().event(
+                    "state",
+                    if detail.is_empty() {
+                        to.to_string()
+                    } else {
+                        format!("{to}: {detail}")
+                    },
+                    serde_json::json!({"from": from.to_string(), "to": to.to_string(), "detail": detail}),
+                );
+            }
+            Err(e) => {
+                drop(s);
+                tracing::error!("{e}");
+                self.sup.bus().event("bug", e.to_string(), serde_json::json!({}));
+                debug_assert!(false, "{e}");
+            }
+        }
+    }
+
+    fn execute(
+        &mut self,
+        action: Action,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ActionResult> + Send + '_>> {
+        Box::pin(async move {
+            match action {
+                Action::Start => match self.state() {
+                    State::Running | State::Starting => Ok(self.done("already running")),
+                    _ => {
+                        self.restart_at = None;
+                        self.start().await.map(|()| self.done("started"))
+                    }
+                },
+                Action::Stop => self.stop_action().await,
+                Action::Restart => {
+                    if self.proc_.is_some() {
+                        self.stop().await;
+                    }
+                    self.start().await.map(|()| self.done("restarted"))
+                }
+                Action::Update { auto } => self.update(auto).await.map(Outcome::Update),
+                Action::Backup { label } => self.backup(&label).await.map(Outcome::Backup),
+                Action::Restore { id } => self.restore(&id).await,
+                Action::Rollback => self.rollback().await,
+            }
+        })
+    }
+
+    pub(crate) fn done(&self, message: &str) -> Outcome {
+        Outcome::Done {
+            state: self.state(),
+            message: message.into(),
+        }
+    }
+
+    async fn stop_action(&mut self) -> ActionResult {
+        match self.state() {
+            State::Crashed => {
+                self.restart_at = None;
+                self.go(State::Stopped, "restart cancelled");
+                Ok(self.done("stopped (the restart after the crash is cancelled)"))
+            }
+            State::Stopped | State::Failed => Ok(self.done("already stopped")),
+            _ => {
+                self.stop().await;
+                Ok(self.done("stopped"))
+            }
+        }
+    }
+
+    /// Launches the server and waits for ready: Stopped/Crashed/Failed → Starting → Running.
+    pub(crate) async fn start(&mut self) -> Result<(), String> {
+        let from = self.state();
+        self.go(State::Starting, "");
+        match self.launch_and_wait_ready().await {
+            Ok(()) => {
+                self.go(State::Running, "");
+                Ok(())
+            }
+            Err(f) if f.launched && self.sup.inner.lock().intent == Some(StopIntent::Kill) => {
+                self.sup.inner.lock().intent = None;
+                self.go(State::Stopping, "killed on request");
+                self.go(State::Stopped, "killed on request");
+                Err(format!("killed during the start ({})", f.reason))
+            }
+            Err(f) if f.launched => {
+                let reason = f.reason.clone();
+                self.crashed(&reason, from == State::Crashed);
+                Err(reason)
+            }
+            Err(f) => {
+                // Could not even launch (no Java, no launch description).
+                self.go(State::Crashed, &f.reason);
+                self.go(State::Failed, &f.reason);
+                self.notify(WebhookKind::Failed, "Server cannot start", &f.reason);
+                Err(f.reason)
+            }
+        }
+    }
+
+    /// Spawns the server and waits until it prints "Done" and answers a
+    /// Server List Ping with `players.max > 0`, within the start timeout.
+    /// Leaves the machine's state alone.
+    pub(crate) async fn launch_and_wait_ready(&mut self) -> Result<(), StartFailure> {
+        let dir = self.cfg.server_dir.clone();
+        let launch_error = |reason: String| StartFailure {
+            reason,
+            launched: false,
+        };
+        let props =
+            ServerProperties::load(&dir).map_err(|e| launch_error(format!("server.properties: {e}")))?;
+        let cmd =
+            crate::java::launch_command(&dir, &self.cfg.server).map_err(|e| launch_error(e.to_string()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| launch_error(format!("cannot create {}: {e}", dir.display())))?;
+        let p = process::spawn(&cmd, &dir, &self.cfg.server.env, self.sup.bus())
+            .map_err(|e| launch_error(format!("cannot run {}: {e}", cmd.program.display())))?;
+        self.sup.bus().event(
+            "process",
+            format!("started {} (pid {})", cmd.program.display(), p.pid),
+            serde_json::json!({"pid": p.pid, "program": cmd.program, "args": cmd.args}),
+        );
+        let use_rcon = props.rcon_enabled && self.cfg.rcon.enabled != Some(false);
+        let rcon = use_rcon.then(|| {
+            let addr =
+                std::net::SocketAddr::new(props.rcon.ip(), self.cfg.rcon.port.unwrap_or(props.rcon.port()));
+            let pw = self
+                .cfg
+                .rcon
+                .password
+                .clone()
+                .unwrap_or_else(|| props.rcon_password.clone());
+            (addr, pw)
+        });
+        self.sup.console().set(Some(Target {
+            stdin: p.stdin.clone(),
+            rcon,
+            bus: self.sup.bus().clone(),
+        }));
+        {
+            let mut s = self.sup.inner.lock();
+            s.pid = Some(p.pid);
+            s.intent = None;
+            s.ready_at = None;
+        }
+        let game = props.game;
+        self.props = Some(props);
+        let mut done_rx = p.done_rx.clone();
+        self.proc_ = Some(p);
+        let timeout = self.cfg.server.start_timeout;
+        let ready = async {
+            let _ = done_rx.wait_for(|d| *d).await;
+            loop {
+                if let Ok(st) = crate::slp::ping(game, PING_TIMEOUT).await
+                    && st.players_max > 0
+                {
+                    return st;
+                }
+                tokio::time::sleep(READY_PING_EVERY).await;
+            }
+        };
+        let result = {
+            let proc_ = self.proc_.as_mut().expect("set just above");
+            tokio::select! {
+                st = proc_.wait() => Err(Some(st)),
+                r = tokio::time::timeout(timeout, ready) => r.map_err(|_| None),
+            }
+        };
+        match result {
+            Ok(st) => {
+                let mut s = self.sup.inner.lock();
+                s.ready_at = Some(Instant::now());
+                s.players = (st.players_online, st.players_max);
+                drop(s);
+                self.metrics.set_players(st.players_online, st.players_max);
+                self.next_ping = Some(tokio::time::Instant::now() + self.cfg.server.ping_interval);
+                Ok(())
+            }
+            Err(Some(st)) => {
+                let how = st.as_ref().map(describe_exit).unwrap_or_else(|e| e.to_string());
+                self.forget_process();
+                Err(StartFailure {
+                    reason: format!("the server exited before it was ready ({how})"),
+                    launched: true,
+                })
+            }
+            Err(None) => {
+                if let Some(p) = self.proc_.as_mut() {
+                    p.signal(Signal::SIGKILL);
+                    let _ = p.wait().await;
+                }
+                self.forget_process();
+                Err(StartFailure {
+                    reason: format!(
+                        "the server was not ready within {} (no \"Done\" line, or no Server List Ping answer with players.max > 0 on {game})",
+                        humantime::format_duration(timeout)
+                    ),
+                    launched: true,
+                })
+            }
+        }
+    }
+
+    pub(crate) fn forget_process(&mut self) {
+        self.proc_ = None;
+        self.sup.console().set(None);
+        self.next_ping = None;
+        let mut s = self.sup.inner.lock();
+        s.pid = None;
+        s.ready_at = None;
+        s.players = (0, 0);
+    }
+
+    /// The stop sequence, with the intent recorded first: `stop` (RCON, else
+    /// stdin), then SIGTERM, then SIGKILL, each after its timeout.
+    /// Running/Starting → Stopping → Stopped.
+    pub(crate) async fn stop(&mut self) {
+        if !matches!(self.state(), State::Updating(_)) {
+            self.go(State::Stopping, "");
+        }
+        self.stop_process().await;
+        if self.state() == State::Stopping {
+            self.go(State::Stopped, "");
+        }
+    }
+
+    /// The stop sequence without state changes (updates use their own steps).
+    pub(crate) async fn stop_process(&mut self) {
+        {
+            let mut s = self.sup.inner.lock();
+            if s.intent.is_none() {
+                s.intent = Some(StopIntent::Runner);
+            }
+        }
+        let Some(mut p) = self.proc_.take() else { return };
+        let bus = self.sup.bus().clone();
+        let (stop_timeout, term_timeout) = (self.cfg.server.stop_timeout, self.cfg.server.term_timeout);
+        let console = self.sup.console().clone();
+        let sent = tokio::time::timeout(Duration::from_secs(10), super::send(console.send("stop"))).await;
+        if !matches!(sent, Ok(Ok(_))) {
+            bus.event(
+                "stop",
+                "could not send `stop` to the console",
+                serde_json::json!({}),
+            );
+        }
+        let mut exited = tokio::time::timeout(stop_timeout, p.wait()).await.ok();
+        if exited.is_none() {
+            bus.event(
+                "stop",
+                format!(
+                    "not stopped {} after `stop`: sending SIGTERM",
+                    humantime::format_duration(stop_timeout)
+                ),
+                serde_json::json!({"signal": "SIGTERM"}),
+            );
+            p.signal(Signal::SIGTERM);
+            exited = tokio::time::timeout(term_timeout, p.wait()).await.ok();
+        }
+        if exited.is_none() {
+            bus.event(
+                "stop",
+                format!(
+                    "not stopped {} after SIGTERM: sending SIGKILL",
+                    humantime::format_duration(term_timeout)
+                ),
+                serde_json::json!({"signal": "SIGKILL"}),
+            );
+            p.signal(Signal::SIGKILL);
+            exited = Some(p.wait().await);
+        }
+        let how = match exited {
+            Some(Ok(st)) => describe_exit(&st),
+            Some(Err(e)) => e.to_string(),
+            None => "unknown".into(),
+        };
+        bus.event(
+            "process",
+            format!("server exited ({how})"),
+            serde_json::json!({"exit": how}),
+        );
+        self.proc_ = Some(p);
+        self.forget_process();
+        self.sup.inner.lock().intent = None;
+    }
+
+    /// The process exited while the actor was idle.
+    async fn on_unexpected_exit(&mut self, st: std::io::Result<ExitStatus>) {
+        let how = st.as_ref().map(describe_exit).unwrap_or_else(|e| e.to_string());
+        let in_game_stop = self
+            .proc_
+            .as_ref()
+            .is_some_and(|p| p.flags.stopping.load(std::sync::atomic::Ordering::SeqCst));
+        let intent = self.sup.inner.lock().intent.take();
+        self.forget_process();
+        if intent.is_some() || in_game_stop {
+            let why = match intent {
+                Some(StopIntent::Kill) => "killed on request".to_string(),
+                Some(StopIntent::Runner) => "stopped by the runner".to_string(),
+                None => "stopped by a `stop` from the game or RCON (not a crash)".to_string(),
+            };
+            self.sup.bus().event(
+                "process",
+                format!("server exited ({how}): {why}"),
+                serde_json::json!({"exit": how}),
+            );
+            self.go(State::Stopping, &why);
+            self.go(State::Stopped, &why);
+            return;
+        }
+        self.crashed(&format!("the server exited unexpectedly ({how})"), false);
+    }
+
+    /// Running/Starting → Crashed, then a restart after a backoff, or Failed
+    /// when the crash window is full.
+    pub(crate) fn crashed(&mut self, reason: &str, _from_restart: bool) {
+        let now = Instant::now();
+        let window = self.cfg.server.crash_window;
+        self.crash_times.push_back(now);
+        while self
+            .crash_times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            self.crash_times.pop_front();
+        }
+        let n = u32::try_from(self.crash_times.len()).unwrap_or(u32::MAX);
+        self.sup.inner.lock().restarts += 1;
+        self.metrics.inc_restarts();
+        let tail: Vec<String> = self
+            .sup
+            .bus()
+            .tail(CRASH_TAIL)
+            .into_iter()
+            .map(|e| e.line)
+            .collect();
+        if self.state() != State::Crashed {
+            self.go(State::Crashed, reason);
+        }
+        if n >= self.cfg.server.crash_limit {
+            let why = format!(
+                "crashed {n} times within {}; last: {reason}. Fix the cause, then `atlas-runner start`",
+                humantime::format_duration(window)
+            );
+            self.restart_at = None;
+            self.crash_times.clear();
+            self.sup.bus().event(
+                "failed",
+                &why,
+                serde_json::json!({"crashes": n, "log_tail": tail}),
+            );
+            self.go(
+                State::Failed,
+                format!("{why}\n--- last log lines ---\n{}", tail.join("\n")),
+            );
+            self.notify(
+                WebhookKind::Failed,
+                "Server failed",
+                &format!("{why}\n```\n{}\n```", tail.join("\n")),
+            );
+            return;
+        }
+        let base = self.cfg.server.restart_backoff;
+        let backoff = base
+            .saturating_mul(1u32 << (n - 1).min(16))
+            .min(self.cfg.server.restart_backoff_max);
+        self.restart_at = Some(tokio::time::Instant::now() + backoff);
+        let msg = format!(
+            "{reason}; restarting in {} (crash {n} of {} allowed)",
+            humantime::format_duration(backoff),
+            self.cfg.server.crash_limit
+        );
+        self.sup.inner.lock().detail = msg.clone();
+        self.sup.bus().event(
+            "crash",
+            &msg,
+            serde_json::json!({"crashes": n, "backoff_ms": backoff.as_millis() as u64, "log_tail": tail}),
+        );
+        self.notify(
+            WebhookKind::Crash,
+            "Server crashed",
+            &format!("{msg}\n```\n{}\n```", tail.join("\n")),
+        );
+    }
+
+    pub(crate) fn notify(&self, kind: WebhookKind, title: &str, description: &str) {
+        if let Some(w) = &self.webhook {
+            let w = w.clone();
+            let event = WebhookEvent {
+                kind,
+                title: title.to_owned(),
+                description: description.to_owned(),
+                fields: Vec::new(),
+            };
+            tokio::spawn(async move { w.notify(event).await });
+        }
+    }
+
+    async fn ping(&mut self) {
+        self.next_ping = self
+            .proc_
+            .as_ref()
+            .map(|_| tokio::time::Instant::now() + self.cfg.server.ping_interval);
+        let Some(addr) = self.props.as_ref().map(|p| p.game) else {
+            return;
+        };
+        match crate::slp::ping(addr, PING_TIMEOUT).await {
+            Ok(st) => {
+                let mut s = self.sup.inner.lock();
+                s.players = (st.players_online, st.players_max);
+                let up = s.ready_at.map(|t| t.elapsed()).unwrap_or_default();
+                drop(s);
+                self.metrics.set_players(st.players_online, st.players_max);
+                self.metrics.set_uptime(up);
+            }
+            Err(e) => tracing::warn!("Server List Ping to {addr} failed: {e}"),
+        }
+    }
+
+    async fn backup(&mut self, label: &str) -> Result<crate::backup::BackupInfo, String> {
+        let started = Instant::now();
+        let info = if self.state() == State::Running {
+            let console = self.sup.console().clone();
+            super::send(self.backups.create(BackupKind::Hot, label, Some(&console))).await
+        } else if self.proc_.is_none() {
+            super::send(self.backups.create(BackupKind::Manual, label, None)).await
+        } else {
+            return Err(format!("cannot back up while the server is {}", self.state()));
+        }
+        .map_err(|e| e.to_string())?;
+        self.metrics.observe_backup(started.elapsed(), info.size_bytes);
+        self.sup.bus().event(
+            "backup",
+            format!("backup {} written ({} bytes)", info.id, info.size_bytes),
+            serde_json::to_value(&info).unwrap_or_default(),
+        );
+        if let Err(e) = self.backups.prune() {
+            tracing::warn!("pruning old backups: {e}");
+        }
+        Ok(info)
+    }
+
+    async fn restore(&mut self, id: &str) -> ActionResult {
+        let was_running = self.proc_.is_some();
+        if was_running {
+            self.stop().await;
+        }
+        if self.state() == State::Crashed {
+            self.restart_at = None;
+            self.go(State::Stopped, "restoring a backup");
+        }
+        super::send(self.backups.restore(id))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.sup.bus().event(
+            "backup",
+            format!("restored backup {id}"),
+            serde_json::json!({"id": id}),
+        );
+        if was_running {
+            self.start().await?;
+        }
+        Ok(self.done(&format!("restored backup {id}")))
+    }
+
+    async fn shut_down(&mut self) {
+        let pending: Vec<_> = {
+            let mut s = self.sup.inner.lock();
+            s.shutting_down = true;
+            s.queue.drain(..).collect()
+        };
+        for job in pending {
+            if let Some(tx) = job.done {
+                let _ = tx.send(Err("the daemon is shutting down".into()));
+            }
+        }
+        if self.proc_.is_some() {
+            self.sup.bus().event(
+                "daemon",
+                "shutting down: stopping the server first",
+                serde_json::json!({}),
+            );
+            if self.state() == State::Running || self.state() == State::Starting {
+                self.stop().await;
+            } else {
+                self.stop_process().await;
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Integration tests of atlas-runner: one binary, a module per area.
+
+mod backup;
+mod cli;
+mod common;
+mod config_schema;
+mod daemon;
+mod daemon_ipc;
+mod ipc;
+mod metrics;
+mod protocols;
+mod rig;
+mod standin;
+#[path = "../../../fetcher/tests/it/common/mod.rs"]
+mod store;
+mod updates;
+mod webhook;

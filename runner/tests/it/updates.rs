@@ -1,0 +1,194 @@
+//! Updates through the real daemon: the first install, an update that
+//! succeeds (every step, in order, as events), and a new build that fails
+//! its health window: rolled back, the world byte-identical to the backup,
+//! and the build marked bad so it is not retried.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use atlas_proto::runner::v1::{
+    BackupListRequest, BackupRequest, UpdateRequest, backup_request, reply, request,
+};
+use atlas_testkit::http::StaticServer;
+
+use crate::rig::*;
+use crate::store::{Spec, Store, f};
+
+fn build(n: u32, standin: &str) -> Vec<Spec> {
+    let mut v: Vec<Spec> = (0..5)
+        .map(|i| {
+            f(
+                &format!("mods/mod{i}.jar"),
+                format!("mod {i} of build {n}").as_bytes(),
+            )
+        })
+        .collect();
+    v.push(f("config/pack.toml", format!("build = {n}\n").as_bytes()));
+    v.push(f("standin.toml", standin.as_bytes()));
+    v
+}
+
+fn source_table(url: &str, store: &Store) -> String {
+    format!(
+        "[source]\nurl = \"{url}\"\npack = \"{}\"\nchannel = \"{}\"\nkeys = [\"{}\"]\nupdate_interval = \"1h\"\njitter = \"0s\"\nauto_apply = false\nprovision = false\nannounce = \"0s\"\n\n[health]\nwindow = \"1500ms\"\npings = 3\n",
+        crate::store::PACK,
+        crate::store::CHANNEL,
+        store.public().to_text(),
+    )
+}
+
+/// Every file under `dir`, relative path → bytes.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(dir)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+/// The files under `prefix/` inside a tar.zst archive.
+fn archived(archive: &Path, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    let file = std::fs::File::open(archive).expect("archive");
+    let dec = zstd::stream::read::Decoder::new(file).expect("zstd");
+    let mut ar = tar::Archive::new(dec);
+    let mut out = BTreeMap::new();
+    for entry in ar.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().expect("path").to_string_lossy().into_owned();
+        let path = path.trim_start_matches("./").to_owned();
+        if let Some(rel) = path.strip_prefix(&format!("{prefix}/")) {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).expect("read entry");
+            out.insert(rel.to_owned(), bytes);
+        }
+    }
+    out
+}
+
+async fn update_apply(rig: &Rig) -> atlas_proto::runner::v1::UpdateInfo {
+    let replies = rig
+        .call(request::Kind::Update(UpdateRequest { apply: true }))
+        .await;
+    match replies.last().and_then(|r| r.kind.clone()) {
+        Some(reply::Kind::Update(u)) => u,
+        other => panic!("update apply answered {other:?}; events {:#?}", rig.event_lines()),
+    }
+}
+
+#[tokio::test]
+async fn first_install_then_an_update_then_a_bad_build_rolled_back() {
+    let mut store = Store::new();
+    let srv = StaticServer::start(store.root()).expect("server");
+    let b1 = store.publish(&build(1, ""));
+    // autostart: install the channel's build, then start it.
+    let cfg = format!(
+        "autostart = true\n{}\n{}",
+        source_table(&srv.url(), &store),
+        server_table("")
+    );
+    let mut rig = Rig::new(&cfg, "", false);
+    rig.start().await;
+    let s = rig.wait_state("running").await;
+    assert_eq!(s.build, b1.to_hex());
+    assert_eq!(
+        std::fs::read(rig.server_dir.join("config/pack.toml")).expect("config"),
+        b"build = 1\n"
+    );
+
+    rig.events.lock().expect("events").clear();
+
+    // A good update: every step in order, the new build running.
+    let b2 = store.publish(&build(2, ""));
+    let u = update_apply(&rig).await;
+    assert_eq!(u.outcome, "applied", "{u:?}");
+    let s = rig.wait_state("running").await;
+    assert_eq!(s.build, b2.to_hex());
+    assert_eq!(
+        std::fs::read(rig.server_dir.join("mods/mod3.jar")).expect("mod"),
+        b"mod 3 of build 2"
+    );
+    let steps: Vec<String> = rig
+        .events
+        .lock()
+        .expect("events")
+        .iter()
+        .filter(|e| e.kind == "update.step")
+        .map(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.json).expect("json")["step"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "announcing",
+            "stopping",
+            "backing-up",
+            "applying",
+            "starting",
+            "health-check"
+        ],
+        "{:#?}",
+        rig.event_lines()
+    );
+    rig.events.lock().expect("events").clear();
+
+    // A bad build: it starts, damages the world, then crashes inside the health window.
+    let b3 = store.publish(&build(3, "crash_after_ms = 400\ncorrupt_world_on_start = true\n"));
+    let u = update_apply(&rig).await;
+    assert_eq!(u.outcome, "rolled_back", "{u:?}; {:#?}", rig.event_lines());
+    assert_eq!(u.target_build, b3.to_hex());
+    let rollback = rig.wait_event("rollback", |e| e.kind == "rollback").await;
+    let fields: serde_json::Value = serde_json::from_str(&rollback.json).expect("json");
+    let backup_id = fields["backup"].as_str().expect("backup id").to_owned();
+    let s = rig.wait_state("running").await;
+    assert_eq!(s.build, b2.to_hex(), "the previous build runs again");
+    assert_eq!(s.bad_build, b3.to_hex());
+    assert_eq!(
+        std::fs::read(rig.server_dir.join("mods/mod3.jar")).expect("mod"),
+        b"mod 3 of build 2"
+    );
+
+    // The world is byte for byte the one archived before the update.
+    let list = rig
+        .call(request::Kind::Backup(BackupRequest {
+            op: Some(backup_request::Op::List(BackupListRequest {})),
+        }))
+        .await;
+    let Some(reply::Kind::Backups(list)) = list.last().and_then(|r| r.kind.clone()) else {
+        panic!("backup list: {list:?}");
+    };
+    let backup = list
+        .backups
+        .iter()
+        .find(|b| b.id == backup_id)
+        .expect("the pre-update backup is listed");
+    let in_archive = archived(Path::new(&backup.path), "world");
+    assert!(!in_archive.is_empty(), "the backup holds the world");
+    assert_eq!(tree(&rig.server_dir.join("world")), in_archive);
+
+    // The bad build is not retried while the channel still names it.
+    let u = update_apply(&rig).await;
+    assert_eq!(u.outcome, "skipped_bad", "{u:?}");
+    assert_eq!(rig.status().await.build, b2.to_hex());
+
+    rig.terminate().await;
+}
