@@ -119,3 +119,19 @@ impl ServerConsole for SupervisorConsole {
         })?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_command_cannot_be_smuggled_into_one() {
+        let console = SupervisorConsole::default();
+        for cmd in ["say hi\nop mallory", "say hi\rstop"] {
+            let e = console.send(cmd).await.expect_err(cmd);
+            assert!(e.0.contains("one line"), "{e}");
+        }
+        let e = console.send("list").await.expect_err("no server");
+        assert!(e.0.contains("not running"), "{e}");
+    }
+}

@@ -7,6 +7,7 @@
 mod actor;
 mod console;
 pub mod process;
+mod upkeep;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -238,3 +238,26 @@ fn settings() {
     assert_eq!(st.events, ["backup"]);
     assert!(toml::from_str::<WebhookSettings>("hook = 1").is_err());
 }
+
+#[tokio::test]
+async fn errors_never_show_the_token_in_the_url() {
+    // A port nothing listens on: the delivery fails, and its error is logged.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}/api/webhooks/123/s3cr3t-t0ken");
+    let hook = Webhook::new(WebhookSettings {
+        url: Some(url),
+        events: vec!["crash".into()],
+    })
+    .expect("valid")
+    .expect("enabled");
+    let e = hook
+        .deliver(&event(WebhookKind::Crash, "down"))
+        .await
+        .expect_err("nothing listens");
+    let text = format!("{e} {e:?}");
+    assert!(!text.contains("s3cr3t-t0ken"), "{text}");
+    assert!(text.contains("127.0.0.1"), "{text}");
+}
