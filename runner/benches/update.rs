@@ -8,6 +8,9 @@
 //! docs/BENCHMARKS.md; nothing here asserts a speed.
 
 #[allow(dead_code, clippy::all)]
+#[path = "../tests/it/common/mod.rs"]
+mod common;
+#[allow(dead_code, clippy::all)]
 #[path = "../tests/it/rig.rs"]
 mod rig;
 #[allow(dead_code, clippy::all)]

@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -13,15 +12,10 @@ use std::time::Duration;
 use atlas_proto::runner::v1::{Event, PowerAction, PowerRequest, Reply, StatusRequest, reply, request};
 use atlas_runner::ipc::Client;
 
+use crate::common::{free_port, write_server_properties};
+
 /// A safety limit for waits (never an assertion about speed).
 pub const PATIENCE: Duration = Duration::from_secs(60);
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 pub fn standin() -> &'static str {
     env!("CARGO_BIN_EXE_atlas-standin")
@@ -41,18 +35,6 @@ pub struct Rig {
     pub rcon_port: u16,
 }
 
-/// Writes `server.properties` for the stand-in with free ports.
-pub fn write_properties(dir: &Path, game: u16, rcon: Option<u16>) {
-    std::fs::create_dir_all(dir).expect("server dir");
-    let mut p = format!("server-port={game}\nlevel-name=world\nmax-players=20\n");
-    if let Some(r) = rcon {
-        p.push_str(&format!(
-            "enable-rcon=true\nrcon.port={r}\nrcon.password=hunter2\n"
-        ));
-    }
-    std::fs::write(dir.join("server.properties"), p).expect("server.properties");
-}
-
 impl Rig {
     /// A rig whose config is `extra` appended to the basics (stand-in command,
     /// short timeouts); `standin` is the stand-in's behaviour file.
@@ -63,7 +45,8 @@ impl Rig {
         let socket = tmp.path().join("run/runner.sock");
         let game_port = free_port();
         let rcon_port = free_port();
-        write_properties(&server_dir, game_port, rcon.then_some(rcon_port));
+        std::fs::create_dir_all(&server_dir).expect("server dir");
+        write_server_properties(&server_dir, game_port, rcon.then_some(rcon_port));
         if !standin_toml.is_empty() {
             std::fs::write(server_dir.join("standin.toml"), standin_toml).expect("standin.toml");
         }
