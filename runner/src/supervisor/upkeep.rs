@@ -184,6 +184,8 @@ impl Actor {
         super::send(self.backups.restore(id))
             .await
             .map_err(|e| e.to_string())?;
+        // The archive holds the fetcher's state too: the build it names is installed now.
+        self.refresh_build();
         self.sup.bus().event(
             "backup",
             format!("restored backup {id}"),

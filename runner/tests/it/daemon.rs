@@ -253,3 +253,35 @@ async fn a_real_jvm_server_from_a_launch_description_starts_and_stops() {
     );
     assert!(rig.terminate().await.success());
 }
+
+#[tokio::test]
+async fn the_metrics_endpoint_follows_the_server() {
+    let port = crate::common::free_port();
+    let cfg = format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let mut rig = Rig::new(&cfg, "", false);
+    rig.start().await;
+    rig.power(PowerAction::Start, true).await;
+    rig.wait_state("running").await;
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("body");
+    let line = |prefix: &str| {
+        body.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {body}"))
+            .to_owned()
+    };
+    assert!(
+        line("atlas_runner_state{state=\"running\"}").ends_with(" 1"),
+        "{body}"
+    );
+    assert!(
+        line("atlas_runner_state{state=\"stopped\"}").ends_with(" 0"),
+        "{body}"
+    );
+    assert!(line("atlas_runner_players_max").ends_with(" 20"), "{body}");
+    assert!(rig.terminate().await.success());
+}

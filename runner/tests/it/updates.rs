@@ -192,3 +192,75 @@ async fn first_install_then_an_update_then_a_bad_build_rolled_back() {
 
     rig.terminate().await;
 }
+
+#[tokio::test]
+async fn backups_and_rollback_through_the_socket() {
+    use atlas_proto::runner::v1::{BackupCreate, BackupRestore, RollbackRequest};
+
+    let mut store = Store::new();
+    let srv = StaticServer::start(store.root()).expect("server");
+    let b1 = store.publish(&build(1, ""));
+    let cfg = format!(
+        "autostart = true\n{}\n{}",
+        source_table(&srv.url(), &store),
+        server_table("")
+    );
+    let mut rig = Rig::new(&cfg, "", true);
+    rig.start().await;
+    rig.wait_state("running").await;
+    let b2 = store.publish(&build(2, ""));
+    assert_eq!(update_apply(&rig).await.outcome, "applied");
+
+    // A hot backup of the running server: saving paused, flushed, resumed.
+    let r = rig
+        .call(request::Kind::Backup(BackupRequest {
+            op: Some(backup_request::Op::Create(BackupCreate {
+                label: "before a test".into(),
+            })),
+        }))
+        .await;
+    let Some(reply::Kind::Backup(hot)) = r.last().and_then(|r| r.kind.clone()) else {
+        panic!("backup create: {r:?}");
+    };
+    assert_eq!((hot.kind.as_str(), hot.label.as_str()), ("hot", "before a test"));
+    let log = std::fs::read_to_string(rig.server_dir.join("logs/latest.log")).expect("server log");
+    let (off, saved, on) = (
+        log.find("Automatic saving is now disabled").expect("save-off"),
+        log.rfind("Saved the game").expect("save-all flush"),
+        log.rfind("Automatic saving is now enabled").expect("save-on"),
+    );
+    assert!(off < saved && saved < on, "{log}");
+    assert_eq!(rig.status().await.state, "running");
+
+    // `rollback`: back to build 1, with a backup first, and running again.
+    let r = rig.call(request::Kind::Rollback(RollbackRequest {})).await;
+    assert!(
+        matches!(r.last().and_then(|r| r.kind.clone()), Some(reply::Kind::Done(_))),
+        "{r:?}; {:#?}",
+        rig.event_lines()
+    );
+    let s = rig.wait_state("running").await;
+    assert_eq!(s.build, b1.to_hex());
+    assert_eq!(
+        std::fs::read(rig.server_dir.join("config/pack.toml")).expect("config"),
+        b"build = 1\n"
+    );
+
+    // Restoring the hot backup brings build 2's files back, and the server runs again.
+    let r = rig
+        .call(request::Kind::Backup(BackupRequest {
+            op: Some(backup_request::Op::Restore(BackupRestore { id: hot.id.clone() })),
+        }))
+        .await;
+    assert!(
+        matches!(r.last().and_then(|r| r.kind.clone()), Some(reply::Kind::Done(_))),
+        "{r:?}"
+    );
+    let s = rig.wait_state("running").await;
+    assert_eq!(
+        std::fs::read(rig.server_dir.join("config/pack.toml")).expect("config"),
+        b"build = 2\n"
+    );
+    assert_eq!(s.build, b2.to_hex(), "the install state came back with the files");
+    assert!(rig.terminate().await.success());
+}
