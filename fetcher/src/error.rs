@@ -178,15 +178,7 @@ impl SyncError {
 
     /// Short machine-readable class name, used in the JSON report.
     pub fn kind(&self) -> &'static str {
-        match self.exit_code() {
-            exit::USAGE => "usage",
-            exit::SOURCE => "source",
-            exit::TRUST => "trust",
-            exit::INTEGRITY => "integrity",
-            exit::LOCAL => "local",
-            exit::LOCKED => "locked",
-            _ => "internal",
-        }
+        exit::kind(self.exit_code())
     }
 
     /// Whether another attempt may succeed: connection failures, timeouts,

@@ -23,6 +23,19 @@ pub const LOCKED: i32 = 8;
 /// `verify` found drift: managed files changed or missing (or an interrupted apply pending).
 pub const DRIFT: i32 = 9;
 
+/// Short machine-readable class name of an exit code, used in JSON reports.
+pub fn kind(code: i32) -> &'static str {
+    match code {
+        USAGE => "usage",
+        SOURCE => "source",
+        TRUST => "trust",
+        INTEGRITY => "integrity",
+        LOCAL => "local",
+        LOCKED => "locked",
+        _ => "internal",
+    }
+}
+
 /// The table shown in `--help`.
 pub const HELP: &str = "\
 Exit codes:

@@ -143,9 +143,7 @@ impl Updater {
         }
         use atlas_fetcher::provision::{ProvisionOptions, provision};
         let opts = ProvisionOptions::for_install(&self.server_dir).map_err(|e| e.to_string())?;
-        let done = crate::supervisor::send(provision(&opts))
-            .await
-            .map_err(|e| e.to_string())?;
+        let done = provision(&opts).await.map_err(|e| e.to_string())?;
         tracing::info!(
             changed = done.changed,
             target = done.launch.target(),
@@ -199,9 +197,7 @@ impl Actor {
         let u = self.updater()?;
         let syncer = u.syncer()?;
         let current = self.sup.inner.lock().build.clone();
-        let check = crate::supervisor::send(syncer.check(&NoProgress))
-            .await
-            .map_err(|e| e.to_string())?;
+        let check = syncer.check(&NoProgress).await.map_err(|e| e.to_string())?;
         if check.status != CheckStatus::Changed || check.held {
             return Ok(outcome(
                 "current",
@@ -291,7 +287,8 @@ impl Actor {
         let plan = syncer
             .plan(check, &NoProgress)
             .map_err(|e| InstallError::Failed(e.to_string()))?;
-        let pre = crate::supervisor::send(syncer.prefetch(check, &plan, &NoProgress))
+        let pre = syncer
+            .prefetch(check, &plan, &NoProgress)
             .await
             .map_err(|e| InstallError::Failed(format!("staging build {target}: {e}")))?;
         self.sup.bus().event(
@@ -311,7 +308,7 @@ impl Actor {
                 wait.as_secs(),
                 check.version
             );
-            if let Err(e) = crate::supervisor::send(self.sup.console().send(&msg)).await {
+            if let Err(e) = self.sup.console().send(&msg).await {
                 tracing::warn!("announcing the update: {e}");
             }
             tokio::time::sleep(wait).await;
@@ -327,7 +324,9 @@ impl Actor {
         self.step(UpdateStep::BackingUp, "world and current install");
         let s = Instant::now();
         let label = format!("before build {target}");
-        let backup = crate::supervisor::send(self.backups.create(BackupKind::Cold, &label, None))
+        let backup = self
+            .backups
+            .create(BackupKind::Cold, &label, None)
             .await
             .map_err(|e| {
                 InstallError::Failed(format!("backup before the update failed, nothing changed: {e}"))
@@ -414,7 +413,7 @@ impl Actor {
         if self.proc_.is_some() {
             self.stop_process().await;
         }
-        if let Err(e) = crate::supervisor::send(self.backups.restore(backup)).await {
+        if let Err(e) = self.backups.restore(backup).await {
             let msg = format!("{why}; restoring backup {backup} failed too: {e}");
             self.go(State::Failed, &msg);
             return Err(InstallError::Failed(msg));
@@ -518,7 +517,9 @@ impl Actor {
             self.stop_process().await;
         }
         self.step(UpdateStep::BackingUp, "before rollback");
-        let backup = crate::supervisor::send(self.backups.create(BackupKind::Cold, "before rollback", None))
+        let backup = self
+            .backups
+            .create(BackupKind::Cold, "before rollback", None)
             .await
             .map_err(|e| e.to_string());
         let backup = match backup {

@@ -112,15 +112,7 @@ impl ProvisionError {
 
     /// Short machine-readable class name, as [`SyncError::kind`].
     pub fn kind(&self) -> &'static str {
-        match self.exit_code() {
-            exit::USAGE => "usage",
-            exit::SOURCE => "source",
-            exit::TRUST => "trust",
-            exit::INTEGRITY => "integrity",
-            exit::LOCAL => "local",
-            exit::LOCKED => "locked",
-            _ => "internal",
-        }
+        exit::kind(self.exit_code())
     }
 
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {

@@ -264,17 +264,8 @@ impl Net {
 
 /// SHA-1 of a file, hex; `None` if unreadable.
 pub(crate) fn sha1_file(p: &Path) -> Option<String> {
-    use std::io::Read as _;
-    let mut f = std::fs::File::open(p).ok()?;
-    let mut h = sha1::Sha1::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    Some(hex::encode(h.finalize()))
+    use atlas_proto::upstream::{HashFormat, hash_reader};
+    let f = std::fs::File::open(p).ok()?;
+    let hashes = hash_reader(&[HashFormat::Sha1], f).ok()?;
+    hashes.first().map(ToString::to_string)
 }

@@ -162,26 +162,23 @@ impl Actor {
         }
     }
 
-    /// Waits for the next thing to do while no action runs. Boxed so the
-    /// actor's future is provably `Send` (the select borrows several fields).
-    fn next_wake(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Wake> + Send + '_>> {
-        Box::pin(async move {
-            let exit = async {
-                match &mut self.proc_ {
-                    Some(p) => p.wait().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = self.shutdown.cancelled() => Wake::Shutdown,
-                _ = self.sup.inner.wake.notified() => Wake::Woken,
-                st = exit => Wake::Exited(st),
-                _ = sleep_opt(self.restart_at) => Wake::Restart,
-                _ = sleep_opt(self.next_poll) => Wake::Poll,
-                _ = sleep_opt(self.next_ping) => Wake::Ping,
-                _ = sleep_opt(self.next_hot_backup) => Wake::HotBackup,
+    /// Waits for the next thing to do while no action runs.
+    async fn next_wake(&mut self) -> Wake {
+        let exit = async {
+            match &mut self.proc_ {
+                Some(p) => p.wait().await,
+                None => std::future::pending().await,
             }
-        })
+        };
+        tokio::select! {
+            _ = self.shutdown.cancelled() => Wake::Shutdown,
+            _ = self.sup.inner.wake.notified() => Wake::Woken,
+            st = exit => Wake::Exited(st),
+            _ = sleep_opt(self.restart_at) => Wake::Restart,
+            _ = sleep_opt(self.next_poll) => Wake::Poll,
+            _ = sleep_opt(self.next_ping) => Wake::Ping,
+            _ = sleep_opt(self.next_hot_backup) => Wake::HotBackup,
+        }
     }
 
     pub(crate) fn state(&self) -> State {
@@ -216,32 +213,27 @@ impl Actor {
         }
     }
 
-    fn execute(
-        &mut self,
-        action: Action,
-    ) -> std::pin::Pin<Box<dyn Future<Output = ActionResult> + Send + '_>> {
-        Box::pin(async move {
-            match action {
-                Action::Start => match self.state() {
-                    State::Running | State::Starting => Ok(self.done("already running")),
-                    _ => {
-                        self.restart_at = None;
-                        self.start().await.map(|()| self.done("started"))
-                    }
-                },
-                Action::Stop => self.stop_action().await,
-                Action::Restart => {
-                    if self.proc_.is_some() {
-                        self.stop().await;
-                    }
-                    self.start().await.map(|()| self.done("restarted"))
+    async fn execute(&mut self, action: Action) -> ActionResult {
+        match action {
+            Action::Start => match self.state() {
+                State::Running | State::Starting => Ok(self.done("already running")),
+                _ => {
+                    self.restart_at = None;
+                    self.start().await.map(|()| self.done("started"))
                 }
-                Action::Update { auto } => self.update(auto).await.map(Outcome::Update),
-                Action::Backup { label } => self.backup(&label).await.map(Outcome::Backup),
-                Action::Restore { id } => self.restore(&id).await,
-                Action::Rollback => self.rollback().await,
+            },
+            Action::Stop => self.stop_action().await,
+            Action::Restart => {
+                if self.proc_.is_some() {
+                    self.stop().await;
+                }
+                self.start().await.map(|()| self.done("restarted"))
             }
-        })
+            Action::Update { auto } => self.update(auto).await.map(Outcome::Update),
+            Action::Backup { label } => self.backup(&label).await.map(Outcome::Backup),
+            Action::Restore { id } => self.restore(&id).await,
+            Action::Rollback => self.rollback().await,
+        }
     }
 
     pub(crate) fn done(&self, message: &str) -> Outcome {
@@ -433,7 +425,7 @@ impl Actor {
         let bus = self.sup.bus().clone();
         let (stop_timeout, term_timeout) = (self.cfg.server.stop_timeout, self.cfg.server.term_timeout);
         let console = self.sup.console().clone();
-        let sent = tokio::time::timeout(Duration::from_secs(10), super::send(console.send("stop"))).await;
+        let sent = tokio::time::timeout(Duration::from_secs(10), console.send("stop")).await;
         if !matches!(sent, Ok(Ok(_))) {
             bus.event(
                 "stop",

@@ -89,16 +89,6 @@ pub struct UpdateOutcome {
 
 pub type ActionResult = Result<Outcome, String>;
 
-/// Boxes a future as `Send` where it is created, with its lifetimes known:
-/// the fetcher's and the backups' futures borrow `&dyn` and `&str`
-/// arguments, which the compiler cannot prove `Send` for every lifetime
-/// once nested in the actor's future (rust-lang/rust#102211).
-pub(crate) fn send<'a, T>(
-    f: impl Future<Output = T> + Send + 'a,
-) -> std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>> {
-    Box::pin(f)
-}
-
 #[derive(Debug)]
 pub(crate) struct Job {
     pub action: Action,

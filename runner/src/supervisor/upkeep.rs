@@ -153,9 +153,9 @@ impl Actor {
         let started = Instant::now();
         let info = if self.state() == State::Running {
             let console = self.sup.console().clone();
-            super::send(self.backups.create(BackupKind::Hot, label, Some(&console))).await
+            self.backups.create(BackupKind::Hot, label, Some(&console)).await
         } else if self.proc_.is_none() {
-            super::send(self.backups.create(BackupKind::Manual, label, None)).await
+            self.backups.create(BackupKind::Manual, label, None).await
         } else {
             return Err(format!("cannot back up while the server is {}", self.state()));
         }
@@ -181,9 +181,7 @@ impl Actor {
             self.restart_at = None;
             self.go(State::Stopped, "restoring a backup");
         }
-        super::send(self.backups.restore(id))
-            .await
-            .map_err(|e| e.to_string())?;
+        self.backups.restore(id).await.map_err(|e| e.to_string())?;
         // The archive holds the fetcher's state too: the build it names is installed now.
         self.refresh_build();
         self.sup.bus().event(

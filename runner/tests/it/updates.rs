@@ -91,21 +91,27 @@ async fn update_apply(rig: &Rig) -> atlas_proto::runner::v1::UpdateInfo {
     }
 }
 
-#[tokio::test]
-async fn first_install_then_an_update_then_a_bad_build_rolled_back() {
+/// A daemon that installed build 1 from a fresh store on its first start
+/// (autostart) and runs it.
+async fn running_first_build(rcon: bool) -> (Store, StaticServer, Rig, atlas_proto::Sha256Digest) {
     let mut store = Store::new();
     let srv = StaticServer::start(store.root()).expect("server");
     let b1 = store.publish(&build(1, ""));
-    // autostart: install the channel's build, then start it.
     let cfg = format!(
         "autostart = true\n{}\n{}",
         source_table(&srv.url(), &store),
         server_table("")
     );
-    let mut rig = Rig::new(&cfg, "", false);
+    let mut rig = Rig::new(&cfg, "", rcon);
     rig.start().await;
     let s = rig.wait_state("running").await;
     assert_eq!(s.build, b1.to_hex());
+    (store, srv, rig, b1)
+}
+
+#[tokio::test]
+async fn first_install_then_an_update_then_a_bad_build_rolled_back() {
+    let (mut store, _srv, mut rig, _b1) = running_first_build(false).await;
     assert_eq!(
         std::fs::read(rig.server_dir.join("config/pack.toml")).expect("config"),
         b"build = 1\n"
@@ -197,17 +203,7 @@ async fn first_install_then_an_update_then_a_bad_build_rolled_back() {
 async fn backups_and_rollback_through_the_socket() {
     use atlas_proto::runner::v1::{BackupCreate, BackupRestore, RollbackRequest};
 
-    let mut store = Store::new();
-    let srv = StaticServer::start(store.root()).expect("server");
-    let b1 = store.publish(&build(1, ""));
-    let cfg = format!(
-        "autostart = true\n{}\n{}",
-        source_table(&srv.url(), &store),
-        server_table("")
-    );
-    let mut rig = Rig::new(&cfg, "", true);
-    rig.start().await;
-    rig.wait_state("running").await;
+    let (mut store, _srv, mut rig, b1) = running_first_build(true).await;
     let b2 = store.publish(&build(2, ""));
     assert_eq!(update_apply(&rig).await.outcome, "applied");
 
