@@ -2,15 +2,18 @@
 //! (`<cache>/sha256/<2>/<64>`), plus an index from upstream hashes
 //! (`<cache>/index/<algo>/<hex>`, holding `<sha256 hex> <size>`) so that a
 //! file named by its Modrinth sha512 or CurseForge sha1 is found without a
-//! download. Every insert is a temporary file renamed into place, so a CI
-//! cache may save the folder at any moment.
+//! download (a `sha256:` upstream hash is the content address itself and
+//! needs no entry). Every insert is a temporary file (`<cache>/tmp/<0-f>/`)
+//! renamed into place, so a CI cache may save the folder at any moment.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use atlas_proto::Sha256Digest;
 
-use crate::packwiz::UpstreamHash;
+use crate::packwiz::{HashFormat, UpstreamHash};
 
 /// Environment variable naming the cache directory.
 pub const CACHE_DIR_ENV: &str = "ATLAS_CACHE_DIR";
@@ -27,6 +30,22 @@ pub struct CacheEntry {
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    /// Picks the next temporary directory: parallel downloads spread their
+    /// creates and renames over 16 directories instead of queueing on one
+    /// directory's lock.
+    next_tmp: Arc<AtomicUsize>,
+}
+
+/// How many temporary directories downloads are spread over.
+const TMP_DIRS: usize = 16;
+
+/// Creates `dir` unless it is already a directory (a lookup first: `mkdir`
+/// of an existing directory still takes its parent's lock).
+fn ensure_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io_at(dir, e))
 }
 
 /// The default cache directory: `$ATLAS_CACHE_DIR`, else
@@ -47,10 +66,12 @@ impl Cache {
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
         for sub in ["sha256", "index", "tmp"] {
-            let dir = root.join(sub);
-            std::fs::create_dir_all(&dir).map_err(|e| io_at(&dir, e))?;
+            ensure_dir(&root.join(sub))?;
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            next_tmp: Arc::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -87,6 +108,9 @@ impl Cache {
     /// The cached blob an upstream hash maps to, if the index knows it and
     /// the blob is present with the recorded size.
     pub fn lookup(&self, hash: &UpstreamHash) -> Option<CacheEntry> {
+        if hash.format == HashFormat::Sha256 {
+            return self.get(&Sha256Digest::from_slice(&hash.bytes).ok()?, None);
+        }
         let text = std::fs::read_to_string(self.index_path(hash)).ok()?;
         let (hex, size) = text.trim().split_once(' ')?;
         let sha256: Sha256Digest = hex.parse().ok()?;
@@ -96,7 +120,9 @@ impl Cache {
 
     /// A new temporary file inside the cache (same filesystem as the blobs).
     pub fn temp_file(&self) -> io::Result<tempfile::NamedTempFile> {
-        let dir = self.root.join("tmp");
+        let n = self.next_tmp.fetch_add(1, Ordering::Relaxed) % TMP_DIRS;
+        let dir = self.root.join("tmp").join(format!("{n:x}"));
+        ensure_dir(&dir)?;
         tempfile::Builder::new()
             .prefix("dl-")
             .tempfile_in(&dir)
@@ -114,7 +140,7 @@ impl Cache {
     ) -> io::Result<PathBuf> {
         let path = self.blob_path(sha256);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_at(parent, e))?;
+            ensure_dir(parent)?;
         }
         if self.get(sha256, Some(size)).is_some() {
             drop(file);
@@ -129,13 +155,16 @@ impl Cache {
 
     /// Records that `hash` names the blob `sha256` of `size` bytes.
     pub fn record(&self, hash: &UpstreamHash, sha256: &Sha256Digest, size: u64) -> io::Result<()> {
+        if hash.format == HashFormat::Sha256 {
+            return Ok(()); // the content address itself; see `lookup`
+        }
         let index = self.index_path(hash);
         let line = format!("{} {size}\n", sha256.to_hex());
         if std::fs::read_to_string(&index).is_ok_and(|t| t == line) {
             return Ok(());
         }
         let dir = index.parent().unwrap_or(&self.root).to_owned();
-        std::fs::create_dir_all(&dir).map_err(|e| io_at(&dir, e))?;
+        ensure_dir(&dir)?;
         let mut tmp = self.temp_file()?;
         io::Write::write_all(&mut tmp, line.as_bytes())?;
         tmp.persist(&index).map_err(|e| io_at(&index, e.error))?;
@@ -146,7 +175,6 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packwiz::HashFormat;
 
     fn put(cache: &Cache, data: &[u8], hashes: &[UpstreamHash]) -> PathBuf {
         let mut tmp = cache.temp_file().expect("tmp");
@@ -180,11 +208,31 @@ mod tests {
                 (data.len() as u64, path.as_path())
             );
         }
-        // Inserting again is harmless; the temp dir holds nothing afterwards.
+        // Inserting again is harmless; the temp dirs hold nothing afterwards.
         put(&cache, data, std::slice::from_ref(&sha512));
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("ls").count(), 0);
+        let left: usize = std::fs::read_dir(dir.path().join("tmp"))
+            .expect("ls")
+            .map(|d| std::fs::read_dir(d.expect("entry").path()).expect("ls").count())
+            .sum();
+        assert_eq!(left, 0);
         // A reopened cache (a restored CI cache) still hits.
         assert!(Cache::open(dir.path()).expect("reopen").lookup(&sha1).is_some());
+    }
+
+    #[test]
+    fn a_sha256_upstream_hash_is_the_content_address_and_needs_no_index() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cache = Cache::open(dir.path()).expect("open");
+        let data = b"a jar named by its sha256";
+        let sha256 = UpstreamHash::of(HashFormat::Sha256, data);
+        assert_eq!(cache.lookup(&sha256), None);
+        let path = put(&cache, data, std::slice::from_ref(&sha256));
+        let hit = cache.lookup(&sha256).expect("hit");
+        assert_eq!((hit.size, hit.path), (data.len() as u64, path));
+        assert!(
+            !dir.path().join("index/sha256").exists(),
+            "no index entry written"
+        );
     }
 
     #[test]

@@ -524,9 +524,10 @@ async fn plan_and_publish(
     gh: Option<&crate::github::Github>,
     exports: Option<&crate::export::ExportOptions>,
 ) -> anyhow::Result<PublishReport> {
-    let (plan, _) =
-        crate::resolve::plan_pack(source, &PlanOptions { repository_url }, &mods.options()).await?;
     let st = store::open(&store.store, &store.settings()).await?;
+    let mut mod_opts = mods.options();
+    mod_opts.download.sync_each = !opts.dry_run && st.keeps_cached_files();
+    let (plan, _) = crate::resolve::plan_pack(source, &PlanOptions { repository_url }, &mod_opts).await?;
     let report = crate::publish::publish_with_exports(&plan, source, st.as_ref(), key, opts, exports).await?;
     if let Some(gh) = gh {
         crate::github::publish(gh, st.as_ref(), &plan, &report, &opts.channel).await?;

@@ -92,6 +92,10 @@ pub struct DownloadOptions {
     pub timeout: Duration,
     /// Largest file accepted (upstream data is outside data).
     pub max_size: u64,
+    /// Fsync each downloaded file as soon as it is complete (see
+    /// [`crate::store::Store::keeps_cached_files`]); otherwise the cache
+    /// leaves write-back to the kernel.
+    pub sync_each: bool,
 }
 
 impl Default for DownloadOptions {
@@ -101,6 +105,7 @@ impl Default for DownloadOptions {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
             max_size: 1 << 30,
+            sync_each: false,
         }
     }
 }
@@ -495,6 +500,17 @@ impl Downloader {
             .cache
             .insert(tmp, &sha256, size, std::slice::from_ref(&req.expected))
             .map_err(fatal_io)?;
+        if self.opts.sync_each {
+            let p = path.clone();
+            tokio::task::spawn_blocking(move || {
+                std::fs::File::open(&p)
+                    .and_then(|f| f.sync_data())
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("syncing {}: {e}", p.display())))
+            })
+            .await
+            .map_err(|e| fatal_io(std::io::Error::other(format!("sync task failed: {e}"))))?
+            .map_err(fatal_io)?;
+        }
         Ok(Downloaded {
             sha256,
             size,

@@ -87,7 +87,11 @@ fn fetch(url: &str, dir: &Path, key: &Path) -> Run {
         .arg(key)
         .arg("--dir")
         .arg(dir)
-        .env("RUST_LOG", "warn")
+        // `ATLAS_BENCH_LOG=info` shows the fetcher's phases with timestamps.
+        .env(
+            "RUST_LOG",
+            std::env::var("ATLAS_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("run atlas-fetcher");
@@ -122,7 +126,7 @@ fn median(mut v: Vec<Duration>) -> Option<Duration> {
 
 /// `rclone copy` of every blob of `specs` from the server (HTTP backend,
 /// `--files-from` so no directory listing is needed), into a fresh directory.
-fn rclone(url: &str, specs: &[Spec], work: &Path) -> Option<(Duration, usize)> {
+fn rclone(url: &str, specs: &[Spec], work: &Path, dest: &Path) -> Option<(Duration, usize)> {
     let list = work.join("rclone-files.txt");
     let mut keys: Vec<String> = specs
         .iter()
@@ -131,16 +135,15 @@ fn rclone(url: &str, specs: &[Spec], work: &Path) -> Option<(Duration, usize)> {
     keys.sort();
     keys.dedup();
     std::fs::write(&list, keys.join("\n")).ok()?;
-    let dest = work.join("rclone-dest");
     timed(
         Command::new("rclone")
             .args(["copy", "--http-url", url, ":http:"])
-            .arg(&dest)
+            .arg(dest)
             .arg("--files-from")
             .arg(&list)
             .args(["--no-traverse", "--transfers", "8", "--checkers", "8"]),
     )
-    .map(|t| (t, count_files(&dest)))
+    .map(|t| (t, count_files(dest)))
 }
 
 /// Regular files under `dir`, recursively.
@@ -179,6 +182,51 @@ fn verify_vs_sha256sum(dir: &Path) -> (Option<Duration>, Option<Duration>) {
     (median(ours), median(theirs))
 }
 
+/// CPU time (user, system) of every child waited for so far.
+#[derive(Clone, Copy)]
+struct Cpu {
+    user: Duration,
+    sys: Duration,
+}
+
+impl Cpu {
+    fn children() -> Self {
+        let u =
+            nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).expect("getrusage");
+        let tv = |t: nix::sys::time::TimeVal| {
+            Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+        };
+        Cpu {
+            user: tv(u.user_time()),
+            sys: tv(u.system_time()),
+        }
+    }
+
+    /// CPU used since `self`, as "user+sys".
+    fn since(self) -> String {
+        let now = Cpu::children();
+        format!(
+            "{:.2}+{:.2}",
+            (now.user - self.user).as_secs_f64(),
+            (now.sys - self.sys).as_secs_f64()
+        )
+    }
+}
+
+/// Flushes every dirty page to disk, so a timed step never pays for the
+/// write-back of the step before it (`sync(1)`; a no-op where it is missing).
+fn flush_disk() {
+    let _ = Command::new("sync").status();
+}
+
+/// How many cold-install rounds to interleave with rclone (`ATLAS_BENCH_ROUNDS`, default 5).
+fn rounds() -> usize {
+    std::env::var("ATLAS_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--test") {
         return; // `cargo test --benches`: nothing to check here.
@@ -193,41 +241,96 @@ fn main() {
     std::fs::write(key_file.path(), store.public().to_text()).expect("write key");
     let server = StaticServer::start(store.root().to_owned()).expect("server");
     let work = tempfile::tempdir().expect("tempdir");
-    let dir = work.path().join("server");
+    let mb = total as f64 / 1e6;
 
-    let cold = fetch(&server.url(), &dir, key_file.path());
-    assert_eq!(cold.code, 0, "cold install must update");
+    // Cold installs interleaved with `rclone copy` of the same blobs, the
+    // order alternating each round so drift in the disk's speed falls on
+    // both; `sync` before every timed step. Each step writes into a new
+    // directory and nothing is deleted until the end: deleting 450 MB just
+    // before a step made that step pay for the deletion (ext4 `discard`).
+    let n = rounds();
+    let mut ratios = Vec::new();
+    let mut cold_walls = Vec::new();
+    let mut peak_rss = 0;
+    for round in 0..n {
+        let mut ours = None;
+        let mut theirs = None;
+        for step in 0..2 {
+            let atlas_turn = (step == 0) == (round % 2 == 0);
+            flush_disk();
+            if atlas_turn {
+                server.reset_requests();
+                let cpu = Cpu::children();
+                let cold = fetch(
+                    &server.url(),
+                    &work.path().join(format!("server-{round}")),
+                    key_file.path(),
+                );
+                assert_eq!(cold.code, 0, "cold install must update");
+                assert_eq!(
+                    server.requests().len(),
+                    specs.len() + 2,
+                    "pointer, manifest, blobs"
+                );
+                peak_rss = peak_rss.max(cold.max_rss_kib);
+                ours = Some((cold.wall, cpu.since()));
+            } else {
+                let cpu = Cpu::children();
+                let dest = work.path().join(format!("rclone-{round}"));
+                theirs = rclone(&server.url(), &specs, work.path(), &dest)
+                    .map(|(t, copied)| (t, cpu.since(), copied));
+            }
+        }
+        let (wall, cpu) = ours.expect("the cold install ran");
+        cold_walls.push(wall);
+        match theirs {
+            Some((r, rcpu, copied)) => {
+                ratios.push(wall.as_secs_f64() / r.as_secs_f64());
+                println!(
+                    "round {}: cold install {:.2} s ({:.0} MB/s, cpu user+sys {cpu} s) | rclone copy {:.2} s ({:.0} MB/s, cpu {rcpu} s, {copied} files) | ratio {:.2}",
+                    round + 1,
+                    wall.as_secs_f64(),
+                    mb / wall.as_secs_f64(),
+                    r.as_secs_f64(),
+                    mb / r.as_secs_f64(),
+                    wall.as_secs_f64() / r.as_secs_f64()
+                );
+            }
+            None => println!(
+                "round {}: cold install {:.2} s (cpu user+sys {cpu} s); rclone copy not measured (rclone missing or failed)",
+                round + 1,
+                wall.as_secs_f64()
+            ),
+        }
+    }
+    let dir = work.path().join(format!("server-{}", n - 1));
+    ratios.sort_by(f64::total_cmp);
     println!(
-        "cold install: {} files, {:.0} MB in {:.2} s = {:.0} MB/s; peak RSS {:.1} MB; {} requests",
+        "cold install: {} files, {mb:.0} MB, median {:.2} s over {n} rounds; peak RSS {:.1} MB; {} requests each",
         specs.len(),
-        total as f64 / 1e6,
-        cold.wall.as_secs_f64(),
-        total as f64 / 1e6 / cold.wall.as_secs_f64(),
-        cold.max_rss_kib as f64 / 1024.0,
-        server.requests().len()
+        median(cold_walls).expect("at least one round").as_secs_f64(),
+        peak_rss as f64 / 1024.0,
+        specs.len() + 2
     );
+    if let Some(r) = ratios.get(ratios.len() / 2) {
+        println!(
+            "cold install / rclone copy: median ratio {r:.2} (min {:.2}, max {:.2})",
+            ratios[0],
+            ratios[ratios.len() - 1]
+        );
+    }
 
     let (ours, sha) = verify_vs_sha256sum(&dir);
     match (ours, sha) {
         (Some(o), Some(s)) => println!(
             "verify: {:.2} s ({:.0} MB/s) vs sha256sum {:.2} s ({:.0} MB/s): {:.2}x faster (median of 3, warm cache)",
             o.as_secs_f64(),
-            total as f64 / 1e6 / o.as_secs_f64(),
+            mb / o.as_secs_f64(),
             s.as_secs_f64(),
-            total as f64 / 1e6 / s.as_secs_f64(),
+            mb / s.as_secs_f64(),
             s.as_secs_f64() / o.as_secs_f64()
         ),
         _ => println!("verify vs sha256sum: not measured (verify failed or sha256sum missing)"),
-    }
-    match rclone(&server.url(), &specs, work.path()) {
-        Some((r, copied)) => println!(
-            "rclone copy (--transfers 8) of the same {} blobs ({copied} files written): {:.2} s = {:.0} MB/s (atlas-fetcher cold install: {:.2} s)",
-            specs.len(),
-            r.as_secs_f64(),
-            total as f64 / 1e6 / r.as_secs_f64(),
-            cold.wall.as_secs_f64()
-        ),
-        None => println!("rclone copy: not measured (rclone missing or failed)"),
     }
 
     let mut times = Vec::new();

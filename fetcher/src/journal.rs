@@ -187,8 +187,12 @@ fn groups(j: &Journal) -> BTreeMap<Sha256Digest, Vec<&Entry>> {
     g
 }
 
+/// The staged copy of `blob`; an apply interrupted by an older version left
+/// it directly under the staging directory.
 fn staged(paths: &StatePaths, blob: &Sha256Digest) -> PathBuf {
-    paths.staging.join(blob.to_hex())
+    let p = crate::staging::blob_path(&paths.staging, blob);
+    let legacy = crate::staging::legacy_blob_path(&paths.staging, blob);
+    if !exists(&p) && exists(&legacy) { legacy } else { p }
 }
 
 /// Every blob is still staged, or every path of it already holds it.
@@ -259,7 +263,8 @@ pub fn forward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
         };
         for e in copies.iter().chain([last]) {
             let dest = safe_dest(dir, &e.path)?;
-            if let Some(parent) = dest.parent() {
+            // Each directory once: `mkdir` of an existing one still takes its parent's lock.
+            if let Some(parent) = dest.parent().filter(|p| !touched.contains(*p)) {
                 std::fs::create_dir_all(parent).map_err(SyncError::io("creating directory", parent))?;
                 touched.insert(parent.to_owned());
             }
@@ -274,9 +279,7 @@ pub fn forward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
         std::fs::rename(&src, &dest)
             .map_err(SyncError::io("moving a downloaded file into place at", &dest))?;
     }
-    for d in &touched {
-        state::sync_dir(d);
-    }
+    state::sync_dirs(dir, &touched);
     state::write_atomic_json(&paths.install, &j.install)?;
     if let Some(t) = &j.trust {
         state::write_atomic_json(&paths.trust, t)?;
@@ -388,7 +391,9 @@ mod tests {
         std::fs::write(d.join("m/user"), b"mine").expect("write");
         std::fs::create_dir_all(&paths.staging).expect("mkdir");
         for c in [&b"a v2"[..], b"b", b"c"] {
-            std::fs::write(paths.staging.join(Sha256Digest::of(c).to_hex()), c).expect("write");
+            let p = crate::staging::blob_path(&paths.staging, &Sha256Digest::of(c));
+            std::fs::create_dir_all(p.parent().expect("shard")).expect("mkdir");
+            std::fs::write(p, c).expect("write");
         }
         let plan = Plan {
             files: vec![
@@ -434,7 +439,7 @@ mod tests {
         std::fs::rename(paths.dir.join("m/a"), bak.join("m/a")).expect("mv");
         std::fs::rename(paths.dir.join("m/gone"), bak.join("m/gone")).expect("mv");
         std::fs::create_dir_all(paths.dir.join("n")).expect("mkdir");
-        let b = paths.staging.join(Sha256Digest::of(b"b").to_hex());
+        let b = crate::staging::blob_path(&paths.staging, &Sha256Digest::of(b"b"));
         std::fs::rename(b, paths.dir.join("n/b")).expect("mv");
         assert_eq!(recover(&paths).expect("recover"), Recovery::Forward);
         let want = owned(&[
@@ -453,6 +458,33 @@ mod tests {
     }
 
     #[test]
+    fn an_apply_interrupted_by_an_earlier_version_with_flat_staging_rolls_forward() {
+        let root = tempfile::tempdir().expect("tmp");
+        let (paths, j) = setup(root.path());
+        // Earlier fetchers staged blobs directly under the staging directory.
+        for c in [&b"a v2"[..], b"b", b"c"] {
+            let d = Sha256Digest::of(c);
+            std::fs::rename(
+                crate::staging::blob_path(&paths.staging, &d),
+                crate::staging::legacy_blob_path(&paths.staging, &d),
+            )
+            .expect("mv");
+        }
+        assert_eq!(recover(&paths).expect("recover"), Recovery::Forward);
+        let want = owned(&[
+            ("m/a", b"a v2"),
+            ("m/user", b"mine"),
+            ("n/b", b"b"),
+            ("n/c", b"c"),
+        ]);
+        assert_eq!(tree(&paths.dir), want);
+        assert_eq!(
+            state::load_install(&paths.install).expect("load"),
+            Some(j.install)
+        );
+    }
+
+    #[test]
     fn interrupted_apply_rolls_back_when_a_blob_is_lost() {
         let root = tempfile::tempdir().expect("tmp");
         let (paths, j) = setup(root.path());
@@ -460,9 +492,9 @@ mod tests {
         std::fs::create_dir_all(bak.join("m")).expect("mkdir");
         std::fs::rename(paths.dir.join("m/a"), bak.join("m/a")).expect("mv");
         std::fs::create_dir_all(paths.dir.join("n")).expect("mkdir");
-        let b = paths.staging.join(Sha256Digest::of(b"b").to_hex());
+        let b = crate::staging::blob_path(&paths.staging, &Sha256Digest::of(b"b"));
         std::fs::rename(b, paths.dir.join("n/b")).expect("mv");
-        std::fs::remove_file(paths.staging.join(Sha256Digest::of(b"c").to_hex())).expect("rm");
+        std::fs::remove_file(crate::staging::blob_path(&paths.staging, &Sha256Digest::of(b"c"))).expect("rm");
         assert_eq!(recover(&paths).expect("recover"), Recovery::Back);
         let want = owned(&[("m/a", b"a v1"), ("m/gone", b"gone"), ("m/user", b"mine")]);
         assert_eq!(tree(&paths.dir), want);

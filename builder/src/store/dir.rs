@@ -72,7 +72,8 @@ impl DirStore {
     /// Hard-links a cached blob at `dest`. `None` when linking is not
     /// possible here (another filesystem, no hard links): the caller copies.
     fn link(&self, key: &str, dest: &Path, cached: &Path) -> Result<Option<PutOutcome>, StoreError> {
-        if let Some(parent) = dest.parent() {
+        // A lookup first: `mkdir` of an existing directory still takes its parent's lock.
+        if let Some(parent) = dest.parent().filter(|p| !p.is_dir()) {
             fs::create_dir_all(parent)
                 .map_err(|e| self.err(key, format!("creating {}: {e}", parent.display())))?;
         }
@@ -127,6 +128,10 @@ impl DirStore {
 
 #[async_trait::async_trait]
 impl Store for DirStore {
+    fn keeps_cached_files(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         self.root.display().to_string()
     }

@@ -85,6 +85,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Whether `key` exists.
     async fn exists(&self, key: &str) -> Result<bool, StoreError>;
 
+    /// Whether the store keeps the download cache's files themselves (a
+    /// directory store on the same filesystem hard-links them), so each must
+    /// be on disk before the store names it. Publishing then fsyncs every
+    /// download as it completes, while the other transfers run, instead of
+    /// all of them after the last one.
+    fn keeps_cached_files(&self) -> bool {
+        false
+    }
+
     /// [`Store::exists`] taking an owned key, for use in streams of requests.
     async fn exists_owned(&self, key: String) -> Result<bool, StoreError> {
         self.exists(&key).await

@@ -79,11 +79,21 @@ async fn a_damaged_prefetched_blob_is_downloaded_again() {
         .await
         .expect("prefetch");
     // Truncate one prefetched blob: its size no longer matches, so the apply downloads it.
-    let victim = std::fs::read_dir(dir.join(".atlas/prefetch"))
+    // Blobs sit in 16 shards: `.atlas/prefetch/<first hex digit>/<hex>`.
+    let shard = std::fs::read_dir(dir.join(".atlas/prefetch"))
         .expect("prefetch dir")
         .map(|e| e.expect("entry").path())
         .next()
+        .expect("a shard");
+    let victim = std::fs::read_dir(&shard)
+        .expect("shard dir")
+        .map(|e| e.expect("entry").path())
+        .next()
         .expect("a prefetched blob");
+    assert_eq!(
+        victim.file_name().and_then(|n| n.to_str()).map(|n| &n[..1]),
+        shard.file_name().and_then(|n| n.to_str())
+    );
     std::fs::write(&victim, b"x").expect("truncate");
     let report = syncer.apply(&check, &plan, &NoProgress).await.expect("apply");
     assert!(report.bytes_downloaded > 0);
