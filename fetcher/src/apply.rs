@@ -3,7 +3,7 @@
 //! the copy and mode helpers the journal's apply uses. Files the pack never
 //! managed are never touched.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::SyncError;
@@ -16,27 +16,52 @@ use crate::plan::Plan;
 /// directory. The last component may be a link: renames replace the link
 /// itself, never its target.
 pub fn safe_dest(dir: &Path, rel: &str) -> Result<PathBuf, SyncError> {
-    atlas_proto::validate_path(rel)?;
-    let mut p = dir.to_path_buf();
-    let mut segments = rel.split('/').peekable();
-    while let Some(segment) = segments.next() {
-        p.push(segment);
-        if segments.peek().is_some()
-            && let Ok(m) = std::fs::symlink_metadata(&p)
-            && m.file_type().is_symlink()
-        {
-            let target = std::fs::read_link(&p).map_or_else(|_| "?".into(), |t| t.display().to_string());
-            let link = p.strip_prefix(dir).unwrap_or(&p).display().to_string();
-            return Err(SyncError::Conflict {
-                path: rel.to_owned(),
-                reason: format!(
-                    "`{link}` is a symbolic link (to {target}); Atlas never writes through links, \
-                     which could lead outside the directory: replace it with a real directory"
-                ),
-            });
+    SafeDests::new(dir).get(rel)
+}
+
+/// [`safe_dest`] for many paths under one directory: each ancestor directory
+/// is checked once (an apply of thousands of files shares a few dozen).
+#[derive(Debug)]
+pub struct SafeDests<'a> {
+    dir: &'a Path,
+    checked: HashSet<PathBuf>,
+}
+
+impl<'a> SafeDests<'a> {
+    pub fn new(dir: &'a Path) -> Self {
+        Self {
+            dir,
+            checked: HashSet::new(),
         }
     }
-    Ok(p)
+
+    /// See [`safe_dest`].
+    pub fn get(&mut self, rel: &str) -> Result<PathBuf, SyncError> {
+        atlas_proto::validate_path(rel)?;
+        let mut p = self.dir.to_path_buf();
+        let mut segments = rel.split('/').peekable();
+        while let Some(segment) = segments.next() {
+            p.push(segment);
+            if segments.peek().is_none() || self.checked.contains(&p) {
+                continue;
+            }
+            if let Ok(m) = std::fs::symlink_metadata(&p)
+                && m.file_type().is_symlink()
+            {
+                let target = std::fs::read_link(&p).map_or_else(|_| "?".into(), |t| t.display().to_string());
+                let link = p.strip_prefix(self.dir).unwrap_or(&p).display().to_string();
+                return Err(SyncError::Conflict {
+                    path: rel.to_owned(),
+                    reason: format!(
+                        "`{link}` is a symbolic link (to {target}); Atlas never writes through links, \
+                         which could lead outside the directory: replace it with a real directory"
+                    ),
+                });
+            }
+            self.checked.insert(p.clone());
+        }
+        Ok(p)
+    }
 }
 
 /// Checks, before any download, that every file to write can be written:
@@ -44,14 +69,15 @@ pub fn safe_dest(dir: &Path, rel: &str) -> Result<PathBuf, SyncError> {
 pub fn preflight(dir: &Path, plan: &Plan) -> Result<(), SyncError> {
     let removed: BTreeSet<&str> = plan.remove.iter().map(String::as_str).collect();
     let mut checked = BTreeSet::new();
+    let mut dests = SafeDests::new(dir);
     for f in plan.files.iter().filter(|f| f.needs_download()) {
-        safe_dest(dir, &f.path)?;
+        dests.get(&f.path)?;
         for (i, _) in f.path.match_indices('/') {
             let ancestor = &f.path[..i];
             if !checked.insert(ancestor) || removed.contains(ancestor) {
                 continue;
             }
-            let p = safe_dest(dir, ancestor)?;
+            let p = dests.get(ancestor)?;
             if let Ok(m) = std::fs::metadata(&p)
                 && !m.is_dir()
             {

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use atlas_proto::digest::HashingCounter;
 use atlas_proto::{Sha256Digest, layout};
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
 use tokio::time::Instant;
 
 use crate::SyncError;
@@ -19,6 +18,7 @@ use crate::plan::{Plan, PlannedFile};
 use crate::progress::Progress;
 use crate::retry::{Retrier, RetryPolicy};
 use crate::source::{Source, Start};
+use crate::staging_file::StagingFile;
 
 /// Default number of blobs downloaded at once.
 pub const DEFAULT_PARALLELISM: usize = 8;
@@ -284,9 +284,7 @@ async fn download_resumable(
     progress: &dyn Progress,
     syncs: &PendingSyncs,
 ) -> Result<u64, SyncError> {
-    let mut out = tokio::fs::File::create(dest)
-        .await
-        .map_err(SyncError::io("creating staging file", dest))?;
+    let mut out = StagingFile::new(dest, file.size);
     let mut counter = HashingCounter::new();
     let mut retry = Retrier::new(transfer.retry, transfer.deadline);
     let mut url = match loc {
@@ -304,16 +302,11 @@ async fn download_resumable(
             if start == Start::FromZero {
                 tracing::info!(%url, offset, "the server ignored the range; starting again from 0");
                 counter = HashingCounter::new();
-                out.set_len(0)
-                    .await
-                    .map_err(SyncError::io("truncating staging file", dest))?;
-                out.seek(std::io::SeekFrom::Start(0))
-                    .await
-                    .map_err(SyncError::io("seeking in staging file", dest))?;
+                out.restart();
             } else if offset > 0 {
                 tracing::info!(%url, offset, "resuming");
             }
-            stream_into(&mut body, file, &mut out, dest, &mut counter, progress).await
+            stream_into(&mut body, file, &mut out, &mut counter, progress).await
         }
         .await;
         match result {
@@ -331,13 +324,9 @@ async fn download_resumable(
             }
         }
     }
-    out.flush()
-        .await
-        .map_err(SyncError::io("writing staging file", dest))?;
+    let out = out.close().await?;
     if !crate::state::SYNC_ONCE || file.size >= FSYNC_EACH_FROM {
-        syncs.start(out.into_std().await, dest);
-    } else {
-        drop(out);
+        syncs.start(out, dest);
     }
     let (digest, len) = counter.finish();
     if len != file.size {
@@ -359,24 +348,17 @@ async fn download_resumable(
     Ok(len)
 }
 
-/// Bytes gathered before each write to the staging file. Body chunks are
-/// small (often 8-16 KiB) and every write to a `tokio::fs::File` is a hop to
-/// a blocking thread; batching them cuts those hops (and the thread wake-ups
-/// they cost) by an order of magnitude. Memory: this times the parallelism.
-const WRITE_BUFFER: usize = 256 * 1024;
-
 /// Appends `body` to `out`, hashing and counting; stops at the declared size.
 /// Whatever way it ends, every byte counted has been written to `out`, so a
 /// resumed transfer starts at `counter.len()`.
 async fn stream_into(
     body: &mut crate::source::Body,
     file: &PlannedFile,
-    out: &mut tokio::fs::File,
-    dest: &Path,
+    out: &mut StagingFile,
     counter: &mut HashingCounter,
     progress: &dyn Progress,
 ) -> Result<(), SyncError> {
-    let mut w = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, out);
+    let mut write_failed = false;
     let copied = async {
         while let Some(chunk) = body.chunk().await? {
             if counter.len() + chunk.len() as u64 > file.size {
@@ -386,17 +368,19 @@ async fn stream_into(
                     expected: file.size,
                 });
             }
-            w.write_all(&chunk)
-                .await
-                .map_err(SyncError::io("writing staging file", dest))?;
+            if let Err(e) = out.write(&chunk).await {
+                write_failed = true;
+                return Err(e);
+            }
             counter.update(&chunk);
             progress.bytes(chunk.len() as u64);
         }
         Ok(())
     }
     .await;
-    w.flush()
-        .await
-        .map_err(SyncError::io("writing staging file", dest))?;
+    if copied.is_err() && !write_failed {
+        // Counted bytes must be on disk before a resumed transfer appends.
+        out.flush().await?;
+    }
     copied
 }

@@ -7,9 +7,10 @@
 //! journal names (files to replace and files to remove) into
 //! `.atlas/backup/<path>`; **phase B** moves (or, for a blob used by several
 //! paths, copies, then finally moves) each staged blob from
-//! `.atlas/staging/<sha256>` into place. Then `install.json` (and
-//! `trust.json`) are written, the journal is deleted, and backup and staging
-//! are cleared.
+//! `.atlas/staging/<first hex digit>/<sha256>` into place, over a few
+//! threads (the order of phase B's moves does not matter to the invariant).
+//! Then `install.json` (and `trust.json`) are written, the journal is
+//! deleted, and backup and staging are cleared.
 //!
 //! Invariant, at every instant while the journal exists:
 //! - the old content of each entry that existed is either still at its path
@@ -28,18 +29,21 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use atlas_proto::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::SyncError;
-use crate::apply::{copy_into_place, safe_dest, set_mode};
+use crate::apply::{SafeDests, copy_into_place, safe_dest, set_mode};
 use crate::plan::Plan;
 use crate::state::{self, InstallState, Sha256Hex, StatePaths, TrustState};
 
 /// Journal file name (inside the state directory).
 pub const JOURNAL_FILE: &str = "journal.json";
+/// At most this many threads move files into place.
+const APPLY_THREADS: usize = 4;
 /// Backup directory name (inside the state directory).
 pub const BACKUP_DIR: &str = "backup";
 /// Test-only: microseconds to sleep before each file operation of an apply,
@@ -107,12 +111,13 @@ impl Journal {
         trust: Option<TrustState>,
     ) -> Result<Self, SyncError> {
         let mut entries = Vec::new();
+        let mut dests = SafeDests::new(dir);
         for rel in &plan.remove {
             entries.push(Entry {
                 path: rel.clone(),
                 blob: None,
                 executable: false,
-                existed: exists(&safe_dest(dir, rel)?),
+                existed: exists(&dests.get(rel)?),
             });
         }
         let mut by_blob: BTreeMap<Sha256Digest, Vec<Entry>> = BTreeMap::new();
@@ -121,7 +126,7 @@ impl Journal {
                 path: f.path.clone(),
                 blob: Some(Sha256Hex(f.sha256)),
                 executable: f.executable,
-                existed: exists(&safe_dest(dir, &f.path)?),
+                existed: exists(&dests.get(&f.path)?),
             });
         }
         entries.extend(by_blob.into_values().flatten());
@@ -227,11 +232,13 @@ pub fn forward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
     };
     let dir = &paths.dir;
     let backups = backup_root(paths);
+    let mut dests = SafeDests::new(dir);
+    let mut backup_dests = SafeDests::new(&backups);
     // Phase A: back up everything that is replaced or removed.
     let mut emptied = std::collections::BTreeSet::new();
-    for e in &j.entries {
-        let dest = safe_dest(dir, &e.path)?;
-        let bak = safe_dest(&backups, &e.path)?;
+    for e in j.entries.iter().filter(|e| e.existed || e.blob.is_none()) {
+        let dest = dests.get(&e.path)?;
+        let bak = backup_dests.get(&e.path)?;
         if e.existed && !exists(&bak) && exists(&dest) {
             step();
             if let Some(parent) = bak.parent() {
@@ -249,42 +256,89 @@ pub fn forward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
     let mut emptied: Vec<String> = emptied.into_iter().collect();
     emptied.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
     for rel in emptied {
-        let _ = std::fs::remove_dir(safe_dest(dir, &rel)?);
+        let _ = std::fs::remove_dir(dests.get(&rel)?);
     }
-    // Phase B: place the staged blobs.
+    // Phase B: place the staged blobs. Directories first, then the moves,
+    // spread over a few threads (renames into different directories barely
+    // contend, and on a cold install they are most of the apply's time).
     let mut touched = std::collections::BTreeSet::new();
+    let mut moves = Vec::new();
     for (blob, entries) in groups(j) {
         let src = staged(paths, &blob);
         if !exists(&src) {
             continue; // already renamed into place (checked by can_roll_forward or just done)
         }
-        let Some((last, copies)) = entries.split_last() else {
-            continue;
-        };
-        for e in copies.iter().chain([last]) {
-            let dest = safe_dest(dir, &e.path)?;
+        let mut placements = Vec::with_capacity(entries.len());
+        for e in entries {
+            let dest = dests.get(&e.path)?;
             // Each directory once: `mkdir` of an existing one still takes its parent's lock.
             if let Some(parent) = dest.parent().filter(|p| !touched.contains(*p)) {
                 std::fs::create_dir_all(parent).map_err(SyncError::io("creating directory", parent))?;
                 touched.insert(parent.to_owned());
             }
+            placements.push((dest, e.executable));
         }
-        for e in copies {
+        moves.push((src, placements));
+    }
+    let place = |(src, placements): &(PathBuf, Vec<(PathBuf, bool)>)| -> Result<(), SyncError> {
+        let Some(((dest, executable), copies)) = placements.split_last() else {
+            return Ok(());
+        };
+        for (copy, exec) in copies {
             step();
-            copy_into_place(&src, &safe_dest(dir, &e.path)?, e.executable, &paths.staging)?;
+            copy_into_place(src, copy, *exec, &paths.staging)?;
         }
         step();
-        let dest = safe_dest(dir, &last.path)?;
-        set_mode(&src, last.executable)?;
-        std::fs::rename(&src, &dest)
-            .map_err(SyncError::io("moving a downloaded file into place at", &dest))?;
-    }
+        set_mode(src, *executable)?;
+        std::fs::rename(src, dest).map_err(SyncError::io("moving a downloaded file into place at", dest))
+    };
+    parallel_each(&moves, place)?;
     state::sync_dirs(dir, &touched);
     state::write_atomic_json(&paths.install, &j.install)?;
     if let Some(t) = &j.trust {
         state::write_atomic_json(&paths.trust, t)?;
     }
     finish(paths)
+}
+
+/// Runs `f` on every item over up to [`APPLY_THREADS`] threads; the first error wins
+/// (items not yet started are skipped).
+fn parallel_each<T: Sync>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<(), SyncError> + Sync,
+) -> Result<(), SyncError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, APPLY_THREADS)
+        .min(items.len().div_ceil(64).max(1));
+    if threads == 1 {
+        return items.iter().try_for_each(f);
+    }
+    let next = AtomicUsize::new(0);
+    let failed = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if let Err(e) = f(item) {
+                        next.store(items.len(), Ordering::Relaxed);
+                        failed
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match failed
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Undoes a partly applied journal: the previous build's files and state come back.
@@ -503,5 +557,34 @@ mod tests {
             "directories the apply created are pruned"
         );
         assert_eq!(state::load_install(&paths.install).expect("load"), j.previous);
+    }
+
+    #[test]
+    fn parallel_moves_run_every_item_once_and_stop_at_the_first_error() {
+        let items: Vec<usize> = (0..1000).collect();
+        let seen = std::sync::Mutex::new(Vec::new());
+        parallel_each(&items, |i| {
+            seen.lock().expect("lock").push(*i);
+            Ok(())
+        })
+        .expect("no error");
+        let mut seen = seen.into_inner().expect("lock");
+        seen.sort_unstable();
+        assert_eq!(seen, items, "every item exactly once");
+
+        let ran = AtomicUsize::new(0);
+        let err = parallel_each(&items, |i| {
+            ran.fetch_add(1, Ordering::Relaxed);
+            if *i == 10 {
+                return Err(SyncError::Internal("item 10".into()));
+            }
+            Ok(())
+        })
+        .expect_err("the error comes back");
+        assert!(err.to_string().contains("item 10"), "{err}");
+        assert!(
+            ran.into_inner() < items.len(),
+            "items after the error are skipped"
+        );
     }
 }

@@ -62,6 +62,7 @@ pub mod rollback;
 pub mod select;
 pub mod source;
 mod staging;
+mod staging_file;
 pub mod state;
 pub mod sync;
 

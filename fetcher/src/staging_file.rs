@@ -1,0 +1,128 @@
+//! A staging file written from async code with as few trips to a blocking
+//! thread as possible: bytes gather in memory and reach the disk in one
+//! blocking call per [`WRITE_BUFFER`] bytes, and the file is only created by
+//! the first of those calls. A config file of a few hundred bytes costs one
+//! trip (create, write, close) instead of the three or four a
+//! `tokio::fs::File` behind a `BufWriter` takes; over thousands of files
+//! those thread wake-ups were a measurable share of a cold install.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::SyncError;
+
+/// Bytes gathered before each write. Memory: at most this (plus one body
+/// chunk) per download in flight.
+pub(crate) const WRITE_BUFFER: usize = 256 * 1024;
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct StagingFile {
+    path: PathBuf,
+    /// `None` until the first write reaches the disk (or after [`Self::restart`]).
+    file: Option<std::fs::File>,
+    buf: Vec<u8>,
+}
+
+impl StagingFile {
+    /// Nothing is created yet; `expected` (the declared size) sizes the buffer.
+    pub(crate) fn new(path: &Path, expected: u64) -> Self {
+        let cap = usize::try_from(expected)
+            .unwrap_or(WRITE_BUFFER)
+            .min(WRITE_BUFFER);
+        Self {
+            path: path.to_owned(),
+            file: None,
+            buf: Vec::with_capacity(cap),
+        }
+    }
+
+    /// Appends `data`; writes to disk once the buffer is full.
+    pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), SyncError> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= WRITE_BUFFER {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes whatever is buffered (creating the file if need be).
+    pub(crate) async fn flush(&mut self) -> Result<(), SyncError> {
+        let file = self.file.take();
+        let mut buf = std::mem::take(&mut self.buf);
+        let path = self.path.clone();
+        let (file, buf) = tokio::task::spawn_blocking(move || {
+            let mut f = match file {
+                Some(f) => f,
+                None => {
+                    std::fs::File::create(&path).map_err(SyncError::io("creating staging file", &path))?
+                }
+            };
+            f.write_all(&buf)
+                .map_err(SyncError::io("writing staging file", &path))?;
+            buf.clear();
+            Ok::<_, SyncError>((f, buf))
+        })
+        .await
+        .map_err(|e| SyncError::Internal(format!("write task failed: {e}")))??;
+        self.file = Some(file);
+        self.buf = buf;
+        Ok(())
+    }
+
+    /// Forgets every byte written: the next write starts the file again from
+    /// zero (used when a server ignores a range request).
+    pub(crate) fn restart(&mut self) {
+        self.buf.clear();
+        self.file = None; // the next flush's create truncates it
+    }
+
+    /// Writes what is left and hands back the file (for an fsync).
+    pub(crate) async fn close(mut self) -> Result<std::fs::File, SyncError> {
+        if self.file.is_none() || !self.buf.is_empty() {
+            self.flush().await?;
+        }
+        self.file
+            .ok_or_else(|| SyncError::Internal(format!("{} was not created", self.path.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn small_writes_gather_and_an_empty_file_is_still_created() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a");
+        let mut f = StagingFile::new(&p, 5);
+        f.write(b"ab").await.expect("write");
+        f.write(b"cde").await.expect("write");
+        assert!(
+            !p.exists(),
+            "nothing reaches the disk before the buffer fills or the file closes"
+        );
+        drop(f.close().await.expect("close"));
+        assert_eq!(std::fs::read(&p).expect("read"), b"abcde");
+
+        let empty = dir.path().join("empty");
+        drop(StagingFile::new(&empty, 0).close().await.expect("close"));
+        assert_eq!(std::fs::read(&empty).expect("read"), b"");
+    }
+
+    #[tokio::test]
+    async fn large_files_are_written_as_the_buffer_fills_and_restart_truncates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("big");
+        let chunk = vec![7u8; 100_000];
+        let mut f = StagingFile::new(&p, 1 << 20);
+        for _ in 0..3 {
+            f.write(&chunk).await.expect("write");
+        }
+        assert_eq!(std::fs::metadata(&p).expect("written").len(), 300_000);
+        f.restart();
+        f.write(b"xyz").await.expect("write");
+        drop(f.close().await.expect("close"));
+        assert_eq!(std::fs::read(&p).expect("read"), b"xyz");
+    }
+}
