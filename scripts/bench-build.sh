@@ -4,14 +4,15 @@
 # Serves a synthetic pack of 300 jars (~1.67 MiB each, ~500 MiB, deterministic
 # bytes) from a loopback static server (python3 http.server, backlog 256) as native
 # `[[mods]] url + hash` entries, and times the real release binary:
-#   1. `rclone copy` of the same files from the same server (the floor), and
-#      the same followed by `sync` (rclone does not fsync; the store does),
-#   2. cold build (empty cache) published to a directory store,
+#   1. ROUNDS rounds (default 5), the order alternating, of `rclone copy` of
+#      the same files from the same server (the floor; also timed with the
+#      `sync` after it, since rclone does not fsync and the store does) and a
+#      cold build (empty cache) published to a new directory store,
 #   3. rebuild with nothing changed,
 #   4. rebuild with one mod changed.
 # For each build: wall time, bytes downloaded, objects (blobs) uploaded.
 #
-# Usage: scripts/bench-build.sh   (env: MODS=300 SIZE=1747626 DOWNLOADS=8 TRANSFERS=8 KEEP=1)
+# Usage: scripts/bench-build.sh   (env: ROUNDS=5 MODS=300 SIZE=1747626 DOWNLOADS=8 TRANSFERS=8 KEEP=1)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -93,25 +94,32 @@ ms() { echo $(( ($2 - $1) / 1000000 )); }
 
 # Every timed step starts from a quiescent disk: without `sync` the 500 MB just
 # generated (or copied) is still being written back and slows the next fsync.
-sync
-t0=$(now)
-rclone copy --transfers "$transfers" --http-url "http://127.0.0.1:$port/" :http: "$work/rclone"
-t1=$(now)
-sync
-t2=$(now)
-rclone_ms=$(ms "$t0" "$t1")
-rclone_sync_ms=$(ms "$t0" "$t2")
-[[ $(du -cb "$work/rclone"/*.jar | tail -1 | cut -f1) == "$total" ]] || { echo "rclone copied the wrong bytes" >&2; exit 1; }
-rm -rf "$work/rclone"
+# Each step writes into a new directory and nothing is deleted until the end:
+# deleting 500 MB just before a step made that step pay for it (ext4 discard).
+rclone_run() { # $1: round; prints "copy_ms copy_then_sync_ms"
+    local t0 t1 t2
+    sync
+    t0=$(now)
+    rclone copy --transfers "$transfers" --http-url "http://127.0.0.1:$port/" :http: "$work/rclone-$1"
+    t1=$(now)
+    sync
+    t2=$(now)
+    [[ $(du -cb "$work/rclone-$1"/*.jar | tail -1 | cut -f1) == "$total" ]] || { echo "rclone copied the wrong bytes" >&2; exit 1; }
+    echo "$(ms "$t0" "$t1") $(ms "$t0" "$t2")"
+}
 
-build() {
+build() { # $1: store and cache suffix; prints the wall time in ms, leaves the report in $work/report.json
     local t0 t1
     sync
     t0=$(now)
-    "$bin" --json publish --repo "$pack" --store "$work/store" --cache-dir "$work/cache" \
+    "$bin" --json publish --repo "$pack" --store "$work/store-$1" --cache-dir "$work/cache-$1" \
         --key-file "$work/key.key" --downloads "$downloads" >"$work/report.json"
     t1=$(now)
-    python3 - "$work/report.json" "$1" "$(ms "$t0" "$t1")" "$rclone_ms" <<'PY'
+    ms "$t0" "$t1"
+}
+
+row() { # $1: case, $2: ms, $3: floor ms
+    python3 - "$work/report.json" "$1" "$2" "$3" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 case, ms, floor = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -120,14 +128,38 @@ print(f"| {case} | {ms / 1000:.2f} s ({ms / floor:.2f}x rclone) | {m['bytes_down
 PY
 }
 
-echo "$mods jars, $total bytes, served by python3 http.server (ThreadingHTTPServer, backlog 256) on 127.0.0.1:$port; --downloads $downloads, rclone --transfers $transfers"
+rounds=${ROUNDS:-5}
+echo "$mods jars, $total bytes, served by python3 http.server (ThreadingHTTPServer, backlog 256) on 127.0.0.1:$port; --downloads $downloads, rclone --transfers $transfers; $rounds rounds, the order alternating"
+echo
+echo "| round | rclone copy | rclone copy, then sync | cold build (empty cache, empty store) | ratio to rclone copy | ratio to rclone copy, then sync |"
+echo "|---|---|---|---|---|---|"
+ratios=() durable_ratios=() rclone_all=()
+for r in $(seq "$rounds"); do
+    if (( r % 2 )); then
+        read -r copy_ms durable_ms < <(rclone_run "$r")
+        cold_ms=$(build "$r")
+    else
+        cold_ms=$(build "$r")
+        read -r copy_ms durable_ms < <(rclone_run "$r")
+    fi
+    [[ $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["blobs_new"])' "$work/report.json") == "$mods" ]] \
+        || { echo "the cold build did not upload every blob" >&2; exit 1; }
+    ratio=$(awk "BEGIN{printf \"%.2f\", $cold_ms/$copy_ms}")
+    dratio=$(awk "BEGIN{printf \"%.2f\", $cold_ms/$durable_ms}")
+    ratios+=("$ratio") durable_ratios+=("$dratio") rclone_all+=("$copy_ms")
+    echo "| $r | $(awk "BEGIN{printf \"%.2f\", $copy_ms/1000}") s | $(awk "BEGIN{printf \"%.2f\", $durable_ms/1000}") s | $(awk "BEGIN{printf \"%.2f\", $cold_ms/1000}") s | $ratio | $dratio |"
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+echo
+echo "cold build / rclone copy: median $(median "${ratios[@]}") (min $(printf '%s\n' "${ratios[@]}" | sort -n | head -1), max $(printf '%s\n' "${ratios[@]}" | sort -n | tail -1)); / (rclone copy, then sync): median $(median "${durable_ratios[@]}")"
+floor=$(median "${rclone_all[@]}")
+
+echo
+echo "Rebuilds (into round $rounds's store and cache; x rclone = against the median rclone copy):"
 echo
 echo "| case | wall time | bytes downloaded | blobs uploaded | blobs reused |"
 echo "|---|---|---|---|---|"
-echo "| rclone copy (floor) | $(awk "BEGIN{printf \"%.2f\", $rclone_ms/1000}") s | $total | | |"
-echo "| rclone copy, then sync (durable floor; the builder fsyncs every blob) | $(awk "BEGIN{printf \"%.2f\", $rclone_sync_ms/1000}") s | | | |"
-build "cold build (empty cache, empty store)"
-build "rebuild, nothing changed"
+row "rebuild, nothing changed" "$(build "$rounds")" "$floor"
 python3 - "$files/mod-000.jar" <<'PY'
 import sys
 p = sys.argv[1]
@@ -136,4 +168,4 @@ data[0] ^= 0xFF
 open(p, "wb").write(bytes(data))
 PY
 write_pack "one mod changed"
-build "rebuild, one mod changed"
+row "rebuild, one mod changed" "$(build "$rounds")" "$floor"

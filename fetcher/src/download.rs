@@ -67,7 +67,7 @@ pub async fn download_all(
             |(mut acc, mut unsynced), (digest, path, bytes)| async move {
                 acc.blobs.insert(digest, path);
                 acc.bytes += bytes;
-                unsynced |= bytes > 0 && bytes < FSYNC_EACH_FROM;
+                unsynced |= bytes > 0;
                 Ok((acc, unsynced))
             },
         )
@@ -82,7 +82,8 @@ pub async fn download_all(
     Ok(staged)
 }
 
-/// Fsyncs started as downloads finish; they run on blocking threads while
+/// Fsyncs started as downloads finish (where [`crate::state::SYNC_ONCE`] is
+/// false); they run on blocking threads while
 /// the download slot moves on to the next blob, and all of them are awaited
 /// before [`download_all`] returns.
 #[derive(Debug, Default)]
@@ -111,11 +112,14 @@ impl PendingSyncs {
     }
 }
 
-/// Blobs at least this large are fsynced one by one as they finish, so
-/// their write-back overlaps the other transfers. Smaller ones (configs)
-/// are made durable together by one `syncfs` when the downloads are over:
-/// a journal commit for each 600-byte file cost more than writing it.
-const FSYNC_EACH_FROM: u64 = 64 * 1024;
+/// Downloaded blobs are made durable before the journal names them. On
+/// Linux, blobs at least this large start their write-back as soon as they
+/// are complete, so it overlaps the other transfers, and one `syncfs` when
+/// the downloads are over waits for all of them together (with the small
+/// files, whose write-back is cheaper batched). That replaced an fsync per
+/// jar: each one forced its own journal commit, and those commits queued
+/// behind each other. Elsewhere every blob is fsynced as it finishes.
+const WRITEBACK_FROM: u64 = 64 * 1024;
 
 /// Where a blob is read from.
 #[derive(Debug, Clone, Copy)]
@@ -324,8 +328,9 @@ async fn download_resumable(
             }
         }
     }
-    let out = out.close().await?;
-    if !crate::state::SYNC_ONCE || file.size >= FSYNC_EACH_FROM {
+    let big = file.size >= WRITEBACK_FROM;
+    let out = out.close(big && crate::state::SYNC_ONCE).await?;
+    if !crate::state::SYNC_ONCE {
         syncs.start(out, dest);
     }
     let (digest, len) = counter.finish();

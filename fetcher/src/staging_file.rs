@@ -48,6 +48,11 @@ impl StagingFile {
 
     /// Writes whatever is buffered (creating the file if need be).
     pub(crate) async fn flush(&mut self) -> Result<(), SyncError> {
+        self.flush_then(false).await
+    }
+
+    /// [`Self::flush`], then, if `writeback`, starts the file's write-back.
+    async fn flush_then(&mut self, writeback: bool) -> Result<(), SyncError> {
         let file = self.file.take();
         let mut buf = std::mem::take(&mut self.buf);
         let path = self.path.clone();
@@ -61,6 +66,9 @@ impl StagingFile {
             f.write_all(&buf)
                 .map_err(SyncError::io("writing staging file", &path))?;
             buf.clear();
+            if writeback {
+                crate::state::start_writeback(&f);
+            }
             Ok::<_, SyncError>((f, buf))
         })
         .await
@@ -77,10 +85,12 @@ impl StagingFile {
         self.file = None; // the next flush's create truncates it
     }
 
-    /// Writes what is left and hands back the file (for an fsync).
-    pub(crate) async fn close(mut self) -> Result<std::fs::File, SyncError> {
-        if self.file.is_none() || !self.buf.is_empty() {
-            self.flush().await?;
+    /// Writes what is left and hands back the file (for an fsync). With
+    /// `writeback`, the file's write-back starts in the same blocking call
+    /// (see [`crate::state::start_writeback`]).
+    pub(crate) async fn close(mut self, writeback: bool) -> Result<std::fs::File, SyncError> {
+        if self.file.is_none() || !self.buf.is_empty() || writeback {
+            self.flush_then(writeback).await?;
         }
         self.file
             .ok_or_else(|| SyncError::Internal(format!("{} was not created", self.path.display())))
@@ -102,11 +112,11 @@ mod tests {
             !p.exists(),
             "nothing reaches the disk before the buffer fills or the file closes"
         );
-        drop(f.close().await.expect("close"));
+        drop(f.close(false).await.expect("close"));
         assert_eq!(std::fs::read(&p).expect("read"), b"abcde");
 
         let empty = dir.path().join("empty");
-        drop(StagingFile::new(&empty, 0).close().await.expect("close"));
+        drop(StagingFile::new(&empty, 0).close(false).await.expect("close"));
         assert_eq!(std::fs::read(&empty).expect("read"), b"");
     }
 
@@ -122,7 +132,7 @@ mod tests {
         assert_eq!(std::fs::metadata(&p).expect("written").len(), 300_000);
         f.restart();
         f.write(b"xyz").await.expect("write");
-        drop(f.close().await.expect("close"));
+        drop(f.close(false).await.expect("close"));
         assert_eq!(std::fs::read(&p).expect("read"), b"xyz");
     }
 }
