@@ -526,7 +526,9 @@ async fn plan_and_publish(
 ) -> anyhow::Result<PublishReport> {
     let st = store::open(&store.store, &store.settings()).await?;
     let mut mod_opts = mods.options();
-    mod_opts.download.sync_each = !opts.dry_run && st.keeps_cached_files();
+    if !opts.dry_run && st.keeps_cached_files() {
+        mod_opts.download.write_mode = crate::download::WriteMode::Direct;
+    }
     let (plan, _) = crate::resolve::plan_pack(source, &PlanOptions { repository_url }, &mod_opts).await?;
     let report = crate::publish::publish_with_exports(&plan, source, st.as_ref(), key, opts, exports).await?;
     if let Some(gh) = gh {

@@ -24,6 +24,8 @@ use atlas_proto::Sha256Digest;
 use atlas_proto::digest::HashingCounter;
 
 use crate::cache::{Cache, CacheEntry};
+pub use crate::cache_writer::WriteMode;
+use crate::cache_writer::{BufferPool, CacheWriter};
 use crate::packwiz::{HashFormat, UpstreamHash, UpstreamHasher};
 
 /// The User-Agent of every request, as Modrinth asks (project and contact).
@@ -92,10 +94,10 @@ pub struct DownloadOptions {
     pub timeout: Duration,
     /// Largest file accepted (upstream data is outside data).
     pub max_size: u64,
-    /// Fsync each downloaded file as soon as it is complete (see
-    /// [`crate::store::Store::keeps_cached_files`]); otherwise the cache
-    /// leaves write-back to the kernel.
-    pub sync_each: bool,
+    /// How downloads reach the cache: [`WriteMode::Direct`] when the store
+    /// keeps the cache's files (see [`crate::store::Store::keeps_cached_files`]),
+    /// so they are on disk by the time the store syncs.
+    pub write_mode: WriteMode,
 }
 
 impl Default for DownloadOptions {
@@ -105,7 +107,7 @@ impl Default for DownloadOptions {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
             max_size: 1 << 30,
-            sync_each: false,
+            write_mode: WriteMode::Buffered,
         }
     }
 }
@@ -265,6 +267,7 @@ pub struct Downloader {
     opts: DownloadOptions,
     sleeper: Arc<dyn Sleeper>,
     stats: Arc<DownloadStats>,
+    buffers: BufferPool,
 }
 
 /// An HTTP client with Atlas's User-Agent and timeouts.
@@ -289,6 +292,7 @@ impl Downloader {
             opts,
             sleeper,
             stats: Arc::default(),
+            buffers: BufferPool::default(),
         }
     }
 
@@ -428,7 +432,7 @@ impl Downloader {
         }
         let fatal_io = |e: std::io::Error| Attempt::Fatal(DownloadError::Cache(e));
         let tmp = self.cache.temp_file().map_err(fatal_io)?;
-        let mut out = std::io::BufWriter::with_capacity(256 * 1024, tmp);
+        let mut out = CacheWriter::new(tmp, self.opts.write_mode, &self.buffers);
         // The content address is SHA-256 already: a `sha256:` upstream hash is
         // checked against it instead of hashing every byte twice.
         let mut upstream =
@@ -452,7 +456,7 @@ impl Downloader {
                 h.update(&chunk);
             }
             sha.update(&chunk);
-            out.write_all(&chunk).map_err(fatal_io)?;
+            out.write(&chunk).await.map_err(fatal_io)?;
         }
         let got = sha.len();
         let expected_len = announced.or(req.size);
@@ -491,26 +495,12 @@ impl Downloader {
             }));
         }
         // Not fsynced here: a cache entry is checked by size when used, and a
-        // directory store syncs it before linking it (see `store::dir`).
-        let tmp = out
-            .into_inner()
-            .map_err(|e| fatal_io(e.into_error()))?
-            .into_temp_path();
+        // directory store syncs its filesystem before naming it (see `store::dir`).
+        let tmp = out.finish().await.map_err(fatal_io)?;
         let path = self
             .cache
             .insert(tmp, &sha256, size, std::slice::from_ref(&req.expected))
             .map_err(fatal_io)?;
-        if self.opts.sync_each {
-            let p = path.clone();
-            tokio::task::spawn_blocking(move || {
-                std::fs::File::open(&p)
-                    .and_then(|f| f.sync_data())
-                    .map_err(|e| std::io::Error::new(e.kind(), format!("syncing {}: {e}", p.display())))
-            })
-            .await
-            .map_err(|e| fatal_io(std::io::Error::other(format!("sync task failed: {e}"))))?
-            .map_err(fatal_io)?;
-        }
         Ok(Downloaded {
             sha256,
             size,

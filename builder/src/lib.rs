@@ -8,6 +8,7 @@
 
 pub mod builds;
 pub mod cache;
+pub mod cache_writer;
 pub mod check;
 pub mod cli;
 pub mod diff;

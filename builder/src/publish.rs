@@ -157,6 +157,7 @@ pub async fn publish_with_exports(
         r?;
     }
     drop(uploads);
+    store.sync_blobs().await?;
     // 3. The manifest, once every blob it names is stored (skipped when the
     // store already has it: a rebuild of the same commit uploads nothing).
     if report.manifest_new {

@@ -2,12 +2,16 @@
 //! tests serve over HTTP. Writes go through a temporary file in the target
 //! directory and an atomic link/rename, so readers never see partial objects;
 //! blobs from the download cache are hard-linked when both are on one
-//! filesystem (no copy, no second fsync). Objects are world-readable (0644):
-//! the store is published as is, often by a web server running as another user.
+//! filesystem (no copy), and made durable together by one `syncfs` before the
+//! manifest ([`Store::sync_blobs`]; an fsync each off Linux). Objects are
+//! world-readable (0644): the store is published as is, often by a web server
+//! running as another user.
 
 use std::fs;
 use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
@@ -17,11 +21,20 @@ use super::{Body, Expected, Object, ObjectMeta, PutOutcome, Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct DirStore {
     root: PathBuf,
+    /// Set when a blob was linked or renamed into place since the last
+    /// [`Store::sync_blobs`].
+    unsynced: Arc<AtomicBool>,
 }
+
+/// Whether linked blobs wait for one `syncfs` instead of an fsync each.
+const SYNC_ONCE: bool = cfg!(target_os = "linux");
 
 impl DirStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            unsynced: Arc::default(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -77,13 +90,16 @@ impl DirStore {
             fs::create_dir_all(parent)
                 .map_err(|e| self.err(key, format!("creating {}: {e}", parent.display())))?;
         }
-        // Durable before it is named in the store (the cache does not sync:
-        // by now the kernel has written most of it back, so this is cheap).
-        fs::File::open(cached)
-            .and_then(|f| f.sync_data())
-            .map_err(|e| self.err(key, format!("syncing {}: {e}", cached.display())))?;
+        // Durable before the manifest names it: one syncfs for every blob
+        // (`sync_blobs`) where there is one, else an fsync now.
+        if !SYNC_ONCE {
+            fs::File::open(cached)
+                .and_then(|f| f.sync_data())
+                .map_err(|e| self.err(key, format!("syncing {}: {e}", cached.display())))?;
+        }
         match fs::hard_link(cached, dest) {
             Ok(()) => {
+                self.unsynced.store(true, Ordering::Release);
                 // The mode is the cache file's too (one inode).
                 set_public(dest).map_err(|e| self.err(key, format!("setting the mode: {e}")))?;
                 Ok(Some(PutOutcome::Created))
@@ -167,10 +183,37 @@ impl Store for DirStore {
             }
             let tmp = this.stage(&key, &dest, &body)?;
             match tmp.persist_noclobber(&dest) {
-                Ok(_) => Ok(PutOutcome::Created),
+                Ok(_) => {
+                    this.unsynced.store(true, Ordering::Release);
+                    Ok(PutOutcome::Created)
+                }
                 Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(PutOutcome::AlreadyExists),
                 Err(e) => Err(this.err(&key, e.error)),
             }
+        })
+        .await
+    }
+
+    async fn sync_blobs(&self) -> Result<(), StoreError> {
+        if !SYNC_ONCE || !self.unsynced.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let this = self.clone();
+        blocking(move || {
+            // Every linked blob, its directory entry and the cache file it
+            // shares an inode with live on this filesystem (a hard link
+            // cannot cross one).
+            #[cfg(target_os = "linux")]
+            fs::File::open(&this.root)
+                .and_then(|d| nix::unistd::syncfs(&d).map_err(io::Error::from))
+                .map_err(|e| {
+                    this.err(
+                        "",
+                        format!("syncing the filesystem of {}: {e}", this.root.display()),
+                    )
+                })?;
+            let _ = &this;
+            Ok(())
         })
         .await
     }

@@ -86,12 +86,18 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn exists(&self, key: &str) -> Result<bool, StoreError>;
 
     /// Whether the store keeps the download cache's files themselves (a
-    /// directory store on the same filesystem hard-links them), so each must
-    /// be on disk before the store names it. Publishing then fsyncs every
-    /// download as it completes, while the other transfers run, instead of
-    /// all of them after the last one.
+    /// directory store on the same filesystem hard-links them), so they must
+    /// be on disk before the manifest names them. Publishing then writes
+    /// downloads straight to the disk ([`crate::download::WriteMode::Direct`]).
     fn keeps_cached_files(&self) -> bool {
         false
+    }
+
+    /// Makes every blob put so far durable; called once, after the blobs and
+    /// before the manifest that names them. Remote stores have nothing to do
+    /// (a completed PUT is stored).
+    async fn sync_blobs(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 
     /// [`Store::exists`] taking an owned key, for use in streams of requests.

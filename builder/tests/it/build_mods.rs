@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use atlas_builder::download::{RetryPolicy, Sleeper};
+use atlas_builder::download::{RetryPolicy, Sleeper, WriteMode};
 use atlas_builder::plan::{BuildPlan, PlanOptions};
 use atlas_builder::publish::{PublishOptions, PublishReport, publish};
 use atlas_builder::repo::PackSource;
@@ -235,14 +235,28 @@ async fn three_hundred_mods_build_publish_and_rebuild_incrementally() {
     assert_eq!(again.blobs_reused, MODS + 20);
     assert!(!again.manifest_new);
 
-    // A cold cache elsewhere (another machine) gives the same build id.
+    // A cold cache elsewhere (another machine) gives the same build id; this
+    // one is written as for a directory store (O_DIRECT where supported), and
+    // every cached file holds exactly the bytes its name says.
     let other_cache = tempfile::tempdir().expect("tmp");
     let mut o = world.options();
     o.cache_dir = other_cache.path().to_owned();
+    o.download.write_mode = WriteMode::Direct;
     let (plan3, _) = plan_pack(&source2, &PlanOptions::default(), &o)
         .await
         .expect("plan");
     assert_eq!(plan3.build_id, plan.build_id);
+    let mut cached = 0;
+    for shard in std::fs::read_dir(other_cache.path().join("sha256")).expect("ls") {
+        for f in std::fs::read_dir(shard.expect("shard").path()).expect("ls") {
+            let path = f.expect("file").path();
+            let bytes = std::fs::read(&path).expect("read");
+            let name = path.file_name().expect("name").to_string_lossy().into_owned();
+            assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), name);
+            cached += 1;
+        }
+    }
+    assert_eq!(cached, MODS, "every downloaded mod is in the cache");
 
     // Change one mod: one new blob.
     let changed = jar(2, 1);

@@ -375,3 +375,86 @@ async fn resign_extends_expiry_with_a_new_version_of_the_same_build() {
         "a channel without a pointer is reported, not created"
     );
 }
+
+/// A real directory store that records the order of the calls made to it.
+#[derive(Debug)]
+struct Recording {
+    inner: DirStore,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl Recording {
+    fn log(&self, call: String) {
+        self.calls.lock().expect("log").push(call);
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Recording {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn keeps_cached_files(&self) -> bool {
+        self.inner.keeps_cached_files()
+    }
+    async fn exists(&self, key: &str) -> Result<bool, atlas_builder::store::StoreError> {
+        self.inner.exists(key).await
+    }
+    async fn put_immutable(
+        &self,
+        key: &str,
+        body: atlas_builder::store::Body,
+        meta: atlas_builder::store::ObjectMeta,
+    ) -> Result<atlas_builder::store::PutOutcome, atlas_builder::store::StoreError> {
+        let kind = if key.starts_with("blobs/") {
+            "blob"
+        } else {
+            "manifest"
+        };
+        let r = self.inner.put_immutable(key, body, meta).await;
+        self.log(format!("put {kind}"));
+        r
+    }
+    async fn sync_blobs(&self) -> Result<(), atlas_builder::store::StoreError> {
+        let r = self.inner.sync_blobs().await;
+        self.log("sync".into());
+        r
+    }
+    async fn get(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<atlas_builder::store::Object>, atlas_builder::store::StoreError> {
+        self.inner.get(key, max_bytes).await
+    }
+    async fn put_cas(
+        &self,
+        key: &str,
+        bytes: bytes::Bytes,
+        expected: atlas_builder::store::Expected,
+        meta: atlas_builder::store::ObjectMeta,
+    ) -> Result<String, atlas_builder::store::StoreError> {
+        self.log("pointer".into());
+        self.inner.put_cas(key, bytes, expected, meta).await
+    }
+}
+
+#[tokio::test]
+async fn blobs_are_synced_once_after_the_last_blob_and_before_the_manifest() {
+    let repo = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Recording {
+        inner: DirStore::new(dir.path()),
+        calls: Default::default(),
+    };
+    let key = SecretKey::from_seed(&[9; 32]);
+    let source = PackSource::open(repo.path(), false).expect("open");
+    let plan = plan(&source, &PlanOptions::default()).expect("plan");
+    publish(&plan, &source, &store, Some(&key), &options("dev"))
+        .await
+        .expect("publish");
+    let calls = store.calls.lock().expect("log").clone();
+    let mut want = vec!["put blob".to_owned(); 5];
+    want.extend(["sync", "put manifest", "pointer"].map(String::from));
+    assert_eq!(calls, want);
+}
