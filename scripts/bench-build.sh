@@ -12,7 +12,13 @@
 #   4. rebuild with one mod changed.
 # For each build: wall time, bytes downloaded, objects (blobs) uploaded.
 #
-# Usage: scripts/bench-build.sh   (env: ROUNDS=5 MODS=300 SIZE=1747626 DOWNLOADS=8 TRANSFERS=8 KEEP=1)
+#   5. with S3=1, builds to the in-process S3 test server (s3s-fs, SigV4; the
+#      testkit example `s3-server`): ROUNDS rounds of a cold build (uploads
+#      start as downloads land), beside the same work done one phase after
+#      the other (a `--dry-run` cold build, which only downloads, then a
+#      publish from that warm cache to a new prefix, which only uploads).
+#
+# Usage: scripts/bench-build.sh   (env: ROUNDS=5 MODS=300 SIZE=1747626 DOWNLOADS=8 TRANSFERS=8 KEEP=1 S3=1)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,12 +31,16 @@ bin="$root/target/release/atlas-builder"
 command -v rclone >/dev/null || { echo "rclone is required (apt-get install -y rclone)" >&2; exit 1; }
 if [[ ${NO_BUILD:-} != 1 ]]; then
     cargo build --release -p atlas-builder --manifest-path "$root/Cargo.toml" >&2
+    if [[ ${S3:-} == 1 ]]; then
+        cargo build --release -p atlas-testkit --example s3-server --manifest-path "$root/Cargo.toml" >&2
+    fi
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/atlas-bench-build.XXXXXX")
-server_pid=
+server_pid= s3_pid=
 cleanup() {
     [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true
+    [[ -n $s3_pid ]] && kill "$s3_pid" 2>/dev/null || true
     [[ ${KEEP:-} == 1 ]] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -169,3 +179,39 @@ open(p, "wb").write(bytes(data))
 PY
 write_pack "one mod changed"
 row "rebuild, one mod changed" "$(build "$rounds")" "$floor"
+
+[[ ${S3:-} == 1 ]] || exit 0
+
+# S3: the in-process test server as a process; each build to a new prefix.
+"$root/target/release/examples/s3-server" bench >"$work/s3.txt" &
+s3_pid=$!
+for _ in $(seq 100); do [[ -s $work/s3.txt ]] && break; sleep 0.1; done
+read -r endpoint access secret region <"$work/s3.txt"
+export AWS_ACCESS_KEY_ID=$access AWS_SECRET_ACCESS_KEY=$secret
+s3_build() { # $1: prefix, $2: cache, rest: extra flags; prints the wall time in ms
+    local t0 t1
+    sync
+    t0=$(now)
+    "$bin" --json publish --repo "$pack" --store "s3://bench/$1" --s3-endpoint "$endpoint" --s3-region "$region" \
+        --s3-path-style --cache-dir "$work/$2" --key-file "$work/key.key" --downloads "$downloads" "${@:3}" >"$work/report.json"
+    t1=$(now)
+    ms "$t0" "$t1"
+}
+echo
+echo "S3 store (s3s-fs on 127.0.0.1, SigV4); each round a new cache and new prefixes:"
+echo
+echo "| round | cold build (uploads start as downloads land) | download only (--dry-run) | upload only (warm cache) | the two phases in sequence | overlapped / sequence |"
+echo "|---|---|---|---|---|---|"
+s3_ratios=()
+for r in $(seq "$rounds"); do
+    cold=$(s3_build "cold-$r" "s3cache-cold-$r")
+    [[ $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["blobs_new"])' "$work/report.json") == "$mods" ]] \
+        || { echo "the S3 cold build did not report every blob as new" >&2; exit 1; }
+    down=$(s3_build "dry-$r" "s3cache-seq-$r" --dry-run)
+    up=$(s3_build "seq-$r" "s3cache-seq-$r")
+    ratio=$(awk "BEGIN{printf \"%.2f\", $cold/($down+$up)}")
+    s3_ratios+=("$ratio")
+    echo "| $r | $(awk "BEGIN{printf \"%.2f\", $cold/1000}") s | $(awk "BEGIN{printf \"%.2f\", $down/1000}") s | $(awk "BEGIN{printf \"%.2f\", $up/1000}") s | $(awk "BEGIN{printf \"%.2f\", ($down+$up)/1000}") s | $ratio |"
+done
+echo
+echo "S3 cold build / (download phase + upload phase): median $(median "${s3_ratios[@]}")"

@@ -529,8 +529,25 @@ async fn plan_and_publish(
     if !opts.dry_run && st.keeps_cached_files() {
         mod_opts.download.write_mode = crate::download::WriteMode::Direct;
     }
-    let (plan, _) = crate::resolve::plan_pack(source, &PlanOptions { repository_url }, &mod_opts).await?;
-    let report = crate::publish::publish_with_exports(&plan, source, st.as_ref(), key, opts, exports).await?;
+    let plan_opts = PlanOptions { repository_url };
+    let (plan, early) = if opts.dry_run || st.keeps_cached_files() {
+        let (plan, _) = crate::resolve::plan_pack(source, &plan_opts, &mod_opts).await?;
+        (plan, None)
+    } else {
+        // A remote store: upload each mirrored download as it lands, while
+        // the rest download (the channel closes when planning drops `mod_opts`).
+        let (tx, rx) = crate::early::channel();
+        mod_opts.landed = Some(tx);
+        let planning = async move { crate::resolve::plan_pack(source, &plan_opts, &mod_opts).await };
+        let (planned, early) = tokio::join!(
+            planning,
+            crate::early::upload_landed(st.as_ref(), rx, opts.concurrency)
+        );
+        (planned?.0, Some(early))
+    };
+    let report =
+        crate::publish::publish_with_exports(&plan, source, st.as_ref(), key, opts, exports, early.as_ref())
+            .await?;
     if let Some(gh) = gh {
         crate::github::publish(gh, st.as_ref(), &plan, &report, &opts.channel).await?;
     }

@@ -314,18 +314,33 @@ impl Downloader {
 
     /// Fetches every request, `concurrency` at a time; results in request order.
     pub async fn fetch_all(&self, reqs: &[DownloadRequest]) -> Vec<Result<Downloaded, DownloadError>> {
+        self.fetch_all_with(reqs, |_, _| {}).await
+    }
+
+    /// [`Downloader::fetch_all`], calling `landed` with the request's index
+    /// as each file is verified in the cache (so its upload can start while
+    /// the others download).
+    pub async fn fetch_all_with(
+        &self,
+        reqs: &[DownloadRequest],
+        landed: impl Fn(usize, &Downloaded) + Sync,
+    ) -> Vec<Result<Downloaded, DownloadError>> {
+        let landed = &landed;
         // Each distinct file (by upstream hash) is downloaded once; requests
         // for a file already requested wait and then take it from the cache.
         let mut seen = std::collections::HashSet::new();
         let first: Vec<bool> = reqs.iter().map(|r| seen.insert(&r.expected)).collect();
         let mut firsts: Vec<Option<Result<Downloaded, DownloadError>>> =
-            stream::iter(reqs.iter().zip(&first))
-                .map(|(r, is_first)| async move {
-                    if *is_first {
-                        Some(self.fetch(r).await)
-                    } else {
-                        None
+            stream::iter(reqs.iter().zip(&first).enumerate())
+                .map(|(i, (r, is_first))| async move {
+                    if !*is_first {
+                        return None;
                     }
+                    let res = self.fetch(r).await;
+                    if let Ok(d) = &res {
+                        landed(i, d);
+                    }
+                    Some(res)
                 })
                 .buffered(self.opts.concurrency.max(1))
                 .collect()
@@ -337,6 +352,7 @@ impl Downloader {
                 None => out.push(self.fetch(r).await),
             }
         }
+        // (A repeated request is the same file: it was announced the first time.)
         out
     }
 

@@ -13,6 +13,7 @@ pub mod check;
 pub mod cli;
 pub mod diff;
 pub mod download;
+pub mod early;
 pub mod export;
 pub mod github;
 pub mod import_mrpack;

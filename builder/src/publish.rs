@@ -65,7 +65,8 @@ pub struct PublishReport {
     pub exports: Option<crate::export::ExportReport>,
 }
 
-const IMMUTABLE_BLOB: ObjectMeta = ObjectMeta {
+/// Headers of every blob.
+pub(crate) const IMMUTABLE_BLOB: ObjectMeta = ObjectMeta {
     content_type: CONTENT_TYPE_BLOB,
     cache_control: CACHE_IMMUTABLE,
 };
@@ -79,12 +80,13 @@ pub async fn publish(
     key: Option<&SecretKey>,
     opts: &PublishOptions,
 ) -> Result<PublishReport, PublishError> {
-    publish_with_exports(plan, source, store, key, opts, None).await
+    publish_with_exports(plan, source, store, key, opts, None, None).await
 }
 
 /// [`publish`], plus the launcher exports ([`crate::export`]) when `exports`
 /// gives the store's public URL: the .mrpack before the pointer (which names
-/// it), the channel's packwiz tree after it.
+/// it), the channel's packwiz tree after it. `early` names the blobs this run
+/// already uploaded while downloading ([`crate::early`]): they count as new.
 pub async fn publish_with_exports(
     plan: &BuildPlan,
     source: &PackSource,
@@ -92,6 +94,7 @@ pub async fn publish_with_exports(
     key: Option<&SecretKey>,
     opts: &PublishOptions,
     exports: Option<&crate::export::ExportOptions>,
+    early: Option<&crate::early::EarlyUploads>,
 ) -> Result<PublishReport, PublishError> {
     let concurrency = opts.concurrency.max(1);
     let pack = plan.manifest.pack_id.as_str();
@@ -108,15 +111,27 @@ pub async fn publish_with_exports(
         .filter(|(_, p)| !**p)
         .map(|(b, _)| b)
         .collect();
-    let bytes_new: u64 = missing.iter().map(|(_, b)| b.size).sum();
+    let uploaded_early: Vec<&BlobSource> = match early {
+        Some(e) => plan
+            .blobs
+            .iter()
+            .zip(&present)
+            .filter(|((d, _), p)| **p && e.created.contains(*d))
+            .map(|((_, b), _)| b)
+            .collect(),
+        None => Vec::new(),
+    };
+    let bytes_new: u64 =
+        missing.iter().map(|(_, b)| b.size).sum::<u64>() + uploaded_early.iter().map(|b| b.size).sum::<u64>();
     let bytes_total: u64 = plan.blobs.values().map(|b| b.size).sum();
+    let blobs_new = missing.len() + uploaded_early.len();
     let manifest_key = layout::manifest_key(pack, &plan.build_id);
     let mut report = PublishReport {
         plan: plan.summary(),
         store: store.describe(),
         dry_run: opts.dry_run,
-        blobs_new: missing.len(),
-        blobs_reused: plan.blobs.len() - missing.len(),
+        blobs_new,
+        blobs_reused: plan.blobs.len() - blobs_new,
         bytes_new,
         bytes_reused: bytes_total - bytes_new,
         manifest_new: !store.exists(&manifest_key).await?,

@@ -41,6 +41,9 @@ pub struct ModOptions {
     pub mirror: crate::settings::MirrorPolicy,
     /// Overrides `atlas.toml`'s `[mirror]` policy for every source (`--mirror`).
     pub mirror_override: Option<crate::settings::MirrorMode>,
+    /// Told of every mirrored file as it lands in the cache, so its upload
+    /// can start early ([`crate::early`]).
+    pub landed: Option<crate::early::LandedSender>,
 }
 
 impl ModOptions {
@@ -54,6 +57,7 @@ impl ModOptions {
             deps: DepsPolicy::default(),
             mirror: crate::settings::MirrorPolicy::default(),
             mirror_override: None,
+            landed: None,
         }
     }
 }
@@ -328,19 +332,33 @@ pub async fn fetch_mods_for(
             tracing::warn!("{p}");
         }
     }
-    let requests: Vec<DownloadRequest> = resolved
+    let (requests, mirrored): (Vec<DownloadRequest>, Vec<bool>) = resolved
         .iter()
         .filter_map(|r| {
-            Some(DownloadRequest {
+            let req = DownloadRequest {
                 name: r.spec.name.clone(),
                 url: r.url.clone()?,
                 expected: r.verify.clone(),
                 size: r.size,
                 dest: r.path.clone(),
-            })
+            };
+            Some((req, !r.upstream_only()))
         })
-        .collect();
-    let mut fetched = downloader.fetch_all(&requests).await.into_iter();
+        .unzip();
+    let landed = |i: usize, d: &Downloaded| {
+        if let Some(tx) = &opts.landed
+            && mirrored.get(i).copied().unwrap_or(false)
+        {
+            // A closed channel only means nobody uploads early.
+            let _ = tx.send(crate::early::LandedBlob {
+                sha256: d.sha256,
+                size: d.size,
+                path: d.path.clone(),
+                dest: requests.get(i).map(|r| r.dest.clone()).unwrap_or_default(),
+            });
+        }
+    };
+    let mut fetched = downloader.fetch_all_with(&requests, landed).await.into_iter();
     let mut manual = ManualDir::new(opts.resolve.manual_dir.clone());
     let mut files = Vec::with_capacity(resolved.len());
     for r in &resolved {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use atlas_builder::download::{RetryPolicy, Sleeper, WriteMode};
 use atlas_builder::plan::{BuildPlan, PlanOptions};
-use atlas_builder::publish::{PublishOptions, PublishReport, publish};
+use atlas_builder::publish::{PublishOptions, PublishReport, publish, publish_with_exports};
 use atlas_builder::repo::PackSource;
 use atlas_builder::resolve::{ModOptions, ModsReport, plan_pack};
 use atlas_builder::store::{S3Settings, S3Store};
@@ -161,17 +161,20 @@ async fn s3_store(server: &S3Server) -> S3Store {
         .expect("connect")
 }
 
-async fn publish_to(store: &S3Store, source: &PackSource, plan: &BuildPlan) -> PublishReport {
-    let opts = PublishOptions {
+fn publish_options() -> PublishOptions {
+    PublishOptions {
         channel: "dev".into(),
         now: 1_000_000,
         pointer_lifetime: Duration::from_secs(3600),
         dry_run: false,
         concurrency: 8,
         force_pointer: false,
-    };
+    }
+}
+
+async fn publish_to(store: &S3Store, source: &PackSource, plan: &BuildPlan) -> PublishReport {
     let key = SecretKey::from_seed(&[7; 32]);
-    publish(plan, source, store, Some(&key), &opts)
+    publish(plan, source, store, Some(&key), &publish_options())
         .await
         .expect("publish")
 }
@@ -277,4 +280,67 @@ async fn three_hundred_mods_build_publish_and_rebuild_incrementally() {
     assert_eq!(one.blobs_new, 1);
     assert_eq!(one.bytes_new, changed.len() as u64);
     assert!(one.manifest_new);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrored_mods_upload_while_the_rest_download_and_count_as_new() {
+    let world = World::new();
+    let s3 = S3Server::start("atlas").expect("s3");
+    let store = s3_store(&s3).await;
+    let source = PackSource::open(world.repo.path(), false).expect("open");
+
+    // Planning and early uploads side by side, as `publish` runs them for S3.
+    let (tx, rx) = atlas_builder::early::channel();
+    let mut o = world.options();
+    o.landed = Some(tx);
+    let planning = async move { plan_pack(&source, &PlanOptions::default(), &o).await };
+    let (planned, early) = tokio::join!(planning, atlas_builder::early::upload_landed(&store, rx, 8));
+    let (plan, report) = planned.expect("plan");
+    assert_eq!((report.downloaded, report.upstream_only), (MODS, 0));
+    assert_eq!((early.created.len(), early.failed), (MODS, 0));
+    for d in &early.created {
+        assert!(plan.blobs.contains_key(d), "only blobs of the plan go up early");
+    }
+    let mods_bytes: u64 = early
+        .created
+        .iter()
+        .map(|d| plan.blobs.get(d).expect("in plan").size)
+        .sum();
+    assert_eq!(early.bytes, mods_bytes);
+
+    // The publish finds the mods stored, uploads the 20 repository files and
+    // reports every blob as new (this run wrote them), none as reused.
+    let source = PackSource::open(world.repo.path(), false).expect("open");
+    let key = SecretKey::from_seed(&[7; 32]);
+    let published = publish_with_exports(
+        &plan,
+        &source,
+        &store,
+        Some(&key),
+        &publish_options(),
+        None,
+        Some(&early),
+    )
+    .await
+    .expect("publish");
+    let total: u64 = plan.blobs.values().map(|b| b.size).sum();
+    assert_eq!(
+        (published.blobs_new, published.blobs_reused, published.bytes_new),
+        (MODS + 20, 0, total)
+    );
+    assert!(published.pointer.is_some());
+
+    // Upstream-only mods never go to the store early, even from a warm cache.
+    let s3b = S3Server::start("other").expect("s3");
+    let other = s3_store(&s3b).await;
+    let (tx, rx) = atlas_builder::early::channel();
+    let mut o = world.options();
+    o.landed = Some(tx);
+    o.mirror_override = Some(atlas_builder::settings::MirrorMode::Upstream);
+    let source = PackSource::open(world.repo.path(), false).expect("open");
+    let planning = async move { plan_pack(&source, &PlanOptions::default(), &o).await };
+    let (planned, early) = tokio::join!(planning, atlas_builder::early::upload_landed(&other, rx, 8));
+    let (_, report) = planned.expect("plan");
+    assert_eq!((report.cached, report.upstream_only), (MODS, MODS));
+    assert_eq!(early, atlas_builder::early::EarlyUploads::default());
 }

@@ -224,3 +224,100 @@ fn plan_needs_no_key_and_diff_prints_the_changelog() {
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains(&missing), "{}", text(&out.stderr));
 }
+
+/// `publish` of a pack with URL mods, by the binary: to the S3 test server
+/// (mods uploaded as they download), again (nothing uploaded), then to a
+/// directory store from a cold cache (downloads written with O_DIRECT, one
+/// syncfs): the same build, and every stored blob holds the bytes its name says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_with_mods_to_s3_then_to_a_directory_store() {
+    // (The binary runs blocking on one worker; the file server on the other.)
+    use atlas_testkit::http::StaticServer;
+    use atlas_testkit::s3::{ACCESS_KEY, REGION, S3Server, SECRET_KEY};
+    use sha2::Digest as _;
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let files = work.path().join("files");
+    std::fs::create_dir(&files).expect("mkdir");
+    // Sizes around the 1 MiB write block and the 4 KiB alignment.
+    let sizes = [3 * 1024 * 1024 + 123, 1024 * 1024, 4096, 10];
+    let mut toml = String::from(
+        "id = \"s3pack\"\nname = \"S3\"\nversion = \"1\"\nminecraft = \"1.21.1\"\nloader = { kind = \"fabric\", version = \"0.16.9\" }\n[[files]]\ninclude = [\"config/**\"]\n",
+    );
+    let server = StaticServer::start(&files).expect("file server");
+    let mut total = 0u64;
+    for (i, n) in sizes.iter().enumerate() {
+        let data: Vec<u8> = (0..*n)
+            .map(|k| (k * 7 + i * 13) as u8 ^ (k >> 12) as u8)
+            .collect();
+        std::fs::write(files.join(format!("m{i}.jar")), &data).expect("write");
+        toml.push_str(&format!(
+            "[[mods]]\nurl = \"{}/m{i}.jar\"\nhash = \"sha256:{}\"\n",
+            server.url().trim_end_matches('/'),
+            hex::encode(sha2::Sha256::digest(&data))
+        ));
+        total += *n as u64;
+    }
+    let repo = GitRepo::init().expect("init");
+    repo.write("pack.toml", toml).expect("write");
+    repo.write("config/x.txt", "x").expect("write");
+    repo.commit_all("c").expect("commit");
+    let out = run(builder().args(["--json", "keygen", "--out-dir"]).arg(work.path()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = work.path().join("atlas-signing.key");
+
+    let s3 = S3Server::start("atlas").expect("s3");
+    let publish = |store: &str, cache: &str, extra: &[&str]| {
+        let out = run(builder()
+            .args(["--json", "publish", "--repo"])
+            .arg(repo.path())
+            .args(["--store", store, "--cache-dir"])
+            .arg(work.path().join(cache))
+            .arg("--key-file")
+            .arg(&key)
+            .args(extra)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
+    };
+    let endpoint = s3.endpoint();
+    let s3_flags = [
+        "--s3-endpoint",
+        &endpoint,
+        "--s3-region",
+        REGION,
+        "--s3-path-style",
+    ];
+    let first = publish("s3://atlas/p", "cache-a", &s3_flags);
+    assert_eq!(
+        (first["blobs_new"].as_u64(), first["blobs_reused"].as_u64()),
+        (Some(5), Some(0))
+    );
+    assert_eq!(first["bytes_new"].as_u64(), Some(total + 1));
+    assert_eq!(first["mods"]["downloaded"].as_u64(), Some(4));
+    let again = publish("s3://atlas/p", "cache-a", &s3_flags);
+    assert_eq!(
+        (again["blobs_new"].as_u64(), again["blobs_reused"].as_u64()),
+        (Some(0), Some(5))
+    );
+    assert_eq!(again["build"], first["build"]);
+
+    let dir = work.path().join("store");
+    let local = publish(dir.to_str().expect("utf-8 path"), "cache-b", &[]);
+    assert_eq!(local["build"], first["build"]);
+    assert_eq!(local["blobs_new"].as_u64(), Some(5));
+    let mut checked = 0;
+    for shard in std::fs::read_dir(dir.join("blobs/sha256")).expect("ls") {
+        for f in std::fs::read_dir(shard.expect("shard").path()).expect("ls") {
+            let path = f.expect("blob").path();
+            let bytes = std::fs::read(&path).expect("read");
+            let name = path.file_name().expect("name").to_string_lossy().into_owned();
+            assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), name);
+            let in_s3 = s3.object(&format!("p/blobs/sha256/{}/{name}", &name[..2]));
+            assert_eq!(in_s3.as_deref(), Some(bytes.as_slice()), "same blob in S3");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 5);
+}

@@ -123,6 +123,7 @@ impl World {
             Some(&w.key),
             &options("dev"),
             Some(&w.exports),
+            None,
         )
         .await
         .expect("publish");
@@ -301,6 +302,7 @@ async fn rebuild_is_byte_identical_and_uploads_nothing_new() {
         Some(&w.key),
         &options("dev"),
         Some(&w.exports),
+        None,
     )
     .await
     .expect("publish again");
@@ -468,16 +470,32 @@ async fn exports_on_an_s3_store_resolve_through_its_public_url() {
     let source = PackSource::open(repo.path(), false).expect("open");
     let p = plan(&source, &PlanOptions::default()).expect("plan");
     let key = SecretKey::from_seed(&[8; 32]);
-    publish_with_exports(&p, &source, &store, Some(&key), &options("dev"), Some(&exports))
-        .await
-        .expect("publish");
+    publish_with_exports(
+        &p,
+        &source,
+        &store,
+        Some(&key),
+        &options("dev"),
+        Some(&exports),
+        None,
+    )
+    .await
+    .expect("publish");
     check_tree_at(&exports, "expo", "dev", &p.manifest);
     // The .mrpack is there, and a second publish rewrites nothing.
     let mrpack = get(&exports.url_of(&layout::mrpack_key("expo", &p.build_id)));
     assert!(mrpack.starts_with(b"PK"));
-    let r = publish_with_exports(&p, &source, &store, Some(&key), &options("dev"), Some(&exports))
-        .await
-        .expect("again");
+    let r = publish_with_exports(
+        &p,
+        &source,
+        &store,
+        Some(&key),
+        &options("dev"),
+        Some(&exports),
+        None,
+    )
+    .await
+    .expect("again");
     let e = r.exports.expect("exports");
     assert!(!e.mrpack_new);
     assert_eq!(e.packwiz_written, 0);
@@ -520,9 +538,17 @@ async fn packwiz_tree_resolves_on_loopback_and_follows_promote() {
     let second = plan(&source, &PlanOptions::default()).expect("plan");
     let mut opts = options("dev");
     opts.now += 10;
-    publish_with_exports(&second, &source, &w.store, Some(&w.key), &opts, Some(&w.exports))
-        .await
-        .expect("publish");
+    publish_with_exports(
+        &second,
+        &source,
+        &w.store,
+        Some(&w.key),
+        &opts,
+        Some(&w.exports),
+        None,
+    )
+    .await
+    .expect("publish");
     check_packwiz_tree(&w, "dev", &second.manifest);
     check_packwiz_tree(&w, "production", &w.plan.manifest);
     promote_with_exports(
