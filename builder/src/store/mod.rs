@@ -21,8 +21,9 @@ pub enum Body {
     Bytes(Bytes),
     /// A local file, streamed from disk (never read whole into memory).
     File(PathBuf),
-    /// A file in the download cache: like `File`, but immutable and already
-    /// durable, so a directory store on the same filesystem hard-links it.
+    /// A file in the download cache: like `File`, but immutable (named by
+    /// its content), so a directory store on the same filesystem hard-links
+    /// it and makes it durable with the other blobs ([`Store::sync_blobs`]).
     CachedFile(PathBuf),
 }
 
