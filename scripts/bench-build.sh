@@ -37,7 +37,7 @@ if [[ ${NO_BUILD:-} != 1 ]]; then
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/atlas-bench-build.XXXXXX")
-server_pid= s3_pid=
+server_pid='' s3_pid=''
 cleanup() {
     [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true
     [[ -n $s3_pid ]] && kill "$s3_pid" 2>/dev/null || true
