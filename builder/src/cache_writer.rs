@@ -64,7 +64,7 @@ impl Inner {
         match self.file.write_all(&self.buf[range]) {
             // EINVAL: this filesystem takes O_DIRECT at open but not these
             // writes. Nothing was written; go on without it.
-            Err(e) if self.direct && e.raw_os_error() == Some(EINVAL) => {
+            Err(e) if self.direct && e.kind() == io::ErrorKind::InvalidInput => {
                 self.set_direct(false)?;
                 let range = self.start..self.start + self.len;
                 self.file.write_all(&self.buf[range])
@@ -102,8 +102,6 @@ impl Inner {
         Ok(())
     }
 }
-
-const EINVAL: i32 = 22;
 
 #[cfg(target_os = "linux")]
 fn set_direct(file: &std::fs::File, on: bool) -> io::Result<()> {
@@ -158,9 +156,7 @@ impl CacheWriter {
     }
 
     fn inner(&mut self) -> io::Result<&mut Inner> {
-        self.inner
-            .as_mut()
-            .ok_or_else(|| io::Error::other("an earlier write to this file failed"))
+        self.inner.as_mut().ok_or_else(failed_before)
     }
 
     /// Appends `data`, writing each full block on a blocking thread.
@@ -191,10 +187,7 @@ impl CacheWriter {
     }
 
     async fn hop(&mut self, f: fn(&mut Inner) -> io::Result<()>) -> io::Result<()> {
-        let mut inner = self
-            .inner
-            .take()
-            .ok_or_else(|| io::Error::other("an earlier write to this file failed"))?;
+        let mut inner = self.inner.take().ok_or_else(failed_before)?;
         let (inner, result) = tokio::task::spawn_blocking(move || {
             let r = f(&mut inner);
             (inner, r)
@@ -204,6 +197,10 @@ impl CacheWriter {
         self.inner = Some(inner);
         result
     }
+}
+
+fn failed_before() -> io::Error {
+    io::Error::other("an earlier write to this file failed")
 }
 
 impl std::fmt::Debug for CacheWriter {

@@ -526,11 +526,12 @@ async fn plan_and_publish(
 ) -> anyhow::Result<PublishReport> {
     let st = store::open(&store.store, &store.settings()).await?;
     let mut mod_opts = mods.options();
-    if !opts.dry_run && st.keeps_cached_files() {
-        mod_opts.download.write_mode = crate::download::WriteMode::Direct;
-    }
     let plan_opts = PlanOptions { repository_url };
     let (plan, early) = if opts.dry_run || st.keeps_cached_files() {
+        if !opts.dry_run {
+            // The store links the cache's files: write them straight to disk.
+            mod_opts.download.write_mode = crate::download::WriteMode::Direct;
+        }
         let (plan, _) = crate::resolve::plan_pack(source, &plan_opts, &mod_opts).await?;
         (plan, None)
     } else {
