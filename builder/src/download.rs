@@ -346,13 +346,13 @@ impl Downloader {
                 .collect()
                 .await;
         let mut out = Vec::with_capacity(reqs.len());
+        // Repeats are not announced to `landed`: the first request was.
         for (r, slot) in reqs.iter().zip(firsts.iter_mut()) {
             match slot.take() {
                 Some(res) => out.push(res),
                 None => out.push(self.fetch(r).await),
             }
         }
-        // (A repeated request is the same file: it was announced the first time.)
         out
     }
 

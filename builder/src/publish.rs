@@ -111,20 +111,14 @@ pub async fn publish_with_exports(
         .filter(|(_, p)| !**p)
         .map(|(b, _)| b)
         .collect();
-    let uploaded_early: Vec<&BlobSource> = match early {
-        Some(e) => plan
-            .blobs
-            .iter()
-            .zip(&present)
-            .filter(|((d, _), p)| **p && e.created.contains(*d))
-            .map(|((_, b), _)| b)
-            .collect(),
-        None => Vec::new(),
-    };
-    let bytes_new: u64 =
-        missing.iter().map(|(_, b)| b.size).sum::<u64>() + uploaded_early.iter().map(|b| b.size).sum::<u64>();
+    // New: missing now, or written by this run's early uploads.
+    let (blobs_new, bytes_new) = plan
+        .blobs
+        .iter()
+        .zip(&present)
+        .filter(|((d, _), p)| !**p || early.is_some_and(|e| e.created.contains(*d)))
+        .fold((0, 0u64), |(n, bytes), ((_, b), _)| (n + 1, bytes + b.size));
     let bytes_total: u64 = plan.blobs.values().map(|b| b.size).sum();
-    let blobs_new = missing.len() + uploaded_early.len();
     let manifest_key = layout::manifest_key(pack, &plan.build_id);
     let mut report = PublishReport {
         plan: plan.summary(),
