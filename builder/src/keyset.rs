@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::Serialize;
 
-use atlas_proto::keyset::{
-    self, KEYSET_FORMAT, Keyset, KeysetError, KeysetPayload, MAX_KEYSET_BYTES, RoleKeys, SignedKeyset,
-};
+use atlas_proto::keyset::{self, KEYSET_FORMAT, Keyset, KeysetError, KeysetPayload, RoleKeys, SignedKeyset};
 use atlas_proto::layout::{self, CACHE_KEYSET, CONTENT_TYPE_POINTER};
 use atlas_proto::{PublicKey, SecretKey};
 
@@ -344,7 +342,7 @@ pub async fn upload(store: &dyn Store, keys_dir: &Path) -> Result<Option<Keyset>
             .await?;
         if outcome == PutOutcome::AlreadyExists {
             let same = store
-                .get(&key, MAX_KEYSET_BYTES)
+                .get(&key, atlas_proto::Limits::DEFAULT.keyset_bytes)
                 .await?
                 .is_some_and(|o| o.bytes.as_ref() == k.bytes.as_slice());
             if !same {
@@ -366,7 +364,7 @@ pub async fn store_keyset(store: &dyn Store, pack: &str) -> Result<Option<Keyset
     let mut current: Option<Keyset> = None;
     for n in 1u64.. {
         let key = layout::keyset_key(pack, n);
-        let Some(obj) = store.get(&key, MAX_KEYSET_BYTES).await? else {
+        let Some(obj) = store.get(&key, atlas_proto::Limits::DEFAULT.keyset_bytes).await? else {
             break;
         };
         let label = format!("{} `{key}`", store.describe());

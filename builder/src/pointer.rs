@@ -8,9 +8,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use atlas_proto::layout::{CACHE_POINTER, CONTENT_TYPE_POINTER, pointer_key};
-use atlas_proto::pointer::{
-    self, Exports, MAX_ENVELOPE_BYTES, POINTER_FORMAT, PointerPayload, SignedPointer,
-};
+use atlas_proto::pointer::{self, Exports, POINTER_FORMAT, PointerPayload, SignedPointer};
 use atlas_proto::{SecretKey, Sha256Digest};
 
 use crate::store::{Expected, ObjectMeta, Store, StoreError};
@@ -47,7 +45,10 @@ pub async fn read_current(
     channel: &str,
 ) -> Result<Option<CurrentPointer>, PointerUpdateError> {
     let key = pointer_key(pack, channel);
-    let Some(obj) = store.get(&key, MAX_ENVELOPE_BYTES).await? else {
+    let Some(obj) = store
+        .get(&key, atlas_proto::Limits::DEFAULT.pointer_bytes)
+        .await?
+    else {
         return Ok(None);
     };
     let corrupt = |message: String| PointerUpdateError::Corrupt {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use atlas_proto::layout::{self, pointer_key};
-use atlas_proto::pointer::{Expectation, MAX_ENVELOPE_BYTES, SignedPointer};
+use atlas_proto::pointer::{Expectation, SignedPointer};
 use atlas_proto::{PublicKey, SecretKey, Sha256Digest};
 
 use crate::builds::{self, BuildLookupError};
@@ -92,7 +92,10 @@ pub async fn promote_with_exports(
         PromoteFrom::Build(b) => *b,
         PromoteFrom::Channel(channel) => {
             let obj = store
-                .get(&pointer_key(pack, channel), MAX_ENVELOPE_BYTES)
+                .get(
+                    &pointer_key(pack, channel),
+                    atlas_proto::Limits::DEFAULT.pointer_bytes,
+                )
                 .await?
                 .ok_or_else(|| BuildLookupError::NoChannel {
                     pack: pack.to_owned(),

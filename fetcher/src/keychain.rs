@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use atlas_proto::keyset::{self, DEFAULT_CHAIN_CAP, Keyset, MAX_KEYSET_BYTES, SignedKeyset};
+use atlas_proto::keyset::{self, DEFAULT_CHAIN_CAP, Keyset, SignedKeyset};
 use atlas_proto::{Sha256Digest, layout};
 
 use crate::SyncError;
@@ -39,7 +39,10 @@ pub fn load_root(path: &Path, pack: &str) -> Result<Keyset, SyncError> {
     let origin = path.display().to_string();
     let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_KEYSET_BYTES + 1).read_to_end(&mut bytes))
+        .and_then(|f| {
+            f.take(atlas_proto::Limits::DEFAULT.keyset_bytes + 1)
+                .read_to_end(&mut bytes)
+        })
         .map_err(|e| SyncError::Usage(format!("--root: cannot read the root of trust `{origin}`: {e}")))?;
     keyset::parse_root(&bytes, pack).map_err(|source| SyncError::Keyset { origin, source })
 }
@@ -104,7 +107,7 @@ impl Syncer {
                     self.source
                         .open_key(&key)
                         .await?
-                        .read_capped(MAX_KEYSET_BYTES)
+                        .read_capped(atlas_proto::Limits::DEFAULT.keyset_bytes)
                         .await
                 };
                 match attempt.await {

@@ -48,7 +48,7 @@ enum Kind {
 pub enum PointerFetch {
     /// The server answered 304 Not Modified to `If-None-Match`.
     NotModified,
-    /// The pointer bytes (at most `MAX_ENVELOPE_BYTES + 1`) and the ETag, if any.
+    /// The pointer bytes (at most `atlas_proto::Limits::DEFAULT.pointer_bytes + 1`) and the ETag, if any.
     Fetched { bytes: Vec<u8>, etag: Option<String> },
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use atlas_proto::pointer::{Expectation, MAX_ENVELOPE_BYTES, PointerError};
+use atlas_proto::pointer::{Expectation, PointerError};
 use atlas_proto::v1::Manifest;
 use atlas_proto::{
     ManifestLimits, PublicKey, Sha256Digest, SignedPointer, VerifiedPointer, layout, manifest,
@@ -400,7 +400,11 @@ impl Syncer {
         let fetched = loop {
             match self
                 .source
-                .get_pointer(&key, conditional.as_deref(), MAX_ENVELOPE_BYTES)
+                .get_pointer(
+                    &key,
+                    conditional.as_deref(),
+                    atlas_proto::Limits::DEFAULT.pointer_bytes,
+                )
                 .await
             {
                 Ok(f) => break f,

@@ -18,12 +18,6 @@ use crate::{PublicKey, SecretKey};
 pub const KEYSET_PAYLOAD_TYPE: &str = "application/vnd.atlas.keyset.v1+json";
 /// Payload format version written by this crate.
 pub const KEYSET_FORMAT: u32 = 1;
-/// Largest keyset envelope a client accepts, in bytes.
-pub const MAX_KEYSET_BYTES: u64 = 64 * 1024;
-/// Most keys one role may list.
-pub const MAX_ROLE_KEYS: usize = 32;
-/// Most revoked key ids one keyset may list.
-pub const MAX_REVOKED: usize = 1024;
 /// How many new keysets a client follows in one run by default; a longer
 /// chain is refused (endless data, or a host far too out of date).
 pub const DEFAULT_CHAIN_CAP: u64 = 16;
@@ -60,7 +54,7 @@ pub struct KeysetPayload {
 /// Why a keyset (or a root of trust) was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeysetError {
-    #[error("keyset is larger than {MAX_KEYSET_BYTES} bytes; refusing to read it")]
+    #[error("keyset is larger than {} bytes; refusing to read it", crate::Limits::DEFAULT.keyset_bytes)]
     TooLarge,
     #[error("keyset is not a valid DSSE envelope: {0}")]
     Malformed(String),
@@ -110,8 +104,11 @@ fn parse_role(
     revoked: &[String],
 ) -> Result<Vec<PublicKey>, KeysetError> {
     let invalid = |message: String| KeysetError::Invalid { version, message };
-    if role.keys.len() > MAX_ROLE_KEYS {
-        return Err(invalid(format!("more than {MAX_ROLE_KEYS} {what} keys")));
+    if role.keys.len() > crate::Limits::DEFAULT.keyset_role_keys {
+        return Err(invalid(format!(
+            "more than {} {what} keys",
+            crate::Limits::DEFAULT.keyset_role_keys
+        )));
     }
     let mut keys: Vec<PublicKey> = Vec::new();
     for text in &role.keys {
@@ -146,10 +143,13 @@ impl Keyset {
         crate::layout::validate_pack_id(&payload.pack)
             .map_err(|e| KeysetError::PayloadMalformed(e.to_string()))?;
         let v = payload.version;
-        if payload.revoked.len() > MAX_REVOKED {
+        if payload.revoked.len() > crate::Limits::DEFAULT.keyset_revoked {
             return Err(KeysetError::Invalid {
                 version: v,
-                message: format!("more than {MAX_REVOKED} revoked key ids"),
+                message: format!(
+                    "more than {} revoked key ids",
+                    crate::Limits::DEFAULT.keyset_revoked
+                ),
             });
         }
         let root = parse_role(v, "root", &payload.root, &payload.revoked)?;
@@ -290,10 +290,12 @@ impl SignedKeyset {
     /// Parses envelope bytes (size-capped) without trusting anything in them.
     pub fn parse(bytes: &[u8]) -> Result<Self, KeysetError> {
         let (envelope, payload_bytes) =
-            open_envelope(bytes, MAX_KEYSET_BYTES, KEYSET_PAYLOAD_TYPE).map_err(|e| match e {
-                EnvelopeError::TooLarge(_) => KeysetError::TooLarge,
-                EnvelopeError::Malformed(m) => KeysetError::Malformed(m),
-                EnvelopeError::WrongPayloadType(t) => KeysetError::WrongPayloadType(t),
+            open_envelope(bytes, crate::Limits::DEFAULT.keyset_bytes, KEYSET_PAYLOAD_TYPE).map_err(|e| {
+                match e {
+                    EnvelopeError::TooLarge(_) => KeysetError::TooLarge,
+                    EnvelopeError::Malformed(m) => KeysetError::Malformed(m),
+                    EnvelopeError::WrongPayloadType(t) => KeysetError::WrongPayloadType(t),
+                }
             })?;
         Ok(Self {
             envelope,
@@ -370,7 +372,7 @@ struct RootFile {
 /// (`keys/<N>.json`, self-signed) or a JSON file
 /// `{"pack": "...", "root": {"keys": ["ed25519:..."], "threshold": m}}`.
 pub fn parse_root(bytes: &[u8], pack: &str) -> Result<Keyset, KeysetError> {
-    if bytes.len() as u64 > MAX_KEYSET_BYTES {
+    if bytes.len() as u64 > crate::Limits::DEFAULT.keyset_bytes {
         return Err(KeysetError::TooLarge);
     }
     let v: serde_json::Value =

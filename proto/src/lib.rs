@@ -9,6 +9,7 @@ pub mod digest;
 pub mod keys;
 pub mod keyset;
 pub mod layout;
+pub mod limits;
 pub mod manifest;
 pub mod path;
 pub mod pointer;
@@ -33,6 +34,7 @@ pub mod runner {
 
 pub use digest::Sha256Digest;
 pub use keys::{KeyError, PublicKey, SecretKey};
+pub use limits::Limits;
 pub use manifest::{ManifestError, ManifestLimits};
 pub use path::{PathError, validate_path};
 pub use pointer::{PointerError, PointerPayload, SignedPointer, VerifiedPointer};

@@ -15,7 +15,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const ZSTD_LEVEL: i32 = 19;
 
 /// Caps applied when decoding a manifest that came from outside.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ManifestLimits {
     /// Largest decompressed protobuf, in bytes.
     pub max_decoded_bytes: u64,
@@ -23,12 +23,17 @@ pub struct ManifestLimits {
     pub max_files: usize,
 }
 
+impl ManifestLimits {
+    /// The caps used unless a caller chooses others (see [`crate::Limits`]).
+    pub const DEFAULT: ManifestLimits = ManifestLimits {
+        max_decoded_bytes: 64 * 1024 * 1024,
+        max_files: 200_000,
+    };
+}
+
 impl Default for ManifestLimits {
     fn default() -> Self {
-        Self {
-            max_decoded_bytes: 64 * 1024 * 1024,
-            max_files: 200_000,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -70,17 +75,12 @@ pub fn build_id(stored: &[u8]) -> Sha256Digest {
     Sha256Digest::of(stored)
 }
 
-/// Largest zstd window a manifest may use (16 MiB). The builder's level 19
-/// uses 8 MiB; without a bound, a 10-byte frame header could make the
-/// decoder reserve up to 2 GiB before the output cap applies.
-pub const MAX_WINDOW_LOG: u32 = 24;
-
 /// Decodes and validates stored manifest bytes under `limits`.
 pub fn decode(stored: &[u8], limits: &ManifestLimits) -> Result<Manifest, ManifestError> {
     let mut decoder =
         zstd::stream::read::Decoder::new(stored).map_err(|e| ManifestError::Zstd(e.to_string()))?;
     decoder
-        .window_log_max(MAX_WINDOW_LOG)
+        .window_log_max(crate::Limits::DEFAULT.manifest_window_log)
         .map_err(|e| ManifestError::Zstd(e.to_string()))?;
     let mut raw = Vec::new();
     decoder

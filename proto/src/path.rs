@@ -9,9 +9,7 @@
 //! ending in `.` or space; and never inside the client's `.atlas/` state
 //! directory.
 
-/// Longest accepted path, in bytes.
-pub const MAX_PATH_BYTES: usize = 1024;
-/// Longest accepted path segment, in bytes.
+/// Longest accepted path segment, in bytes (every filesystem Atlas supports).
 pub const MAX_SEGMENT_BYTES: usize = 255;
 /// Name of the state directory a client keeps inside its target directory.
 pub const STATE_DIR: &str = ".atlas";
@@ -47,7 +45,7 @@ pub fn validate_path(path: &str) -> Result<(), PathError> {
     if path.is_empty() {
         return fail("the path is empty");
     }
-    if path.len() > MAX_PATH_BYTES {
+    if path.len() > crate::Limits::DEFAULT.path_bytes {
         return fail("longer than 1024 bytes");
     }
     if path.chars().any(char::is_control) {

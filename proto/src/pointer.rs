@@ -15,8 +15,6 @@ use crate::{PublicKey, SecretKey, Sha256Digest};
 
 /// DSSE `payloadType` of an Atlas channel pointer.
 pub const PAYLOAD_TYPE: &str = "application/vnd.atlas.pointer.v1+json";
-/// Largest envelope a client accepts, in bytes.
-pub const MAX_ENVELOPE_BYTES: u64 = 64 * 1024;
 /// Payload format version written by this crate.
 pub const POINTER_FORMAT: u32 = 1;
 
@@ -89,7 +87,7 @@ struct EnvelopeSignature {
 /// Why a pointer was refused. Every variant says what a host should check.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PointerError {
-    #[error("pointer is larger than {MAX_ENVELOPE_BYTES} bytes; refusing to read it")]
+    #[error("pointer is larger than {} bytes; refusing to read it", crate::Limits::DEFAULT.pointer_bytes)]
     TooLarge,
     #[error("pointer is not a valid DSSE envelope: {0}")]
     Malformed(String),
@@ -267,11 +265,13 @@ impl SignedPointer {
     /// Parses envelope bytes (size-capped) without trusting anything in them.
     pub fn parse(bytes: &[u8]) -> Result<Self, PointerError> {
         let (envelope, payload_bytes) =
-            open_envelope(bytes, MAX_ENVELOPE_BYTES, PAYLOAD_TYPE).map_err(|e| match e {
-                EnvelopeError::TooLarge(_) => PointerError::TooLarge,
-                EnvelopeError::Malformed(m) => PointerError::Malformed(m),
-                EnvelopeError::WrongPayloadType(t) => PointerError::WrongPayloadType(t),
-            })?;
+            open_envelope(bytes, crate::Limits::DEFAULT.pointer_bytes, PAYLOAD_TYPE).map_err(
+                |e| match e {
+                    EnvelopeError::TooLarge(_) => PointerError::TooLarge,
+                    EnvelopeError::Malformed(m) => PointerError::Malformed(m),
+                    EnvelopeError::WrongPayloadType(t) => PointerError::WrongPayloadType(t),
+                },
+            )?;
         Ok(Self {
             envelope,
             payload_bytes,

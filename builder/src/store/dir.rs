@@ -245,7 +245,7 @@ impl Store for DirStore {
                 .map_err(|e| this.err(&key, format!("opening the store lock: {e}")))?;
             lock.lock()
                 .map_err(|e| this.err(&key, format!("locking the store: {e}")))?;
-            let current = this.read_capped(&key, atlas_proto::pointer::MAX_ENVELOPE_BYTES)?;
+            let current = this.read_capped(&key, atlas_proto::Limits::DEFAULT.pointer_bytes)?;
             let matches = match (&expected, &current) {
                 (Expected::Absent, None) => true,
                 (Expected::ETag(want), Some(obj)) => *want == obj.etag,
