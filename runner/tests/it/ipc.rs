@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use atlas_proto::Limits;
 use atlas_proto::runner::v1::{
     ConsoleOutput, ConsoleRequest, Done, Event, EventsRequest, LogLine, LogsRequest, PowerAction,
     PowerOutcome, PowerRequest, PowerResult, Reply, Request, RollbackRequest, Status, StatusRequest,
     UpdateRequest, reply, request,
 };
-use atlas_runner::ipc::{self, Client, Handler, IpcError, MAX_CONNECTIONS, MAX_IN_FLIGHT, ReplySink};
+use atlas_runner::ipc::{self, Client, Handler, IpcError, ReplySink};
 use prost::Message as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::UnixStream;
@@ -383,7 +384,7 @@ async fn an_oversized_length_prefix_closes_the_connection() {
     let server = TestServer::start();
     let got = raw_until_closed(&server.path, &[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).await;
     assert!(got.is_empty());
-    let over = (ipc::MAX_FRAME_BYTES as u32 + 1).to_be_bytes();
+    let over = (Limits::DEFAULT.ipc_frame_bytes as u32 + 1).to_be_bytes();
     raw_until_closed(&server.path, &over).await;
     assert_served(&server.path).await;
     assert_eq!(
@@ -434,7 +435,7 @@ async fn too_many_requests_in_flight_on_one_connection_are_busy() {
     // Requests on a connection are read in order, and these hold their
     // slot until the client goes: the next one finds none left.
     let mut streams = Vec::new();
-    for _ in 0..MAX_IN_FLIGHT {
+    for _ in 0..Limits::DEFAULT.ipc_in_flight {
         streams.push(
             c.call(request::Kind::Logs(LogsRequest {
                 tail: 0,
@@ -531,7 +532,7 @@ async fn connecting_to_nothing_names_the_path_and_what_to_check() {
 async fn a_client_over_the_connection_limit_is_told_busy() {
     let server = TestServer::start();
     let mut held = Vec::new();
-    for _ in 0..MAX_CONNECTIONS {
+    for _ in 0..Limits::DEFAULT.ipc_connections {
         let mut c = server.client().await;
         // Answered: this connection holds a slot.
         patient(c.call_one(status())).await.expect("status");

@@ -55,7 +55,7 @@ async fn slp_raw_bytes_status_then_pong() {
     req.extend_from_slice(&dir.game_port.to_be_bytes());
     req.extend_from_slice(&[0x01, 0x01, 0x00]);
     s.write_all(&req).await.expect("write");
-    let (id, data) = slp::read_packet(&mut s, slp::MAX_STATUS_PACKET)
+    let (id, data) = slp::read_packet(&mut s, atlas_proto::Limits::DEFAULT.slp_status_bytes)
         .await
         .expect("status");
     assert_eq!(id, 0x00);
