@@ -2,8 +2,8 @@
 //! running on the latest good build of its Atlas channel, and the
 //! `atlas-runner` command line that controls it over a Unix socket.
 //!
-//! The binaries are thin wrappers: [`daemon::main`], [`cli::main`] and
-//! [`standin::main`]. Everything else is a library module testable on its own:
+//! The daemon's and the CLI's binaries are thin wrappers: [`daemon::main`]
+//! and [`cli::main`]. Everything else is a library module testable on its own:
 //! the supervisor's [`state`] machine, the [`rcon`] and [`slp`] protocol
 //! clients, [`backup`]s, [`update`]s through the fetcher library, [`metrics`]
 //! and [`webhook`]s, and the [`ipc`] framing.
@@ -19,7 +19,6 @@ pub mod metrics;
 pub mod properties;
 pub mod rcon;
 pub mod slp;
-pub mod standin;
 pub mod state;
 pub mod supervisor;
 pub mod update;

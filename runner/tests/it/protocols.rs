@@ -5,11 +5,16 @@ use std::time::Duration;
 
 use atlas_runner::rcon::{RconClient, RconError};
 use atlas_runner::slp::{self, SlpError};
-use atlas_runner::standin::help_lines;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::*;
+
+/// The stand-in's `help` output, as its binary prints it.
+#[allow(dead_code)]
+#[path = "../../src/bin/atlas-standin/help.rs"]
+mod standin_help;
+use standin_help::help_lines;
 
 const T: Duration = Duration::from_secs(30);
 
