@@ -10,7 +10,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header, HeaderMode};
 
-use super::{BackupError, Excludes, TMP_PREFIX, io_err};
+use super::error::{BackupError, io_err};
+use super::exclude::Excludes;
+
+/// Archives (and sidecars) are written under this prefix, then renamed; [`super::Backups::new`]
+/// removes leftovers.
+pub(super) const TMP_PREFIX: &str = ".tmp-";
 
 /// What [`write`] produced.
 #[derive(Debug)]

@@ -38,6 +38,7 @@
 //! excluded paths.
 
 mod archive;
+mod error;
 mod exclude;
 mod restore;
 mod settings;
@@ -50,11 +51,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use self::archive::TMP_PREFIX;
+pub use self::error::BackupError;
+use self::error::io_err;
 pub use self::exclude::Excludes;
+pub use self::restore::RESTORE_DIR;
 pub use self::settings::{BackupSettings, S3BackupSettings, S3Credentials};
-
-/// Scratch space of restores, inside the server directory.
-pub const RESTORE_DIR: &str = ".atlas-restore";
 /// Paths always left out of archives (see the module documentation).
 pub const ALWAYS_EXCLUDED: [&str; 5] = [
     ".atlas/staging",
@@ -65,7 +67,6 @@ pub const ALWAYS_EXCLUDED: [&str; 5] = [
 ];
 const ARCHIVE_SUFFIX: &str = ".tar.zst";
 const SIDECAR_SUFFIX: &str = ".json";
-const TMP_PREFIX: &str = ".tmp-";
 
 /// How a backup was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,52 +134,6 @@ pub trait ServerConsole: Send + Sync {
     async fn command(&self, cmd: &str) -> Result<String, ConsoleError>;
     /// Runs `save-all flush` and waits until the save is done, at most `timeout`.
     async fn save_all_flush(&self, timeout: Duration) -> Result<(), ConsoleError>;
-}
-
-/// Why a backup operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BackupError {
-    #[error("backup settings: {0}")]
-    Config(String),
-    #[error("{action} {path}: {source}; check the path, free space and permissions")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("hot backup: `{command}` failed: {message}; is the server's console (RCON or stdin) working?")]
-    Console { command: &'static str, message: String },
-    #[error("a hot backup needs the server's console; take a cold backup with the server stopped")]
-    NoConsole,
-    #[error(
-        "hot backup: `save-on` failed: {message}; the server is NOT saving the world until someone \
-         runs `save-on` in its console{earlier}"
-    )]
-    SaveOn { message: String, earlier: String },
-    #[error("no backup `{id}` in {dir}; `atlas-runner backup list` shows the backups")]
-    NotFound { id: String, dir: PathBuf },
-    #[error("backup archive {path} is damaged: {message}; restore another backup")]
-    Corrupt { path: PathBuf, message: String },
-    #[error("backup archive {path} has an unsafe entry `{entry}`: {reason}; nothing was restored")]
-    Unsafe {
-        path: PathBuf,
-        entry: String,
-        reason: String,
-    },
-    #[error("uploading {key} to s3://{bucket}: {message}")]
-    Upload {
-        bucket: String,
-        key: String,
-        message: String,
-    },
-    #[error("backup task failed: {0}")]
-    Task(String),
-}
-
-pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError {
-    let path = path.to_path_buf();
-    move |source| BackupError::Io { action, path, source }
 }
 
 /// The backups of one server directory.

@@ -10,7 +10,8 @@ use atlas_proto::runner::v1::{
 };
 use serde_json::{Value, json};
 
-use super::{Command, exit};
+use super::args::Command;
+use super::exit;
 use crate::ipc::{IpcError, code};
 
 /// Why `atlas-runner` exits non-zero.
