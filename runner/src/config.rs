@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use atlas_proto::Limits;
+use atlas_proto::fmt::human_bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::backup::BackupSettings;
@@ -25,7 +26,7 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is larger than {limit} bytes; is it the right file?")]
+    #[error("{path} is larger than {}; is it the right file?", human_bytes(*limit))]
     TooLarge { path: PathBuf, limit: u64 },
     #[error("{path} is not a valid runner config: {message}")]
     Parse { path: PathBuf, message: String },

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use atlas_proto::Limits;
+use atlas_proto::fmt::human_bytes;
 
 /// Parses Java properties text: `key=value` or `key:value` or `key value`,
 /// `#`/`!` comments, backslash escapes and line continuations.
@@ -106,8 +107,9 @@ impl ServerProperties {
         file.take(limit + 1).read_to_string(&mut text)?;
         if text.len() as u64 > limit {
             return Err(std::io::Error::other(format!(
-                "{} is larger than {limit} bytes; is it a server.properties?",
-                path.display()
+                "{} is larger than {}; is it a server.properties?",
+                path.display(),
+                human_bytes(limit)
             )));
         }
         Ok(Self::from_map(&parse(&text)))

@@ -5,6 +5,7 @@
 use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
+use atlas_proto::fmt::human_bytes;
 use atlas_proto::runner::v1::{
     BackupInfo, Event, LogLine, PowerOutcome, PowerResult, Reply, Status, UpdateInfo, reply,
 };
@@ -182,7 +183,7 @@ impl<W: Write> Renderer<W> {
                         b.id,
                         b.kind,
                         created,
-                        bytes(b.size_bytes),
+                        human_bytes(b.size_bytes),
                         b.label
                     )?;
                 }
@@ -219,7 +220,7 @@ fn status(out: &mut impl Write, s: &Status) -> io::Result<()> {
     ));
     rows.push((
         "memory",
-        or_dash(bytes(s.memory_rss_bytes), s.memory_rss_bytes > 0),
+        or_dash(human_bytes(s.memory_rss_bytes), s.memory_rss_bytes > 0),
     ));
     rows.push(("restarts", s.restarts.to_string()));
     rows.push(("pid", or_dash(s.pid.to_string(), s.pid > 0)));
@@ -252,7 +253,7 @@ fn backup(out: &mut impl Write, b: &BackupInfo) -> io::Result<()> {
         "backup {}{label}: {}, {}, created {}",
         b.id,
         b.kind,
-        bytes(b.size_bytes),
+        human_bytes(b.size_bytes),
         time_ms(b.created_unix.saturating_mul(1000))
     )?;
     if !b.path.is_empty() {
@@ -299,21 +300,6 @@ fn outcome_name(o: PowerOutcome) -> &'static str {
 fn time_ms(unix_ms: u64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(unix_ms);
     humantime::format_rfc3339_seconds(t).to_string()
-}
-
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 fn backup_json(b: &BackupInfo) -> Value {
@@ -365,13 +351,6 @@ pub fn to_json(kind: &reply::Kind) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(512 * 1024 * 1024), "512.0 MiB");
-    }
 
     #[test]
     fn daemon_error_codes_map_to_exit_codes() {
