@@ -41,6 +41,8 @@ pub enum BackupError {
     },
     #[error("backup task failed: {0}")]
     Task(String),
+    #[error("the backup stopped: the daemon is shutting down (its partial archive was removed)")]
+    Interrupted,
 }
 
 pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError {

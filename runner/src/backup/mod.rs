@@ -45,7 +45,8 @@ mod settings;
 mod upload;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -148,6 +149,9 @@ pub struct Backups {
     /// The second of the newest id handed out.
     last_stamp: Mutex<u64>,
     uploader: tokio::sync::OnceCell<upload::Uploader>,
+    /// Raised when the daemon shuts down: an archive being written stops
+    /// between entries (restores always run to their end).
+    interrupt: Arc<AtomicBool>,
 }
 
 impl Backups {
@@ -185,11 +189,20 @@ impl Backups {
             op: tokio::sync::Mutex::new(()),
             last_stamp: Mutex::new(0),
             uploader: tokio::sync::OnceCell::new(),
+            interrupt: Arc::new(AtomicBool::new(false)),
         };
         restore::recover(&backups.server_dir, &backups.excludes)?;
         let newest = backups.list()?.first().and_then(|b| id_stamp(&b.id)).unwrap_or(0);
         *backups.lock_stamp() = newest;
         Ok(backups)
+    }
+
+    /// Archives stop between entries once `flag` is raised (the daemon's
+    /// shutdown): [`Backups::create`] then fails with
+    /// [`BackupError::Interrupted`], leaving no partial archive.
+    pub fn with_interrupt(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.interrupt = flag;
+        self
     }
 
     /// Where archives are written.
@@ -305,18 +318,25 @@ impl Backups {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let started = Instant::now();
-        let (server_dir, dir, excludes, level) = (
+        let (server_dir, dir, excludes, level, interrupt) = (
             self.server_dir.clone(),
             self.dir.clone(),
             self.excludes.clone(),
             self.settings.zstd_level,
+            self.interrupt.clone(),
         );
         let archive_path = self.dir.join(format!("{id}{ARCHIVE_SUFFIX}"));
         let dest = archive_path.clone();
-        let written =
-            tokio::task::spawn_blocking(move || archive::write(&server_dir, &excludes, &dir, &dest, level))
-                .await
-                .map_err(|e| BackupError::Task(e.to_string()))??;
+        let written = tokio::task::spawn_blocking(move || {
+            let src = archive::Source {
+                root: &server_dir,
+                excludes: &excludes,
+                interrupt: &interrupt,
+            };
+            archive::write(&src, &dir, &dest, level)
+        })
+        .await
+        .map_err(|e| BackupError::Task(e.to_string()))??;
         let sidecar = Sidecar {
             format: 1,
             id: id.clone(),

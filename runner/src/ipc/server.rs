@@ -84,6 +84,7 @@ impl ReplySink {
         let kind = reply::Kind::Error(PbError {
             code: code.into(),
             message: message.into(),
+            ..Default::default()
         });
         let _ = self.push(kind, true).await;
     }
@@ -128,6 +129,7 @@ impl ReplySink {
             reply.kind = Some(reply::Kind::Error(PbError {
                 code: code::TOO_LARGE.into(),
                 message,
+                ..Default::default()
             }));
         }
         tokio::select! {
@@ -247,6 +249,7 @@ fn turn_away(stream: &UnixStream) {
                 "atlas-runnerd is serving {} connections already; try again",
                 Limits::DEFAULT.ipc_connections
             ),
+            ..Default::default()
         })),
     };
     if let Ok(frame) = frame::encode_frame(&reply) {

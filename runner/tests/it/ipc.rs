@@ -13,7 +13,7 @@ use atlas_proto::Limits;
 use atlas_proto::runner::v1::{
     ConsoleOutput, ConsoleRequest, Done, Event, EventsRequest, LogLine, LogsRequest, PowerAction,
     PowerOutcome, PowerRequest, PowerResult, Reply, Request, RollbackRequest, Status, StatusRequest,
-    UpdateRequest, reply, request,
+    UpdateInfo, UpdateOutcome, UpdateRequest, reply, request,
 };
 use atlas_runner::ipc::{self, Client, Handler, IpcError, ReplySink};
 use prost::Message as _;
@@ -126,7 +126,25 @@ impl Handler for TestHandler {
                 }
                 let _ = self.closed_seen.send(sink.id());
             }
-            request::Kind::Update(_) => sink.error("failed", "no channel configured").await,
+            request::Kind::Update(u) if u.apply => {
+                let e = atlas_proto::runner::v1::Error {
+                    code: "failed".into(),
+                    message: "cannot reach http://127.0.0.1:9/pack/pointers/prod: connection refused".into(),
+                    kind: "source".into(),
+                    transient: true,
+                };
+                let _ = sink.finish(reply::Kind::Error(e)).await;
+            }
+            request::Kind::Update(_) => {
+                let info = UpdateInfo {
+                    outcome: UpdateOutcome::Available as i32,
+                    current_build: "b1".into(),
+                    target_build: "b2".into(),
+                    target_version: 7,
+                    message: String::new(),
+                };
+                let _ = sink.finish(reply::Kind::Update(info)).await;
+            }
             request::Kind::Rollback(_) => {}
             request::Kind::Backup(_) => panic!("the test handler panics on backups"),
         }
@@ -477,7 +495,7 @@ async fn a_handler_that_ends_without_answering_or_panics_still_ends_the_request(
         matches!(r.kind, Some(reply::Kind::Error(ref e)) if e.code == "internal"),
         "{r:?}"
     );
-    let r = patient(c.call_one(request::Kind::Update(UpdateRequest { apply: false })))
+    let r = patient(c.call_one(request::Kind::Update(UpdateRequest { apply: true })))
         .await
         .expect("reply");
     assert!(
