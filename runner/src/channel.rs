@@ -122,10 +122,11 @@ impl Updater {
 
     /// A syncer for the server directory (server side).
     ///
-    /// The fetcher's `Syncer` takes no interrupt flag yet: until it does, the
-    /// actor cuts its long steps by dropping the futures whose drop is safe
-    /// (check, prefetch) and lets an apply run to its end. Once it takes one,
-    /// hand it `self.shutdown.flag()` here.
+    /// The fetcher's `SyncOptions` take no interrupt flag yet: until they do,
+    /// the actor cuts the syncer's long steps by dropping the futures whose
+    /// drop is safe (check, prefetch) and lets an apply run to its end. Once
+    /// they do, set it in `Updater::sync_options` (and in
+    /// `Updater::rollback_syncer`): `opts.interrupt = self.shutdown.flag().into();`.
     pub fn syncer(&self) -> Result<Syncer, ActionError> {
         self.refuse_after_shutdown()?;
         Ok(Syncer::new(self.sync_options()?)?)

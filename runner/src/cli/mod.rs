@@ -1,6 +1,6 @@
 //! `atlas-runner`: the command line of `atlas-runnerd`. Parses arguments
 //! ([`args`]), sends one request over the control socket, prints the replies
-//! (for people, or as JSON with `--json`: [`render`]) and maps the outcome to
+//! (for people, or as JSON with `--json`: `render`) and maps the outcome to
 //! an exit code ([`exit`]).
 
 use std::io::{self, Write as _};

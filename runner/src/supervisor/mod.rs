@@ -4,10 +4,10 @@
 //! the handle the IPC handler and the daemon use: it answers at once whether
 //! an action runs, is queued, or is refused and why.
 //!
-//! The actor is [`actor`] (its loop, start and stop), [`upkeep`] (crashes,
-//! pings, backups, the shutdown) and [`update`] (updates and rollbacks). A
+//! The actor is `actor` (its loop, start and stop), `upkeep` (crashes,
+//! pings, backups, the shutdown) and `update` (updates and rollbacks). A
 //! daemon shutdown is acted on inside long steps, not only between actions;
-//! [`update`] says what an update cut short leaves behind.
+//! `update` says what an update cut short leaves behind.
 
 mod actor;
 mod console;

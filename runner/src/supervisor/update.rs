@@ -96,11 +96,13 @@ impl Actor {
         let u = self.updater()?;
         let syncer = u.syncer()?;
         let current = self.sup.inner.lock().build.clone();
-        let check = self
-            .shutdown
-            .unless(syncer.check(&NoProgress))
-            .await
-            .ok_or_else(|| ActionError::shutting_down("the channel was not checked; nothing changed"))??;
+        let unchecked = || ActionError::shutting_down("the channel was not checked; nothing changed");
+        let check = match self.shutdown.unless(syncer.check(&NoProgress)).await {
+            None => return Err(unchecked()),
+            // The fetcher's own interrupt (see `Updater::syncer`), or a failure it caused.
+            Some(Err(_)) if self.shutdown.is_requested() => return Err(unchecked()),
+            Some(r) => r?,
+        };
         if check.status != CheckStatus::Changed || check.held {
             let msg = "the server is on the channel's build".to_owned();
             return Ok(report(UpdateOutcome::Current, &check, &current, msg));
@@ -193,13 +195,13 @@ impl Actor {
         let plan = syncer
             .plan(check, &NoProgress)
             .map_err(|e| InstallError::Failed(e.into()))?;
-        let pre = shutdown
-            .unless(syncer.prefetch(check, &plan, &NoProgress))
-            .await
-            .ok_or_else(untouched)?
-            .map_err(|e| {
+        let pre = match shutdown.unless(syncer.prefetch(check, &plan, &NoProgress)).await {
+            None => return Err(untouched()),
+            Some(Err(_)) if shutdown.is_requested() => return Err(untouched()),
+            Some(r) => r.map_err(|e| {
                 InstallError::Failed(ActionError::from(e).context(format!("staging build {target}")))
-            })?;
+            })?,
+        };
         self.sup.bus().event(
             "update",
             format!(
