@@ -19,7 +19,7 @@ mod store;
 
 use std::time::Duration;
 
-use atlas_proto::runner::v1::{UpdateRequest, reply, request};
+use atlas_proto::runner::v1::{UpdateOutcome, UpdateRequest, reply, request};
 use atlas_testkit::http::StaticServer;
 use rig::Rig;
 use store::{Spec, Store, f};
@@ -108,7 +108,7 @@ async fn main() {
             .await;
         let wall = began.elapsed();
         match replies.last().and_then(|r| r.kind.clone()) {
-            Some(reply::Kind::Update(u)) if u.outcome == "applied" => {}
+            Some(reply::Kind::Update(u)) if u.outcome() == UpdateOutcome::Applied => {}
             other => panic!("update: {other:?}"),
         }
         let up = rig

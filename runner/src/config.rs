@@ -2,9 +2,12 @@
 //! server lives, how to launch and stop it, which channel it follows, and the
 //! backup, metrics and webhook settings.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use atlas_proto::Limits;
+use atlas_proto::fmt::human_bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::backup::BackupSettings;
@@ -13,8 +16,6 @@ use crate::webhook::WebhookSettings;
 
 /// Where `atlas-runnerd` and `atlas-runner` meet by default.
 pub const DEFAULT_SOCKET: &str = "/run/atlas-runner/runner.sock";
-/// The largest configuration file read.
-const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -25,8 +26,8 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is larger than 1 MiB; is it the right file?")]
-    TooLarge { path: PathBuf },
+    #[error("{path} is larger than {}; is it the right file?", human_bytes(*limit))]
+    TooLarge { path: PathBuf, limit: u64 },
     #[error("{path} is not a valid runner config: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: `{field}` {problem}")]
@@ -266,19 +267,21 @@ impl Default for HealthSettings {
 impl RunnerConfig {
     /// Reads and checks `path`; relative paths inside are relative to the file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
+        let read_error = |source| ConfigError::Read {
             path: path.to_owned(),
             source,
-        })?;
-        if meta.len() > MAX_CONFIG_BYTES {
+        };
+        let limit = Limits::DEFAULT.config_bytes;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit + 1).read_to_string(&mut text))
+            .map_err(read_error)?;
+        if text.len() as u64 > limit {
             return Err(ConfigError::TooLarge {
                 path: path.to_owned(),
+                limit,
             });
         }
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
         let mut cfg = Self::parse(path, &text)?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.resolve_relative(base);

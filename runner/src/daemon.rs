@@ -7,15 +7,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 use crate::backup::Backups;
+use crate::channel::{RunnerState, Updater};
 use crate::config::RunnerConfig;
 use crate::events::EventBus;
 use crate::ipc;
 use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 use crate::supervisor::{Action, Actor, Supervisor};
-use crate::update::{RunnerState, Updater};
 use crate::webhook::Webhook;
 
 mod handler;
@@ -50,7 +50,7 @@ pub struct Args {
 #[derive(Debug)]
 pub struct Daemon {
     pub supervisor: Supervisor,
-    pub shutdown: CancellationToken,
+    pub shutdown: Shutdown,
     pub socket: PathBuf,
     pub metrics_addr: Option<std::net::SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -85,25 +85,30 @@ impl Daemon {
         let supervisor = Supervisor::new(bus.clone());
         let saved = RunnerState::load(&state_dir);
         supervisor.inner.lock().bad_build = saved.bad_build;
+        let shutdown = Shutdown::new();
         let backups = Arc::new(
             Backups::new(cfg.backup.clone(), cfg.server_dir.clone())
-                .map_err(|e| DaemonError::Setup(e.to_string()))?,
+                .map_err(|e| DaemonError::Setup(e.to_string()))?
+                .with_interrupt(shutdown.flag()),
         );
         let metrics = Metrics::new();
         metrics.set_state("stopped");
         let webhook = Webhook::new(cfg.webhook.clone())
             .map_err(|e| DaemonError::Setup(e.to_string()))?
             .map(Arc::new);
-        let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
 
         let listener = ipc::bind(&cfg.socket).map_err(|e| DaemonError::Setup(e.to_string()))?;
         let handler = Arc::new(DaemonHandler {
             supervisor: supervisor.clone(),
             backups: backups.clone(),
-            updater: Updater::new(&cfg),
+            updater: Updater::new(&cfg, shutdown.clone()),
         });
-        tasks.push(tokio::spawn(ipc::serve(listener, handler, shutdown.clone())));
+        tasks.push(tokio::spawn(ipc::serve(
+            listener,
+            handler,
+            shutdown.token().clone(),
+        )));
 
         let mut metrics_addr = None;
         if let Some(addr) = cfg.metrics.listen {
@@ -111,16 +116,16 @@ impl Daemon {
                 .await
                 .map_err(|e| DaemonError::Setup(e.to_string()))?;
             metrics_addr = l.local_addr().ok();
-            let token = shutdown.clone();
+            let stop = shutdown.clone();
             let m = metrics.clone();
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = crate::metrics::serve(l, m, async move { token.cancelled().await }).await {
+                if let Err(e) = crate::metrics::serve(l, m, async move { stop.requested().await }).await {
                     tracing::error!("metrics endpoint: {e}");
                 }
             }));
         }
 
-        let updater = Updater::new(&cfg);
+        let updater = Updater::new(&cfg, shutdown.clone());
         let has_install = atlas_fetcher::state::StatePaths::new(&cfg.server_dir)
             .install
             .exists();
@@ -162,7 +167,7 @@ impl Daemon {
 
     /// Stops the server cleanly, then every task.
     pub async fn stop(self) {
-        self.shutdown.cancel();
+        self.shutdown.request();
         for t in self.tasks {
             let _ = t.await;
         }

@@ -2,11 +2,12 @@
 //! RCON settings the runner needs to talk to the server.
 
 use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-/// The largest `server.properties` read.
-const MAX_BYTES: u64 = 256 * 1024;
+use atlas_proto::Limits;
+use atlas_proto::fmt::human_bytes;
 
 /// Parses Java properties text: `key=value` or `key:value` or `key value`,
 /// `#`/`!` comments, backslash escapes and line continuations.
@@ -93,17 +94,24 @@ impl ServerProperties {
     /// Reads `<dir>/server.properties`; a missing file gives Minecraft's defaults.
     pub fn load(dir: &Path) -> std::io::Result<Self> {
         let path = dir.join("server.properties");
-        let text = match std::fs::metadata(&path) {
-            Ok(m) if m.len() > MAX_BYTES => {
-                return Err(std::io::Error::other(format!(
-                    "{} is larger than 256 KiB",
-                    path.display()
-                )));
+        let limit = Limits::DEFAULT.properties_bytes;
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::from_map(&BTreeMap::new()));
             }
-            Ok(_) => std::fs::read_to_string(&path)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e),
         };
+        // Capped while reading: the server's user owns the file.
+        let mut text = String::new();
+        file.take(limit + 1).read_to_string(&mut text)?;
+        if text.len() as u64 > limit {
+            return Err(std::io::Error::other(format!(
+                "{} is larger than {}; is it a server.properties?",
+                path.display(),
+                human_bytes(limit)
+            )));
+        }
         Ok(Self::from_map(&parse(&text)))
     }
 
@@ -154,5 +162,27 @@ mod tests {
         assert_eq!(s.level_name, "world");
         let s = ServerProperties::from_map(&parse("server-ip=0.0.0.0\nserver-port=7\n"));
         assert_eq!(s.game, "127.0.0.1:7".parse().expect("addr"));
+    }
+
+    #[test]
+    fn load_reads_at_most_the_cap() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert_eq!(
+            ServerProperties::load(dir.path()).expect("missing").level_name,
+            "world"
+        );
+        let path = dir.path().join("server.properties");
+        let cap = usize::try_from(Limits::DEFAULT.properties_bytes).expect("cap");
+        let mut text = "level-name=big\n#".to_owned();
+        text.push_str(&"x".repeat(cap - text.len()));
+        std::fs::write(&path, &text).expect("write");
+        assert_eq!(
+            ServerProperties::load(dir.path()).expect("at the cap").level_name,
+            "big"
+        );
+        text.push('x');
+        std::fs::write(&path, &text).expect("write");
+        let e = ServerProperties::load(dir.path()).expect_err("over the cap");
+        assert!(e.to_string().contains("server.properties is larger than"), "{e}");
     }
 }

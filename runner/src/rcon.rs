@@ -14,6 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use atlas_proto::Limits;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -30,11 +31,6 @@ pub const TYPE_MARKER: i32 = 100;
 pub const MAX_COMMAND_LEN: usize = 1446;
 /// The most body bytes the server puts in one response packet.
 pub const MAX_RESPONSE_FRAGMENT: usize = 4096;
-/// The largest length prefix accepted (generous: servers other than vanilla
-/// may send larger fragments; the cap only bounds memory).
-pub const MAX_PACKET_LEN: usize = 64 * 1024;
-/// The most output one command may produce before the client gives up.
-pub const MAX_RESPONSE_LEN: usize = 4 * 1024 * 1024;
 /// Id + type + two NUL bytes: the smallest valid length prefix.
 const MIN_PACKET_LEN: usize = 10;
 
@@ -73,15 +69,18 @@ impl Packet {
 pub enum FrameError {
     #[error("the connection was closed")]
     Closed,
-    #[error("length prefix {0} is out of range ({MIN_PACKET_LEN}..={max})", max = MAX_PACKET_LEN)]
-    BadLength(i32),
+    #[error("length prefix {len} is out of range ({MIN_PACKET_LEN}..={max})")]
+    BadLength { len: i32, max: usize },
     #[error("the packet does not end with two NUL bytes")]
     MissingPadding,
     #[error(transparent)]
     Io(#[from] io::Error),
 }
 
-/// Reads one packet; a clean end of stream before its first byte is [`FrameError::Closed`].
+/// Reads one packet whose length prefix is at most `max_len` (the client
+/// reads with [`Limits::rcon_packet_bytes`]: generous, since servers other
+/// than vanilla may send larger fragments; the cap only bounds memory). A
+/// clean end of stream before its first byte is [`FrameError::Closed`].
 pub async fn read_packet<R: AsyncRead + Unpin>(r: &mut R, max_len: usize) -> Result<Packet, FrameError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
@@ -90,9 +89,10 @@ pub async fn read_packet<R: AsyncRead + Unpin>(r: &mut R, max_len: usize) -> Res
         Err(e) => return Err(e.into()),
     }
     let len = i32::from_le_bytes(len);
-    let size = usize::try_from(len).map_err(|_| FrameError::BadLength(len))?;
-    if !(MIN_PACKET_LEN..=max_len.min(MAX_PACKET_LEN)).contains(&size) {
-        return Err(FrameError::BadLength(len));
+    let bad = || FrameError::BadLength { len, max: max_len };
+    let size = usize::try_from(len).map_err(|_| bad())?;
+    if !(MIN_PACKET_LEN..=max_len).contains(&size) {
+        return Err(bad());
     }
     let mut rest = vec![0u8; size];
     r.read_exact(&mut rest).await?;
@@ -266,10 +266,11 @@ impl RconClient {
                 let detail = format!("expected a response for id {id}, got id {} type {}", p.id, p.kind);
                 return Err(self.protocol(during, detail));
             }
-            if out.len() + p.body.len() > MAX_RESPONSE_LEN {
+            let limit = Limits::DEFAULT.rcon_response_bytes;
+            if out.len() + p.body.len() > limit {
                 return Err(RconError::ResponseTooLarge {
                     addr: self.addr,
-                    limit: MAX_RESPONSE_LEN,
+                    limit,
                 });
             }
             out.extend_from_slice(&p.body);
@@ -314,7 +315,8 @@ impl RconClient {
 
     async fn recv(&mut self, during: &'static str) -> Result<Packet, RconError> {
         let addr = self.addr;
-        match tokio::time::timeout(self.timeout, read_packet(&mut self.stream, MAX_PACKET_LEN)).await {
+        let read = read_packet(&mut self.stream, Limits::DEFAULT.rcon_packet_bytes);
+        match tokio::time::timeout(self.timeout, read).await {
             Ok(Ok(p)) => Ok(p),
             Ok(Err(FrameError::Closed)) => Err(RconError::Closed { addr, during }),
             Ok(Err(FrameError::Io(e))) if e.kind() == io::ErrorKind::UnexpectedEof => {
@@ -379,7 +381,7 @@ mod tests {
         let p = Packet::new(7, TYPE_RESPONSE, "There are 0 of a max of 20 players online: ");
         let bytes = p.encode();
         assert_eq!(
-            read_packet(&mut &bytes[..], MAX_PACKET_LEN)
+            read_packet(&mut &bytes[..], Limits::DEFAULT.rcon_packet_bytes)
                 .await
                 .expect("decode"),
             p
@@ -396,17 +398,17 @@ mod tests {
         let short = [9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         assert!(matches!(
             read_packet(&mut &short[..], 100).await,
-            Err(FrameError::BadLength(9))
+            Err(FrameError::BadLength { len: 9, max: 100 })
         ));
         let huge = [1, 0, 1, 0];
         assert!(matches!(
-            read_packet(&mut &huge[..], MAX_PACKET_LEN).await,
-            Err(FrameError::BadLength(65537))
+            read_packet(&mut &huge[..], Limits::DEFAULT.rcon_packet_bytes).await,
+            Err(FrameError::BadLength { len: 65537, .. })
         ));
         let neg = (-5i32).to_le_bytes();
         assert!(matches!(
             read_packet(&mut &neg[..], 100).await,
-            Err(FrameError::BadLength(-5))
+            Err(FrameError::BadLength { len: -5, .. })
         ));
         let mut bad = Packet::new(1, 0, "x").encode();
         bad[13] = b'y';

@@ -11,6 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use atlas_proto::Limits;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -18,9 +19,6 @@ use tokio::net::TcpStream;
 /// The protocol version sent in the handshake: -1 by convention when pinging
 /// to find out the server's version.
 pub const PING_PROTOCOL: i32 = -1;
-/// The largest status packet accepted (the JSON is at most 32767 UTF-16 units,
-/// plus a favicon; this bound only limits memory).
-pub const MAX_STATUS_PACKET: usize = 256 * 1024;
 
 /// What a server reports about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +212,8 @@ async fn exchange(addr: SocketAddr, during: &mut &'static str) -> Result<ServerS
 
     *during = "reading the status response";
     let fail = |during, e| wire_error(addr, during, e);
-    let (id, data) = read_packet(&mut s, MAX_STATUS_PACKET)
+    // The JSON is at most 32767 UTF-16 units, plus a favicon: the cap only bounds memory.
+    let (id, data) = read_packet(&mut s, Limits::DEFAULT.slp_status_bytes)
         .await
         .map_err(|e| fail(*during, e))?;
     if id != 0x00 {

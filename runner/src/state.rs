@@ -89,6 +89,9 @@ impl State {
             // stopped when it began stopped, or failed when even the rollback failed.
             (Updating(U::HealthCheck | U::RollingBack), Running) => true,
             (Updating(U::Applying | U::RollingBack), Stopped) => true,
+            // An update cut short by the daemon's shutdown where no server
+            // process runs: stopped for it, or not started again.
+            (Updating(U::Stopping | U::BackingUp | U::Starting), Stopped) => true,
             (Updating(_), Failed) => true,
             // An update that finds nothing to do before stopping anything.
             (Updating(U::Announcing), Running) => true,
@@ -233,6 +236,25 @@ mod tests {
         m.go(Updating(U::BackingUp)).expect("backup");
         m.go(Updating(U::Applying)).expect("apply");
         m.go(Stopped).expect("done");
+    }
+
+    #[test]
+    fn an_update_cut_short_by_a_shutdown_ends_stopped() {
+        for step in [
+            U::Stopping,
+            U::BackingUp,
+            U::Applying,
+            U::Starting,
+            U::RollingBack,
+        ] {
+            assert!(Updating(step).can_go_to(Stopped), "{step:?}");
+        }
+        // While announcing the server still runs: back to running first.
+        assert!(!Updating(U::Announcing).can_go_to(Stopped));
+        assert!(Updating(U::Announcing).can_go_to(Running));
+        // During the health window it runs too: the way out is rolling back.
+        assert!(!Updating(U::HealthCheck).can_go_to(Stopped));
+        assert!(Updating(U::HealthCheck).can_go_to(Updating(U::RollingBack)));
     }
 
     #[test]

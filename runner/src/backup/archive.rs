@@ -5,12 +5,18 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header, HeaderMode};
 
-use super::{BackupError, Excludes, TMP_PREFIX, io_err};
+use super::error::{BackupError, io_err};
+use super::exclude::Excludes;
+
+/// Archives (and sidecars) are written under this prefix, then renamed; [`super::Backups::new`]
+/// removes leftovers.
+pub(super) const TMP_PREFIX: &str = ".tmp-";
 
 /// What [`write`] produced.
 #[derive(Debug)]
@@ -104,14 +110,18 @@ impl<R: Read> Read for Watch<R> {
     }
 }
 
-/// Archives `server_dir` (minus `excludes`) into `dest`, through a temporary file in `dir`.
-pub(super) fn write(
-    server_dir: &Path,
-    excludes: &Excludes,
-    dir: &Path,
-    dest: &Path,
-    level: i32,
-) -> Result<Written, BackupError> {
+/// What [`write`] archives, and when it stops.
+pub(super) struct Source<'a> {
+    /// The server directory.
+    pub root: &'a Path,
+    pub excludes: &'a Excludes,
+    /// Polled before each entry: once raised, [`write`] stops with
+    /// [`BackupError::Interrupted`] and removes its temporary file.
+    pub interrupt: &'a AtomicBool,
+}
+
+/// Archives `src` into `dest`, through a temporary file in `dir`.
+pub(super) fn write(src: &Source<'_>, dir: &Path, dest: &Path, level: i32) -> Result<Written, BackupError> {
     let tmp = tempfile::Builder::new()
         .prefix(TMP_PREFIX)
         .suffix(".tar.zst")
@@ -122,7 +132,7 @@ pub(super) fn write(
     let mut builder = tar::Builder::new(encoder);
     builder.follow_symlinks(false);
     let mut entries = 0;
-    append_dir(&mut builder, server_dir, Path::new(""), excludes, &mut entries)?;
+    append_dir(&mut builder, src, Path::new(""), &mut entries)?;
     let encoder = builder.into_inner().map_err(io_err("writing", dest))?;
     let out = encoder.finish().map_err(io_err("writing", dest))?;
     let hashing = out
@@ -144,11 +154,11 @@ pub(super) fn write(
 
 fn append_dir<W: Write>(
     builder: &mut tar::Builder<W>,
-    root: &Path,
+    src: &Source<'_>,
     rel: &Path,
-    excludes: &Excludes,
     entries: &mut u64,
 ) -> Result<(), BackupError> {
+    let Source { root, excludes, .. } = *src;
     let dir = root.join(rel);
     let mut names: Vec<_> = fs::read_dir(&dir)
         .map_err(io_err("reading", &dir))?
@@ -157,6 +167,9 @@ fn append_dir<W: Write>(
         .map_err(io_err("reading", &dir))?;
     names.sort();
     for name in names {
+        if src.interrupt.load(Ordering::Relaxed) {
+            return Err(BackupError::Interrupted);
+        }
         let rel = rel.join(&name);
         if excludes.matches(&rel) {
             continue;
@@ -178,7 +191,7 @@ fn append_dir<W: Write>(
                 .append_data(&mut header, &rel, io::empty())
                 .map_err(io_err("archiving", &path))?;
             *entries += 1;
-            append_dir(builder, root, &rel, excludes, entries)?;
+            append_dir(builder, src, &rel, entries)?;
         } else if ft.is_file() {
             let file = match File::open(&path) {
                 Ok(f) => f,

@@ -3,7 +3,7 @@
 
 use std::path::{Component, Path};
 
-use super::BackupError;
+use super::error::BackupError;
 
 /// A set of exclusion patterns, matched against `/`-separated paths relative to the server directory.
 #[derive(Debug, Clone, Default)]

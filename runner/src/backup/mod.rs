@@ -38,23 +38,26 @@
 //! excluded paths.
 
 mod archive;
+mod error;
 mod exclude;
 mod restore;
 mod settings;
 mod upload;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use self::archive::TMP_PREFIX;
+pub use self::error::BackupError;
+use self::error::io_err;
 pub use self::exclude::Excludes;
+pub use self::restore::RESTORE_DIR;
 pub use self::settings::{BackupSettings, S3BackupSettings, S3Credentials};
-
-/// Scratch space of restores, inside the server directory.
-pub const RESTORE_DIR: &str = ".atlas-restore";
 /// Paths always left out of archives (see the module documentation).
 pub const ALWAYS_EXCLUDED: [&str; 5] = [
     ".atlas/staging",
@@ -65,7 +68,6 @@ pub const ALWAYS_EXCLUDED: [&str; 5] = [
 ];
 const ARCHIVE_SUFFIX: &str = ".tar.zst";
 const SIDECAR_SUFFIX: &str = ".json";
-const TMP_PREFIX: &str = ".tmp-";
 
 /// How a backup was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,52 +137,6 @@ pub trait ServerConsole: Send + Sync {
     async fn save_all_flush(&self, timeout: Duration) -> Result<(), ConsoleError>;
 }
 
-/// Why a backup operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BackupError {
-    #[error("backup settings: {0}")]
-    Config(String),
-    #[error("{action} {path}: {source}; check the path, free space and permissions")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("hot backup: `{command}` failed: {message}; is the server's console (RCON or stdin) working?")]
-    Console { command: &'static str, message: String },
-    #[error("a hot backup needs the server's console; take a cold backup with the server stopped")]
-    NoConsole,
-    #[error(
-        "hot backup: `save-on` failed: {message}; the server is NOT saving the world until someone \
-         runs `save-on` in its console{earlier}"
-    )]
-    SaveOn { message: String, earlier: String },
-    #[error("no backup `{id}` in {dir}; `atlas-runner backup list` shows the backups")]
-    NotFound { id: String, dir: PathBuf },
-    #[error("backup archive {path} is damaged: {message}; restore another backup")]
-    Corrupt { path: PathBuf, message: String },
-    #[error("backup archive {path} has an unsafe entry `{entry}`: {reason}; nothing was restored")]
-    Unsafe {
-        path: PathBuf,
-        entry: String,
-        reason: String,
-    },
-    #[error("uploading {key} to s3://{bucket}: {message}")]
-    Upload {
-        bucket: String,
-        key: String,
-        message: String,
-    },
-    #[error("backup task failed: {0}")]
-    Task(String),
-}
-
-pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError {
-    let path = path.to_path_buf();
-    move |source| BackupError::Io { action, path, source }
-}
-
 /// The backups of one server directory.
 #[derive(Debug)]
 pub struct Backups {
@@ -193,6 +149,9 @@ pub struct Backups {
     /// The second of the newest id handed out.
     last_stamp: Mutex<u64>,
     uploader: tokio::sync::OnceCell<upload::Uploader>,
+    /// Raised when the daemon shuts down: an archive being written stops
+    /// between entries (restores always run to their end).
+    interrupt: Arc<AtomicBool>,
 }
 
 impl Backups {
@@ -230,11 +189,20 @@ impl Backups {
             op: tokio::sync::Mutex::new(()),
             last_stamp: Mutex::new(0),
             uploader: tokio::sync::OnceCell::new(),
+            interrupt: Arc::new(AtomicBool::new(false)),
         };
         restore::recover(&backups.server_dir, &backups.excludes)?;
         let newest = backups.list()?.first().and_then(|b| id_stamp(&b.id)).unwrap_or(0);
         *backups.lock_stamp() = newest;
         Ok(backups)
+    }
+
+    /// Archives stop between entries once `flag` is raised (the daemon's
+    /// shutdown): [`Backups::create`] then fails with
+    /// [`BackupError::Interrupted`], leaving no partial archive.
+    pub fn with_interrupt(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.interrupt = flag;
+        self
     }
 
     /// Where archives are written.
@@ -350,18 +318,25 @@ impl Backups {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let started = Instant::now();
-        let (server_dir, dir, excludes, level) = (
+        let (server_dir, dir, excludes, level, interrupt) = (
             self.server_dir.clone(),
             self.dir.clone(),
             self.excludes.clone(),
             self.settings.zstd_level,
+            self.interrupt.clone(),
         );
         let archive_path = self.dir.join(format!("{id}{ARCHIVE_SUFFIX}"));
         let dest = archive_path.clone();
-        let written =
-            tokio::task::spawn_blocking(move || archive::write(&server_dir, &excludes, &dir, &dest, level))
-                .await
-                .map_err(|e| BackupError::Task(e.to_string()))??;
+        let written = tokio::task::spawn_blocking(move || {
+            let src = archive::Source {
+                root: &server_dir,
+                excludes: &excludes,
+                interrupt: &interrupt,
+            };
+            archive::write(&src, &dir, &dest, level)
+        })
+        .await
+        .map_err(|e| BackupError::Task(e.to_string()))??;
         let sidecar = Sidecar {
             format: 1,
             id: id.clone(),

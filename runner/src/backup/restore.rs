@@ -5,7 +5,12 @@ use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::{BackupError, Excludes, RESTORE_DIR, archive, io_err};
+use super::archive;
+use super::error::{BackupError, io_err};
+use super::exclude::Excludes;
+
+/// Scratch space of restores, inside the server directory.
+pub const RESTORE_DIR: &str = ".atlas-restore";
 
 const JOURNAL: &str = "journal";
 /// Moving the current entries out to `old`.

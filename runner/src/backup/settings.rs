@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::BackupError;
+use super::error::BackupError;
 
 /// `[backup]` of the daemon's config.
 #[derive(Deserialize, Serialize, Debug, Clone)]

@@ -10,7 +10,8 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata as _};
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::{BackupError, S3BackupSettings};
+use super::error::BackupError;
+use super::settings::S3BackupSettings;
 
 #[derive(Debug)]
 pub(super) struct Uploader {

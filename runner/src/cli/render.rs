@@ -5,12 +5,15 @@
 use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
+use atlas_proto::fmt::human_bytes;
 use atlas_proto::runner::v1::{
-    BackupInfo, Event, LogLine, PowerOutcome, PowerResult, Reply, Status, UpdateInfo, reply,
+    BackupInfo, Error as PbError, Event, LogLine, PowerOutcome, PowerResult, Reply, Status, UpdateInfo,
+    UpdateOutcome, reply,
 };
 use serde_json::{Value, json};
 
-use super::{Command, exit};
+use super::args::Command;
+use super::exit;
 use crate::ipc::{IpcError, code};
 
 /// Why `atlas-runner` exits non-zero.
@@ -80,7 +83,7 @@ impl<W: Write> Renderer<W> {
             if self.json {
                 writeln!(self.out, "{}", to_json(&kind))?;
             } else {
-                let _ = writeln!(io::stderr(), "atlas-runner: {}: {}", e.code, e.message);
+                let _ = writeln!(io::stderr(), "atlas-runner: {}", error_line(e));
             }
             return Err(Failure::Reported(exit_for_code(&e.code)));
         }
@@ -181,7 +184,7 @@ impl<W: Write> Renderer<W> {
                         b.id,
                         b.kind,
                         created,
-                        bytes(b.size_bytes),
+                        human_bytes(b.size_bytes),
                         b.label
                     )?;
                 }
@@ -191,7 +194,7 @@ impl<W: Write> Renderer<W> {
             reply::Kind::Done(_) if self.stream => Ok(()),
             reply::Kind::Done(d) if d.message.is_empty() => writeln!(out, "done"),
             reply::Kind::Done(d) => writeln!(out, "{}", d.message),
-            reply::Kind::Error(e) => writeln!(out, "error: {}: {}", e.code, e.message),
+            reply::Kind::Error(e) => writeln!(out, "error: {}", error_line(e)),
         }
     }
 }
@@ -218,7 +221,7 @@ fn status(out: &mut impl Write, s: &Status) -> io::Result<()> {
     ));
     rows.push((
         "memory",
-        or_dash(bytes(s.memory_rss_bytes), s.memory_rss_bytes > 0),
+        or_dash(human_bytes(s.memory_rss_bytes), s.memory_rss_bytes > 0),
     ));
     rows.push(("restarts", s.restarts.to_string()));
     rows.push(("pid", or_dash(s.pid.to_string(), s.pid > 0)));
@@ -251,7 +254,7 @@ fn backup(out: &mut impl Write, b: &BackupInfo) -> io::Result<()> {
         "backup {}{label}: {}, {}, created {}",
         b.id,
         b.kind,
-        bytes(b.size_bytes),
+        human_bytes(b.size_bytes),
         time_ms(b.created_unix.saturating_mul(1000))
     )?;
     if !b.path.is_empty() {
@@ -260,29 +263,57 @@ fn backup(out: &mut impl Write, b: &BackupInfo) -> io::Result<()> {
     Ok(())
 }
 
+/// A daemon error for people: `failed: <message> (<kind>; …)`.
+fn error_line(e: &PbError) -> String {
+    let mut line = format!("{}: {}", e.code, e.message);
+    match (e.kind.as_str(), e.transient) {
+        ("", _) => {}
+        (kind, true) => line.push_str(&format!(" ({kind} error; it may pass: try again later)")),
+        (kind, false) => line.push_str(&format!(" ({kind} error)")),
+    }
+    line
+}
+
 fn update(out: &mut impl Write, u: &UpdateInfo) -> io::Result<()> {
-    let line = match u.outcome.as_str() {
-        "current" => format!("up to date: build {}", u.current_build),
-        "available" => format!(
+    let line = match u.outcome() {
+        UpdateOutcome::Current => format!("up to date: build {}", u.current_build),
+        UpdateOutcome::Available => format!(
             "build {} (version {}) is available; the server runs {}. Apply it with `atlas-runner update apply`.",
             u.target_build, u.target_version, u.current_build
         ),
-        "applied" => format!(
+        UpdateOutcome::Applied => format!(
             "updated to build {} (version {})",
             u.target_build, u.target_version
         ),
-        "rolled_back" => format!(
+        UpdateOutcome::RolledBack => format!(
             "build {} failed its health window; rolled back to {}",
             u.target_build, u.current_build
         ),
-        "skipped_bad" => format!("build {} is marked bad; waiting for a newer one", u.target_build),
-        other => format!("{other}: {} -> {}", u.current_build, u.target_build),
+        UpdateOutcome::SkippedBad => {
+            format!("build {} is marked bad; waiting for a newer one", u.target_build)
+        }
+        UpdateOutcome::Unspecified => format!(
+            "update: {} -> {} (an outcome this atlas-runner does not know; is it older than the daemon?)",
+            u.current_build, u.target_build
+        ),
     };
     writeln!(out, "{line}")?;
     if !u.message.is_empty() {
         writeln!(out, "  {}", u.message)?;
     }
     Ok(())
+}
+
+/// An update outcome's name in `--json`.
+fn update_outcome_name(o: UpdateOutcome) -> &'static str {
+    match o {
+        UpdateOutcome::Unspecified => "unspecified",
+        UpdateOutcome::Current => "current",
+        UpdateOutcome::Available => "available",
+        UpdateOutcome::Applied => "applied",
+        UpdateOutcome::RolledBack => "rolled_back",
+        UpdateOutcome::SkippedBad => "skipped_bad",
+    }
 }
 
 fn outcome_name(o: PowerOutcome) -> &'static str {
@@ -300,21 +331,6 @@ fn time_ms(unix_ms: u64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 fn backup_json(b: &BackupInfo) -> Value {
     json!({"id": b.id, "label": b.label, "created_unix": b.created_unix, "size_bytes": b.size_bytes, "kind": b.kind, "path": b.path})
 }
@@ -327,7 +343,10 @@ fn event_json(e: &Event) -> Value {
 /// A reply as the JSON object `--json` prints.
 pub fn to_json(kind: &reply::Kind) -> Value {
     match kind {
-        reply::Kind::Error(e) => json!({"type": "error", "code": e.code, "message": e.message}),
+        reply::Kind::Error(e) => json!({
+            "type": "error", "code": e.code, "message": e.message,
+            "kind": e.kind, "transient": e.transient,
+        }),
         reply::Kind::Status(s) => json!({
             "type": "status", "state": s.state, "detail": s.detail, "build": s.build,
             "version": s.version, "channel": s.channel, "uptime_secs": s.uptime_secs,
@@ -354,7 +373,7 @@ pub fn to_json(kind: &reply::Kind) -> Value {
             json!({"type": "backups", "backups": l.backups.iter().map(backup_json).collect::<Vec<_>>()})
         }
         reply::Kind::Update(u) => json!({
-            "type": "update", "outcome": u.outcome, "current_build": u.current_build,
+            "type": "update", "outcome": update_outcome_name(u.outcome()), "current_build": u.current_build,
             "target_build": u.target_build, "target_version": u.target_version, "message": u.message,
         }),
         reply::Kind::Done(d) => json!({"type": "done", "message": d.message}),
@@ -364,13 +383,6 @@ pub fn to_json(kind: &reply::Kind) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(512 * 1024 * 1024), "512.0 MiB");
-    }
 
     #[test]
     fn daemon_error_codes_map_to_exit_codes() {

@@ -5,15 +5,17 @@
 use std::sync::Arc;
 
 use atlas_proto::runner::v1::{
-    BackupInfo as PbBackup, BackupInfoList, ConsoleOutput, Event, LogLine, PowerAction, PowerOutcome,
-    PowerResult, Request, Status, UpdateInfo, backup_request, reply, request,
+    BackupInfo as PbBackup, BackupInfoList, ConsoleOutput, Error as PbError, Event, LogLine, PowerAction,
+    PowerOutcome, PowerResult, Request, Status, UpdateInfo, UpdateOutcome as PbUpdateOutcome, backup_request,
+    reply, request,
 };
 use tokio::sync::{broadcast, oneshot};
 
 use crate::backup::{BackupInfo, Backups};
-use crate::ipc::{Handler, ReplySink};
-use crate::supervisor::{Action, ActionResult, Admission, Outcome, Supervisor, UpdateOutcome};
-use crate::update::Updater;
+use crate::channel::{Updater, no_source};
+use crate::error::{ActionError, ErrorKind};
+use crate::ipc::{Handler, ReplySink, code};
+use crate::supervisor::{Action, ActionResult, Admission, Outcome, Supervisor, UpdateOutcome, UpdateReport};
 
 /// The daemon's request handler.
 #[derive(Debug)]
@@ -34,14 +36,35 @@ fn pb_backup(b: &BackupInfo) -> PbBackup {
     }
 }
 
-fn pb_update(u: &UpdateOutcome) -> UpdateInfo {
+fn pb_update_outcome(o: UpdateOutcome) -> PbUpdateOutcome {
+    match o {
+        UpdateOutcome::Current => PbUpdateOutcome::Current,
+        UpdateOutcome::Available => PbUpdateOutcome::Available,
+        UpdateOutcome::Applied => PbUpdateOutcome::Applied,
+        UpdateOutcome::RolledBack => PbUpdateOutcome::RolledBack,
+        UpdateOutcome::SkippedBad => PbUpdateOutcome::SkippedBad,
+    }
+}
+
+fn pb_update(u: &UpdateReport) -> UpdateInfo {
     UpdateInfo {
-        outcome: u.outcome.clone(),
+        outcome: pb_update_outcome(u.outcome) as i32,
         current_build: u.current_build.clone(),
         target_build: u.target_build.clone(),
         target_version: u.target_version,
         message: u.message.clone(),
     }
+}
+
+/// A failed action as the last reply: code `failed` with its kind and transience.
+async fn failed(sink: &ReplySink, e: ActionError) {
+    let err = PbError {
+        code: code::FAILED.into(),
+        message: e.message,
+        kind: e.kind.as_str().into(),
+        transient: e.transient,
+    };
+    let _ = sink.finish(reply::Kind::Error(err)).await;
 }
 
 fn power(outcome: PowerOutcome, reason: impl Into<String>, state: &str) -> reply::Kind {
@@ -89,7 +112,10 @@ impl DaemonHandler {
         }
         let _ = sink.send(power(outcome, reason, state)).await;
         let result = tokio::select! {
-            r = rx => r.unwrap_or_else(|_| Err("the daemon stopped before the action finished".into())),
+            r = rx => r.unwrap_or_else(|_| Err(ActionError::new(
+                ErrorKind::ShuttingDown,
+                "the daemon stopped before the action finished",
+            ))),
             _ = sink.closed() => return None,
         };
         Some(result)
@@ -124,7 +150,7 @@ impl DaemonHandler {
                 Ok(Outcome::Done { message, .. }) => power(PowerOutcome::Done, message, state),
                 Ok(_) => power(PowerOutcome::Done, "", state),
                 Err(e) => {
-                    sink.error("failed", e).await;
+                    failed(sink, e).await;
                     return;
                 }
             };
@@ -186,27 +212,22 @@ impl DaemonHandler {
         if !apply {
             // A check only reads: it does not wait behind the queue.
             let Some(u) = &self.updater else {
-                sink.error(
-                    "refused",
-                    "no [source] in the runner config: there is no channel to check",
-                )
-                .await;
+                sink.error(code::REFUSED, no_source("check").message).await;
                 return;
             };
             let current = self.supervisor.status().build;
-            let checked = async {
-                let syncer = u.syncer()?;
-                syncer
-                    .check(&atlas_fetcher::NoProgress)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            .await;
+            let checked =
+                async { Ok::<_, ActionError>(u.syncer()?.check(&atlas_fetcher::NoProgress).await?) }.await;
             match checked {
                 Ok(c) => {
                     let changed = c.status == atlas_fetcher::CheckStatus::Changed && !c.held;
+                    let outcome = if changed {
+                        PbUpdateOutcome::Available
+                    } else {
+                        PbUpdateOutcome::Current
+                    };
                     let info = UpdateInfo {
-                        outcome: if changed { "available" } else { "current" }.into(),
+                        outcome: outcome as i32,
                         current_build: current,
                         target_build: c.build.to_hex(),
                         target_version: c.version,
@@ -214,7 +235,7 @@ impl DaemonHandler {
                     };
                     let _ = sink.finish(reply::Kind::Update(info)).await;
                 }
-                Err(e) => sink.error("failed", e).await,
+                Err(e) => failed(sink, e).await,
             }
             return;
         }
@@ -225,7 +246,7 @@ impl DaemonHandler {
             Some(Ok(_)) => {
                 let _ = sink.finish(reply::Kind::Done(Default::default())).await;
             }
-            Some(Err(e)) => sink.error("failed", e).await,
+            Some(Err(e)) => failed(sink, e).await,
             None => {}
         }
     }
@@ -243,7 +264,7 @@ impl DaemonHandler {
             Some(Ok(Outcome::Update(u))) => {
                 let _ = sink.finish(reply::Kind::Update(pb_update(&u))).await;
             }
-            Some(Err(e)) => sink.error("failed", e).await,
+            Some(Err(e)) => failed(sink, e).await,
             None => {}
         }
     }
@@ -252,7 +273,8 @@ impl DaemonHandler {
 impl Handler for DaemonHandler {
     async fn handle(&self, req: Request, sink: ReplySink) {
         let Some(kind) = req.kind else {
-            sink.error("bad_request", "the request names no operation").await;
+            sink.error(code::BAD_REQUEST, "the request names no operation")
+                .await;
             return;
         };
         match kind {
@@ -268,7 +290,7 @@ impl Handler for DaemonHandler {
                 Ok(output) => {
                     let _ = sink.finish(reply::Kind::Console(ConsoleOutput { output })).await;
                 }
-                Err(e) => sink.error("refused", e.to_string()).await,
+                Err(e) => sink.error(code::REFUSED, e.to_string()).await,
             },
             request::Kind::Backup(b) => match b.op {
                 Some(backup_request::Op::Create(c)) => {
@@ -286,12 +308,15 @@ impl Handler for DaemonHandler {
                             .finish(reply::Kind::Backups(BackupInfoList { backups }))
                             .await;
                     }
-                    Err(e) => sink.error("failed", e.to_string()).await,
+                    Err(e) => sink.error(code::FAILED, e.to_string()).await,
                 },
                 Some(backup_request::Op::Restore(r)) => {
                     self.finish_action(Action::Restore { id: r.id }, &sink).await;
                 }
-                None => sink.error("bad_request", "backup: create, list or restore").await,
+                None => {
+                    sink.error(code::BAD_REQUEST, "backup: create, list or restore")
+                        .await
+                }
             },
             request::Kind::Update(u) => self.update(u.apply, &sink).await,
             request::Kind::Rollback(_) => self.finish_action(Action::Rollback, &sink).await,

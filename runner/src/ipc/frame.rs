@@ -1,7 +1,8 @@
 //! The wire format: a 4-byte big-endian length, then one protobuf
-//! `Request` or `Reply` of at most [`MAX_FRAME_BYTES`], and the checks a
+//! `Request` or `Reply` of at most [`Limits::ipc_frame_bytes`], and the checks a
 //! request must pass before a handler sees it.
 
+use atlas_proto::Limits;
 use atlas_proto::runner::v1::{PowerAction, Reply, Request, backup_request, request};
 use bytes::Bytes;
 use prost::Message as _;
@@ -9,17 +10,14 @@ use tokio_util::codec::LengthDelimitedCodec;
 
 use super::IpcError;
 
-/// The largest message one frame may carry (1 MiB). A longer length prefix
-/// ends the connection before any buffer is reserved for it.
-pub const MAX_FRAME_BYTES: usize = 1 << 20;
-
 /// The codec for both directions: 4-byte big-endian length prefix, frames
-/// of at most [`MAX_FRAME_BYTES`].
+/// of at most [`Limits::ipc_frame_bytes`]. A longer length prefix ends the
+/// connection before any buffer is reserved for it.
 pub fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .length_field_length(4)
         .big_endian()
-        .max_frame_length(MAX_FRAME_BYTES)
+        .max_frame_length(Limits::DEFAULT.ipc_frame_bytes)
         .new_codec()
 }
 
@@ -27,7 +25,7 @@ pub fn codec() -> LengthDelimitedCodec {
 /// adds); [`IpcError::FrameTooLarge`] when it would not fit in a frame.
 pub fn encode(msg: &impl prost::Message) -> Result<Bytes, IpcError> {
     let len = msg.encoded_len();
-    if len > MAX_FRAME_BYTES {
+    if len > Limits::DEFAULT.ipc_frame_bytes {
         return Err(IpcError::FrameTooLarge { len });
     }
     Ok(Bytes::from(msg.encode_to_vec()))
@@ -165,14 +163,14 @@ mod tests {
 
     #[test]
     fn an_oversized_length_prefix_is_refused_before_allocating() {
-        for prefix in [u32::MAX, MAX_FRAME_BYTES as u32 + 1] {
+        for prefix in [u32::MAX, Limits::DEFAULT.ipc_frame_bytes as u32 + 1] {
             let mut buf = BytesMut::from(&prefix.to_be_bytes()[..]);
             let err = codec().decode(&mut buf).expect_err("too long");
             assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
             assert!(buf.capacity() < 1024, "nothing reserved for the claimed length");
         }
         // Exactly the limit is accepted (it waits for the body).
-        let mut buf = BytesMut::from(&(MAX_FRAME_BYTES as u32).to_be_bytes()[..]);
+        let mut buf = BytesMut::from(&(Limits::DEFAULT.ipc_frame_bytes as u32).to_be_bytes()[..]);
         assert!(codec().decode(&mut buf).expect("at the limit").is_none());
     }
 
@@ -181,7 +179,7 @@ mod tests {
         let req = Request {
             id: 1,
             kind: Some(request::Kind::Console(ConsoleRequest {
-                command: "x".repeat(MAX_FRAME_BYTES),
+                command: "x".repeat(Limits::DEFAULT.ipc_frame_bytes),
             })),
         };
         assert!(matches!(encode(&req), Err(IpcError::FrameTooLarge { .. })));

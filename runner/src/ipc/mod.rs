@@ -4,7 +4,7 @@
 //!
 //! Frames are a 4-byte big-endian length and then that many bytes of one
 //! protobuf message (`proto/proto/atlas/runner/v1/ipc.proto`), at most
-//! [`MAX_FRAME_BYTES`]. A client sends [`Request`](atlas_proto::runner::v1::Request)s
+//! [`Limits::ipc_frame_bytes`]. A client sends [`Request`](atlas_proto::runner::v1::Request)s
 //! with ids of its choosing; the daemon answers each with one or more
 //! [`Reply`](atlas_proto::runner::v1::Reply)s carrying that id, the last with
 //! `last = true`. Requests on one connection run concurrently, so streams
@@ -14,8 +14,9 @@
 //!
 //! What the daemon side guarantees: a garbage frame, an oversized length
 //! prefix (refused before anything is allocated) or a client that vanishes
-//! mid-frame closes that connection only; at most [`MAX_CONNECTIONS`]
-//! connections and [`MAX_IN_FLIGHT`] requests per connection (more get a
+//! mid-frame closes that connection only; at most
+//! [`Limits::ipc_connections`] connections and [`Limits::ipc_in_flight`]
+//! requests per connection (more get a
 //! `busy` error); a client that stops reading for [`WRITE_STALL`] is
 //! disconnected, so the daemon's memory stays bounded.
 
@@ -23,22 +24,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use atlas_proto::Limits;
+
 mod client;
 pub mod frame;
 mod server;
 
 pub use client::{Client, ReplyStream};
-pub use frame::{
-    MAX_FRAME_BYTES, codec, decode_reply, decode_request, encode, encode_frame, validate_request,
-};
+pub use frame::{codec, decode_reply, decode_request, encode, encode_frame, validate_request};
 pub use server::{Disconnected, Handler, PARTIAL_FRAME_TIMEOUT, ReplySink, bind, serve};
 
-/// Most connections served at once; a client beyond this gets a `busy`
-/// error frame (id 0) and is disconnected.
-pub const MAX_CONNECTIONS: usize = 64;
-/// Most requests in flight on one connection; one more is answered with a
-/// `busy` error at once.
-pub const MAX_IN_FLIGHT: usize = 32;
 /// Replies queued per connection before a handler's `send` waits.
 pub const REPLY_QUEUE: usize = 64;
 /// A reply the client does not take within this long ends its connection
@@ -88,7 +83,7 @@ pub enum IpcError {
         CONNECT_TIMEOUT.as_secs()
     )]
     ConnectTimeout { path: PathBuf },
-    #[error("a frame of {len} bytes is over the {MAX_FRAME_BYTES} byte limit")]
+    #[error("a frame of {len} bytes is over the {} byte limit", Limits::DEFAULT.ipc_frame_bytes)]
     FrameTooLarge { len: usize },
     #[error("malformed message: {0}")]
     Decode(#[from] prost::DecodeError),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use atlas_proto::Limits;
 use atlas_proto::runner::v1::{Error as PbError, Reply, Request, reply};
 use futures_util::{FutureExt as _, StreamExt as _};
 use prost::Message as _;
@@ -22,8 +23,8 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
-use super::frame::{self, MAX_FRAME_BYTES};
-use super::{IpcError, MAX_CONNECTIONS, MAX_IN_FLIGHT, REPLY_QUEUE, WRITE_STALL, code};
+use super::frame;
+use super::{IpcError, REPLY_QUEUE, WRITE_STALL, code};
 
 /// How long [`serve`] lets connections wind down after `shutdown` before
 /// it aborts what is left.
@@ -83,6 +84,7 @@ impl ReplySink {
         let kind = reply::Kind::Error(PbError {
             code: code.into(),
             message: message.into(),
+            ..Default::default()
         });
         let _ = self.push(kind, true).await;
     }
@@ -117,15 +119,17 @@ impl ReplySink {
             kind: Some(kind),
         };
         let len = reply.encoded_len();
-        if len > MAX_FRAME_BYTES {
+        let max = Limits::DEFAULT.ipc_frame_bytes;
+        if len > max {
             warn!(
                 id = self.id,
                 len, "a reply is over the frame limit; sending an error instead"
             );
-            let message = format!("the reply ({len} bytes) is over the {MAX_FRAME_BYTES} byte frame limit");
+            let message = format!("the reply ({len} bytes) is over the {max} byte frame limit");
             reply.kind = Some(reply::Kind::Error(PbError {
                 code: code::TOO_LARGE.into(),
                 message,
+                ..Default::default()
             }));
         }
         tokio::select! {
@@ -185,7 +189,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, IpcError> {
 /// per connection, a task per request. Never fails: a broken connection is
 /// logged and closed, and the listener keeps accepting.
 pub async fn serve<H: Handler>(listener: UnixListener, handler: Arc<H>, shutdown: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(Limits::DEFAULT.ipc_connections));
     let mut conns = JoinSet::new();
     let mut next_conn = 0u64;
     loop {
@@ -203,7 +207,10 @@ pub async fn serve<H: Handler>(listener: UnixListener, handler: Arc<H>, shutdown
                     }
                 };
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    warn!("control socket: {MAX_CONNECTIONS} connections open; turning one away");
+                    warn!(
+                        "control socket: {} connections open; turning one away",
+                        Limits::DEFAULT.ipc_connections
+                    );
                     turn_away(&stream);
                     continue;
                 };
@@ -238,7 +245,11 @@ fn turn_away(stream: &UnixStream) {
         last: true,
         kind: Some(reply::Kind::Error(PbError {
             code: code::BUSY.into(),
-            message: format!("atlas-runnerd is serving {MAX_CONNECTIONS} connections already; try again"),
+            message: format!(
+                "atlas-runnerd is serving {} connections already; try again",
+                Limits::DEFAULT.ipc_connections
+            ),
+            ..Default::default()
         })),
     };
     if let Ok(frame) = frame::encode_frame(&reply) {
@@ -265,7 +276,7 @@ async fn connection<H: Handler>(conn: u64, stream: UnixStream, handler: Arc<H>, 
     let (tx, rx) = mpsc::channel(REPLY_QUEUE);
     let writer = tokio::spawn(write_replies(conn, write, rx, closed.clone()));
     let mut frames = FramedRead::new(read, frame::codec());
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let in_flight = Arc::new(Semaphore::new(Limits::DEFAULT.ipc_in_flight));
     let mut handlers = JoinSet::new();
     let mut partial_check = tokio::time::interval(PARTIAL_FRAME_TIMEOUT / 10);
     partial_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -322,7 +333,10 @@ async fn connection<H: Handler>(conn: u64, stream: UnixStream, handler: Arc<H>, 
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
             sink.error(
                 code::BUSY,
-                format!("{MAX_IN_FLIGHT} requests already in flight on this connection"),
+                format!(
+                    "{} requests already in flight on this connection",
+                    Limits::DEFAULT.ipc_in_flight
+                ),
             )
             .await;
             continue;

@@ -8,17 +8,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use tokio_util::sync::CancellationToken;
 
 use super::console::Target;
 use super::process::{self, ServerProcess, describe_exit};
 use super::{Action, ActionResult, Outcome, StopIntent, Supervisor};
 use crate::backup::Backups;
+use crate::channel::Updater;
 use crate::config::RunnerConfig;
+use crate::error::{ActionError, ErrorKind};
 use crate::metrics::Metrics;
 use crate::properties::ServerProperties;
+use crate::shutdown::Shutdown;
 use crate::state::State;
-use crate::update::Updater;
 use crate::webhook::{Webhook, WebhookKind};
 
 /// How often readiness pings are tried after "Done".
@@ -31,6 +32,9 @@ pub(crate) struct StartFailure {
     pub reason: String,
     /// A process was spawned (it exited, or was killed at the start timeout).
     pub launched: bool,
+    /// The daemon is shutting down: the wait for ready ended early and the
+    /// process, still running, is left to the caller to stop.
+    pub shutting_down: bool,
 }
 
 /// Owns the server process; see the module docs.
@@ -49,7 +53,14 @@ pub struct Actor {
     pub(crate) next_poll: Option<tokio::time::Instant>,
     pub(super) next_ping: Option<tokio::time::Instant>,
     pub(super) next_hot_backup: Option<tokio::time::Instant>,
-    pub(super) shutdown: CancellationToken,
+    pub(super) shutdown: Shutdown,
+}
+
+/// Why the wait for ready ended without it.
+enum NotReady {
+    Exited(std::io::Result<ExitStatus>),
+    Timeout,
+    ShuttingDown,
 }
 
 enum Wake {
@@ -77,7 +88,7 @@ impl Actor {
         metrics: Metrics,
         webhook: Option<Arc<Webhook>>,
         updater: Option<Updater>,
-        shutdown: CancellationToken,
+        shutdown: Shutdown,
     ) -> Self {
         let hot = cfg.backup.hot_interval.map(|d| tokio::time::Instant::now() + d);
         Self {
@@ -98,13 +109,13 @@ impl Actor {
         }
     }
 
-    /// Runs until the shutdown token is cancelled, then stops the server.
+    /// Runs until the shutdown is requested, then stops the server.
     pub async fn run(mut self) {
         if let Some(u) = &self.updater {
             self.next_poll = Some(tokio::time::Instant::now() + u.first_delay());
         }
         loop {
-            if self.shutdown.is_cancelled() {
+            if self.shutdown.is_requested() {
                 self.shut_down().await;
                 return;
             }
@@ -121,7 +132,12 @@ impl Actor {
                     self.sup.bus().event(
                         "power",
                         format!("{} failed: {e}", job.action.name()),
-                        serde_json::json!({"action": job.action.name(), "error": e}),
+                        serde_json::json!({
+                            "action": job.action.name(),
+                            "error": e.message,
+                            "kind": e.kind.as_str(),
+                            "transient": e.transient,
+                        }),
                     );
                 }
                 if let Some(tx) = job.done {
@@ -171,7 +187,7 @@ impl Actor {
             }
         };
         tokio::select! {
-            _ = self.shutdown.cancelled() => Wake::Shutdown,
+            () = self.shutdown.requested() => Wake::Shutdown,
             _ = self.sup.inner.wake.notified() => Wake::Woken,
             st = exit => Wake::Exited(st),
             _ = sleep_opt(self.restart_at) => Wake::Restart,
@@ -259,42 +275,48 @@ impl Actor {
     }
 
     /// Launches the server and waits for ready: Stopped/Crashed/Failed → Starting → Running.
-    pub(crate) async fn start(&mut self) -> Result<(), String> {
+    /// A shutdown during the wait leaves it Starting, for the shutdown to stop.
+    pub(crate) async fn start(&mut self) -> Result<(), ActionError> {
         self.go(State::Starting, "");
         match self.launch_and_wait_ready().await {
             Ok(()) => {
                 self.go(State::Running, "");
                 Ok(())
             }
+            Err(f) if f.shutting_down => Err(ActionError::shutting_down("the start was not waited for")),
             Err(f) if f.launched && self.sup.inner.lock().intent == Some(StopIntent::Kill) => {
                 self.sup.inner.lock().intent = None;
                 self.go(State::Stopping, "killed on request");
                 self.go(State::Stopped, "killed on request");
-                Err(format!("killed during the start ({})", f.reason))
+                Err(ActionError::new(
+                    ErrorKind::Server,
+                    format!("killed during the start ({})", f.reason),
+                ))
             }
             Err(f) if f.launched => {
                 let reason = f.reason.clone();
                 self.crashed(&reason);
-                Err(reason)
+                Err(ActionError::new(ErrorKind::Server, reason))
             }
             Err(f) => {
                 // Could not even launch (no Java, no launch description).
                 self.go(State::Crashed, &f.reason);
                 self.go(State::Failed, &f.reason);
                 self.notify(WebhookKind::Failed, "Server cannot start", &f.reason);
-                Err(f.reason)
+                Err(ActionError::new(ErrorKind::Server, f.reason))
             }
         }
     }
 
     /// Spawns the server and waits until it prints "Done" and answers a
-    /// Server List Ping with `players.max > 0`, within the start timeout.
-    /// Leaves the machine's state alone.
+    /// Server List Ping with `players.max > 0`, within the start timeout,
+    /// or until the daemon shuts down. Leaves the machine's state alone.
     pub(crate) async fn launch_and_wait_ready(&mut self) -> Result<(), StartFailure> {
         let dir = self.cfg.server_dir.clone();
         let launch_error = |reason: String| StartFailure {
             reason,
             launched: false,
+            shutting_down: false,
         };
         let props =
             ServerProperties::load(&dir).map_err(|e| launch_error(format!("server.properties: {e}")))?;
@@ -348,11 +370,13 @@ impl Actor {
                 tokio::time::sleep(READY_PING_EVERY).await;
             }
         };
+        let shutdown = self.shutdown.clone();
         let result = {
             let proc_ = self.proc_.as_mut().expect("set just above");
             tokio::select! {
-                st = proc_.wait() => Err(Some(st)),
-                r = tokio::time::timeout(timeout, ready) => r.map_err(|_| None),
+                st = proc_.wait() => Err(NotReady::Exited(st)),
+                r = tokio::time::timeout(timeout, ready) => r.map_err(|_| NotReady::Timeout),
+                () = shutdown.requested() => Err(NotReady::ShuttingDown),
             }
         };
         match result {
@@ -365,15 +389,21 @@ impl Actor {
                 self.next_ping = Some(tokio::time::Instant::now() + self.cfg.server.ping_interval);
                 Ok(())
             }
-            Err(Some(st)) => {
+            Err(NotReady::ShuttingDown) => Err(StartFailure {
+                reason: "the daemon is shutting down".into(),
+                launched: true,
+                shutting_down: true,
+            }),
+            Err(NotReady::Exited(st)) => {
                 let how = st.as_ref().map(describe_exit).unwrap_or_else(|e| e.to_string());
                 self.forget_process();
                 Err(StartFailure {
                     reason: format!("the server exited before it was ready ({how})"),
                     launched: true,
+                    shutting_down: false,
                 })
             }
-            Err(None) => {
+            Err(NotReady::Timeout) => {
                 if let Some(p) = self.proc_.as_mut() {
                     p.signal(Signal::SIGKILL);
                     let _ = p.wait().await;
@@ -385,6 +415,7 @@ impl Actor {
                         humantime::format_duration(timeout)
                     ),
                     launched: true,
+                    shutting_down: false,
                 })
             }
         }

@@ -3,10 +3,16 @@
 //! single queue, so none is dropped or run twice at once. [`Supervisor`] is
 //! the handle the IPC handler and the daemon use: it answers at once whether
 //! an action runs, is queued, or is refused and why.
+//!
+//! The actor is `actor` (its loop, start and stop), `upkeep` (crashes,
+//! pings, backups, the shutdown) and `update` (updates and rollbacks). A
+//! daemon shutdown is acted on inside long steps, not only between actions;
+//! `update` says what an update cut short leaves behind.
 
 mod actor;
 mod console;
 pub mod process;
+mod update;
 mod upkeep;
 
 use std::collections::VecDeque;
@@ -19,6 +25,7 @@ pub use actor::Actor;
 pub use console::SupervisorConsole;
 
 use crate::backup::BackupInfo;
+use crate::error::ActionError;
 use crate::events::EventBus;
 use crate::state::{Machine, State};
 
@@ -73,21 +80,48 @@ pub enum Admission {
 pub enum Outcome {
     Done { state: State, message: String },
     Backup(BackupInfo),
-    Update(UpdateOutcome),
+    Update(UpdateReport),
+}
+
+/// What an update found or did (a failed update is an [`ActionError`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    /// The server is on the channel's build (or the channel holds it back).
+    Current,
+    /// A newer build is there and was not applied (a check, or `auto_apply` off).
+    Available,
+    /// The newer build is installed (and passed its health window when the server ran).
+    Applied,
+    /// The newer build failed: the previous build and world are back, and it is marked bad.
+    RolledBack,
+    /// The channel's build is marked bad: not tried again until the channel names another.
+    SkippedBad,
+}
+
+impl UpdateOutcome {
+    /// The name in `--json`, events and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Available => "available",
+            Self::Applied => "applied",
+            Self::RolledBack => "rolled_back",
+            Self::SkippedBad => "skipped_bad",
+        }
+    }
 }
 
 /// The result of an update action.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct UpdateOutcome {
-    /// `current`, `available`, `applied`, `rolled_back`, `skipped_bad`.
-    pub outcome: String,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateReport {
+    pub outcome: UpdateOutcome,
     pub current_build: String,
     pub target_build: String,
     pub target_version: u64,
     pub message: String,
 }
 
-pub type ActionResult = Result<Outcome, String>;
+pub type ActionResult = Result<Outcome, ActionError>;
 
 #[derive(Debug)]
 pub(crate) struct Job {

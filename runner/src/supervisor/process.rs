@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use atlas_proto::Limits;
 use futures_util::StreamExt;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -17,10 +18,6 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 
 use crate::events::EventBus;
 use crate::java::LaunchCommand;
-
-/// Longest output line kept whole; longer ones are cut (a mod dumping a
-/// megabyte on one line must not grow the daemon).
-const MAX_LINE: usize = 16 * 1024;
 
 /// Flags the output reader raises.
 #[derive(Debug, Default)]
@@ -115,7 +112,9 @@ async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
     flags: Arc<OutputFlags>,
     done_tx: Arc<watch::Sender<bool>>,
 ) {
-    let mut lines = FramedRead::new(r, LinesCodec::new_with_max_length(MAX_LINE));
+    // Longer lines are dropped: a mod dumping a megabyte on one line must not grow the daemon.
+    let max_line = Limits::DEFAULT.console_line_bytes;
+    let mut lines = FramedRead::new(r, LinesCodec::new_with_max_length(max_line));
     while let Some(item) = lines.next().await {
         match item {
             Ok(line) => {
@@ -132,7 +131,7 @@ async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
             Err(tokio_util::codec::LinesCodecError::MaxLineLengthExceeded) => {
                 bus.log(
                     stream,
-                    format!("[atlas-runner: a line longer than {MAX_LINE} bytes was dropped]"),
+                    format!("[atlas-runner: a line longer than {max_line} bytes was dropped]"),
                 );
             }
             Err(tokio_util::codec::LinesCodecError::Io(_)) => break,

@@ -9,6 +9,7 @@ use super::actor::{Actor, PING_TIMEOUT};
 use super::process::describe_exit;
 use super::{ActionResult, StopIntent};
 use crate::backup::BackupKind;
+use crate::error::{ActionError, ErrorKind};
 use crate::state::State;
 use crate::webhook::{WebhookEvent, WebhookKind};
 
@@ -149,7 +150,7 @@ impl Actor {
         }
     }
 
-    pub(super) async fn backup(&mut self, label: &str) -> Result<crate::backup::BackupInfo, String> {
+    pub(super) async fn backup(&mut self, label: &str) -> Result<crate::backup::BackupInfo, ActionError> {
         let started = Instant::now();
         let info = if self.state() == State::Running {
             let console = self.sup.console().clone();
@@ -157,9 +158,11 @@ impl Actor {
         } else if self.proc_.is_none() {
             self.backups.create(BackupKind::Manual, label, None).await
         } else {
-            return Err(format!("cannot back up while the server is {}", self.state()));
-        }
-        .map_err(|e| e.to_string())?;
+            return Err(ActionError::new(
+                ErrorKind::Server,
+                format!("cannot back up while the server is {}", self.state()),
+            ));
+        }?;
         self.metrics.observe_backup(started.elapsed(), info.size_bytes);
         self.sup.bus().event(
             "backup",
@@ -181,7 +184,7 @@ impl Actor {
             self.restart_at = None;
             self.go(State::Stopped, "restoring a backup");
         }
-        self.backups.restore(id).await.map_err(|e| e.to_string())?;
+        self.backups.restore(id).await?;
         // The archive holds the fetcher's state too: the build it names is installed now.
         self.refresh_build();
         self.sup.bus().event(
@@ -203,7 +206,7 @@ impl Actor {
         };
         for job in pending {
             if let Some(tx) = job.done {
-                let _ = tx.send(Err("the daemon is shutting down".into()));
+                let _ = tx.send(Err(ActionError::shutting_down("the action did not run")));
             }
         }
         if self.proc_.is_some() {

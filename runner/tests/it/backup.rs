@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt as _, symlink};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -96,6 +97,35 @@ fn server(tmp: &Path) -> PathBuf {
 
 fn settings() -> BackupSettings {
     BackupSettings::default()
+}
+
+#[tokio::test]
+async fn an_interrupted_backup_stops_and_leaves_no_archive() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let s = server(tmp.path());
+    let flag = Arc::new(AtomicBool::new(false));
+    let backups = Backups::new(settings(), s.clone())
+        .expect("backups")
+        .with_interrupt(flag.clone());
+    let kept = backups
+        .create(BackupKind::Cold, "kept", None)
+        .await
+        .expect("not interrupted yet");
+    // The daemon shuts down: the next archive stops before its first entry.
+    flag.store(true, Ordering::SeqCst);
+    let e = backups
+        .create(BackupKind::Cold, "cut", None)
+        .await
+        .expect_err("interrupted");
+    assert!(matches!(e, BackupError::Interrupted), "{e}");
+    let mut left: Vec<String> = fs::read_dir(backups.dir())
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let want = [format!("{}.json", kept.id), format!("{}.tar.zst", kept.id)];
+    assert_eq!(left, want, "no partial archive, no sidecar");
+    assert_eq!(backups.list().expect("list").len(), 1);
 }
 
 #[tokio::test]

@@ -113,18 +113,49 @@ async fn an_unreachable_socket_exits_3_naming_the_path() {
 #[tokio::test]
 async fn daemon_errors_and_usage_errors_have_their_exit_codes() {
     let server = TestServer::start();
-    let o = cli(&server.path, &["update", "check"]).await;
+    let o = cli(&server.path, &["update", "apply"]).await;
     assert_eq!(o.status.code(), Some(5), "a failed action");
-    assert!(text(&o.stderr).contains("failed: no channel configured"));
-    let o = cli(&server.path, &["--json", "update", "check"]).await;
+    assert!(
+        text(&o.stderr).contains(
+            "failed: cannot reach http://127.0.0.1:9/pack/pointers/prod: connection refused \
+             (source error; it may pass: try again later)"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = cli(&server.path, &["--json", "update", "apply"]).await;
     assert_eq!(o.status.code(), Some(5));
-    assert_eq!(json_lines(&o)[0]["type"], "error");
-    assert_eq!(json_lines(&o)[0]["code"], "failed");
+    let v = &json_lines(&o)[0];
+    assert_eq!(
+        (&v["type"], &v["code"], &v["kind"], &v["transient"]),
+        (&"error".into(), &"failed".into(), &"source".into(), &true.into())
+    );
     let o = cli(&server.path, &["frobnicate"]).await;
     assert_eq!(o.status.code(), Some(2));
     let o = cli(&server.path, &["--help"]).await;
     assert_eq!(o.status.code(), Some(0));
     assert!(text(&o.stdout).contains("3  daemon unreachable"));
+}
+
+#[tokio::test]
+async fn update_outcomes_print_as_text_and_json() {
+    let server = TestServer::start();
+    let o = cli(&server.path, &["update", "check"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "build b2 (version 7) is available; the server runs b1. Apply it with `atlas-runner update apply`.\n"
+    );
+    let o = cli(&server.path, &["--json", "update", "check"]).await;
+    let v = &json_lines(&o)[0];
+    assert_eq!(
+        (&v["type"], &v["outcome"]),
+        (&"update".into(), &"available".into())
+    );
+    assert_eq!(
+        (&v["target_build"], &v["target_version"]),
+        (&"b2".into(), &7.into())
+    );
 }
 
 #[tokio::test]

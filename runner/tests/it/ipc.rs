@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use atlas_proto::Limits;
 use atlas_proto::runner::v1::{
     ConsoleOutput, ConsoleRequest, Done, Event, EventsRequest, LogLine, LogsRequest, PowerAction,
     PowerOutcome, PowerRequest, PowerResult, Reply, Request, RollbackRequest, Status, StatusRequest,
-    UpdateRequest, reply, request,
+    UpdateInfo, UpdateOutcome, UpdateRequest, reply, request,
 };
-use atlas_runner::ipc::{self, Client, Handler, IpcError, MAX_CONNECTIONS, MAX_IN_FLIGHT, ReplySink};
+use atlas_runner::ipc::{self, Client, Handler, IpcError, ReplySink};
 use prost::Message as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::UnixStream;
@@ -125,7 +126,25 @@ impl Handler for TestHandler {
                 }
                 let _ = self.closed_seen.send(sink.id());
             }
-            request::Kind::Update(_) => sink.error("failed", "no channel configured").await,
+            request::Kind::Update(u) if u.apply => {
+                let e = atlas_proto::runner::v1::Error {
+                    code: "failed".into(),
+                    message: "cannot reach http://127.0.0.1:9/pack/pointers/prod: connection refused".into(),
+                    kind: "source".into(),
+                    transient: true,
+                };
+                let _ = sink.finish(reply::Kind::Error(e)).await;
+            }
+            request::Kind::Update(_) => {
+                let info = UpdateInfo {
+                    outcome: UpdateOutcome::Available as i32,
+                    current_build: "b1".into(),
+                    target_build: "b2".into(),
+                    target_version: 7,
+                    message: String::new(),
+                };
+                let _ = sink.finish(reply::Kind::Update(info)).await;
+            }
             request::Kind::Rollback(_) => {}
             request::Kind::Backup(_) => panic!("the test handler panics on backups"),
         }
@@ -383,7 +402,7 @@ async fn an_oversized_length_prefix_closes_the_connection() {
     let server = TestServer::start();
     let got = raw_until_closed(&server.path, &[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).await;
     assert!(got.is_empty());
-    let over = (ipc::MAX_FRAME_BYTES as u32 + 1).to_be_bytes();
+    let over = (Limits::DEFAULT.ipc_frame_bytes as u32 + 1).to_be_bytes();
     raw_until_closed(&server.path, &over).await;
     assert_served(&server.path).await;
     assert_eq!(
@@ -434,7 +453,7 @@ async fn too_many_requests_in_flight_on_one_connection_are_busy() {
     // Requests on a connection are read in order, and these hold their
     // slot until the client goes: the next one finds none left.
     let mut streams = Vec::new();
-    for _ in 0..MAX_IN_FLIGHT {
+    for _ in 0..Limits::DEFAULT.ipc_in_flight {
         streams.push(
             c.call(request::Kind::Logs(LogsRequest {
                 tail: 0,
@@ -476,7 +495,7 @@ async fn a_handler_that_ends_without_answering_or_panics_still_ends_the_request(
         matches!(r.kind, Some(reply::Kind::Error(ref e)) if e.code == "internal"),
         "{r:?}"
     );
-    let r = patient(c.call_one(request::Kind::Update(UpdateRequest { apply: false })))
+    let r = patient(c.call_one(request::Kind::Update(UpdateRequest { apply: true })))
         .await
         .expect("reply");
     assert!(
@@ -531,7 +550,7 @@ async fn connecting_to_nothing_names_the_path_and_what_to_check() {
 async fn a_client_over_the_connection_limit_is_told_busy() {
     let server = TestServer::start();
     let mut held = Vec::new();
-    for _ in 0..MAX_CONNECTIONS {
+    for _ in 0..Limits::DEFAULT.ipc_connections {
         let mut c = server.client().await;
         // Answered: this connection holds a slot.
         patient(c.call_one(status())).await.expect("status");

@@ -10,6 +10,7 @@ mod ipc;
 mod metrics;
 mod protocols;
 mod rig;
+mod shutdown;
 mod standin;
 #[path = "../../../fetcher/tests/it/common/mod.rs"]
 mod store;

@@ -5,11 +5,16 @@ use std::time::Duration;
 
 use atlas_runner::rcon::{RconClient, RconError};
 use atlas_runner::slp::{self, SlpError};
-use atlas_runner::standin::help_lines;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::*;
+
+/// The stand-in's `help` output, as its binary prints it.
+#[allow(dead_code)]
+#[path = "../../src/bin/atlas-standin/help.rs"]
+mod standin_help;
+use standin_help::help_lines;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -55,7 +60,7 @@ async fn slp_raw_bytes_status_then_pong() {
     req.extend_from_slice(&dir.game_port.to_be_bytes());
     req.extend_from_slice(&[0x01, 0x01, 0x00]);
     s.write_all(&req).await.expect("write");
-    let (id, data) = slp::read_packet(&mut s, slp::MAX_STATUS_PACKET)
+    let (id, data) = slp::read_packet(&mut s, atlas_proto::Limits::DEFAULT.slp_status_bytes)
         .await
         .expect("status");
     assert_eq!(id, 0x00);

@@ -188,6 +188,26 @@ impl Rig {
         }
     }
 
+    /// What the daemon logged (its events among them) on stderr.
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.tmp.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// The pids of the server processes the daemon started.
+    pub fn server_pids(&self) -> Vec<i32> {
+        // Also called from Drop during a panic: a poisoned lock gives none.
+        self.events
+            .lock()
+            .map(|ev| {
+                ev.iter()
+                    .filter(|e| e.kind == "process")
+                    .filter_map(|e| serde_json::from_str::<serde_json::Value>(&e.json).ok()?["pid"].as_i64())
+                    .filter_map(|p| i32::try_from(p).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn event_lines(&self) -> Vec<String> {
         self.events
             .lock()
@@ -206,10 +226,17 @@ impl Rig {
             nix::sys::signal::Signal::SIGTERM,
         )
         .expect("SIGTERM");
-        tokio::time::timeout(PATIENCE, child.wait())
-            .await
-            .expect("daemon exits after SIGTERM")
-            .expect("wait")
+        match tokio::time::timeout(PATIENCE, child.wait()).await {
+            Ok(status) => status.expect("wait"),
+            Err(_) => {
+                // Drop kills it and its servers.
+                self.daemon = Some(child);
+                panic!(
+                    "the daemon did not exit after SIGTERM; log:\n{}",
+                    self.daemon_log()
+                );
+            }
+        }
     }
 }
 
@@ -244,23 +271,9 @@ impl Drop for Rig {
         if self.daemon.is_none() {
             return;
         }
-        let pids: Vec<i64> = self
-            .events
-            .lock()
-            .map(|ev| {
-                ev.iter()
-                    .filter(|e| e.kind == "process")
-                    .filter_map(|e| serde_json::from_str::<serde_json::Value>(&e.json).ok()?["pid"].as_i64())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for pid in pids {
-            if let Ok(pid) = i32::try_from(pid) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+        for pid in self.server_pids() {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
         if let Some(c) = &self.daemon
             && let Some(pid) = c.id()

@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use atlas_proto::runner::v1::{
-    BackupListRequest, BackupRequest, UpdateRequest, backup_request, reply, request,
+    BackupListRequest, BackupRequest, UpdateOutcome, UpdateRequest, backup_request, reply, request,
 };
 use atlas_testkit::http::StaticServer;
 
 use crate::rig::*;
 use crate::store::{Spec, Store, f};
 
-fn build(n: u32, standin: &str) -> Vec<Spec> {
+pub fn build(n: u32, standin: &str) -> Vec<Spec> {
     let mut v: Vec<Spec> = (0..5)
         .map(|i| {
             f(
@@ -28,9 +28,11 @@ fn build(n: u32, standin: &str) -> Vec<Spec> {
     v
 }
 
-fn source_table(url: &str, store: &Store) -> String {
+/// `[source]` and `[health]` for `store` served at `url`, with the given
+/// announcement wait and health window.
+pub fn source_table_with(url: &str, store: &Store, announce: &str, health_window: &str) -> String {
     format!(
-        "[source]\nurl = \"{url}\"\npack = \"{}\"\nchannel = \"{}\"\nkeys = [\"{}\"]\nupdate_interval = \"1h\"\njitter = \"0s\"\nauto_apply = false\nprovision = false\nannounce = \"0s\"\n\n[health]\nwindow = \"1500ms\"\npings = 3\n",
+        "[source]\nurl = \"{url}\"\npack = \"{}\"\nchannel = \"{}\"\nkeys = [\"{}\"]\nupdate_interval = \"1h\"\njitter = \"0s\"\nauto_apply = false\nprovision = false\nannounce = \"{announce}\"\n\n[health]\nwindow = \"{health_window}\"\npings = 3\n",
         crate::store::PACK,
         crate::store::CHANNEL,
         store.public().to_text(),
@@ -38,7 +40,7 @@ fn source_table(url: &str, store: &Store) -> String {
 }
 
 /// Every file under `dir`, relative path → bytes.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -94,12 +96,21 @@ async fn update_apply(rig: &Rig) -> atlas_proto::runner::v1::UpdateInfo {
 /// A daemon that installed build 1 from a fresh store on its first start
 /// (autostart) and runs it.
 async fn running_first_build(rcon: bool) -> (Store, StaticServer, Rig, atlas_proto::Sha256Digest) {
+    running_first_build_with(rcon, "0s", "1500ms").await
+}
+
+/// [`running_first_build`] with the given announcement wait and health window.
+pub async fn running_first_build_with(
+    rcon: bool,
+    announce: &str,
+    health_window: &str,
+) -> (Store, StaticServer, Rig, atlas_proto::Sha256Digest) {
     let mut store = Store::new();
     let srv = StaticServer::start(store.root()).expect("server");
     let b1 = store.publish(&build(1, ""));
     let cfg = format!(
         "autostart = true\n{}\n{}",
-        source_table(&srv.url(), &store),
+        source_table_with(&srv.url(), &store, announce, health_window),
         server_table("")
     );
     let mut rig = Rig::new(&cfg, "", rcon);
@@ -122,7 +133,7 @@ async fn first_install_then_an_update_then_a_bad_build_rolled_back() {
     // A good update: every step in order, the new build running.
     let b2 = store.publish(&build(2, ""));
     let u = update_apply(&rig).await;
-    assert_eq!(u.outcome, "applied", "{u:?}");
+    assert_eq!(u.outcome(), UpdateOutcome::Applied, "{u:?}");
     let s = rig.wait_state("running").await;
     assert_eq!(s.build, b2.to_hex());
     assert_eq!(
@@ -160,7 +171,12 @@ async fn first_install_then_an_update_then_a_bad_build_rolled_back() {
     // A bad build: it starts, damages the world, then crashes inside the health window.
     let b3 = store.publish(&build(3, "crash_after_ms = 400\ncorrupt_world_on_start = true\n"));
     let u = update_apply(&rig).await;
-    assert_eq!(u.outcome, "rolled_back", "{u:?}; {:#?}", rig.event_lines());
+    assert_eq!(
+        u.outcome(),
+        UpdateOutcome::RolledBack,
+        "{u:?}; {:#?}",
+        rig.event_lines()
+    );
     assert_eq!(u.target_build, b3.to_hex());
     let rollback = rig.wait_event("rollback", |e| e.kind == "rollback").await;
     let fields: serde_json::Value = serde_json::from_str(&rollback.json).expect("json");
@@ -193,7 +209,7 @@ async fn first_install_then_an_update_then_a_bad_build_rolled_back() {
 
     // The bad build is not retried while the channel still names it.
     let u = update_apply(&rig).await;
-    assert_eq!(u.outcome, "skipped_bad", "{u:?}");
+    assert_eq!(u.outcome(), UpdateOutcome::SkippedBad, "{u:?}");
     assert_eq!(rig.status().await.build, b2.to_hex());
 
     rig.terminate().await;
@@ -205,7 +221,7 @@ async fn backups_and_rollback_through_the_socket() {
 
     let (mut store, _srv, mut rig, b1) = running_first_build(true).await;
     let b2 = store.publish(&build(2, ""));
-    assert_eq!(update_apply(&rig).await.outcome, "applied");
+    assert_eq!(update_apply(&rig).await.outcome(), UpdateOutcome::Applied);
 
     // A hot backup of the running server: saving paused, flushed, resumed.
     let r = rig

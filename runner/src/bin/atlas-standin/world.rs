@@ -54,6 +54,7 @@ impl World {
     }
 
     /// How many times this world has been saved.
+    #[cfg(test)]
     pub fn saves(&self) -> u64 {
         self.saves
     }
@@ -81,7 +82,7 @@ impl World {
         let text = format!(
             "atlas-standin level.dat\nLevelName={}\nVersion={}\nsaves={}\n",
             self.name,
-            super::VERSION,
+            crate::settings::VERSION,
             self.saves
         );
         let tmp = self.dir.join("level.dat_new");

@@ -96,3 +96,19 @@ const HELP: &[&str] = &[
     "/worldborder (add|center|damage|get|set|warning)",
     "/xp -> experience",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_spans_several_rcon_packets() {
+        let text = help_lines().join("\n");
+        assert!(
+            text.len() > atlas_runner::rcon::MAX_RESPONSE_FRAGMENT,
+            "{}",
+            text.len()
+        );
+        assert!(atlas_runner::rcon::split_response(1, text.as_bytes()).len() >= 2);
+    }
+}

@@ -1,6 +1,6 @@
 //! The stand-in's network side: Server List Ping on the game port and RCON
 //! on `rcon.port`, both speaking the real protocols through the server halves
-//! of [`crate::slp`] and [`crate::rcon`].
+//! of [`atlas_runner::slp`] and [`atlas_runner::rcon`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +9,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Command;
-use crate::rcon::{self, Packet};
-use crate::slp;
+use atlas_runner::rcon::{self, Packet};
+use atlas_runner::slp;
+
+use crate::server::Command;
 
 /// The largest packet vanilla reads from an RCON client: 1460 bytes with the
 /// length prefix, so a body of at most [`rcon::MAX_COMMAND_LEN`].

@@ -1,11 +1,7 @@
-//! `atlas-runner`: the command line of `atlas-runnerd`. Parses arguments,
-//! sends one request over the control socket, prints the replies (for
-//! people, or as JSON with `--json`) and maps the outcome to an exit code
-//! ([`exit`]).
+//! The command line of `atlas-runner`: arguments, subcommands and their help,
+//! and the request each command sends.
 
-use std::io::{self, Write as _};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use atlas_proto::runner::v1::{
     BackupCreate, BackupListRequest, BackupRequest, BackupRestore, ConsoleRequest, EventsRequest,
@@ -14,29 +10,7 @@ use atlas_proto::runner::v1::{
 };
 use clap::{Parser, Subcommand};
 
-use crate::ipc::{Client, IpcError};
-
-mod render;
-
-use render::{Failure, Renderer};
-
-/// Exit codes of `atlas-runner`.
-pub mod exit {
-    /// Success.
-    pub const OK: u8 = 0;
-    /// Internal error: an unexpected reply, a protocol error, a daemon bug.
-    pub const INTERNAL: u8 = 1;
-    /// Bad usage: unknown command or flag, missing argument.
-    pub const USAGE: u8 = 2;
-    /// The daemon cannot be reached (no socket, permission denied, not
-    /// answering) or closed the connection before answering.
-    pub const UNREACHABLE: u8 = 3;
-    /// The daemon refused the request (a power action it cannot take now,
-    /// busy, nothing to roll back to, …).
-    pub const REFUSED: u8 = 4;
-    /// The request ran and failed (a failed start, update, backup, …).
-    pub const FAILED: u8 = 5;
-}
+use super::exit;
 
 const LONG_ABOUT: &str = "\
 Controls atlas-runnerd, the daemon that keeps a Minecraft server running on the \
@@ -52,20 +26,9 @@ object per line for streams (logs, events). Every object has a \"type\": \
 status, power, log, event, console, backup, backups, update, done or error \
 (daemon errors: {\"type\":\"error\",\"code\",\"message\"}).";
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  ok
-  1  internal error (unexpected reply, protocol error)
-  2  usage error
-  3  daemon unreachable (no socket, permission denied, not answering, went away)
-  4  refused by the daemon (with the reason)
-  5  the action ran and failed
-
-Environment: ATLAS_RUNNER_SOCKET (the socket), RUST_LOG (diagnostics on stderr).";
-
 /// Command line of `atlas-runner`.
 #[derive(Debug, Parser)]
-#[command(name = "atlas-runner", version, about = "Control atlas-runnerd (status, power, logs, console, backups, updates)", long_about = LONG_ABOUT, after_long_help = EXIT_CODES, after_help = "Exit codes: 0 ok, 1 internal, 2 usage, 3 daemon unreachable, 4 refused, 5 failed (--help for more).")]
+#[command(name = "atlas-runner", version, about = "Control atlas-runnerd (status, power, logs, console, backups, updates)", long_about = LONG_ABOUT, after_long_help = exit::HELP, after_help = "Exit codes: 0 ok, 1 internal, 2 usage, 3 daemon unreachable, 4 refused, 5 failed (--help for more).")]
 pub struct Args {
     /// The daemon's control socket.
     #[arg(long, global = true, value_name = "PATH", env = "ATLAS_RUNNER_SOCKET", default_value = crate::config::DEFAULT_SOCKET)]
@@ -206,7 +169,7 @@ impl Command {
     }
 
     /// The power action's name, for messages.
-    fn action_name(&self) -> &'static str {
+    pub fn action_name(&self) -> &'static str {
         match self {
             Self::Start(_) => "start",
             Self::Stop(_) => "stop",
@@ -215,66 +178,4 @@ impl Command {
             _ => "request",
         }
     }
-}
-
-/// Runs `atlas-runner` with the process's arguments.
-pub fn main() -> ExitCode {
-    let args = match Args::try_parse() {
-        Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::USAGE));
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return fail(&Failure::Internal(format!("cannot start the async runtime: {e}"))),
-    };
-    match runtime.block_on(run(&args)) {
-        Ok(()) => ExitCode::from(exit::OK),
-        Err(f) => fail(&f),
-    }
-}
-
-fn fail(f: &Failure) -> ExitCode {
-    // Daemon errors were already printed (as JSON with --json) by the renderer.
-    if !matches!(f, Failure::Reported(_)) {
-        let _ = writeln!(io::stderr(), "atlas-runner: {f}");
-    }
-    ExitCode::from(f.exit_code())
-}
-
-/// Sends the command's request and prints its replies to stdout.
-pub async fn run(args: &Args) -> Result<(), Failure> {
-    let mut client = Client::connect(&args.socket).await?;
-    let mut stream = client.call(args.command.request()).await?;
-    let stdout = io::stdout();
-    let mut renderer = Renderer::new(
-        &args.command,
-        args.json,
-        args.command.action_name(),
-        stdout.lock(),
-    );
-    while let Some(reply) = stream.next().await {
-        let reply = reply?;
-        let last = reply.last;
-        match renderer.reply(reply) {
-            Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
-            other => other?,
-        }
-        if last {
-            return match renderer.finish() {
-                Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-                other => other,
-            };
-        }
-    }
-    Err(Failure::Ipc(IpcError::Closed))
 }

@@ -1,5 +1,0 @@
-//! `atlas-standin`: see [`atlas_runner::standin`].
-
-fn main() -> std::process::ExitCode {
-    atlas_runner::standin::main()
-}

@@ -1,0 +1,212 @@
+//! The channel the runner follows, through the fetcher library: syncers for
+//! the server directory built from `[source]`, loader provisioning, the
+//! timing of polls, and the build marked bad (`<state_dir>/runner.json`).
+//! The supervisor's actor runs the updates themselves
+//! ([`crate::supervisor`]).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use atlas_fetcher::{SyncError, SyncOptions, Syncer};
+
+use crate::config::{RunnerConfig, SourceSettings};
+use crate::error::{ActionError, ErrorKind};
+use crate::shutdown::Shutdown;
+
+/// File in the state directory that remembers the build marked bad.
+const RUNNER_STATE: &str = "runner.json";
+
+/// What the runner remembers across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunnerState {
+    /// A build that failed its health window: not installed again until the
+    /// channel names another build.
+    #[serde(default)]
+    pub bad_build: Option<String>,
+    #[serde(default)]
+    pub bad_reason: Option<String>,
+}
+
+impl RunnerState {
+    pub fn load(state_dir: &Path) -> Self {
+        let path = state_dir.join(RUNNER_STATE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!("ignoring unreadable {}: {e}", path.display());
+                Self::default()
+            }),
+            Err(_) => Self::default(),
+        }
+    }
+
+    pub fn save(&self, state_dir: &Path) -> Result<(), ActionError> {
+        std::fs::create_dir_all(state_dir).map_err(|e| {
+            ActionError::new(ErrorKind::Local, format!("creating {}: {e}", state_dir.display()))
+        })?;
+        Ok(atlas_fetcher::state::write_atomic_json(
+            &state_dir.join(RUNNER_STATE),
+            self,
+        )?)
+    }
+}
+
+/// Builds syncers for the configured channel and times the polls.
+#[derive(Debug, Clone)]
+pub struct Updater {
+    source: SourceSettings,
+    server_dir: PathBuf,
+    state_dir: PathBuf,
+    shutdown: Shutdown,
+}
+
+pub(crate) fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn jitter(max: Duration) -> Duration {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() || max.is_zero() {
+        return Duration::ZERO;
+    }
+    let max_ms = ms(max).max(1);
+    Duration::from_millis(u64::from_le_bytes(b) % max_ms)
+}
+
+impl Updater {
+    /// `None` without a `[source]`. Syncers are refused once `shutdown` is
+    /// requested.
+    pub fn new(cfg: &RunnerConfig, shutdown: Shutdown) -> Option<Self> {
+        cfg.source.as_ref().map(|s| Self {
+            source: s.clone(),
+            server_dir: cfg.server_dir.clone(),
+            state_dir: cfg.state_dir(),
+            shutdown,
+        })
+    }
+
+    /// The first poll comes after the jitter alone (a daemon restart checks soon).
+    pub fn first_delay(&self) -> Duration {
+        jitter(self.source.jitter)
+    }
+
+    pub fn next_delay(&self) -> Duration {
+        self.source.update_interval + jitter(self.source.jitter)
+    }
+
+    pub fn auto_apply(&self) -> bool {
+        self.source.auto_apply
+    }
+
+    /// What the fetcher is told about the channel and the server directory
+    /// (`[source]` → [`SyncOptions`]).
+    fn sync_options(&self) -> Result<SyncOptions, SyncError> {
+        let keys = self
+            .source
+            .keys
+            .iter()
+            .map(|k| atlas_fetcher::load_key(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut opts = SyncOptions::new(
+            self.source.url.clone(),
+            self.source.pack.clone(),
+            self.source.channel.clone(),
+            keys,
+            self.server_dir.clone(),
+        );
+        if let Some(root) = &self.source.root {
+            opts.root = Some(atlas_fetcher::keychain::load_root(root, &self.source.pack)?);
+        }
+        opts.cache = Some(self.state_dir.join("cache"));
+        Ok(opts)
+    }
+
+    /// A syncer for the server directory (server side).
+    ///
+    /// The fetcher's `SyncOptions` take no interrupt flag yet: until they do,
+    /// the actor cuts the syncer's long steps by dropping the futures whose
+    /// drop is safe (check, prefetch) and lets an apply run to its end. Once
+    /// they do, set it in `Updater::sync_options` (and in
+    /// `Updater::rollback_syncer`): `opts.interrupt = self.shutdown.flag().into();`.
+    pub fn syncer(&self) -> Result<Syncer, ActionError> {
+        self.refuse_after_shutdown()?;
+        Ok(Syncer::new(self.sync_options()?)?)
+    }
+
+    /// A syncer for `rollback` (no pointer read).
+    pub fn rollback_syncer(&self) -> Result<Syncer, ActionError> {
+        self.refuse_after_shutdown()?;
+        let opts = SyncOptions::new(
+            self.source.url.clone(),
+            self.source.pack.clone(),
+            self.source.channel.clone(),
+            Vec::new(),
+            self.server_dir.clone(),
+        );
+        Ok(Syncer::for_rollback(opts)?)
+    }
+
+    fn refuse_after_shutdown(&self) -> Result<(), ActionError> {
+        if self.shutdown.is_requested() {
+            return Err(ActionError::shutting_down("no new work on the server directory"));
+        }
+        Ok(())
+    }
+
+    /// Makes the loader launchable (`.atlas/launch.json`) when configured.
+    pub async fn provision(&self) -> Result<(), ActionError> {
+        if !self.source.provision {
+            return Ok(());
+        }
+        use atlas_fetcher::provision::{ProvisionOptions, provision};
+        let opts = ProvisionOptions::for_install(&self.server_dir)?;
+        let done = provision(&opts).await?;
+        tracing::info!(
+            changed = done.changed,
+            target = done.launch.target(),
+            "loader provisioned"
+        );
+        Ok(())
+    }
+
+    /// `pack/channel`, as `status` shows it.
+    pub fn channel(&self) -> String {
+        format!("{}/{}", self.source.pack, self.source.channel)
+    }
+
+    pub fn announce(&self) -> Duration {
+        self.source.announce
+    }
+}
+
+/// The error of an action that needs a channel when the config has none.
+pub fn no_source(what: &str) -> ActionError {
+    ActionError::new(
+        ErrorKind::Config,
+        format!("no [source] in the runner config: there is no channel to {what}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_below_its_bound() {
+        for _ in 0..100 {
+            assert!(jitter(Duration::from_secs(2)) < Duration::from_secs(2));
+        }
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn runner_state_round_trips() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert_eq!(RunnerState::load(dir.path()), RunnerState::default());
+        let s = RunnerState {
+            bad_build: Some("ab".into()),
+            bad_reason: Some("crashed".into()),
+        };
+        s.save(dir.path()).expect("save");
+        assert_eq!(RunnerState::load(dir.path()), s);
+    }
+}
