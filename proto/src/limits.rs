@@ -10,8 +10,6 @@
 //! 255-byte path segment of every filesystem Atlas supports) stay beside the
 //! protocol code; this type holds the caps Atlas chose.
 
-use crate::manifest::ManifestLimits;
-
 /// Size caps on untrusted input. Field docs say who reads what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -122,6 +120,29 @@ impl Limits {
 }
 
 impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Caps applied when decoding a manifest that came from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManifestLimits {
+    /// Largest decompressed protobuf, in bytes.
+    pub max_decoded_bytes: u64,
+    /// Most file entries.
+    pub max_files: usize,
+}
+
+impl ManifestLimits {
+    /// The caps used unless a caller chooses others (see [`Limits`]).
+    pub const DEFAULT: ManifestLimits = ManifestLimits {
+        max_decoded_bytes: 64 * 1024 * 1024,
+        max_files: 200_000,
+    };
+}
+
+impl Default for ManifestLimits {
     fn default() -> Self {
         Self::DEFAULT
     }

@@ -14,28 +14,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// zstd level used for manifests. Fixed, so a build is byte-reproducible.
 pub const ZSTD_LEVEL: i32 = 19;
 
-/// Caps applied when decoding a manifest that came from outside.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ManifestLimits {
-    /// Largest decompressed protobuf, in bytes.
-    pub max_decoded_bytes: u64,
-    /// Most file entries.
-    pub max_files: usize,
-}
-
-impl ManifestLimits {
-    /// The caps used unless a caller chooses others (see [`crate::Limits`]).
-    pub const DEFAULT: ManifestLimits = ManifestLimits {
-        max_decoded_bytes: 64 * 1024 * 1024,
-        max_files: 200_000,
-    };
-}
-
-impl Default for ManifestLimits {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
+pub use crate::limits::ManifestLimits;
 
 /// A manifest that could not be decoded or is not valid.
 #[derive(Debug, thiserror::Error)]
