@@ -106,8 +106,14 @@ fetch() { # fetch NAME DEST
   src="$base/$1"
   case "$src" in
     http://* | https://* | file://*)
+      # An https:// release never follows a redirect to plain http.
+      case "$src" in
+        https://*) proto='=https' ;;
+        http://*) proto='=http,https' ;;
+        *) proto='=file' ;;
+      esac
       if command -v curl >/dev/null 2>&1; then
-        curl --fail --silent --show-error --location --retry 3 --proto '=https,http,file' \
+        curl --fail --silent --show-error --location --retry 3 --proto "$proto" \
           --output "$2" "$src" ||
           die 1 "downloading $src failed; check --version ($version) and that the release has $1"
       elif command -v wget >/dev/null 2>&1; then
@@ -178,6 +184,9 @@ main() {
   case "$version" in
     latest) ;;
     *[!0-9A-Za-z.+-]*) die 2 "--version must be \`latest\` or a release tag such as v1.2.3, not \`$version\`" ;;
+  esac
+  case "$bins" in
+    *[!A-Za-z0-9._,-]*) die 2 "--bin takes comma-separated binary names such as atlas-fetcher,atlas-runnerd, not \`$bins\`" ;;
   esac
   case "$systemd" in
     1 | true | yes) systemd=1 ;;
@@ -285,6 +294,7 @@ main() {
     # Copy next to the destination, then rename over it: atomic, and a
     # running binary keeps its old inode.
     tmp="$dir/.$b.atlas-install.$$"
+    [ ! -d "$dir/$b" ] || die 1 "$dir/$b is a directory; move it away first"
     if ! { cp "$work/unpacked/$b" "$tmp" && chmod 0755 "$tmp" && mv -f "$tmp" "$dir/$b"; }; then
       rm -f "$tmp"
       die 1 "installing $dir/$b failed; choose another --dir, or run as root"
@@ -327,7 +337,16 @@ main() {
       say "  export PATH=\"$dir:\$PATH\""
       ;;
   esac
-  say "done: Atlas $version ($installed) in $dir"
+  # The version the installed (and verified) binaries report.
+  label=$version
+  for b in atlas-fetcher atlas-builder; do
+    if listed "$installed" "$b"; then
+      v=$("$dir/$b" --version 2>/dev/null || true)
+      [ -z "$v" ] || label=${v##* }
+      break
+    fi
+  done
+  say "done: Atlas $label ($installed) in $dir"
 }
 
 main "$@"

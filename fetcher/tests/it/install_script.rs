@@ -224,6 +224,13 @@ async fn installs_the_release_for_this_machine_after_checking_sha256sums() {
         "{log}"
     );
     assert!(log.contains("is not on your PATH"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "done: Atlas {} (atlas-fetcher,atlas-tool) in {bin_s}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{log}"
+    );
     assert_eq!(
         entries(&bin),
         BTreeSet::from(["atlas-fetcher".to_owned(), "atlas-tool".to_owned()]),
@@ -441,6 +448,10 @@ async fn bad_options_are_refused_with_exit_2() {
             "--version must be `latest` or a release tag such as v1.2.3",
         ),
         (vec!["--version", "v1.2.3;rm"], "--version must be"),
+        (
+            vec!["--bin", "../../etc/x"],
+            "--bin takes comma-separated binary names",
+        ),
         (vec!["--frobnicate"], "unknown option `--frobnicate`"),
         (vec!["--dir"], "--dir needs a value"),
         (
