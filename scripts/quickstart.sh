@@ -84,4 +84,4 @@ echo "To run them by name in this shell (add the line to ~/.profile to keep it):
 echo "  export PATH=\"$bin:\$PATH\""
 echo "Then try: atlas-fetcher status --dir $(cd "$out/server" && pwd)"
 echo "For optimised binaries on PATH: cargo install --locked --path fetcher (and --path builder),"
-echo "or the released ones without Rust: scripts/install.sh (README, \"Install\")."
+echo "or the released ones without Rust: scripts/install.sh (README, \"Install the binaries\")."
