@@ -55,7 +55,7 @@ check_unit() {
   case "$name" in *@.service) unit="$dir/${name%@.service}@check.service" ;; esac
   if ! out=$(systemd-analyze verify "$unit" 2>&1) || [ -n "$out" ]; then
     echo "$src: systemd-analyze verify:"
-    echo "$out" | sed 's/^/  /'
+    printf '  %s\n' "${out//$'\n'/$'\n'  }"
     bad=1
   fi
   case "$name" in
