@@ -9,14 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
+use atlas_runner::rcon::RconClient;
 use serde_json::Value;
 
 use crate::common::*;
-
-/// The stand-in's `help` output, as its binary prints it.
-#[allow(dead_code)]
-#[path = "../../src/bin/atlas-standin/help.rs"]
-mod standin_help;
 
 /// Where `scripts/test-tools.sh` installs the Python packages.
 fn tools_python() -> PathBuf {
@@ -132,8 +128,12 @@ async fn mcrcon_runs_commands_and_stops_the_standin() {
         "Saving the game (this may take a moment!)\nSaved the game"
     );
     // Longer than one RCON packet: mcrcon reads every packet of the
-    // response and gets the whole text.
-    let help = standin_help::help_lines().join("\n");
+    // response and gets the same text as the runner's client (which
+    // protocols.rs checks against the stand-in's help lines).
+    let mut ours = RconClient::connect(dir.rcon(), RCON_PASSWORD, PATIENCE)
+        .await
+        .expect("the runner's RCON client logs in");
+    let help = ours.command("help").await.expect("help");
     assert!(help.len() > 4096, "help must span several packets");
     assert_eq!(replies[2], help, "reassembled byte for byte");
     assert!(
