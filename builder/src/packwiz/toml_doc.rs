@@ -13,6 +13,9 @@ use super::diagnostic::{Diagnostic, Severity};
 pub(crate) enum Keys {
     Any,
     Only(&'static [(&'static str, Keys)]),
+    /// A field older tools wrote and nothing reads any more: reported as a
+    /// warning saying what it was, and ignored.
+    Legacy(&'static str),
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -112,12 +115,32 @@ fn walk(
                     format!("; expected one of {}", list.join(", "))
                 }
             };
+            // In a foreign format an unknown field is what its own tools
+            // make of it: ignored. Say so.
+            let ignored = if severity == Severity::Warning {
+                " is ignored"
+            } else {
+                ""
+            };
             out.push(Diagnostic {
                 severity,
-                ..Diagnostic::error(file, Some(line), format!("unknown field `{prefix}{name}`{hint}"))
+                ..Diagnostic::error(
+                    file,
+                    Some(line),
+                    format!("unknown field `{prefix}{name}`{ignored}{hint}"),
+                )
             });
             continue;
         };
+        if let Keys::Legacy(what) = sub {
+            let line = line_of(text, key.span().start);
+            out.push(Diagnostic::warning(
+                file,
+                Some(line),
+                format!("`{prefix}{name}` {what}; ignored"),
+            ));
+            continue;
+        }
         let sub_prefix = format!("{prefix}{name}.");
         match value.get_ref() {
             DeValue::Table(t) => walk(file, text, t, *sub, &sub_prefix, severity, out),
@@ -165,6 +188,26 @@ mod tests {
                 "f.toml:2: error: unknown field `filname`; did you mean `filename`?",
                 "f.toml:4: error: unknown field `download.hash-fromat`; did you mean `download.hash-format`?",
                 "f.toml:5: error: unknown field `download.zzz`; expected one of `url`, `hash-format`",
+            ]
+        );
+    }
+
+    #[test]
+    fn warnings_say_ignored_and_legacy_fields_say_what_they_were() {
+        const LEGACY: Keys = Keys::Only(&[
+            ("name", Keys::Any),
+            ("old", Keys::Legacy("was written by old versions")),
+        ]);
+        let text = "name = \"a\"\nnmae = 1\nold = true\n";
+        let doc = parse("f.toml", text).expect("valid toml");
+        let mut out = Vec::new();
+        unknown_keys("f.toml", text, doc.get_ref(), LEGACY, Severity::Warning, &mut out);
+        let got: Vec<String> = out.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            [
+                "f.toml:2: warning: unknown field `nmae` is ignored; did you mean `name`?",
+                "f.toml:3: warning: `old` was written by old versions; ignored",
             ]
         );
     }
