@@ -630,3 +630,55 @@ async fn curseforge_without_key_says_which_variable() {
     let msg = fetch_mods(&specs, &opts).await.expect_err("no key").to_string();
     assert!(msg.contains("JEI") && msg.contains("CURSEFORGE_API_KEY"), "{msg}");
 }
+
+#[tokio::test]
+async fn downloads_record_sha1_and_sha512_in_the_same_pass() {
+    // A .mrpack lists sha1 and sha512 for every file: a mod declared with one
+    // hash (packwiz, URL, imported) gets both from its one download.
+    use atlas_builder::cache::Cache;
+    use atlas_builder::download::{DownloadRequest, Downloader};
+    let f = Fakes::start();
+    let bytes = b"a mod declared by its sha256 only";
+    let (url, _) = f.host("only-sha256.jar", bytes);
+    let opts = f.options();
+    let downloader = Downloader::with_sleeper(
+        Cache::open(f.cache.path()).expect("cache"),
+        opts.download.clone(),
+        f.sleeper.clone(),
+    );
+    let req = DownloadRequest {
+        name: "Only Sha256".into(),
+        url,
+        expected: UpstreamHash::of(HashFormat::Sha256, bytes),
+        size: None,
+        dest: "mods/only-sha256.jar".into(),
+    };
+    let want = vec![
+        UpstreamHash::of(HashFormat::Sha1, bytes),
+        UpstreamHash::of(HashFormat::Sha512, bytes),
+    ];
+    let d = downloader.fetch(&req).await.expect("downloaded");
+    assert!(!d.from_cache);
+    assert_eq!(d.digests, want);
+    assert_eq!(f.files.count(), 1, "one request");
+    // From the cache: the same digests, no request, the blob not re-read.
+    let again = downloader.fetch(&req).await.expect("cached");
+    assert!(again.from_cache);
+    assert_eq!(again.digests, want);
+    assert_eq!(f.files.count(), 1);
+    // A sha1-declared download is checked with the same pass's SHA-1.
+    let (url, sha1) = {
+        let (u, _) = f.host("by-sha1.jar", b"declared by sha1");
+        (u, UpstreamHash::of(HashFormat::Sha1, b"declared by sha1"))
+    };
+    let d = downloader
+        .fetch(&DownloadRequest {
+            url,
+            expected: sha1.clone(),
+            dest: "mods/by-sha1.jar".into(),
+            ..req.clone()
+        })
+        .await
+        .expect("sha1 verified");
+    assert_eq!(d.digests[0], sha1);
+}
