@@ -371,6 +371,61 @@ fn api(state: &State, method: &str, path: &str, body: &[u8]) -> Response {
 mod tests {
     use super::*;
 
+    /// A request over a raw connection: (status, body).
+    async fn send(base: &str, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let host = base.trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
+        let key = key.map(|k| format!("x-api-key: {k}\r\n")).unwrap_or_default();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{key}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("head");
+        (head[9..12].parse().expect("status"), body.to_owned())
+    }
+
+    #[tokio::test]
+    async fn answers_as_strictly_as_curseforge() {
+        let cf = CurseForgeServer::start().expect("start");
+        let file = cf.add_file(238_222, 4_712_866, "JEI [1.21.1] 19.0.jar", b"jei", true);
+        let hidden = cf.add_file(1, 2_000, "hidden.jar", b"hidden", false);
+        assert_eq!(hidden.download_url, None);
+        let api = cf.url();
+        let files = "{\"fileIds\": [4712866, 2000, 99]}";
+        assert_eq!(send(&api, "POST", "/v1/mods/files", None, files).await.0, 403);
+        let (code, body) = send(&api, "POST", "/v1/mods/files", Some(API_KEY), files).await;
+        assert_eq!(code, 200);
+        let v: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["data"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["data"][0]["fileFingerprint"], fingerprint(b"jei"));
+        assert_eq!(v["data"][1]["downloadUrl"], Value::Null);
+        assert_eq!(
+            send(&api, "POST", "/v1/mods/files", Some(API_KEY), "fileIds=1")
+                .await
+                .0,
+            400
+        );
+        cf.overload(1);
+        let (code, body) = send(&api, "POST", "/v1/mods", Some(API_KEY), "{\"modIds\": [1]}").await;
+        assert!(code == 403 && body.contains("too much traffic"), "{code} {body}");
+        // The CDN: another origin, the encoded name only.
+        let url = file.download_url.expect("distributable");
+        assert!(url.starts_with(&cf.cdn_url()) && url.contains(" [1.21.1] "));
+        let path = url.trim_start_matches(&cf.cdn_url());
+        let encoded = path.replace(' ', "%20").replace('[', "%5B").replace(']', "%5D");
+        assert_eq!(
+            send(&cf.cdn_url(), "GET", &encoded, None, "").await,
+            (200, "jei".to_owned())
+        );
+        let raw_brackets = path.replace(' ', "%20");
+        assert_eq!(send(&cf.cdn_url(), "GET", &raw_brackets, None, "").await.0, 400);
+    }
+
     #[test]
     fn fingerprint_strips_whitespace_and_matches_the_reference() {
         // The vector packwiz and Atlas pin ("abc" → 1621425345), and the

@@ -29,6 +29,9 @@
 //!   (`util/ratelimit.rs`). Faults on API paths inject these, and 5xx.
 //! - versions carry several files, one `primary` (openapi `VersionFile`), and
 //!   the same version number is common across loaders.
+//! - API clients "must provide a uniquely-identifying `User-Agent`" (openapi
+//!   "User Agents"): the stand-in refuses (403) a request without one or with
+//!   only an HTTP library's, which the real service may block at any time.
 //!
 //! The CDN (`/data/<project id>/versions/<version id>/<file>`) shares the port.
 
@@ -47,6 +50,16 @@ use crate::host::{Running, json_response, json_status, lock, query_param, status
 
 /// The limit Modrinth announces per minute (openapi "Ratelimits").
 pub const RATE_LIMIT: u64 = 300;
+
+/// User-Agents that name only an HTTP library ("Bad: `User-Agent: okhttp/4.9.3`").
+const LIBRARY_AGENTS: [&str; 6] = [
+    "reqwest/",
+    "okhttp/",
+    "curl/",
+    "python-requests/",
+    "Java-http-client/",
+    "Go-http-client/",
+];
 
 /// Parses a Modrinth id as labrinth does (`parse_base62`): `None` for any
 /// character outside `0-9A-Za-z`, for an empty string, or past `u64`.
@@ -324,11 +337,24 @@ async fn serve(
         .path_and_query()
         .map_or(path.clone(), |p| p.as_str().to_owned());
     let query = req.uri().query().unwrap_or("").to_owned();
+    let agent = req
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let body = axum::body::to_bytes(req.into_body(), 1 << 20)
         .await
         .unwrap_or_default();
+    let anonymous = agent.is_empty() || LIBRARY_AGENTS.iter().any(|g| agent.starts_with(g));
     let mut resp = if path.starts_with("/data/") {
         state.host.serve_file(&path).unwrap_or_else(|| status(404))
+    } else if anonymous {
+        error(
+            403,
+            "unauthorized",
+            "a uniquely-identifying User-Agent is required (docs.modrinth.com: User Agents)",
+        )
     } else {
         let (remaining, reset) = lock(&state.rate).unwrap_or((RATE_LIMIT - 1, 60));
         let (mut r, remaining, reset) = match state.host.take_fault(&path) {
@@ -488,6 +514,75 @@ fn api(state: &State, method: &str, path: &str, query: &str, body: &[u8]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// GET over a raw connection: (status, body).
+    async fn get(base: &str, path: &str, agent: Option<&str>) -> (u16, String) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let host = base.trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
+        let ua = agent.map(|a| format!("User-Agent: {a}\r\n")).unwrap_or_default();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{ua}Connection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("head");
+        (head[9..12].parse().expect("status"), body.to_owned())
+    }
+
+    #[tokio::test]
+    async fn answers_as_strictly_as_modrinth() {
+        let m = ModrinthServer::start().expect("start");
+        m.add(&NewVersion::new("lithium", "AAAA1111", "0.14.3").file("a.jar", b"a", true));
+        m.add(
+            &NewVersion::new("lithium", "BBBB2222", "0.14.3")
+                .loaders(&["neoforge"])
+                .file("b.jar", b"b", true),
+        );
+        let ua = Some("atlas-tests/1 (+https://example.invalid)");
+        let u = m.url();
+        // A version number in the id batch fails the whole batch.
+        let (code, body) = get(&u, "/v2/versions?ids=%5B%22AAAA1111%22%2C%220.14.3%22%5D", ua).await;
+        assert_eq!(code, 400, "{body}");
+        assert!(body.contains("json_error"), "{body}");
+        let (code, body) = get(&u, "/v2/versions?ids=%5B%22AAAA1111%22%5D", ua).await;
+        assert_eq!((code, body.matches("\"id\":\"AAAA1111\"").count()), (200, 1));
+        assert_eq!(
+            get(&u, "/v2/versions?ids=%5B%5D", ua).await,
+            (200, "[]".to_owned())
+        );
+        assert_eq!(get(&u, "/v2/versions", ua).await.0, 400);
+        // By slug or id; filtered; [] when nothing matches; 404 without the project.
+        let id = m.project_id("lithium").expect("id");
+        let (code, body) = get(&u, &format!("/v2/project/{id}/version"), ua).await;
+        assert_eq!(
+            (code, body.matches("\"version_number\":\"0.14.3\"").count()),
+            (200, 2)
+        );
+        let (_, body) = get(&u, "/v2/project/LITHIUM/version?loaders=%5B%22neoforge%22%5D", ua).await;
+        assert!(body.contains("BBBB2222") && !body.contains("AAAA1111"), "{body}");
+        let (_, body) = get(
+            &u,
+            "/v2/project/lithium/version?game_versions=%5B%221.20.1%22%5D",
+            ua,
+        )
+        .await;
+        assert_eq!(body, "[]");
+        assert_eq!(get(&u, "/v2/project/nope/version", ua).await.0, 404);
+        // The oldest of a shared number; ids are base62 in paths too.
+        let (_, body) = get(&u, "/v2/project/lithium/version/0.14.3", ua).await;
+        assert!(body.contains("AAAA1111"), "{body}");
+        assert_eq!(get(&u, "/v2/version/0.14.3", ua).await.0, 404);
+        // No User-Agent, or only a library's: refused.
+        assert_eq!(get(&u, "/v2/version/AAAA1111", None).await.0, 403);
+        assert_eq!(get(&u, "/v2/version/AAAA1111", Some("reqwest/0.13")).await.0, 403);
+        // 429 as the limiter sends it.
+        m.host()
+            .push_fault("/v2/version/AAAA1111", FakeFault::RateLimited { reset_secs: 9 });
+        let (code, body) = get(&u, "/v2/version/AAAA1111", ua).await;
+        assert_eq!(code, 429, "{body}");
+        assert!(body.contains("ratelimit_error"), "{body}");
+    }
 
     #[test]
     fn base62_as_labrinth_parses_it() {
