@@ -94,7 +94,8 @@ pub fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Result<Vec<
     let doc = toml_doc::parse(file, text)?;
     toml_doc::unknown_keys(file, text, doc.get_ref(), KEYS, Severity::Warning, diags);
     let raw: Raw = toml_doc::typed(file, text, doc)?;
-    let line = |span: std::ops::Range<usize>| toml_doc::line_of(text, span.start);
+    let lines = toml_doc::Lines::new(text);
+    let line = |span: std::ops::Range<usize>| lines.line_of(span.start);
     // packwiz core/index.go `LoadIndex`: an empty or absent `hash-format` is sha256.
     let default_format = match &raw.hash_format {
         None => Some(HashFormat::Sha256),

@@ -18,19 +18,50 @@ pub(crate) enum Keys {
     Legacy(&'static str),
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
+/// The line starts of a text, for turning byte offsets into lines in
+/// `O(log lines)`: an index of thousands of entries asks for each entry's
+/// line, and counting newlines from the start each time is quadratic.
+#[derive(Debug)]
+pub(crate) struct Lines<'a> {
+    text: &'a str,
+    /// Byte offset where each line after the first starts.
+    starts: Vec<usize>,
 }
 
-/// 1-based line of a byte offset.
+impl<'a> Lines<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        let starts = text
+            .bytes()
+            .enumerate()
+            .filter(|(_, b)| *b == b'\n')
+            .map(|(i, _)| i + 1)
+            .collect();
+        Self { text, starts }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|s| *s <= offset);
+        let start = if line == 0 { 0 } else { self.starts[line - 1] };
+        (line + 1, self.text[start..offset].chars().count() + 1)
+    }
+
+    /// 1-based line of a byte offset.
+    pub(crate) fn line_of(&self, offset: usize) -> usize {
+        self.line_col(offset).0
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    Lines::new(text).line_col(offset)
+}
+
+/// 1-based line of a byte offset (see [`Lines`] for many lookups in one text).
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     line_col(text, offset).0
 }
@@ -89,14 +120,15 @@ pub(crate) fn unknown_keys(
     out: &mut Vec<Diagnostic>,
 ) {
     let mut found = Vec::new();
-    walk(file, text, table, keys, "", severity, &mut found);
+    let lines = Lines::new(text);
+    walk(file, &lines, table, keys, "", severity, &mut found);
     found.sort_by_key(|d| d.line);
     out.extend(found);
 }
 
 fn walk(
     file: &str,
-    text: &str,
+    lines: &Lines<'_>,
     table: &DeTable<'_>,
     keys: Keys,
     prefix: &str,
@@ -107,7 +139,7 @@ fn walk(
     for (key, value) in table.iter() {
         let name: &str = key.get_ref();
         let Some((_, sub)) = allowed.iter().find(|(k, _)| *k == name) else {
-            let line = line_of(text, key.span().start);
+            let line = lines.line_of(key.span().start);
             let hint = match nearest(name, allowed.iter().map(|(k, _)| *k)) {
                 Some(k) => format!("; did you mean `{prefix}{k}`?"),
                 None => {
@@ -133,7 +165,7 @@ fn walk(
             continue;
         };
         if let Keys::Legacy(what) = sub {
-            let line = line_of(text, key.span().start);
+            let line = lines.line_of(key.span().start);
             out.push(Diagnostic::warning(
                 file,
                 Some(line),
@@ -143,11 +175,11 @@ fn walk(
         }
         let sub_prefix = format!("{prefix}{name}.");
         match value.get_ref() {
-            DeValue::Table(t) => walk(file, text, t, *sub, &sub_prefix, severity, out),
+            DeValue::Table(t) => walk(file, lines, t, *sub, &sub_prefix, severity, out),
             DeValue::Array(items) => {
                 for item in items.iter() {
                     if let DeValue::Table(t) = item.get_ref() {
-                        walk(file, text, t, *sub, &sub_prefix, severity, out);
+                        walk(file, lines, t, *sub, &sub_prefix, severity, out);
                     }
                 }
             }
@@ -230,7 +262,12 @@ mod tests {
     #[test]
     fn line_col_is_one_based() {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 2), (1, 3));
+        assert_eq!(line_col("ab\ncd", 3), (2, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
         assert_eq!(line_col("ab\ncd", 99), (2, 3));
+        assert_eq!(line_col("é\r\nx", 1), (1, 1), "inside a character");
+        let lines = Lines::new("a\n\nb\n");
+        assert_eq!((lines.line_of(0), lines.line_of(2), lines.line_of(3), lines.line_of(5)), (1, 2, 3, 4));
     }
 }
