@@ -268,6 +268,14 @@ mod tests {
         assert_eq!(line_col("ab\ncd", 99), (2, 3));
         assert_eq!(line_col("é\r\nx", 1), (1, 1), "inside a character");
         let lines = Lines::new("a\n\nb\n");
-        assert_eq!((lines.line_of(0), lines.line_of(2), lines.line_of(3), lines.line_of(5)), (1, 2, 3, 4));
+        assert_eq!(
+            (
+                lines.line_of(0),
+                lines.line_of(2),
+                lines.line_of(3),
+                lines.line_of(5)
+            ),
+            (1, 2, 3, 4)
+        );
     }
 }
