@@ -22,7 +22,7 @@ use crate::download::{DownloadError, Sleeper};
 use crate::packwiz::UpstreamHash;
 
 pub use build::{BuildError, ModOptions, ModsReport, plan_pack};
-pub use deps::{DepProblem, DepsPolicy};
+pub use deps::{Accepts, DepProblem, DepsPolicy};
 
 /// Default Modrinth API base URL.
 pub const MODRINTH_API: &str = "https://api.modrinth.com";
@@ -74,7 +74,7 @@ pub struct ResolvedMod {
     pub path: String,
     /// Download URL; `None` when upstream withholds it (download by hand).
     pub url: Option<String>,
-    /// The project's web page, for messages and distribution-disabled files.
+    /// The project's web page, for messages (never recorded as a download URL).
     pub page: Option<String>,
     /// Upstream's file name.
     pub file_name: String,
@@ -87,16 +87,26 @@ pub struct ResolvedMod {
     /// `modrinth:<project>/<version>`, `curseforge:<project>/<file>` or `url`.
     pub origin: String,
     pub display_version: String,
-    /// Upstream forbids redistribution (CurseForge): never mirrored.
+    /// Upstream withholds the download (CurseForge distribution disabled):
+    /// the file comes from the creator's manual download and is mirrored.
     pub distribution_disabled: bool,
     /// Modrinth's version metadata, kept for dependency checks.
     pub modrinth: Option<modrinth::Version>,
 }
 
 impl ResolvedMod {
-    /// The file stays upstream-only.
+    /// The file stays upstream-only: the creator asked for it and upstream
+    /// gives a URL hosts can download it from. A file without one
+    /// (CurseForge distribution disabled) is always mirrored from the
+    /// creator's manual download: no host could fetch it otherwise.
     pub fn upstream_only(&self) -> bool {
-        self.distribution_disabled || !self.spec.mirror
+        !self.spec.mirror && self.url.is_some()
+    }
+
+    /// The URL to record as the file's upstream: the file itself, never a
+    /// web page (`None` when upstream withholds the file).
+    pub fn upstream_url(&self) -> Option<&str> {
+        self.url.as_deref()
     }
 }
 
@@ -176,17 +186,30 @@ pub struct Resolver {
 impl Resolver {
     pub fn new(opts: &ResolveOptions, http: reqwest::Client, sleeper: std::sync::Arc<dyn Sleeper>) -> Self {
         Self {
-            modrinth: modrinth::ModrinthClient::new(&opts.modrinth_api, http.clone(), sleeper),
+            modrinth: modrinth::ModrinthClient::new(&opts.modrinth_api, http.clone(), sleeper.clone()),
             curseforge: curseforge::CurseForgeClient::new(
                 &opts.curseforge_api,
                 opts.curseforge_key.clone(),
                 http,
+                sleeper,
             ),
         }
     }
 
-    /// Resolves every spec; all problems are returned together.
+    /// Resolves every spec for any loader and Minecraft version (see
+    /// [`Resolver::resolve_accepting`]).
     pub async fn resolve(&self, specs: &[ModSpec]) -> Result<Vec<ResolvedMod>, ModErrors> {
+        self.resolve_accepting(specs, None).await
+    }
+
+    /// Resolves every spec; all problems are returned together. With
+    /// `accepts`, Modrinth version numbers are looked up among the versions
+    /// for the pack's loaders and Minecraft versions only.
+    pub async fn resolve_accepting(
+        &self,
+        specs: &[ModSpec],
+        accepts: Option<&Accepts>,
+    ) -> Result<Vec<ResolvedMod>, ModErrors> {
         let mut errors = Vec::new();
         let mut out: Vec<Option<ResolvedMod>> = vec![None; specs.len()];
         let mut mr = Vec::new();
@@ -202,7 +225,10 @@ impl Resolver {
             }
         }
         let mr_specs: Vec<&ModSpec> = mr.iter().map(|i| &specs[*i]).collect();
-        for (i, r) in mr.iter().zip(self.modrinth.resolve(&mr_specs).await) {
+        for (i, r) in mr
+            .iter()
+            .zip(self.modrinth.resolve_accepting(&mr_specs, accepts).await)
+        {
             match r {
                 Ok(r) => out[*i] = Some(r),
                 Err(e) => errors.push(e.into()),

@@ -140,9 +140,10 @@ impl World {
     }
 
     fn download_requests(&self) -> usize {
-        let cdn = |p: &str| p.starts_with("/data/") || p.starts_with("/files/");
+        let cdn = |p: &str| p.starts_with("/data/");
+        // CurseForge's files come from its CDN, another origin than its API.
         self.modrinth.requests().iter().filter(|r| cdn(&r.path)).count()
-            + self.curseforge.requests().iter().filter(|r| cdn(&r.path)).count()
+            + self.curseforge.cdn_requests().len()
             + self.files.count()
     }
 }
