@@ -6,6 +6,8 @@
 //! launchers share one implementation of the protocol in docs/FORMAT.md.
 
 pub mod digest;
+pub mod fmt;
+pub mod io_error;
 pub mod keys;
 pub mod keyset;
 pub mod layout;
@@ -33,6 +35,7 @@ pub mod runner {
 }
 
 pub use digest::Sha256Digest;
+pub use io_error::IoError;
 pub use keys::{KeyError, PublicKey, SecretKey};
 pub use limits::Limits;
 pub use manifest::{ManifestError, ManifestLimits};
