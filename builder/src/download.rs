@@ -216,6 +216,13 @@ pub enum DownloadError {
     Cache(#[from] std::io::Error),
 }
 
+impl crate::exit::HasExitClass for DownloadError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        // A mod that cannot be downloaded makes the pack unbuildable.
+        crate::exit::ExitClass::Pack
+    }
+}
+
 fn attempts_note(attempts: u32) -> String {
     if attempts > 1 {
         format!(" (after {attempts} attempts)")

@@ -43,6 +43,12 @@ pub enum RepoError {
     },
 }
 
+impl crate::exit::HasExitClass for RepoError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        crate::exit::ExitClass::Pack
+    }
+}
+
 fn git_err(e: impl std::fmt::Display) -> RepoError {
     RepoError::Git(e.to_string())
 }

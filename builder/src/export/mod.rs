@@ -50,6 +50,14 @@ pub enum ExportError {
     NeedsPublicUrl { channel: String },
 }
 
+impl crate::exit::HasExitClass for ExportError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        // Met on its own only for a bad --public-url; publish and promote
+        // classify the export failures they meet themselves.
+        crate::exit::ExitClass::Error
+    }
+}
+
 /// Where the store is served publicly, for download URLs in exports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportOptions {

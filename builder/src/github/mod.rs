@@ -36,6 +36,12 @@ pub struct GithubError {
     error: std::io::Error,
 }
 
+impl crate::exit::HasExitClass for GithubError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        crate::exit::ExitClass::Error
+    }
+}
+
 /// Where GitHub wants step outputs and the summary, and how to link things.
 #[derive(Debug, Clone, Default)]
 pub struct Github {

@@ -132,6 +132,7 @@ fn report(dry_run: bool) -> PublishReport {
         }),
         mods: Default::default(),
         exports: None,
+        early: None,
     }
 }
 

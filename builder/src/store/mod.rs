@@ -34,6 +34,19 @@ pub struct ObjectMeta {
     pub cache_control: &'static str,
 }
 
+impl ObjectMeta {
+    /// A blob: immutable, cached forever.
+    pub const BLOB: ObjectMeta = ObjectMeta {
+        content_type: atlas_proto::layout::CONTENT_TYPE_BLOB,
+        cache_control: atlas_proto::layout::CACHE_IMMUTABLE,
+    };
+    /// A build's manifest: immutable, cached forever.
+    pub const MANIFEST: ObjectMeta = ObjectMeta {
+        content_type: atlas_proto::layout::CONTENT_TYPE_MANIFEST,
+        cache_control: atlas_proto::layout::CACHE_IMMUTABLE,
+    };
+}
+
 /// What an immutable put did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -75,6 +88,15 @@ pub enum StoreError {
     TooLarge { store: String, key: String, limit: u64 },
     #[error("invalid store URL `{url}`: {message}")]
     Url { url: String, message: String },
+}
+
+impl crate::exit::HasExitClass for StoreError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        match self {
+            Self::Conflict { .. } => crate::exit::ExitClass::Conflict,
+            Self::Io { .. } | Self::TooLarge { .. } | Self::Url { .. } => crate::exit::ExitClass::Store,
+        }
+    }
 }
 
 /// An object store holding the static layout in docs/FORMAT.md.
