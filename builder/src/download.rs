@@ -106,7 +106,7 @@ impl Default for DownloadOptions {
             concurrency: 8,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
-            max_size: 1 << 30,
+            max_size: atlas_proto::Limits::DEFAULT.mod_file_bytes,
             write_mode: WriteMode::Buffered,
         }
     }
@@ -187,7 +187,7 @@ pub enum DownloadError {
         attempts: u32,
     },
     #[error(
-        "{name} ({dest}): {url}: larger than the {limit}-byte limit; check the URL or raise --max-download-size"
+        "{name} ({dest}): {url}: larger than the {limit}-byte limit on a mod file (atlas_proto::Limits); check the URL"
     )]
     TooLarge {
         name: String,

@@ -131,7 +131,7 @@ impl PlannedFile {
             path: dest.to_owned(),
             message: e.reason.to_owned(),
         })?;
-        let bytes = source.read_content(&src.content)?;
+        let bytes = source.read(path)?;
         let sha256 = Sha256Digest::of(&bytes);
         let size = bytes.len() as u64;
         Ok(Self {

@@ -177,12 +177,12 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
     })
     .await?;
     if let Some(e) = exports {
-        let m = atlas_proto::manifest::decode(&manifest, &Default::default()).map_err(|err| {
-            ExportError::Manifest {
+        let m = atlas_proto::manifest::decode(&manifest, &atlas_proto::Limits::DEFAULT.manifest).map_err(
+            |err| ExportError::Manifest {
                 build: build.to_hex(),
                 message: err.to_string(),
-            }
-        })?;
+            },
+        )?;
         let (written, skipped) = crate::export::packwiz::write_channel_tree(store, &m, to, e, 8).await?;
         report.packwiz_written = written;
         report.skipped = skipped;

@@ -6,48 +6,17 @@
 //! [`crate::resolve::fetch`] resolve and download the mods it names, and
 //! hands [`crate::plan::assemble`] the manifest entries.
 
+pub mod error;
 pub mod mrpack;
 pub mod native;
 pub mod packwiz;
 
-use std::path::PathBuf;
-
-use crate::mrpack::MrpackError;
-use crate::pack::PackError;
-use crate::plan::{BuildPlan, PlanError, PlanOptions};
-use crate::repo::{PackSource, RepoError};
-use crate::resolve::{FetchError, ModOptions, ModsReport};
+use crate::plan::{BuildPlan, PlanOptions};
+use crate::repo::PackSource;
+use crate::resolve::{ModOptions, ModsReport};
 use crate::settings::{AtlasSettings, MirrorPolicy};
 
-/// Planning a pack with mods failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    #[error(transparent)]
-    Pack(#[from] PackError),
-    #[error(transparent)]
-    Repo(#[from] RepoError),
-    #[error("the packwiz pack has errors:\n{0}")]
-    Packwiz(String),
-    #[error(transparent)]
-    Fetch(#[from] FetchError),
-    #[error(transparent)]
-    Mrpack(#[from] MrpackError),
-    #[error("download cache {path}: {source}")]
-    Cache {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl crate::exit::HasExitClass for BuildError {
-    fn exit_class(&self) -> crate::exit::ExitClass {
-        // Whatever failed, the pack as it is cannot be built.
-        crate::exit::ExitClass::Pack
-    }
-}
+pub use error::BuildError;
 
 /// Reads the pack at `source` (a `.mrpack`, packwiz or native), resolves
 /// and downloads its mods, and plans the build.

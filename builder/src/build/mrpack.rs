@@ -16,7 +16,7 @@ use crate::plan::{BlobSource, BuildPlan, PackInfo, PlanOptions, PlannedFile, ass
 use crate::repo::{Content, PackSource, RepoError};
 use crate::resolve::{ModOptions, ModSource, ModSpec, ModsReport, fetch_mods};
 
-use super::BuildError;
+use super::error::BuildError;
 
 /// The root-level `*.mrpack` that defines the pack, when there is no
 /// `pack.toml` and exactly one such file.

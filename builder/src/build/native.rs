@@ -16,7 +16,7 @@ use crate::resolve::{
     FetchError, ModError, ModErrors, ModOptions, ModSource, ModSpec, ModsReport, install_path,
 };
 
-use super::BuildError;
+use super::error::BuildError;
 
 /// Files in the pack directory that configure Atlas and are never installed.
 pub const CONFIG_FILES: [&str; 2] = [PACK_FILE, crate::settings::ATLAS_FILE];

@@ -11,7 +11,7 @@ use crate::repo::PackSource;
 use crate::resolve::deps::Target;
 use crate::resolve::{ModOptions, ModSource, ModSpec, ModsReport, fetch_mods_for};
 
-use super::BuildError;
+use super::error::BuildError;
 
 impl crate::exit::HasExitClass for PackwizError {
     fn exit_class(&self) -> crate::exit::ExitClass {

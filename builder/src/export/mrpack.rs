@@ -20,7 +20,7 @@ use atlas_proto::Sha256Digest;
 use atlas_proto::layout::{self, CACHE_IMMUTABLE, CONTENT_TYPE_MRPACK};
 use atlas_proto::v1::{File, HashAlgorithm, LoaderKind, Manifest, Side};
 
-use super::{BlobReader, ExportError, ExportOptions, sha1_sha512};
+use super::{BlobReader, ExportError, ExportOptions, ExportReport, sha1_sha512};
 use crate::mrpack::write::{MrpackWriter, WriteError, override_name};
 use crate::mrpack::{MrEnv, MrFile, MrIndex, loader_key};
 use crate::plan::BuildPlan;
@@ -190,6 +190,26 @@ pub async fn publish_mrpack(
         tracing::warn!("{s}");
     }
     Ok((outcome == PutOutcome::Created, summary.skipped))
+}
+
+/// Writes the build's immutable exports (the .mrpack) before the pointer is
+/// signed; returns the report, whose keys the pointer names.
+pub async fn write_build_exports(
+    plan: &BuildPlan,
+    source: &PackSource,
+    store: &dyn Store,
+    channel: &str,
+    opts: &ExportOptions,
+) -> Result<ExportReport, ExportError> {
+    let pack = plan.manifest.pack_id.as_str();
+    let (mrpack_new, skipped) = publish_mrpack(plan, source, store, opts).await?;
+    Ok(ExportReport {
+        mrpack: Some(layout::mrpack_key(pack, &plan.build_id)),
+        mrpack_new,
+        packwiz: Some(layout::packwiz_pack_key(pack, channel)),
+        packwiz_written: 0,
+        skipped,
+    })
 }
 
 #[cfg(test)]

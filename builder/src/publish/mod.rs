@@ -274,7 +274,9 @@ async fn upload(
     }
     // 4. Launcher exports named by the pointer (the .mrpack is immutable).
     let mut export_report = match req.exports {
-        Some(e) => Some(crate::export::write_build_exports(plan, source, store, &opts.channel, e).await?),
+        Some(e) => {
+            Some(crate::export::mrpack::write_build_exports(plan, source, store, &opts.channel, e).await?)
+        }
         None => None,
     };
     let named = export_report.as_ref().map(|r| r.exports()).unwrap_or_default();
