@@ -5,11 +5,8 @@
 //! type without a class does not compile there, and a test here fails when a
 //! `thiserror` type of the crate has no class.
 
-use serde::Serialize;
-
 /// The exit codes of `atlas-builder`, by class of failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ExitClass {
     /// 0: success.
     Ok,
