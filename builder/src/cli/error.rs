@@ -83,7 +83,10 @@ mod tests {
         assert_eq!(class(conflict()), 5);
         assert_eq!(class(io()), 4);
         assert_eq!(class(PublishError::Store(conflict())), 5);
-        assert_eq!(class(PublishError::Pointer(PointerUpdateError::Store(conflict()))), 5);
+        assert_eq!(
+            class(PublishError::Pointer(PointerUpdateError::Store(conflict()))),
+            5
+        );
         assert_eq!(class(PublishError::Pointer(PointerUpdateError::Store(io()))), 4);
         assert_eq!(
             class(PublishError::Repo(crate::repo::RepoError::Git("x".into()))),
@@ -93,10 +96,16 @@ mod tests {
             class(PublishError::Build(crate::build::BuildError::Packwiz("x".into()))),
             3
         );
-        assert_eq!(class(PublishError::Keyset(KeysetCmdError::Invalid("x".into()))), 6);
+        assert_eq!(
+            class(PublishError::Keyset(KeysetCmdError::Invalid("x".into()))),
+            6
+        );
         assert_eq!(class(PublishError::Keyset(KeysetCmdError::Store(io()))), 4);
         assert_eq!(class(PromoteError::Store(conflict())), 5);
-        assert_eq!(class(PromoteError::Pointer(PointerUpdateError::Store(conflict()))), 5);
+        assert_eq!(
+            class(PromoteError::Pointer(PointerUpdateError::Store(conflict()))),
+            5
+        );
         assert_eq!(class(PromoteError::Store(io())), 4);
         // `resign` losing a compare-and-swap: a store failure, as before.
         assert_eq!(class(PointerUpdateError::Store(conflict())), 4);
