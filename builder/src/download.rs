@@ -108,7 +108,7 @@ impl Default for DownloadOptions {
             concurrency: 8,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
-            max_size: 1 << 30,
+            max_size: atlas_proto::Limits::DEFAULT.mod_file_bytes,
             write_mode: WriteMode::Buffered,
         }
     }
@@ -200,7 +200,7 @@ pub enum DownloadError {
         attempts: u32,
     },
     #[error(
-        "{name} ({dest}): {url}: larger than the {limit}-byte limit; check the URL or raise --max-download-size"
+        "{name} ({dest}): {url}: larger than the {limit}-byte limit on a mod file (atlas_proto::Limits); check the URL"
     )]
     TooLarge {
         name: String,
@@ -227,6 +227,13 @@ pub enum DownloadError {
     },
     #[error("download cache: {0}")]
     Cache(#[from] std::io::Error),
+}
+
+impl crate::exit::HasExitClass for DownloadError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        // A mod that cannot be downloaded makes the pack unbuildable.
+        crate::exit::ExitClass::Pack
+    }
 }
 
 fn attempts_note(attempts: u32) -> String {

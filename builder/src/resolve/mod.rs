@@ -2,14 +2,17 @@
 //! CurseForge file, a URL with a hash) and what it resolves to
 //! ([`ResolvedMod`]: a download URL, the upstream hashes to verify, the
 //! install path, the origin and the mirror decision). [`Resolver`] asks the
-//! services' APIs in batches; [`build::plan_pack`] downloads and plans.
+//! services' APIs in batches; [`fetch`] resolves, checks dependencies and
+//! downloads a pack's mods into manifest entries. Which pack format names
+//! the mods is `crate::build`'s business.
 
 // Errors are rare, end a mod's processing, and carry the whole message.
 #![allow(clippy::result_large_err)]
 
-pub mod build;
 pub mod curseforge;
 pub mod deps;
+pub mod fetch;
+pub mod mirror;
 pub mod modrinth;
 pub mod url;
 
@@ -21,8 +24,8 @@ use atlas_proto::v1::Side;
 use crate::download::{DownloadError, Sleeper};
 use crate::packwiz::UpstreamHash;
 
-pub use build::{BuildError, ModOptions, ModsReport, plan_pack};
 pub use deps::{Accepts, DepProblem, DepsPolicy};
+pub use fetch::{FetchError, ModOptions, ModsReport, fetch_mods, fetch_mods_for};
 
 /// Default Modrinth API base URL.
 pub const MODRINTH_API: &str = "https://api.modrinth.com";
@@ -145,6 +148,45 @@ pub enum ModError {
 #[derive(Debug, thiserror::Error)]
 #[error("{} mod(s) could not be resolved or downloaded:\n{}", .0.len(), join(.0))]
 pub struct ModErrors(pub Vec<ModError>);
+
+use crate::exit::{ExitClass, HasExitClass};
+
+// A mod that cannot be resolved or fetched makes the pack unbuildable (exit 3).
+impl HasExitClass for ModError {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Pack
+    }
+}
+
+impl HasExitClass for ModErrors {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Pack
+    }
+}
+
+impl HasExitClass for modrinth::ModrinthError {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Pack
+    }
+}
+
+impl HasExitClass for curseforge::CurseForgeError {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Pack
+    }
+}
+
+impl HasExitClass for DepProblem {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Pack
+    }
+}
+
+impl HasExitClass for deps::DepErrors {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Pack
+    }
+}
 
 fn join(errors: &[ModError]) -> String {
     errors

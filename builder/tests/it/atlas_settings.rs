@@ -4,9 +4,10 @@
 //! its mistakes are reported with file, line and the nearest valid name.
 
 use crate::common::{builder, run, text};
+use atlas_builder::build::plan_pack;
 use atlas_builder::plan::PlanOptions;
 use atlas_builder::repo::PackSource;
-use atlas_builder::resolve::{ModOptions, plan_pack};
+use atlas_builder::resolve::ModOptions;
 use atlas_testkit::git::GitRepo;
 use atlas_testkit::http::StaticServer;
 use atlas_testkit::modrinth::ModrinthServer;

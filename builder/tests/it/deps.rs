@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use atlas_builder::download::Sleeper;
 use atlas_builder::packwiz::{HashFormat, UpstreamHash};
-use atlas_builder::resolve::build::fetch_mods_for;
 use atlas_builder::resolve::deps::{Accepts, Target, check_accepting};
-use atlas_builder::resolve::{BuildError, DepProblem, DepsPolicy, ModOptions, ModSource, ModSpec};
+use atlas_builder::resolve::{
+    DepProblem, DepsPolicy, FetchError, ModOptions, ModSource, ModSpec, fetch_mods_for,
+};
 use atlas_proto::v1::{LoaderKind, Side};
 use atlas_testkit::modrinth::ModrinthServer;
 use serde_json::json;
@@ -215,7 +216,7 @@ async fn error_policy_fails_before_downloading() {
         Ok(_) => panic!("--deps error must fail"),
         Err(e) => e,
     };
-    let BuildError::Deps(problems) = &err else {
+    let FetchError::Deps(problems) = &err else {
         panic!("unexpected error: {err}")
     };
     assert_eq!(problems.0.len(), 5);

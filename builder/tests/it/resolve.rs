@@ -13,9 +13,8 @@ use std::time::Duration;
 
 use atlas_builder::download::{RetryPolicy, Sleeper};
 use atlas_builder::packwiz::{HashFormat, UpstreamHash};
-use atlas_builder::resolve::build::fetch_mods;
 use atlas_builder::resolve::deps::{Accepts, Target};
-use atlas_builder::resolve::{BuildError, ModOptions, ModSource, ModSpec, Resolver};
+use atlas_builder::resolve::{FetchError, ModOptions, ModSource, ModSpec, Resolver, fetch_mods};
 use atlas_proto::v1::{LoaderKind, Side};
 use atlas_testkit::curseforge::{API_KEY, CurseForgeServer};
 use atlas_testkit::http::StaticServer;
@@ -103,7 +102,7 @@ fn spec(name: &str, source: ModSource) -> ModSpec {
 async fn fail(fakes: &Fakes, specs: &[ModSpec]) -> String {
     match fetch_mods(specs, &fakes.options()).await {
         Ok(_) => panic!("expected a failure"),
-        Err(e @ BuildError::Mods(_)) => e.to_string(),
+        Err(e @ FetchError::Mods(_)) => e.to_string(),
         Err(e) => panic!("unexpected error: {e}"),
     }
 }

@@ -1,42 +1,26 @@
-//! A Modrinth modpack (`.mrpack`) as a pack source: a pack directory whose
-//! only pack definition is one `*.mrpack` file at its root builds like a
-//! native pack. `files[]` downloads become URL mods verified by SHA-512 (and
-//! mirrored like any mod), `env` becomes side and optional, and the override
-//! folders become files of the build with their side.
-//!
-//! Nothing in the archive is trusted: the index and every entry are read
-//! with size caps, every path is checked with the manifest's path rules
-//! (a `..` or absolute entry is refused, naming it), and override bytes are
-//! streamed into the download cache while their SHA-256 is computed.
+//! Reading a `.mrpack` as its own tools do, trusting nothing in it: the
+//! index and every entry are read under [`Limits`] caps, every path is
+//! checked with the manifest's path rules (a `..` or absolute entry is
+//! refused, naming it), and override bytes are streamed into the download
+//! cache while their SHA-256 is computed. Entries outside the override
+//! folders are ignored with a warning, as launchers ignore them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, Write as _};
 use std::path::PathBuf;
 
-use atlas_proto::Sha256Digest;
-use atlas_proto::v1::{File, Loader, LoaderKind, Side};
 use sha2::Digest as _;
 
-use crate::cache::Cache;
-use crate::export::mrpack::{INDEX_FILE, MrEnv, MrIndex, OVERRIDES, loader_key};
-use crate::packwiz::{HashFormat, UpstreamHash};
-use crate::plan::{BlobSource, BuildPlan, PackInfo, PlanOptions, assemble};
-use crate::repo::{Content, PackSource};
-use crate::resolve::build::{BuildError, ModOptions, ModsReport, fetch_mods, slug};
-use crate::resolve::{ModSource, ModSpec};
+use atlas_proto::v1::Side;
+use atlas_proto::{Limits, Sha256Digest};
 
-/// Largest `modrinth.index.json` read.
-pub const MAX_INDEX_BYTES: u64 = 16 * 1024 * 1024;
-/// Most entries in the archive.
-pub const MAX_ENTRIES: usize = 100_000;
-/// Largest single override file.
-pub const MAX_ENTRY_BYTES: u64 = crate::repo::MAX_REPO_FILE_BYTES;
-/// Largest total of override bytes.
-pub const MAX_TOTAL_BYTES: u64 = 8 << 30;
+use super::{INDEX_FILE, MrIndex, OVERRIDES};
+use crate::cache::Cache;
+use crate::packwiz::{HashFormat, UpstreamHash};
 
 /// The `.mrpack` could not be read or is not a valid Modrinth modpack.
 #[derive(Debug, thiserror::Error)]
-pub enum ImportError {
+pub enum MrpackError {
     #[error("{file}: not a readable zip archive: {message}")]
     Zip { file: String, message: String },
     #[error("{file}: no {INDEX_FILE} at the archive's root; is this a Modrinth modpack?")]
@@ -59,18 +43,10 @@ pub enum ImportError {
     },
 }
 
-/// The root-level `*.mrpack` that defines the pack, when there is no
-/// `pack.toml` and exactly one such file.
-pub fn find_mrpack(source: &PackSource) -> Option<String> {
-    if source.files.contains_key(crate::pack::PACK_FILE) {
-        return None;
+impl crate::exit::HasExitClass for MrpackError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        crate::exit::ExitClass::Pack
     }
-    let mut found = source
-        .files
-        .keys()
-        .filter(|p| !p.contains('/') && p.to_ascii_lowercase().ends_with(".mrpack"));
-    let first = found.next()?.clone();
-    found.next().is_none().then_some(first)
 }
 
 /// An override file, extracted into the cache.
@@ -91,43 +67,55 @@ pub struct Mrpack {
     pub overrides: Vec<Override>,
 }
 
-/// Reads and checks an archive; `file` names it in errors. Override files
-/// are streamed into `cache`.
-pub fn read_mrpack<R: Read + Seek>(reader: R, file: &str, cache: &Cache) -> Result<Mrpack, ImportError> {
-    let zip_err = |e: zip::result::ZipError| ImportError::Zip {
+/// Reads and checks an archive under `limits`; `file` names it in errors.
+/// Override files are streamed into `cache`.
+pub fn read<R: Read + Seek>(
+    reader: R,
+    file: &str,
+    cache: &Cache,
+    limits: &Limits,
+) -> Result<Mrpack, MrpackError> {
+    let zip_err = |e: zip::result::ZipError| MrpackError::Zip {
         file: file.to_owned(),
         message: e.to_string(),
     };
     let mut zip = zip::ZipArchive::new(reader).map_err(zip_err)?;
-    if zip.len() > MAX_ENTRIES {
-        return Err(ImportError::Limit {
+    if zip.len() > limits.mrpack_entries {
+        return Err(MrpackError::Limit {
             file: file.to_owned(),
-            message: format!("{} entries, more than the limit of {MAX_ENTRIES}", zip.len()),
+            message: format!(
+                "{} entries, more than the limit of {}",
+                zip.len(),
+                limits.mrpack_entries
+            ),
         });
     }
     let index = {
-        let entry = zip.by_name(INDEX_FILE).map_err(|_| ImportError::NoIndex {
+        let entry = zip.by_name(INDEX_FILE).map_err(|_| MrpackError::NoIndex {
             file: file.to_owned(),
         })?;
+        let cap = limits.mrpack_index_bytes;
         let mut bytes = Vec::new();
         entry
-            .take(MAX_INDEX_BYTES + 1)
+            .take(cap + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| index_err(file, format!("unreadable: {e}")))?;
-        if bytes.len() as u64 > MAX_INDEX_BYTES {
-            return Err(index_err(file, format!("larger than {MAX_INDEX_BYTES} bytes")));
+        if bytes.len() as u64 > cap {
+            return Err(index_err(file, format!("larger than {cap} bytes")));
         }
         let index: MrIndex = serde_json::from_slice(&bytes).map_err(|e| index_err(file, e.to_string()))?;
         check_index(&index, file)?;
         index
     };
+    let entry_cap = limits.mrpack_entry_bytes;
+    let total_cap = limits.mrpack_total_bytes;
     // path -> (side folder, extracted file)
     let mut by_path: BTreeMap<String, Vec<Override>> = BTreeMap::new();
     let mut total = 0u64;
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(zip_err)?;
         let name = entry.name().to_owned();
-        let bad = |message: String| ImportError::Entry {
+        let bad = |message: String| MrpackError::Entry {
             file: file.to_owned(),
             entry: name.clone(),
             message,
@@ -146,14 +134,14 @@ pub fn read_mrpack<R: Read + Seek>(reader: R, file: &str, cache: &Cache) -> Resu
                 e.reason
             ))
         })?;
-        if entry.size() > MAX_ENTRY_BYTES {
+        if entry.size() > entry_cap {
             return Err(bad(format!(
-                "declares {} bytes, more than {MAX_ENTRY_BYTES}",
+                "declares {} bytes, more than {entry_cap}",
                 entry.size()
             )));
         }
         let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
-        let cache_err = |source| ImportError::Cache {
+        let cache_err = |source| MrpackError::Cache {
             file: file.to_owned(),
             source,
         };
@@ -161,7 +149,7 @@ pub fn read_mrpack<R: Read + Seek>(reader: R, file: &str, cache: &Cache) -> Resu
         let mut hasher = sha2::Sha256::new();
         let mut size = 0u64;
         let mut buf = vec![0u8; 64 * 1024];
-        let mut limited = (&mut entry).take(MAX_ENTRY_BYTES + 1);
+        let mut limited = (&mut entry).take(entry_cap + 1);
         loop {
             let n = limited
                 .read(&mut buf)
@@ -171,13 +159,13 @@ pub fn read_mrpack<R: Read + Seek>(reader: R, file: &str, cache: &Cache) -> Resu
             }
             size += n as u64;
             total += n as u64;
-            if size > MAX_ENTRY_BYTES {
-                return Err(bad(format!("larger than {MAX_ENTRY_BYTES} bytes")));
+            if size > entry_cap {
+                return Err(bad(format!("larger than {entry_cap} bytes")));
             }
-            if total > MAX_TOTAL_BYTES {
-                return Err(ImportError::Limit {
+            if total > total_cap {
+                return Err(MrpackError::Limit {
                     file: file.to_owned(),
-                    message: format!("override files exceed {MAX_TOTAL_BYTES} bytes in all"),
+                    message: format!("override files exceed {total_cap} bytes in all"),
                 });
             }
             hasher.update(&buf[..n]);
@@ -217,7 +205,7 @@ pub fn read_mrpack<R: Read + Seek>(reader: R, file: &str, cache: &Cache) -> Resu
         }
         overrides.extend(list);
     }
-    let downloads: std::collections::BTreeSet<&str> = index.files.iter().map(|f| f.path.as_str()).collect();
+    let downloads: BTreeSet<&str> = index.files.iter().map(|f| f.path.as_str()).collect();
     if let Some(o) = overrides.iter().find(|o| downloads.contains(o.path.as_str())) {
         return Err(index_err(
             file,
@@ -227,8 +215,9 @@ pub fn read_mrpack<R: Read + Seek>(reader: R, file: &str, cache: &Cache) -> Resu
     Ok(Mrpack { index, overrides })
 }
 
-fn index_err(file: &str, message: String) -> ImportError {
-    ImportError::Index {
+/// An error in `file`'s index.
+pub fn index_err(file: &str, message: String) -> MrpackError {
+    MrpackError::Index {
         file: file.to_owned(),
         message,
     }
@@ -236,7 +225,7 @@ fn index_err(file: &str, message: String) -> ImportError {
 
 /// The format's rules: format 1, game minecraft, a Minecraft version, and
 /// for every file a safe relative path, both hashes and an http(s) download.
-fn check_index(index: &MrIndex, file: &str) -> Result<(), ImportError> {
+fn check_index(index: &MrIndex, file: &str) -> Result<(), MrpackError> {
     let err = |m: String| index_err(file, m);
     if index.format_version != 1 {
         return Err(err(format!(
@@ -250,7 +239,7 @@ fn check_index(index: &MrIndex, file: &str) -> Result<(), ImportError> {
     if !index.dependencies.contains_key("minecraft") {
         return Err(err("dependencies has no `minecraft` version".into()));
     }
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = BTreeSet::new();
     for (i, f) in index.files.iter().enumerate() {
         let at = |m: String| err(format!("files[{i}] `{}`: {m}", f.path));
         atlas_proto::validate_path(&f.path).map_err(|e| at(format!("unsafe path: {}", e.reason)))?;
@@ -276,122 +265,10 @@ fn check_index(index: &MrIndex, file: &str) -> Result<(), ImportError> {
     Ok(())
 }
 
-fn loader_of(index: &MrIndex) -> Loader {
-    for kind in [
-        LoaderKind::Fabric,
-        LoaderKind::Quilt,
-        LoaderKind::Forge,
-        LoaderKind::Neoforge,
-    ] {
-        if let Some(v) = loader_key(kind).and_then(|k| index.dependencies.get(k)) {
-            return Loader {
-                kind: kind as i32,
-                version: v.clone(),
-            };
-        }
-    }
-    Loader {
-        kind: LoaderKind::Vanilla as i32,
-        version: String::new(),
-    }
-}
-
-/// Plans a build of the `.mrpack` at pack path `name`: downloads are fetched
-/// (through the cache) like URL mods, overrides are extracted into the cache.
-pub async fn plan_mrpack(
-    source: &PackSource,
-    name: &str,
-    opts: &PlanOptions,
-    mods: &ModOptions,
-) -> Result<(BuildPlan, ModsReport), BuildError> {
-    let src = source
-        .files
-        .get(name)
-        .ok_or_else(|| crate::repo::RepoError::Unsupported {
-            path: name.to_owned(),
-            message: "not in the pack".into(),
-        })?;
-    let cache = Cache::open(&mods.cache_dir).map_err(|source| BuildError::Cache {
-        path: mods.cache_dir.clone(),
-        source,
-    })?;
-    let pack = match &src.content {
-        Content::Disk(p) | Content::Cached(p) => {
-            let f = std::fs::File::open(p).map_err(|source| crate::repo::RepoError::Io {
-                path: p.clone(),
-                source,
-            })?;
-            read_mrpack(std::io::BufReader::new(f), name, &cache)?
-        }
-        c @ Content::Git(_) => read_mrpack(std::io::Cursor::new(source.read_content(c)?), name, &cache)?,
-    };
-    let mut specs = Vec::new();
-    for (i, f) in pack.index.files.iter().enumerate() {
-        let env = f.env.unwrap_or(MrEnv::of(Side::Both, false));
-        let Some((side, optional)) = env.side() else {
-            tracing::warn!("{name}: `{}` is unsupported on both sides; skipped", f.path);
-            continue;
-        };
-        let (dir, filename) = f.path.rsplit_once('/').unwrap_or(("", &f.path));
-        let url = f
-            .downloads
-            .iter()
-            .find(|u| u.starts_with("https://") || u.starts_with("http://"))
-            .cloned()
-            .unwrap_or_default();
-        let sha512 = f.hashes.get("sha512").map(String::as_str).unwrap_or_default();
-        let hash = UpstreamHash::parse(HashFormat::Sha512, sha512)
-            .map_err(|e| index_err(name, format!("files[{i}]: {e}")))?;
-        specs.push(ModSpec {
-            name: filename.to_owned(),
-            defined_in: format!("{name} files[{i}]"),
-            source: ModSource::Url { url, hash },
-            dir: dir.to_owned(),
-            filename: Some(filename.to_owned()),
-            side,
-            optional,
-            default_enabled: true,
-            description: String::new(),
-            mirror: true,
-            declared: None,
-            origin: None,
-        });
-    }
-    let (extra, report) = fetch_mods(&specs, mods).await?;
-    let mut files = Vec::new();
-    let mut blobs = BTreeMap::new();
-    for o in &pack.overrides {
-        blobs.entry(o.sha256).or_insert_with(|| BlobSource {
-            content: Content::Cached(o.cached.clone()),
-            size: o.size,
-            path: o.path.clone(),
-        });
-        files.push(File {
-            path: o.path.clone(),
-            size: o.size,
-            sha256: o.sha256.0.to_vec(),
-            side: o.side as i32,
-            default_enabled: true,
-            executable: o.executable,
-            ..Default::default()
-        });
-    }
-    let idx = &pack.index;
-    let info = PackInfo {
-        id: mods.pack_id.clone().unwrap_or_else(|| slug(&idx.name)),
-        name: idx.name.clone(),
-        version: idx.version_id.clone(),
-        minecraft: idx.dependencies.get("minecraft").cloned().unwrap_or_default(),
-        loader: loader_of(idx),
-    };
-    let mut plan = assemble(source, info, opts, files, blobs, extra)?;
-    plan.mods = report.clone();
-    Ok((plan, report))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use atlas_proto::v1::LoaderKind;
 
     const INDEX: &str = r#"{"formatVersion":1,"game":"minecraft","versionId":"1","name":"X",
         "files":[],"dependencies":{"minecraft":"1.21.1","fabric-loader":"0.16.9"}}"#;
@@ -408,12 +285,20 @@ mod tests {
         c
     }
 
-    fn read_in(dir: &std::path::Path, entries: &[(&str, &[u8])]) -> Result<Mrpack, ImportError> {
+    fn read_with(
+        dir: &std::path::Path,
+        entries: &[(&str, &[u8])],
+        limits: &Limits,
+    ) -> Result<Mrpack, MrpackError> {
         let cache = Cache::open(dir).expect("cache");
-        read_mrpack(archive(entries), "x.mrpack", &cache)
+        read(archive(entries), "x.mrpack", &cache, limits)
     }
 
-    fn read(entries: &[(&str, &[u8])]) -> Result<Mrpack, ImportError> {
+    fn read_in(dir: &std::path::Path, entries: &[(&str, &[u8])]) -> Result<Mrpack, MrpackError> {
+        read_with(dir, entries, &Limits::DEFAULT)
+    }
+
+    fn read_default(entries: &[(&str, &[u8])]) -> Result<Mrpack, MrpackError> {
         read_in(tempfile::tempdir().expect("tmp").path(), entries)
     }
 
@@ -425,7 +310,7 @@ mod tests {
             "client-overrides/a/../../b",
             "server-overrides/C:/x",
         ] {
-            let err = read(&[(INDEX_FILE, INDEX.as_bytes()), (evil, b"x")]).expect_err(evil);
+            let err = read_default(&[(INDEX_FILE, INDEX.as_bytes()), (evil, b"x")]).expect_err(evil);
             let msg = err.to_string();
             assert!(msg.contains(evil) && msg.contains("unsafe path"), "{msg}");
         }
@@ -461,7 +346,7 @@ mod tests {
             ]
         );
         assert_eq!(std::fs::read(&m.overrides[2].cached).expect("cached"), b"client");
-        assert_eq!(loader_of(&m.index).kind, LoaderKind::Fabric as i32);
+        assert_eq!(m.index.loader().kind, LoaderKind::Fabric as i32);
     }
 
     #[test]
@@ -487,15 +372,50 @@ mod tests {
             (file("mods/a.jar", &good512, "ftp://x/a"), "no http(s) download"),
         ];
         for (index, want) in cases {
-            let msg = read(&[(INDEX_FILE, index.as_bytes())])
+            let msg = read_default(&[(INDEX_FILE, index.as_bytes())])
                 .expect_err(want)
                 .to_string();
             assert!(msg.contains(want), "{want}: {msg}");
         }
-        let msg = read(&[("overrides/a", b"x")]).expect_err("no index").to_string();
+        let msg = read_default(&[("overrides/a", b"x")])
+            .expect_err("no index")
+            .to_string();
         assert!(msg.contains("no modrinth.index.json"), "{msg}");
-        let big = vec![b' '; MAX_INDEX_BYTES as usize + 10];
-        let msg = read(&[(INDEX_FILE, &big)]).expect_err("too big").to_string();
+        let big = vec![b' '; Limits::DEFAULT.mrpack_index_bytes as usize + 10];
+        let msg = read_default(&[(INDEX_FILE, &big)])
+            .expect_err("too big")
+            .to_string();
         assert!(msg.contains("larger than"), "{msg}");
+    }
+
+    #[test]
+    fn entry_total_and_count_caps_come_from_limits() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let entries: &[(&str, &[u8])] = &[
+            (INDEX_FILE, INDEX.as_bytes()),
+            ("overrides/a", b"0123456789"),
+            ("overrides/b", b"0123456789"),
+        ];
+        let limits = |f: &dyn Fn(&mut Limits)| {
+            let mut l = Limits::DEFAULT;
+            f(&mut l);
+            l
+        };
+        let one = limits(&|l| l.mrpack_entry_bytes = 9);
+        let msg = read_with(dir.path(), entries, &one)
+            .expect_err("entry")
+            .to_string();
+        assert!(msg.contains("overrides/a") && msg.contains('9'), "{msg}");
+        let all = limits(&|l| l.mrpack_total_bytes = 15);
+        let msg = read_with(dir.path(), entries, &all)
+            .expect_err("total")
+            .to_string();
+        assert!(msg.contains("exceed 15 bytes"), "{msg}");
+        let few = limits(&|l| l.mrpack_entries = 2);
+        let msg = read_with(dir.path(), entries, &few)
+            .expect_err("count")
+            .to_string();
+        assert!(msg.contains("3 entries"), "{msg}");
+        read_with(dir.path(), entries, &Limits::DEFAULT).expect("within the caps");
     }
 }

@@ -7,12 +7,11 @@
 //! so uploading one before the plan is complete is safe: if the build fails
 //! later, the blob waits in the store for the next build, which finds it
 //! there. Nothing else is written early: the manifest and the pointer still
-//! follow every blob ([`crate::publish`]). An early upload that fails is
-//! logged and left to [`crate::publish`], which uploads what the store still
-//! lacks and reports any error then.
+//! follow every blob ([`super::run`]). An early upload that fails is
+//! logged and left to the rest of the publish, which uploads what the store
+//! still lacks and reports any error then.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
@@ -20,21 +19,8 @@ use tokio::sync::mpsc;
 use atlas_proto::Sha256Digest;
 use atlas_proto::layout;
 
-use crate::store::{Body, PutOutcome, Store};
-
-/// A verified download (or cache hit) that the store will hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LandedBlob {
-    pub sha256: Sha256Digest,
-    pub size: u64,
-    /// The file in the download cache.
-    pub path: PathBuf,
-    /// Its install path, for logs.
-    pub dest: String,
-}
-
-/// Where the download step announces blobs as they land.
-pub type LandedSender = mpsc::UnboundedSender<LandedBlob>;
+use crate::resolve::fetch::LandedBlob;
+use crate::store::{Body, ObjectMeta, PutOutcome, Store};
 
 /// What the early uploads did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,12 +30,6 @@ pub struct EarlyUploads {
     pub bytes: u64,
     /// Uploads that failed (the publish tries them again).
     pub failed: usize,
-}
-
-/// A channel for [`LandedBlob`]s: give the sender to the download step
-/// ([`crate::resolve::ModOptions::landed`]) and the receiver to [`upload_landed`].
-pub fn channel() -> (LandedSender, mpsc::UnboundedReceiver<LandedBlob>) {
-    mpsc::unbounded_channel()
 }
 
 /// Uploads each blob announced on `landed` that `store` lacks, `concurrency`
@@ -69,9 +49,7 @@ pub async fn upload_landed(
                 Ok(true) => Ok(PutOutcome::AlreadyExists),
                 Ok(false) => {
                     let body = Body::CachedFile(blob.path.clone());
-                    store
-                        .put_immutable(&key, body, crate::publish::IMMUTABLE_BLOB)
-                        .await
+                    store.put_immutable(&key, body, ObjectMeta::BLOB).await
                 }
                 Err(e) => Err(e),
             };
@@ -102,6 +80,7 @@ pub async fn upload_landed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resolve::fetch::landed_channel;
     use crate::store::DirStore;
 
     fn blob(dir: &std::path::Path, data: &[u8]) -> LandedBlob {
@@ -126,14 +105,14 @@ mod tests {
             .put_immutable(
                 &layout::blob_key(&stored.sha256),
                 Body::CachedFile(stored.path.clone()),
-                crate::publish::IMMUTABLE_BLOB,
+                ObjectMeta::BLOB,
             )
             .await
             .expect("put");
         let new = blob(cache.path(), b"a new jar");
         let mut gone = blob(cache.path(), b"deleted before upload");
         gone.path = cache.path().join("missing");
-        let (tx, rx) = channel();
+        let (tx, rx) = landed_channel();
         for b in [&new, &stored, &new, &gone] {
             tx.send(b.clone()).expect("send");
         }
