@@ -8,8 +8,8 @@ use atlas_proto::v1::{Loader, LoaderKind};
 use crate::packwiz::{self, DownloadMode, PackwizError, PackwizPack};
 use crate::plan::{BuildPlan, PackInfo, PlanOptions, PlannedFile, assemble, pack_id_from_name};
 use crate::repo::PackSource;
-use crate::resolve::deps::Target;
-use crate::resolve::{ModOptions, ModSource, ModSpec, ModsReport, fetch_mods_for};
+use crate::resolve::deps::Accepts;
+use crate::resolve::{ModOptions, ModSource, ModSpec, ModsReport, fetch_mods_accepting};
 
 use super::error::BuildError;
 
@@ -37,14 +37,8 @@ pub async fn plan(
         return Err(BuildError::Packwiz(text));
     }
     let specs: Vec<ModSpec> = pw.metafiles.iter().map(spec).collect();
-    let target = Target {
-        minecraft: pw.pack.minecraft.clone(),
-        loader: match &pw.pack.loader {
-            Some(l) => l.loader.kind().unwrap_or(LoaderKind::Unspecified),
-            None => LoaderKind::Vanilla,
-        },
-    };
-    let (extra, report) = fetch_mods_for(&specs, mods, Some(&target)).await?;
+    let accepts = Accepts::for_packwiz(&pw.pack);
+    let (extra, report) = fetch_mods_accepting(&specs, mods, Some(&accepts)).await?;
     let mut planned = Vec::new();
     for e in pw.plain_entries() {
         // `packwiz refresh` indexes atlas.toml too; it configures Atlas and is never installed.

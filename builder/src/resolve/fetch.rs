@@ -20,7 +20,7 @@ use crate::packwiz::{self, UpstreamHash};
 use crate::plan::{BlobSource, PlannedFile};
 use crate::repo::Content;
 
-use super::deps::{self, DepErrors, DepProblem, DepsPolicy, Target};
+use super::deps::{self, Accepts, DepErrors, DepProblem, DepsPolicy, Target};
 use super::{ModError, ModErrors, ModSpec, ResolveOptions, ResolvedMod, Resolver};
 
 /// Fetching mods failed.
@@ -160,6 +160,18 @@ pub async fn fetch_mods_for(
     opts: &ModOptions,
     target: Option<&Target>,
 ) -> Result<(Vec<PlannedFile>, ModsReport), FetchError> {
+    fetch_mods_accepting(specs, opts, target.map(Accepts::from).as_ref()).await
+}
+
+/// [`fetch_mods_for`] with what the pack accepts: Modrinth version numbers
+/// are looked up for its loaders and Minecraft versions, and the dependency
+/// checks count them (packwiz's `GetCompatibleLoaders` and
+/// `acceptable-game-versions`).
+pub async fn fetch_mods_accepting(
+    specs: &[ModSpec],
+    opts: &ModOptions,
+    accepts: Option<&Accepts>,
+) -> Result<(Vec<PlannedFile>, ModsReport), FetchError> {
     let specs: Vec<ModSpec> = specs
         .iter()
         .cloned()
@@ -182,7 +194,7 @@ pub async fn fetch_mods_for(
     })?;
     let downloader = Downloader::with_sleeper(cache, opts.download.clone(), opts.sleeper.clone());
     let resolver = Resolver::new(&opts.resolve, downloader.client().clone(), opts.sleeper.clone());
-    let resolved = resolver.resolve(specs).await?;
+    let resolved = resolver.resolve_accepting(specs, accepts).await?;
     let mut errors = Vec::new();
     for r in &resolved {
         if let Err(e) = atlas_proto::validate_path(&r.path) {
@@ -196,11 +208,11 @@ pub async fn fetch_mods_for(
     if !errors.is_empty() {
         return Err(ModErrors(errors).into());
     }
-    if let Some(target) = target {
+    if let Some(accepts) = accepts {
         let projects = resolver
             .version_projects(&deps::unknown_versions(&resolved))
             .await;
-        report.deps = deps::check(&resolved, target, &projects);
+        report.deps = deps::check_accepting(&resolved, accepts, &projects);
         if opts.deps == DepsPolicy::Error && !report.deps.is_empty() {
             return Err(DepErrors(report.deps).into());
         }
@@ -288,10 +300,12 @@ fn extra_file(r: &ResolvedMod, d: Downloaded, report: &mut ModsReport) -> Planne
         report.upstream_only += 1;
     }
     let mut hashes: Vec<UpstreamHash> = r.hashes.clone();
+    // SHA-1 and SHA-512 from the download pass: a .mrpack needs both.
+    hashes.extend(d.digests.iter().cloned());
     hashes.sort_by_key(|h| h.format);
     hashes.dedup();
     let upstream = Upstream {
-        url: r.url.clone().or_else(|| r.page.clone()).unwrap_or_default(),
+        url: r.upstream_url().unwrap_or_default().to_owned(),
         hashes: hashes.iter().map(UpstreamHash::to_proto).collect(),
         origin: r.origin.clone(),
     };

@@ -25,7 +25,7 @@ use crate::download::{DownloadError, Sleeper};
 use crate::packwiz::UpstreamHash;
 
 pub use deps::{Accepts, DepProblem, DepsPolicy};
-pub use fetch::{FetchError, ModOptions, ModsReport, fetch_mods, fetch_mods_for};
+pub use fetch::{FetchError, ModOptions, ModsReport, fetch_mods, fetch_mods_accepting, fetch_mods_for};
 
 /// Default Modrinth API base URL.
 pub const MODRINTH_API: &str = "https://api.modrinth.com";

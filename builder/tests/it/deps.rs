@@ -367,3 +367,50 @@ async fn packwiz_url_mods_get_metadata_from_their_update_section() {
         messages[0]
     );
 }
+
+#[tokio::test]
+async fn a_packwiz_build_honours_acceptable_game_versions() {
+    // Glue test (resolve/build.rs): a packwiz pack accepting 1.21 mods builds
+    // with --deps error although one of its mods is built for 1.21 only.
+    let f = Fake::start();
+    f.modrinth
+        .add_version("for-1-21", "v121", "1.0", "for-1-21.jar", b"a 1.21 mod");
+    assert!(
+        f.modrinth
+            .edit_version("v121", |v| v["game_versions"] = json!(["1.21"]))
+    );
+    let project = project_id(&f.modrinth, "for-1-21");
+    let url = format!("{}/data/{project}/versions/v121/for-1-21.jar", f.modrinth.url());
+    let sha512 = UpstreamHash::of(HashFormat::Sha512, b"a 1.21 mod");
+    let meta = format!(
+        "name = \"For 1.21\"\nfilename = \"for-1-21.jar\"\nside = \"both\"\n\n[download]\nurl = \"{url}\"\n\
+         hash-format = \"sha512\"\nhash = \"{sha512}\"\n\n[update]\n[update.modrinth]\nmod-id = \"{project}\"\nversion = \"v121\"\n"
+    );
+    let repo = atlas_testkit::git::GitRepo::init().expect("git");
+    repo.write("mods/for-1-21.pw.toml", &meta).expect("write");
+    let index = format!(
+        "hash-format = \"sha256\"\n\n[[files]]\nfile = \"mods/for-1-21.pw.toml\"\nhash = \"{}\"\nmetafile = true\n",
+        UpstreamHash::of(HashFormat::Sha256, meta.as_bytes())
+    );
+    repo.write("index.toml", &index).expect("write");
+    repo.write(
+        "pack.toml",
+        format!(
+            "name = \"Accepting\"\npack-format = \"packwiz:1.1.0\"\n\n[index]\nfile = \"index.toml\"\n\
+             hash-format = \"sha256\"\nhash = \"{}\"\n\n[versions]\nminecraft = \"1.21.1\"\nfabric = \"0.16.9\"\n\n\
+             [options]\nacceptable-game-versions = [\"1.21\"]\n",
+            UpstreamHash::of(HashFormat::Sha256, index.as_bytes())
+        ),
+    )
+    .expect("write");
+    repo.commit_all("pack").expect("commit");
+    let source = atlas_builder::repo::PackSource::open(repo.path(), false).expect("open");
+    let (_, report) = atlas_builder::build::plan_pack(
+        &source,
+        &atlas_builder::plan::PlanOptions::default(),
+        &f.options(DepsPolicy::Error),
+    )
+    .await
+    .expect("1.21 mods are accepted");
+    assert_eq!(report.deps, []);
+}

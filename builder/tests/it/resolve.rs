@@ -305,6 +305,7 @@ async fn distribution_disabled_is_reported_then_taken_from_manual_dir() {
     assert_eq!(file.file.path, "mods/Restricted-1.0.jar");
     assert_eq!(file.file.size, bytes.len() as u64);
     assert_eq!(file.file.upstreams[0].origin, "curseforge:238222/4000001");
+    assert_eq!(file.file.upstreams[0].url, "", "never the project page (glue)");
     // The resolver offers no upstream URL for it (the page is for messages only).
     let resolver = Resolver::new(
         &opts.resolve,
@@ -680,4 +681,42 @@ async fn downloads_record_sha1_and_sha512_in_the_same_pass() {
         .await
         .expect("sha1 verified");
     assert_eq!(d.digests[0], sha1);
+}
+
+#[tokio::test]
+async fn a_single_hash_upstream_only_mod_keeps_its_place_in_the_mrpack() {
+    // Glue test (resolve/build.rs): a mod declared by sha256 alone and kept
+    // upstream-only gets the SHA-1 and SHA-512 its download computed, so the
+    // .mrpack lists it as a download instead of leaving it out.
+    use atlas_builder::build::plan_pack;
+    use atlas_builder::export::ExportOptions;
+    use atlas_builder::export::mrpack::write_mrpack;
+    use atlas_builder::plan::PlanOptions;
+    use atlas_builder::repo::PackSource;
+    use sha2::Digest as _;
+    let f = Fakes::start();
+    let bytes = b"a jar declared by its sha256";
+    let (url, _) = f.host("single.jar", bytes);
+    let repo = atlas_testkit::git::GitRepo::init().expect("git");
+    repo.write(
+        "pack.toml",
+        format!(
+            "id = \"single\"\nname = \"Single\"\nversion = \"1\"\nminecraft = \"1.21.1\"\n\
+             loader = {{ kind = \"fabric\", version = \"0.16.9\" }}\n\n[[mods]]\nurl = \"{url}\"\n\
+             hash = \"sha256:{}\"\nmirror = false\n",
+            hex::encode(sha2::Sha256::digest(bytes))
+        ),
+    )
+    .expect("write");
+    repo.commit_all("pack").expect("commit");
+    let source = PackSource::open(repo.path(), false).expect("open");
+    let (plan, report) = plan_pack(&source, &PlanOptions::default(), &f.options())
+        .await
+        .expect("plan");
+    assert_eq!(report.upstream_only, 1);
+    let mut out = std::io::Cursor::new(Vec::new());
+    let opts = ExportOptions::new("https://cdn.example.com/atlas/").expect("url");
+    let summary = write_mrpack(&plan, &source, &opts, &mut out).expect("mrpack");
+    assert_eq!(summary.skipped, Vec::<String>::new());
+    assert_eq!(summary.downloads, 1);
 }
