@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::SyncError;
-use crate::plan::{InstallSide, OnModified};
+use crate::error::SyncError;
+use crate::plan::OnModified;
+use crate::side::InstallSide;
 
 /// Largest configuration file read, in bytes.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;

@@ -117,8 +117,7 @@ impl Updater {
             self.server_dir.clone(),
         );
         if let Some(root) = &self.source.root {
-            opts.root =
-                Some(atlas_fetcher::keychain::load_root(root, &self.source.pack).map_err(|e| e.to_string())?);
+            opts.root = Some(atlas_fetcher::load_root(root, &self.source.pack).map_err(|e| e.to_string())?);
         }
         opts.cache = Some(self.state_dir.join("cache"));
         Syncer::new(opts).map_err(|e| e.to_string())

@@ -5,8 +5,13 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::net::{Expect, MAX_JAR_BYTES, Net, sha1_file};
-use super::{LAUNCH_FORMAT, LaunchDescription, Loader, ProvisionError, ProvisionOptions};
+use atlas_proto::IoError;
+
+use super::error::ProvisionError;
+use super::launch::{LAUNCH_FORMAT, LaunchDescription, Loader};
+use super::net::{Expect, Net, sha1_file};
+use super::options::{ProvisionOptions, check_version};
+use super::process::run_installer;
 
 /// Where an install happens: `out` mirrors the server directory and is moved
 /// into it on success; `work` (its parent) holds installers and logs.
@@ -127,7 +132,7 @@ async fn mojang_version(ctx: &Ctx<'_>) -> Result<VersionJson, ProvisionError> {
         })?;
     let bytes = ctx
         .net
-        .get_capped(&v.url, super::net::MAX_METADATA_BYTES, "")
+        .get_capped(&v.url, ctx.opts.limits.provision_metadata_bytes, "")
         .await?;
     if let Some(want) = &v.sha1 {
         let actual = hex::encode(sha1::Sha1::digest(&bytes));
@@ -169,15 +174,18 @@ async fn server_jar(ctx: &Ctx<'_>, version: &VersionJson) -> Result<(), Provisio
         size: Some(d.size),
     };
     ctx.net
-        .download(&d.url, &ctx.out.join(SERVER_JAR), MAX_JAR_BYTES, &expect)
+        .download(
+            &d.url,
+            &ctx.out.join(SERVER_JAR),
+            ctx.opts.limits.provision_jar_bytes,
+            &expect,
+        )
         .await?;
     Ok(())
 }
 
 const FABRIC_JAR: &str = "fabric-server-launch.jar";
 const QUILT_JAR: &str = "quilt-server-launch.jar";
-/// Largest launcher jar accepted from Fabric meta.
-const MAX_LAUNCHER_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 struct InstallerRef {
@@ -202,19 +210,25 @@ async fn fabric(ctx: &Ctx<'_>) -> Result<(), ProvisionError> {
             url: url.clone(),
             message: "lists no installer version".into(),
         })?;
-    super::check_version("Fabric installer version", &installer.version)?;
+    check_version("Fabric installer version", &installer.version)?;
     let jar_url = format!(
         "{meta}/v2/versions/loader/{}/{}/{}/server/jar",
         ctx.opts.minecraft, ctx.opts.loader_version, installer.version
     );
     let dest = ctx.out.join(FABRIC_JAR);
     ctx.net
-        .download(&jar_url, &dest, MAX_LAUNCHER_BYTES, &Expect::default())
+        .download(
+            &jar_url,
+            &dest,
+            ctx.opts.limits.provision_launcher_bytes,
+            &Expect::default(),
+        )
         .await?;
     check_zip(&jar_url, &dest)?;
     let props = ctx.out.join("fabric-server-launcher.properties");
     std::fs::write(&props, format!("serverJarPath={SERVER_JAR}\n"))
-        .map_err(ProvisionError::io("writing", &props))
+        .map_err(IoError::at("writing", &props))?;
+    Ok(())
 }
 
 /// A jar is a zip: refuses anything else (an HTML error page with status 200).
@@ -239,7 +253,9 @@ fn check_zip(url: &str, path: &Path) -> Result<(), ProvisionError> {
 async fn installer_jar(ctx: &Ctx<'_>, url: &str) -> Result<std::path::PathBuf, ProvisionError> {
     let expect = ctx.net.sidecar(url).await?;
     let dest = ctx.work.join("installer.jar");
-    ctx.net.download(url, &dest, MAX_JAR_BYTES, &expect).await?;
+    ctx.net
+        .download(url, &dest, ctx.opts.limits.provision_jar_bytes, &expect)
+        .await?;
     check_zip(url, &dest)?;
     Ok(dest)
 }
@@ -263,7 +279,7 @@ async fn quilt(ctx: &Ctx<'_>) -> Result<(), ProvisionError> {
         ctx.opts.loader_version.clone(),
         format!("--install-dir={}", ctx.out.display()),
     ];
-    super::process::run_installer(ctx, &jar, &args).await?;
+    run_installer(ctx.opts, ctx.work, &jar, &args).await?;
     if !ctx.out.join(QUILT_JAR).is_file() {
         return Err(ProvisionError::InstallerOutput {
             loader: "quilt",
@@ -306,7 +322,7 @@ async fn forge(ctx: &Ctx<'_>) -> Result<(Option<String>, Option<String>), Provis
     let url = format!("{}/{group}/{full}/{artifact}-{full}-installer.jar", base(maven));
     let jar = installer_jar(ctx, &url).await?;
     let args = ["--installServer".to_owned(), ctx.out.display().to_string()];
-    super::process::run_installer(ctx, &jar, &args).await?;
+    run_installer(ctx.opts, ctx.work, &jar, &args).await?;
     let args_name = if cfg!(windows) {
         "win_args.txt"
     } else {

@@ -5,12 +5,12 @@
 //! directory alone while the channel still points at it, and install the
 //! next build it points to as usual.
 
-use crate::lock::DirLock;
+use super::{Check, SyncOptions, Syncer};
+use crate::error::SyncError;
+use crate::history;
 use crate::progress::Progress;
 use crate::report::{Outcome, Report};
 use crate::state::{self, InstallState};
-use crate::sync::{Check, SyncOptions, Syncer};
-use crate::{SyncError, history};
 
 impl Syncer {
     /// A syncer for `rollback` of `dir`: pack, channel, side and optional
@@ -26,13 +26,14 @@ impl Syncer {
 
     /// Re-installs the previous build (see the module docs). With `dry_run`,
     /// reports what would change and writes nothing.
+    ///
+    /// Dropping the future does what it does to [`Syncer::sync`]: before the
+    /// apply starts, nothing changes; after, the apply finishes on its own.
     pub async fn rollback(&self, dry_run: bool, progress: &dyn Progress) -> Result<Report, SyncError> {
-        let _lock = if dry_run {
+        let lock = if dry_run {
             None
         } else {
-            let lock = DirLock::acquire(&self.paths)?;
-            self.recover()?;
-            Some(lock)
+            Some(self.lock_and_recover()?.0)
         };
         let install = installed(&self.opts)?;
         let Some(target) = install.history.first().cloned() else {
@@ -45,7 +46,7 @@ impl Syncer {
                 ),
             });
         };
-        let manifest = history::load(&self.paths, &target.build.0, &self.opts.pack)?;
+        let manifest = history::load(&self.paths, &target.build.0, &self.opts.pack, &self.opts.limits)?;
         let check = Check::new_changed(
             target.build.0,
             install.version,
@@ -54,12 +55,13 @@ impl Syncer {
             install.clone(),
         );
         let plan = self.plan(&check, progress)?;
-        if dry_run {
+        let Some(lock) = lock else {
             return Ok(self.dry_run_report(&check, &plan));
-        }
+        };
         let rest = install.history.iter().skip(1).cloned().collect();
         let mut report = self
             .apply_by(
+                lock,
                 self.deadline(),
                 &check,
                 &plan,

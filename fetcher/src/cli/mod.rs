@@ -9,12 +9,15 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::plan::{InstallSide, OnModified};
+use crate::error::SyncError;
+use crate::exit;
+use crate::plan::OnModified;
 use crate::progress::{Phase, Progress};
 use crate::provision::{ProvisionError, ProvisionOptions, Provisioned};
 use crate::report::Report;
-use crate::sync::{SyncOptions, Syncer, load_key};
-use crate::{SyncError, exit};
+use crate::side::InstallSide;
+use crate::sync::keychain::load_key;
+use crate::sync::{SyncOptions, Syncer};
 
 /// Keeps a Minecraft server or client directory at the signed build an Atlas channel points to.
 #[derive(Debug, Parser)]
@@ -432,7 +435,9 @@ impl SyncArgs {
                 "--root or --key is required (or `root` or `keys` in the --config file)".into(),
             ));
         }
-        let root = root.map(|r| crate::keychain::load_root(&r, &pack)).transpose()?;
+        let root = root
+            .map(|r| crate::sync::keychain::load_root(&r, &pack))
+            .transpose()?;
         let mut opts = SyncOptions::new(source, pack, channel, keys, dir);
         opts.root = root;
         let default_side = if instance.is_some() {
