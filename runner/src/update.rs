@@ -100,38 +100,23 @@ impl Updater {
         self.source.auto_apply
     }
 
-    /// A syncer for the server directory (server side).
+    /// The fetcher's options for the configured `[source]`.
+    fn sync_options(&self) -> Result<SyncOptions, atlas_fetcher::SyncError> {
+        self.source
+            .sync_settings(&self.server_dir, self.state_dir.join("cache"))
+            .options()
+    }
+
+    /// A syncer for the server directory (server side unless configured).
     pub fn syncer(&self) -> Result<Syncer, String> {
-        let keys = self
-            .source
-            .keys
-            .iter()
-            .map(|k| atlas_fetcher::load_key(k))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        let mut opts = SyncOptions::new(
-            self.source.url.clone(),
-            self.source.pack.clone(),
-            self.source.channel.clone(),
-            keys,
-            self.server_dir.clone(),
-        );
-        if let Some(root) = &self.source.root {
-            opts.root = Some(atlas_fetcher::load_root(root, &self.source.pack).map_err(|e| e.to_string())?);
-        }
-        opts.cache = Some(self.state_dir.join("cache"));
+        let opts = self.sync_options().map_err(|e| e.to_string())?;
         Syncer::new(opts).map_err(|e| e.to_string())
     }
 
-    /// A syncer for `rollback` (no pointer read).
+    /// A syncer for `rollback` (no pointer read; pack, channel, side and
+    /// optional files are those of the install).
     pub fn rollback_syncer(&self) -> Result<Syncer, String> {
-        let opts = SyncOptions::new(
-            self.source.url.clone(),
-            self.source.pack.clone(),
-            self.source.channel.clone(),
-            Vec::new(),
-            self.server_dir.clone(),
-        );
+        let opts = self.sync_options().map_err(|e| e.to_string())?;
         Syncer::for_rollback(opts).map_err(|e| e.to_string())
     }
 

@@ -20,6 +20,7 @@ mod apply;
 mod check;
 pub mod keychain;
 pub mod prefetch;
+mod repair;
 mod rollback;
 
 use std::collections::BTreeSet;
@@ -46,7 +47,7 @@ use crate::retry::RetryPolicy;
 use crate::select::Selection;
 use crate::side::InstallSide;
 use crate::source::{self, Source};
-use crate::state::{InstallState, InstalledFile, StatePaths, TrustState};
+use crate::state::{self, InstallState, InstalledFile, StatePaths, TrustState};
 
 /// How far the clock may be behind the last time recorded in `trust.json`
 /// (NTP corrections, a VM resumed from a snapshot) before a run is refused.
@@ -130,6 +131,28 @@ impl SyncOptions {
             limits: Limits::DEFAULT,
             interrupt: Interrupt::default(),
         }
+    }
+}
+
+impl SyncOptions {
+    /// The install recorded in `dir`; `to` says what needs it (`"roll back"`).
+    fn recorded_install(&self, to: &str) -> Result<InstallState, SyncError> {
+        let paths = StatePaths::new(&self.dir);
+        state::load_install(&paths.install)?.ok_or_else(|| SyncError::Conflict {
+            path: self.dir.display().to_string(),
+            reason: format!("nothing is installed here (no .atlas/install.json): nothing to {to}"),
+        })
+    }
+
+    /// Takes pack, channel, side and optional files from the install in
+    /// `dir` (rollback and repair keep the directory what it is).
+    fn follow_install(&mut self, to: &str) -> Result<(), SyncError> {
+        let install = self.recorded_install(to)?;
+        self.pack = install.pack;
+        self.channel = install.channel;
+        self.side = install.side;
+        self.selection = install.selection;
+        Ok(())
     }
 }
 

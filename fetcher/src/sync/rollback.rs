@@ -10,17 +10,13 @@ use crate::error::SyncError;
 use crate::history;
 use crate::progress::Progress;
 use crate::report::{Outcome, Report};
-use crate::state::{self, InstallState};
+use crate::state;
 
 impl Syncer {
     /// A syncer for `rollback` of `dir`: pack, channel, side and optional
     /// files are those of the install; no key is needed (no pointer is read).
     pub fn for_rollback(mut opts: SyncOptions) -> Result<Self, SyncError> {
-        let install = installed(&opts)?;
-        opts.pack = install.pack;
-        opts.channel = install.channel;
-        opts.side = install.side;
-        opts.selection = install.selection;
+        opts.follow_install("roll back")?;
         Self::with_keys_required(opts, false)
     }
 
@@ -35,7 +31,7 @@ impl Syncer {
         } else {
             Some(self.lock_and_recover()?.0)
         };
-        let install = installed(&self.opts)?;
+        let install = self.opts.recorded_install("roll back")?;
         let Some(target) = install.history.first().cloned() else {
             return Err(SyncError::Conflict {
                 path: format!("{}/{}", state::STATE_DIR, state::INSTALL_FILE),
@@ -75,12 +71,4 @@ impl Syncer {
         }
         Ok(report)
     }
-}
-
-fn installed(opts: &SyncOptions) -> Result<InstallState, SyncError> {
-    let paths = state::StatePaths::new(&opts.dir);
-    state::load_install(&paths.install)?.ok_or_else(|| SyncError::Conflict {
-        path: opts.dir.display().to_string(),
-        reason: "nothing is installed here (no .atlas/install.json): nothing to roll back".into(),
-    })
 }
