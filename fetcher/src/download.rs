@@ -53,6 +53,9 @@ pub struct Transfer<'a> {
 }
 
 /// Downloads every blob the plan needs into `staging` (which must exist).
+///
+/// Dropping the future stops the downloads; what was written stays in
+/// `staging` for the caller to remove (the sync's staging guard does).
 pub async fn download_all(
     source: &Source,
     plan: &Plan,
