@@ -78,7 +78,7 @@ fn load_stored(path: &Path, root: &Keyset) -> Option<Keyset> {
 }
 
 /// Writes `ks` as the newest keyset verified from `root`.
-pub(crate) fn save(state_dir: &Path, root: &Keyset, ks: &Keyset) -> Result<(), SyncError> {
+pub(super) fn save(state_dir: &Path, root: &Keyset, ks: &Keyset) -> Result<(), SyncError> {
     let Some(envelope) = ks.envelope_bytes().and_then(|b| std::str::from_utf8(b).ok()) else {
         return Ok(());
     };

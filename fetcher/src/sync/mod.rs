@@ -132,9 +132,7 @@ impl SyncOptions {
             interrupt: Interrupt::default(),
         }
     }
-}
 
-impl SyncOptions {
     /// The install recorded in `dir`; `to` says what needs it (`"roll back"`).
     fn recorded_install(&self, to: &str) -> Result<InstallState, SyncError> {
         let paths = StatePaths::new(&self.dir);
@@ -178,7 +176,7 @@ pub struct Check {
     /// The verified manifest, when `status` is `Changed`.
     pub manifest: Option<Manifest>,
     /// Its bytes as fetched (kept in `.atlas/builds/` for rollback).
-    pub(crate) manifest_bytes: Option<Vec<u8>>,
+    manifest_bytes: Option<Vec<u8>>,
     /// The channel points at the build `rollback` moved away from: nothing
     /// is installed until it points elsewhere.
     pub held: bool,
@@ -196,7 +194,7 @@ pub struct Check {
 impl Check {
     /// A check that names `build` with its verified `manifest` without a
     /// pointer (rollback to a kept build): the trust state stays as it is.
-    pub(crate) fn new_changed(
+    fn new_changed(
         build: Sha256Digest,
         version: u64,
         manifest: Manifest,
@@ -239,9 +237,9 @@ impl Check {
 /// Syncs one directory with one channel.
 #[derive(Debug)]
 pub struct Syncer {
-    pub(crate) opts: SyncOptions,
-    pub(crate) source: Source,
-    pub(crate) paths: StatePaths,
+    opts: SyncOptions,
+    source: Source,
+    paths: StatePaths,
     key_ids: Vec<String>,
 }
 
@@ -271,7 +269,7 @@ impl Syncer {
         Self::with_keys_required(opts, true)
     }
 
-    pub(crate) fn with_keys_required(opts: SyncOptions, require_keys: bool) -> Result<Self, SyncError> {
+    fn with_keys_required(opts: SyncOptions, require_keys: bool) -> Result<Self, SyncError> {
         layout::validate_pack_id(&opts.pack).map_err(|e| SyncError::Usage(e.to_string()))?;
         layout::validate_channel(&opts.channel).map_err(|e| SyncError::Usage(e.to_string()))?;
         if require_keys && opts.keys.is_empty() && opts.root.is_none() {
@@ -309,7 +307,7 @@ impl Syncer {
     /// killed run left behind (see [`crate::journal`]). The lock is shared
     /// (`Arc`) so that the blocking apply a run starts holds it as long as
     /// it works, even when the run's future is dropped.
-    pub(crate) fn lock_and_recover(&self) -> Result<(Arc<DirLock>, Recovery), SyncError> {
+    fn lock_and_recover(&self) -> Result<(Arc<DirLock>, Recovery), SyncError> {
         let lock = Arc::new(DirLock::acquire(&self.paths)?);
         let r = journal::recover(&self.paths)?;
         if r != Recovery::Clean {
@@ -319,12 +317,12 @@ impl Syncer {
     }
 
     /// When a run starting now must be over.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    fn deadline(&self) -> Option<Instant> {
         self.opts.deadline.map(|d| Instant::now() + d)
     }
 
     /// Runs `fut`, failing with [`SyncError::Deadline`] if `deadline` passes first.
-    pub(crate) async fn by<T>(
+    async fn by<T>(
         &self,
         deadline: Option<Instant>,
         fut: impl Future<Output = Result<T, SyncError>>,

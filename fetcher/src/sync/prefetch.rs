@@ -75,7 +75,7 @@ impl Syncer {
 }
 
 /// Deletes the prefetched blobs (after a successful apply used them).
-pub(crate) fn discard(paths: &StatePaths) {
+pub(super) fn discard(paths: &StatePaths) {
     match std::fs::remove_dir_all(&paths.prefetch) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
