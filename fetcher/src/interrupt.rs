@@ -4,10 +4,12 @@
 //! blob, a chunk of it, a keyset, a file hashed). A run that sees it stops
 //! with [`SyncError::Interrupted`] and leaves the directory as it was.
 //!
-//! Unlike dropping the future, the flag also reaches work on blocking
-//! threads. Once the journaled apply has started moving files it is not
-//! interrupted: it finishes (it takes milliseconds to seconds), so the
-//! directory holds exactly one build.
+//! Dropping the future stops a run too (see `crate::sync`); the flag suits
+//! callers that cannot drop it (another task awaits it, a shutdown must
+//! wait for the run's clean-up) and gives them a typed error. Once the
+//! journaled apply has started moving files it is not interrupted: it
+//! finishes (milliseconds to seconds), so the directory holds exactly one
+//! build.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
