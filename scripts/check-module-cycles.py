@@ -1,24 +1,27 @@
 #!/usr/bin/env python3
 """Fails when modules of a Rust crate import each other in a loop.
 
-Usage: scripts/check-module-cycles.py CRATE_DIR [CRATE_DIR...] [--graph]
+Usage: scripts/check-module-cycles.py [--graph] [--deny-root-reexports] CRATE_DIR...
 
-For each crate, the module tree is read from src/lib.rs (and src/main.rs when
-the crate has no lib.rs), following `mod x;` declarations to files and
-`mod x { ... }` blocks inline (a `#[cfg(test)] mod tests` is a module of its
-own, so a test's imports never count against the code it tests).
+The module tree is read from CRATE_DIR/src/lib.rs (else src/main.rs),
+following `mod x;` to its file and `mod x { ... }` inline; a
+`#[cfg(test)] mod tests` is a module of its own, so a test's imports never
+count against the code it tests.
 
-An edge A -> B means code in module A names an item of module B: a `use`
-path, or a path expression, starting with `crate::`, `super::`, `self::` or
-the name of a child module. A path is resolved down the module tree as far
-as its segments are modules, so `crate::SyncError` (a re-export in lib.rs)
-is an edge to the crate root, and the root's `pub use error::SyncError` is
-an edge from the root to `error`: importing through re-exports of the root
-closes a loop through it. Declaring a module (`mod x;`) is not an edge.
+An edge A -> B means code in A names an item B defines: a `use`, or a path
+(`crate::`, `super::`, `self::`, a child module's name, or a name a `use`
+brought in). Paths are followed through `use` declarations, re-exports
+included, to the module that defines the item, so the graph is the one of
+definitions: `crate::SyncError` leads to `error`, not to `lib.rs`. A
+re-export (`pub use`) is no edge by itself, only when its module's own code
+names the item too. Declaring a module (`mod x;`) is no edge either.
 
-Comments and string literals are ignored. Exit status 1 when any crate has
-a loop (each loop is printed with one example line per edge), 2 on usage
-errors. Needs only python3.
+Exit status 1 when a crate has a loop (a strongly connected set of modules;
+one concrete loop is printed with the line of each edge), 2 on usage errors.
+  --graph                 also print every edge
+  --deny-root-reexports   also fail when a module names an item through a
+                          re-export of the crate root instead of its module
+Comments and string literals are ignored. Needs only python3.
 """
 
 import os

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use atlas_proto::Sha256Digest;
 use serde::Serialize;
 
-use crate::SyncError;
+use crate::error::SyncError;
+use atlas_proto::IoError;
 
 /// A host-wide blob cache directory.
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ impl BlobCache {
     /// Opens (creating if needed) a cache directory.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, SyncError> {
         let root = root.into();
-        std::fs::create_dir_all(&root).map_err(SyncError::io("creating the blob cache", &root))?;
+        std::fs::create_dir_all(&root).map_err(IoError::at("creating the blob cache", &root))?;
         Ok(Self { root })
     }
 
@@ -79,7 +80,7 @@ impl BlobCache {
             tracing::warn!(blob = %d, "cannot take {} from the cache: {e}", src.display());
             return Ok(false);
         }
-        match crate::state::hash_file(dest) {
+        match crate::durable::hash_file(dest) {
             Some(h) if h == *d => Ok(true),
             _ => {
                 tracing::warn!(blob = %d, "cached blob {} is damaged; deleting it and downloading", src.display());
@@ -124,7 +125,7 @@ impl BlobCache {
         let shards = match std::fs::read_dir(&top) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
-            Err(e) => return Err(SyncError::io("reading the blob cache", &top)(e)),
+            Err(e) => return Err(IoError::at("reading the blob cache", &top)(e).into()),
         };
         for shard in shards.filter_map(Result::ok) {
             let Ok(entries) = std::fs::read_dir(shard.path()) else {
@@ -149,7 +150,7 @@ impl BlobCache {
             if total <= max_bytes {
                 break;
             }
-            std::fs::remove_file(&path).map_err(SyncError::io("removing a cached blob", &path))?;
+            std::fs::remove_file(&path).map_err(IoError::at("removing a cached blob", &path))?;
             total -= len;
             report.removed += 1;
             report.freed_bytes += len;

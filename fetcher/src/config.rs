@@ -3,17 +3,19 @@
 //! fetcher from cron or systemd. Flags and `ATLAS_*` variables override the
 //! file; the file overrides the built-in defaults. Relative paths (`dir`, key
 //! files) are relative to the file's directory. Schema:
-//! `schemas/fetcher.schema.json`.
+//! `schemas/fetcher.schema.json`. [`FetcherConfig::settings`] gives the
+//! file's layer of [`SyncSettings`].
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use atlas_proto::Limits;
 use serde::Deserialize;
 
-use crate::SyncError;
-use crate::plan::{InstallSide, OnModified};
-
-/// Largest configuration file read, in bytes.
-pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+use crate::error::SyncError;
+use crate::plan::OnModified;
+use crate::settings::SyncSettings;
+use crate::side::InstallSide;
 
 /// Settings of `atlas-fetcher sync`; every one optional here.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -58,11 +60,12 @@ impl FetcherConfig {
         use std::io::Read as _;
         let file = std::fs::File::open(path).map_err(|e| bad(path, format!("cannot open it: {e}")))?;
         let mut text = String::new();
-        file.take(MAX_CONFIG_BYTES + 1)
+        let cap = Limits::DEFAULT.config_bytes;
+        file.take(cap + 1)
             .read_to_string(&mut text)
             .map_err(|e| bad(path, format!("cannot read it as UTF-8 text: {e}")))?;
-        if text.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(bad(path, format!("larger than {MAX_CONFIG_BYTES} bytes")));
+        if text.len() as u64 > cap {
+            return Err(bad(path, format!("larger than {cap} bytes")));
         }
         let mut cfg: Self = toml::from_str(&text).map_err(|e| bad(path, e.to_string().trim_end()))?;
         if cfg.parallelism.is_some_and(|p| !(1..=64).contains(&p)) {
@@ -91,6 +94,28 @@ impl FetcherConfig {
             }
         }
         Ok(cfg)
+    }
+
+    /// The sync settings of this file (all but `provision`).
+    pub fn settings(&self) -> SyncSettings {
+        SyncSettings {
+            source: self.source.clone(),
+            pack: self.pack.clone(),
+            channel: self.channel.clone(),
+            keys: self.keys.clone(),
+            root: self.root.clone(),
+            dir: self.dir.clone(),
+            instance: None,
+            side: self.side,
+            parallelism: self.parallelism,
+            timeout: self.timeout.map(Duration::from_secs),
+            deadline: self.deadline.map(Duration::from_secs),
+            retries: self.retries,
+            on_modified: self.on_modified,
+            enable: self.enable.clone(),
+            disable: self.disable.clone(),
+            cache: self.cache.clone(),
+        }
     }
 }
 

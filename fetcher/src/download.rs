@@ -13,11 +13,17 @@ use atlas_proto::{Sha256Digest, layout};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use tokio::time::Instant;
 
-use crate::SyncError;
+use atlas_proto::IoError;
+
+use crate::cache::BlobCache;
+use crate::durable;
+use crate::error::SyncError;
+use crate::interrupt::Interrupt;
 use crate::plan::{Plan, PlannedFile};
 use crate::progress::Progress;
 use crate::retry::{Retrier, RetryPolicy};
-use crate::source::{Source, Start};
+use crate::source::{Body, Source, Start};
+use crate::staging::{blob_path, legacy_blob_path};
 use crate::staging_file::StagingFile;
 
 /// Default number of blobs downloaded at once.
@@ -38,13 +44,18 @@ pub struct Transfer<'a> {
     /// When the whole run must be over; retries that would end later are not tried.
     pub deadline: Option<Instant>,
     /// The host's shared blob cache, if one is configured.
-    pub cache: Option<&'a crate::cache::BlobCache>,
+    pub cache: Option<&'a BlobCache>,
     /// Blobs verified ahead of time by `Syncer::prefetch`, moved (not
     /// downloaded) into staging when present with the right size.
     pub prefetched: Option<&'a Path>,
+    /// Checked before each blob and each chunk of one.
+    pub interrupt: &'a Interrupt,
 }
 
 /// Downloads every blob the plan needs into `staging` (which must exist).
+///
+/// Dropping the future stops the downloads; what was written stays in
+/// `staging` for the caller to remove (the sync's staging guard does).
 pub async fn download_all(
     source: &Source,
     plan: &Plan,
@@ -73,16 +84,16 @@ pub async fn download_all(
         )
         .await?;
     syncs.wait().await?;
-    if crate::state::SYNC_ONCE && unsynced {
+    if durable::SYNC_ONCE && unsynced {
         let dir = staging.to_owned();
-        tokio::task::spawn_blocking(move || crate::state::sync_filesystem(&dir))
+        tokio::task::spawn_blocking(move || durable::sync_filesystem(&dir))
             .await
             .map_err(|e| SyncError::Internal(format!("sync task failed: {e}")))??;
     }
     Ok(staged)
 }
 
-/// Fsyncs started as downloads finish (where [`crate::state::SYNC_ONCE`] is
+/// Fsyncs started as downloads finish (where [`durable::SYNC_ONCE`] is
 /// false); they run on blocking threads while
 /// the download slot moves on to the next blob, and all of them are awaited
 /// before [`download_all`] returns.
@@ -106,7 +117,7 @@ impl PendingSyncs {
         for (path, task) in tasks {
             task.await
                 .map_err(|e| SyncError::Internal(format!("sync task failed: {e}")))?
-                .map_err(SyncError::io("syncing staging file", &path))?;
+                .map_err(IoError::at("syncing staging file", &path))?;
         }
         Ok(())
     }
@@ -138,7 +149,8 @@ async fn fetch_blob(
     progress: &dyn Progress,
     syncs: &PendingSyncs,
 ) -> Result<(Sha256Digest, PathBuf, u64), SyncError> {
-    let done = crate::staging::blob_path(staging, &file.sha256);
+    transfer.interrupt.check()?;
+    let done = blob_path(staging, &file.sha256);
     // Prefetched blobs are later trusted by their size, so they are written
     // under another name and renamed once verified. Staging is emptied at the
     // start of every run and the journal names it only once every download
@@ -151,13 +163,10 @@ async fn fetch_blob(
     // A lookup first: `mkdir` of an existing directory still takes the
     // parent's lock, which every parallel download would queue on.
     if let Some(shard) = done.parent().filter(|s| !s.is_dir()) {
-        std::fs::create_dir_all(shard).map_err(SyncError::io("creating staging directory", shard))?;
+        std::fs::create_dir_all(shard).map_err(IoError::at("creating staging directory", shard))?;
     }
     if let Some(pre) = transfer.prefetched {
-        let prefetched = [
-            crate::staging::blob_path(pre, &file.sha256),
-            crate::staging::legacy_blob_path(pre, &file.sha256),
-        ];
+        let prefetched = [blob_path(pre, &file.sha256), legacy_blob_path(pre, &file.sha256)];
         if prefetched.iter().any(|p| {
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == file.size)
                 && std::fs::rename(p, &done).is_ok()
@@ -167,9 +176,7 @@ async fn fetch_blob(
             return Ok((file.sha256, done, 0));
         }
     }
-    let cache = transfer
-        .cache
-        .filter(|_| crate::cache::BlobCache::cacheable(&file.path));
+    let cache = transfer.cache.filter(|_| BlobCache::cacheable(&file.path));
     if let Some(c) = cache {
         let (c, d, size, dest) = (c.clone(), file.sha256, file.size, done.clone());
         let hit = tokio::task::spawn_blocking(move || c.take(&d, size, &dest))
@@ -250,7 +257,7 @@ async fn check_upstream_hashes(
     let actual = tokio::task::spawn_blocking(move || {
         std::fs::File::open(&path)
             .and_then(|f| atlas_proto::upstream::hash_reader(&formats, f))
-            .map_err(SyncError::io("reading staged file", &path))
+            .map_err(IoError::at("reading staged file", &path))
     })
     .await
     .map_err(|e| SyncError::Internal(format!("hashing task failed: {e}")))??;
@@ -272,7 +279,7 @@ fn finish(part: &Path, done: &Path) -> Result<(), SyncError> {
     if part == done {
         return Ok(());
     }
-    std::fs::rename(part, done).map_err(SyncError::io("renaming staged blob", part))
+    Ok(std::fs::rename(part, done).map_err(IoError::at("renaming staged blob", part))?)
 }
 
 /// Downloads one blob into `dest`, retrying transient failures; a transfer
@@ -310,7 +317,7 @@ async fn download_resumable(
             } else if offset > 0 {
                 tracing::info!(%url, offset, "resuming");
             }
-            stream_into(&mut body, file, &mut out, &mut counter, progress).await
+            stream_into(&mut body, file, &mut out, &mut counter, transfer, progress).await
         }
         .await;
         match result {
@@ -329,8 +336,8 @@ async fn download_resumable(
         }
     }
     let big = file.size >= WRITEBACK_FROM;
-    let out = out.close(big && crate::state::SYNC_ONCE).await?;
-    if !crate::state::SYNC_ONCE {
+    let out = out.close(big && durable::SYNC_ONCE).await?;
+    if !durable::SYNC_ONCE {
         syncs.start(out, dest);
     }
     let (digest, len) = counter.finish();
@@ -357,15 +364,17 @@ async fn download_resumable(
 /// Whatever way it ends, every byte counted has been written to `out`, so a
 /// resumed transfer starts at `counter.len()`.
 async fn stream_into(
-    body: &mut crate::source::Body,
+    body: &mut Body,
     file: &PlannedFile,
     out: &mut StagingFile,
     counter: &mut HashingCounter,
+    transfer: Transfer<'_>,
     progress: &dyn Progress,
 ) -> Result<(), SyncError> {
     let mut write_failed = false;
     let copied = async {
         while let Some(chunk) = body.chunk().await? {
+            transfer.interrupt.check()?;
             if counter.len() + chunk.len() as u64 > file.size {
                 return Err(SyncError::BlobTooLong {
                     path: file.path.clone(),

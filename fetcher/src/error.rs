@@ -1,11 +1,11 @@
 //! The fetcher's error type: every failure names what was wrong and where
-//! (URL, file, path or key), and maps to one documented exit code.
+//! (URL, file, path or key), and carries its exit class ([`ExitClass`]).
 
 use std::path::PathBuf;
 
-use atlas_proto::{ManifestError, PathError, PointerError};
+use atlas_proto::{IoError, ManifestError, PathError, PointerError};
 
-use crate::exit;
+use crate::exit::{self, ExitClass};
 
 /// Everything that can stop a sync. Grouped by exit code class.
 #[derive(Debug, thiserror::Error)]
@@ -128,13 +128,9 @@ pub enum SyncError {
     Locked { path: PathBuf },
 
     // ---- local filesystem (exit 7) ----
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A filesystem operation failed (see [`IoError::at`]).
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("state file {} is not usable: {message}; fix or delete it (deleting trust.json drops rollback protection)", path.display())]
     State { path: PathBuf, message: String },
     #[error("cannot install `{path}`: {reason}")]
@@ -143,6 +139,10 @@ pub enum SyncError {
     // ---- internal (exit 1) ----
     #[error("internal error: {0}")]
     Internal(String),
+    /// The caller set the sync's [`crate::interrupt::Interrupt`]: the run
+    /// stopped between two steps, before any installed file was changed.
+    #[error("interrupted before anything was installed; the directory is as it was")]
+    Interrupted,
 }
 
 impl SyncError {
@@ -170,9 +170,9 @@ impl SyncError {
             | Self::BlobHash { .. }
             | Self::UpstreamHash { .. }
             | Self::UnsafePath(_) => exit::INTEGRITY,
-            Self::Io { .. } | Self::State { .. } | Self::Conflict { .. } => exit::LOCAL,
+            Self::Io(_) | Self::State { .. } | Self::Conflict { .. } => exit::LOCAL,
             Self::Locked { .. } => exit::LOCKED,
-            Self::Internal(_) => exit::INTERNAL,
+            Self::Internal(_) | Self::Interrupted => exit::INTERNAL,
         }
     }
 
@@ -191,10 +191,11 @@ impl SyncError {
             _ => false,
         }
     }
+}
 
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| Self::Io { action, path, source }
+impl ExitClass for SyncError {
+    fn exit_code(&self) -> i32 {
+        SyncError::exit_code(self)
     }
 }
 

@@ -1,4 +1,6 @@
-//! Process exit codes of `atlas-fetcher`, stable for scripts and systemd units.
+//! Process exit codes of `atlas-fetcher`, stable for scripts and systemd
+//! units, and [`ExitClass`], which every error type a command can end with
+//! implements: the error itself says which code it exits with.
 
 /// Changes were applied: the directory now holds the channel's build.
 pub const UPDATED: i32 = 0;
@@ -33,6 +35,18 @@ pub fn kind(code: i32) -> &'static str {
         LOCAL => "local",
         LOCKED => "locked",
         _ => "internal",
+    }
+}
+
+/// An error that knows which exit code (and JSON `kind`) it ends a command
+/// with. A new error type implements it, so the CLI never guesses.
+pub trait ExitClass: std::error::Error {
+    /// One of the codes above.
+    fn exit_code(&self) -> i32;
+
+    /// Short machine-readable class name ([`kind`] of the code).
+    fn kind(&self) -> &'static str {
+        kind(self.exit_code())
     }
 }
 

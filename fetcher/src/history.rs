@@ -6,13 +6,12 @@
 use std::path::PathBuf;
 
 use atlas_proto::v1::Manifest;
-use atlas_proto::{ManifestLimits, Sha256Digest, manifest};
+use atlas_proto::{IoError, Limits, Sha256Digest, manifest};
 
-use crate::SyncError;
-use crate::state::{self, InstallState, PastBuild, StatePaths};
+use crate::durable;
+use crate::error::SyncError;
+use crate::state::{self, BUILDS_DIR, InstallState, PastBuild, StatePaths};
 
-/// Directory (inside the state directory) of kept manifests.
-pub const BUILDS_DIR: &str = "builds";
 /// Earlier builds kept for rollback.
 pub const KEEP_BUILDS: usize = 3;
 
@@ -23,13 +22,18 @@ pub fn manifest_path(paths: &StatePaths, build: &Sha256Digest) -> PathBuf {
 
 /// Keeps the verified manifest bytes of `build`.
 pub fn save(paths: &StatePaths, build: &Sha256Digest, bytes: &[u8]) -> Result<(), SyncError> {
-    std::fs::create_dir_all(&paths.builds).map_err(SyncError::io("creating directory", &paths.builds))?;
-    state::write_atomic(&manifest_path(paths, build), bytes)
+    std::fs::create_dir_all(&paths.builds).map_err(IoError::at("creating directory", &paths.builds))?;
+    durable::write_atomic(&manifest_path(paths, build), bytes)
 }
 
 /// Reads a kept manifest back, checking that its bytes are still the build
-/// they are named after and that it is a valid manifest of `pack`.
-pub fn load(paths: &StatePaths, build: &Sha256Digest, pack: &str) -> Result<Manifest, SyncError> {
+/// they are named after and that it is a valid manifest of `pack` within `limits`.
+pub fn load(
+    paths: &StatePaths,
+    build: &Sha256Digest,
+    pack: &str,
+    limits: &Limits,
+) -> Result<Manifest, SyncError> {
     use std::io::Read as _;
     let path = manifest_path(paths, build);
     let file = std::fs::File::open(&path).map_err(|e| SyncError::Conflict {
@@ -39,9 +43,9 @@ pub fn load(paths: &StatePaths, build: &Sha256Digest, pack: &str) -> Result<Mani
         ),
     })?;
     let mut bytes = Vec::new();
-    file.take(crate::sync::MAX_MANIFEST_BYTES + 1)
+    file.take(limits.manifest_stored_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(SyncError::io("reading", &path))?;
+        .map_err(IoError::at("reading", &path))?;
     let url = path.display().to_string();
     let actual = manifest::build_id(&bytes);
     if actual != *build {
@@ -51,11 +55,9 @@ pub fn load(paths: &StatePaths, build: &Sha256Digest, pack: &str) -> Result<Mani
             actual: actual.to_hex(),
         });
     }
-    let m = manifest::decode(&bytes, &ManifestLimits::default()).map_err(|source| {
-        SyncError::ManifestInvalid {
-            url: url.clone(),
-            source,
-        }
+    let m = manifest::decode(&bytes, &limits.manifest).map_err(|source| SyncError::ManifestInvalid {
+        url: url.clone(),
+        source,
     })?;
     if m.pack_id != pack {
         return Err(SyncError::ManifestWrongPack {
@@ -109,7 +111,7 @@ pub fn prune(paths: &StatePaths, install: &InstallState) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::InstallSide;
+    use crate::side::InstallSide;
     use crate::state::Sha256Hex;
 
     fn at(build: u8, history: &[u8]) -> InstallState {

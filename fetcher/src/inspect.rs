@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
-use crate::SyncError;
-use crate::apply::safe_dest;
+use crate::durable;
+use crate::error::SyncError;
 use crate::journal;
 use crate::lock::DirLock;
-use crate::plan::InstallSide;
+use crate::place::safe_dest;
+use crate::side::InstallSide;
 use crate::state::{self, InstalledFile, StatePaths};
 
 /// What `atlas-fetcher status` shows.
@@ -134,7 +135,7 @@ pub fn verify(dir: &Path, threads: usize) -> Result<Verification, SyncError> {
             };
             let p = safe_dest(dir, &f.path)?;
             let seen = match std::fs::metadata(&p) {
-                Ok(m) if m.is_file() => Some(state::hash_file(&p).map(|h| (h, m.len()))),
+                Ok(m) if m.is_file() => Some(durable::hash_file(&p).map(|h| (h, m.len()))),
                 _ => None,
             };
             let mut o = out

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::SyncError;
+use crate::error::SyncError;
 
 /// The game directory of the instance at `dir`: its `.minecraft` or
 /// `minecraft` subfolder (Prism Launcher and MultiMC use either; an existing

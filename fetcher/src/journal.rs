@@ -35,10 +35,12 @@ use std::time::Duration;
 use atlas_proto::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::SyncError;
-use crate::apply::{SafeDests, copy_into_place, safe_dest, set_mode};
+use crate::durable;
+use crate::error::SyncError;
+use crate::place::{SafeDests, copy_into_place, safe_dest, set_mode};
 use crate::plan::Plan;
 use crate::state::{self, InstallState, Sha256Hex, StatePaths, TrustState};
+use atlas_proto::IoError;
 
 /// Journal file name (inside the state directory).
 pub const JOURNAL_FILE: &str = "journal.json";
@@ -141,7 +143,7 @@ impl Journal {
 
     /// Writes the journal durably. From now on the apply can be recovered.
     pub fn write(&self, paths: &StatePaths) -> Result<(), SyncError> {
-        state::write_atomic_json(&journal_path(paths), self)
+        durable::write_atomic_json(&journal_path(paths), self)
     }
 }
 
@@ -156,7 +158,7 @@ pub fn load(paths: &StatePaths) -> Result<Option<Journal>, SyncError> {
                 message: e.to_string(),
             }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(SyncError::io("reading", p)(e)),
+        Err(e) => Err(IoError::at("reading", p)(e).into()),
     }
 }
 
@@ -166,7 +168,7 @@ pub fn recover(paths: &StatePaths) -> Result<Recovery, SyncError> {
     let Some(j) = load(paths)? else {
         let b = backup_root(paths);
         if exists(&b) {
-            std::fs::remove_dir_all(&b).map_err(SyncError::io("removing stale backups", &b))?;
+            std::fs::remove_dir_all(&b).map_err(IoError::at("removing stale backups", &b))?;
         }
         return Ok(Recovery::Clean);
     };
@@ -207,7 +209,7 @@ fn can_roll_forward(paths: &StatePaths, j: &Journal) -> Result<bool, SyncError> 
             continue;
         }
         for e in entries {
-            if state::hash_file(&safe_dest(&paths.dir, &e.path)?) != Some(blob) {
+            if durable::hash_file(&safe_dest(&paths.dir, &e.path)?) != Some(blob) {
                 return Ok(false);
             }
         }
@@ -242,9 +244,9 @@ pub fn forward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
         if e.existed && !exists(&bak) && exists(&dest) {
             step();
             if let Some(parent) = bak.parent() {
-                std::fs::create_dir_all(parent).map_err(SyncError::io("creating directory", parent))?;
+                std::fs::create_dir_all(parent).map_err(IoError::at("creating directory", parent))?;
             }
-            std::fs::rename(&dest, &bak).map_err(SyncError::io("backing up", &dest))?;
+            std::fs::rename(&dest, &bak).map_err(IoError::at("backing up", &dest))?;
         }
         if e.blob.is_none() {
             for (i, _) in e.path.match_indices('/') {
@@ -273,30 +275,32 @@ pub fn forward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
             let dest = dests.get(&e.path)?;
             // Each directory once: `mkdir` of an existing one still takes its parent's lock.
             if let Some(parent) = dest.parent().filter(|p| !touched.contains(*p)) {
-                std::fs::create_dir_all(parent).map_err(SyncError::io("creating directory", parent))?;
+                std::fs::create_dir_all(parent).map_err(IoError::at("creating directory", parent))?;
                 touched.insert(parent.to_owned());
             }
             placements.push((dest, e.executable));
         }
         moves.push((src, placements));
     }
-    let place = |(src, placements): &(PathBuf, Vec<(PathBuf, bool)>)| -> Result<(), SyncError> {
-        let Some(((dest, executable), copies)) = placements.split_last() else {
-            return Ok(());
-        };
-        for (copy, exec) in copies {
+    let place =
+        |(src, placements): &(PathBuf, Vec<(PathBuf, bool)>)| -> Result<(), SyncError> {
+            let Some(((dest, executable), copies)) = placements.split_last() else {
+                return Ok(());
+            };
+            for (copy, exec) in copies {
+                step();
+                copy_into_place(src, copy, *exec, &paths.staging)?;
+            }
             step();
-            copy_into_place(src, copy, *exec, &paths.staging)?;
-        }
-        step();
-        set_mode(src, *executable)?;
-        std::fs::rename(src, dest).map_err(SyncError::io("moving a downloaded file into place at", dest))
-    };
+            set_mode(src, *executable)?;
+            Ok(std::fs::rename(src, dest)
+                .map_err(IoError::at("moving a downloaded file into place at", dest))?)
+        };
     parallel_each(&moves, place)?;
-    state::sync_dirs(dir, &touched);
-    state::write_atomic_json(&paths.install, &j.install)?;
+    durable::sync_dirs(dir, &touched);
+    durable::write_atomic_json(&paths.install, &j.install)?;
     if let Some(t) = &j.trust {
-        state::write_atomic_json(&paths.trust, t)?;
+        durable::write_atomic_json(&paths.trust, t)?;
     }
     finish(paths)
 }
@@ -351,7 +355,7 @@ pub fn backward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
         match std::fs::remove_file(&dest) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(SyncError::io("removing", dest)(err)),
+            Err(err) => return Err(IoError::at("removing", dest)(err).into()),
         }
         for (i, _) in e.path.match_indices('/') {
             created.insert(e.path[..i].to_owned());
@@ -369,16 +373,16 @@ pub fn backward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
         }
         let dest = safe_dest(dir, &e.path)?;
         if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(SyncError::io("creating directory", parent))?;
+            std::fs::create_dir_all(parent).map_err(IoError::at("creating directory", parent))?;
         }
-        std::fs::rename(&bak, &dest).map_err(SyncError::io("restoring", &dest))?;
+        std::fs::rename(&bak, &dest).map_err(IoError::at("restoring", &dest))?;
     }
     match &j.previous {
-        Some(prev) => state::write_atomic_json(&paths.install, prev)?,
+        Some(prev) => durable::write_atomic_json(&paths.install, prev)?,
         None => match std::fs::remove_file(&paths.install) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(SyncError::io("removing", &paths.install)(e)),
+            Err(e) => return Err(IoError::at("removing", &paths.install)(e).into()),
         },
     }
     finish(paths)
@@ -387,8 +391,8 @@ pub fn backward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
 /// Deletes the journal (the commit point of either direction), then the leftovers.
 fn finish(paths: &StatePaths) -> Result<(), SyncError> {
     let jp = journal_path(paths);
-    std::fs::remove_file(&jp).map_err(SyncError::io("removing", &jp))?;
-    state::sync_dir(&paths.state_dir);
+    std::fs::remove_file(&jp).map_err(IoError::at("removing", &jp))?;
+    durable::sync_dir(&paths.state_dir);
     let _ = std::fs::remove_dir_all(backup_root(paths));
     let _ = std::fs::remove_dir_all(&paths.staging);
     Ok(())
@@ -397,7 +401,8 @@ fn finish(paths: &StatePaths) -> Result<(), SyncError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{FileAction, InstallSide, PlannedFile};
+    use crate::plan::{FileAction, PlannedFile};
+    use crate::side::InstallSide;
     use crate::state::InstalledFile;
 
     fn planned(path: &str, content: &[u8], action: FileAction) -> PlannedFile {

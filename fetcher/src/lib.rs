@@ -39,27 +39,28 @@
 //! # }
 //! ```
 
-pub mod apply;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod download;
+pub mod durable;
 pub mod error;
 pub mod exit;
 pub mod history;
 pub mod inspect;
 pub mod instance;
+pub mod interrupt;
 pub mod journal;
-pub mod keychain;
 pub mod lock;
+pub mod place;
 pub mod plan;
-pub mod prefetch;
 pub mod progress;
 pub mod provision;
 pub mod report;
 pub mod retry;
-pub mod rollback;
 pub mod select;
+pub mod settings;
+pub mod side;
 pub mod source;
 mod staging;
 mod staging_file;
@@ -67,9 +68,14 @@ pub mod state;
 pub mod sync;
 
 pub use error::SyncError;
-pub use plan::{FileAction, InstallSide, OnModified, Plan, PlannedFile};
+pub use interrupt::Interrupt;
+pub use plan::{FileAction, OnModified, Plan, PlannedFile};
 pub use progress::{NoProgress, Phase, Progress};
 pub use provision::LaunchDescription;
 pub use report::{Outcome, Report};
 pub use retry::RetryPolicy;
-pub use sync::{Check, CheckStatus, SyncOptions, Syncer, load_key};
+pub use settings::SyncSettings;
+pub use side::InstallSide;
+pub use sync::keychain::{load_key, load_root};
+pub use sync::prefetch::Prefetched;
+pub use sync::{Check, CheckStatus, SyncOptions, Syncer};

@@ -11,8 +11,9 @@
 use std::fs::{File, FileTimes, TryLockError};
 use std::path::{Path, PathBuf};
 
-use crate::SyncError;
+use crate::error::SyncError;
 use crate::state::StatePaths;
+use atlas_proto::IoError;
 
 /// Name of the lock file inside the state directory.
 pub const LOCK_FILE: &str = "lock";
@@ -79,13 +80,13 @@ impl DirLock {
         };
         // On any error below, dropping `lock` removes what was created.
         std::fs::create_dir_all(&paths.state_dir)
-            .map_err(SyncError::io("creating state directory", &paths.state_dir))?;
+            .map_err(IoError::at("creating state directory", &paths.state_dir))?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(SyncError::io("opening lock file", &path))?;
+            .map_err(IoError::at("opening lock file", &path))?;
         // A lock just released can look held for an instant: a process
         // forked in between (this one starting a server, say) shares the
         // lock until its exec closes the descriptor. A short grace period
@@ -99,7 +100,7 @@ impl DirLock {
                     waited += LOCK_POLL;
                 }
                 Err(TryLockError::WouldBlock) => return Err(SyncError::Locked { path }),
-                Err(TryLockError::Error(e)) => return Err(SyncError::io("locking", &path)(e)),
+                Err(TryLockError::Error(e)) => return Err(IoError::at("locking", &path)(e).into()),
             }
         }
         lock.file = Some(file);

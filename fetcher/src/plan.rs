@@ -5,41 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use atlas_proto::Sha256Digest;
-use atlas_proto::v1::{File, Side};
+use atlas_proto::v1::File;
 use serde::{Deserialize, Serialize};
 
-use crate::SyncError;
+use crate::error::SyncError;
 use crate::select::Selection;
+use crate::side::InstallSide;
 use crate::state::{InstallState, InstalledFile};
-
-/// Which kind of install a directory is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum InstallSide {
-    /// A dedicated server: files for both sides and server-only files.
-    Server,
-    /// A client (launcher instance): files for both sides and client-only files.
-    Client,
-}
-
-impl InstallSide {
-    /// Whether a manifest file is for this side (optional or not).
-    pub fn wants_side(self, f: &File) -> bool {
-        match Side::try_from(f.side) {
-            Ok(Side::Both) => true,
-            Ok(Side::Server) => self == Self::Server,
-            Ok(Side::Client) => self == Self::Client,
-            _ => false,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Server => "server",
-            Self::Client => "client",
-        }
-    }
-}
 
 /// What is at a path in the target directory right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,6 +262,7 @@ pub fn plan_with(
 mod tests {
     use super::*;
     use crate::state::{InstalledFile, Sha256Hex};
+    use atlas_proto::v1::Side;
 
     fn file(path: &str, content: &[u8], side: Side) -> File {
         File {

@@ -4,7 +4,8 @@
 use serde::Serialize;
 
 use crate::exit;
-use crate::plan::{FileAction, InstallSide, Plan};
+use crate::plan::{FileAction, Plan};
+use crate::side::InstallSide;
 
 /// How a sync ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

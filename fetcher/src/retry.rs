@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::SyncError;
+use crate::error::SyncError;
 
 /// How often and how patiently to retry one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

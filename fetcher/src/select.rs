@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use atlas_proto::v1::File;
 use serde::{Deserialize, Serialize};
 
-use crate::SyncError;
-use crate::plan::InstallSide;
+use crate::error::SyncError;
+use crate::side::InstallSide;
 
 /// The host's choices among optional files; empty means the pack's defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

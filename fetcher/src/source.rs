@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt as _;
 use url::Url;
 
-use crate::SyncError;
+use crate::error::SyncError;
 
 /// Default per-request timeout (`--timeout`): the longest wait for a
 /// connection, for response headers and between two chunks of a body; the

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use atlas_proto::Sha256Digest;
 
-use crate::SyncError;
+use crate::error::SyncError;
 use crate::state::StatePaths;
+use atlas_proto::IoError;
 
 /// Where a blob is staged (or prefetched) under `dir`: `<dir>/<first hex
 /// digit>/<hex>`. Spreading blobs over 16 subdirectories keeps parallel
@@ -67,15 +68,13 @@ impl StagingGuard {
             armed: true,
         };
         if exists(&paths.staging) {
-            std::fs::remove_dir_all(&paths.staging).map_err(SyncError::io(
-                "removing a stale staging directory",
-                &paths.staging,
-            ))?;
+            std::fs::remove_dir_all(&paths.staging)
+                .map_err(IoError::at("removing a stale staging directory", &paths.staging))?;
         }
         if let Err(e) = std::fs::create_dir_all(&paths.staging) {
             guard.restore();
             guard.armed = false;
-            return Err(SyncError::io("creating staging directory", &paths.staging)(e));
+            return Err(IoError::at("creating staging directory", &paths.staging)(e).into());
         }
         Ok(guard)
     }

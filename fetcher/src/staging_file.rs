@@ -9,7 +9,8 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::SyncError;
+use crate::error::SyncError;
+use atlas_proto::IoError;
 
 /// Bytes gathered before each write. Memory: at most this (plus one body
 /// chunk) per download in flight.
@@ -59,15 +60,13 @@ impl StagingFile {
         let (file, buf) = tokio::task::spawn_blocking(move || {
             let mut f = match file {
                 Some(f) => f,
-                None => {
-                    std::fs::File::create(&path).map_err(SyncError::io("creating staging file", &path))?
-                }
+                None => std::fs::File::create(&path).map_err(IoError::at("creating staging file", &path))?,
             };
             f.write_all(&buf)
-                .map_err(SyncError::io("writing staging file", &path))?;
+                .map_err(IoError::at("writing staging file", &path))?;
             buf.clear();
             if writeback {
-                crate::state::start_writeback(&f);
+                crate::durable::start_writeback(&f);
             }
             Ok::<_, SyncError>((f, buf))
         })
@@ -87,7 +86,7 @@ impl StagingFile {
 
     /// Writes what is left and hands back the file (for an fsync). With
     /// `writeback`, the file's write-back starts in the same blocking call
-    /// (see [`crate::state::start_writeback`]).
+    /// (see [`crate::durable::start_writeback`]).
     pub(crate) async fn close(mut self, writeback: bool) -> Result<std::fs::File, SyncError> {
         if self.file.is_none() || !self.buf.is_empty() || writeback {
             self.flush_then(writeback).await?;

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::keys::{PublicKey, SecretKey};
 use crate::pointer::{Envelope, EnvelopeError, open_envelope, sign_envelope};
-use crate::{PublicKey, SecretKey};
 
 /// DSSE `payloadType` of a keyset.
 pub const KEYSET_PAYLOAD_TYPE: &str = "application/vnd.atlas.keyset.v1+json";
@@ -54,7 +54,7 @@ pub struct KeysetPayload {
 /// Why a keyset (or a root of trust) was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeysetError {
-    #[error("keyset is larger than {} bytes; refusing to read it", crate::Limits::DEFAULT.keyset_bytes)]
+    #[error("keyset is larger than {} bytes; refusing to read it", crate::limits::Limits::DEFAULT.keyset_bytes)]
     TooLarge,
     #[error("keyset is not a valid DSSE envelope: {0}")]
     Malformed(String),
@@ -104,10 +104,10 @@ fn parse_role(
     revoked: &[String],
 ) -> Result<Vec<PublicKey>, KeysetError> {
     let invalid = |message: String| KeysetError::Invalid { version, message };
-    if role.keys.len() > crate::Limits::DEFAULT.keyset_role_keys {
+    if role.keys.len() > crate::limits::Limits::DEFAULT.keyset_role_keys {
         return Err(invalid(format!(
             "more than {} {what} keys",
-            crate::Limits::DEFAULT.keyset_role_keys
+            crate::limits::Limits::DEFAULT.keyset_role_keys
         )));
     }
     let mut keys: Vec<PublicKey> = Vec::new();
@@ -143,12 +143,12 @@ impl Keyset {
         crate::layout::validate_pack_id(&payload.pack)
             .map_err(|e| KeysetError::PayloadMalformed(e.to_string()))?;
         let v = payload.version;
-        if payload.revoked.len() > crate::Limits::DEFAULT.keyset_revoked {
+        if payload.revoked.len() > crate::limits::Limits::DEFAULT.keyset_revoked {
             return Err(KeysetError::Invalid {
                 version: v,
                 message: format!(
                     "more than {} revoked key ids",
-                    crate::Limits::DEFAULT.keyset_revoked
+                    crate::limits::Limits::DEFAULT.keyset_revoked
                 ),
             });
         }
@@ -289,14 +289,16 @@ pub struct SignedKeyset {
 impl SignedKeyset {
     /// Parses envelope bytes (size-capped) without trusting anything in them.
     pub fn parse(bytes: &[u8]) -> Result<Self, KeysetError> {
-        let (envelope, payload_bytes) =
-            open_envelope(bytes, crate::Limits::DEFAULT.keyset_bytes, KEYSET_PAYLOAD_TYPE).map_err(|e| {
-                match e {
-                    EnvelopeError::TooLarge(_) => KeysetError::TooLarge,
-                    EnvelopeError::Malformed(m) => KeysetError::Malformed(m),
-                    EnvelopeError::WrongPayloadType(t) => KeysetError::WrongPayloadType(t),
-                }
-            })?;
+        let (envelope, payload_bytes) = open_envelope(
+            bytes,
+            crate::limits::Limits::DEFAULT.keyset_bytes,
+            KEYSET_PAYLOAD_TYPE,
+        )
+        .map_err(|e| match e {
+            EnvelopeError::TooLarge(_) => KeysetError::TooLarge,
+            EnvelopeError::Malformed(m) => KeysetError::Malformed(m),
+            EnvelopeError::WrongPayloadType(t) => KeysetError::WrongPayloadType(t),
+        })?;
         Ok(Self {
             envelope,
             payload_bytes,
@@ -372,7 +374,7 @@ struct RootFile {
 /// (`keys/<N>.json`, self-signed) or a JSON file
 /// `{"pack": "...", "root": {"keys": ["ed25519:..."], "threshold": m}}`.
 pub fn parse_root(bytes: &[u8], pack: &str) -> Result<Keyset, KeysetError> {
-    if bytes.len() as u64 > crate::Limits::DEFAULT.keyset_bytes {
+    if bytes.len() as u64 > crate::limits::Limits::DEFAULT.keyset_bytes {
         return Err(KeysetError::TooLarge);
     }
     let v: serde_json::Value =

@@ -9,7 +9,7 @@
 //! packs/<pack>/channels/<channel>/packwiz/...     packwiz tree of the channel (mutable, optional)
 //! ```
 
-use crate::Sha256Digest;
+use crate::digest::Sha256Digest;
 
 /// Cache-Control for immutable objects (blobs, manifests).
 pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";

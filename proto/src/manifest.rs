@@ -8,8 +8,10 @@ use prost::Message as _;
 
 use unicode_normalization::UnicodeNormalization as _;
 
+use crate::digest::Sha256Digest;
+use crate::layout;
+use crate::path::{PathError, validate_path};
 use crate::v1::{BlobEncoding, Manifest, Side};
-use crate::{PathError, Sha256Digest, layout, validate_path};
 
 /// Manifest format version this crate reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -81,7 +83,7 @@ pub fn decode(stored: &[u8], limits: &ManifestLimits) -> Result<Manifest, Manife
     let mut decoder =
         zstd::stream::read::Decoder::new(stored).map_err(|e| ManifestError::Zstd(e.to_string()))?;
     decoder
-        .window_log_max(crate::Limits::DEFAULT.manifest_window_log)
+        .window_log_max(crate::limits::Limits::DEFAULT.manifest_window_log)
         .map_err(|e| ManifestError::Zstd(e.to_string()))?;
     let mut raw = Vec::new();
     decoder

@@ -45,7 +45,7 @@ pub fn validate_path(path: &str) -> Result<(), PathError> {
     if path.is_empty() {
         return fail("the path is empty");
     }
-    if path.len() > crate::Limits::DEFAULT.path_bytes {
+    if path.len() > crate::limits::Limits::DEFAULT.path_bytes {
         return fail("longer than 1024 bytes");
     }
     if path.chars().any(char::is_control) {

@@ -11,7 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
-use crate::{PublicKey, SecretKey, Sha256Digest};
+use crate::digest::Sha256Digest;
+use crate::keys::{PublicKey, SecretKey};
 
 /// DSSE `payloadType` of an Atlas channel pointer.
 pub const PAYLOAD_TYPE: &str = "application/vnd.atlas.pointer.v1+json";
@@ -87,7 +88,7 @@ struct EnvelopeSignature {
 /// Why a pointer was refused. Every variant says what a host should check.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PointerError {
-    #[error("pointer is larger than {} bytes; refusing to read it", crate::Limits::DEFAULT.pointer_bytes)]
+    #[error("pointer is larger than {} bytes; refusing to read it", crate::limits::Limits::DEFAULT.pointer_bytes)]
     TooLarge,
     #[error("pointer is not a valid DSSE envelope: {0}")]
     Malformed(String),
@@ -265,7 +266,7 @@ impl SignedPointer {
     /// Parses envelope bytes (size-capped) without trusting anything in them.
     pub fn parse(bytes: &[u8]) -> Result<Self, PointerError> {
         let (envelope, payload_bytes) =
-            open_envelope(bytes, crate::Limits::DEFAULT.pointer_bytes, PAYLOAD_TYPE).map_err(
+            open_envelope(bytes, crate::limits::Limits::DEFAULT.pointer_bytes, PAYLOAD_TYPE).map_err(
                 |e| match e {
                     EnvelopeError::TooLarge(_) => PointerError::TooLarge,
                     EnvelopeError::Malformed(m) => PointerError::Malformed(m),

@@ -43,7 +43,7 @@ impl RunnerState {
         std::fs::create_dir_all(state_dir).map_err(|e| {
             ActionError::new(ErrorKind::Local, format!("creating {}: {e}", state_dir.display()))
         })?;
-        Ok(atlas_fetcher::state::write_atomic_json(
+        Ok(atlas_fetcher::durable::write_atomic_json(
             &state_dir.join(RUNNER_STATE),
             self,
         )?)
@@ -99,50 +99,29 @@ impl Updater {
 
     /// What the fetcher is told about the channel and the server directory
     /// (`[source]` → [`SyncOptions`]).
+    /// The fetcher's options for the configured `[source]`, with the
+    /// daemon's shutdown as the interrupt flag, so a shutdown stops a check,
+    /// a download or a prefetch between steps (an apply always finishes).
     fn sync_options(&self) -> Result<SyncOptions, SyncError> {
-        let keys = self
+        let mut opts = self
             .source
-            .keys
-            .iter()
-            .map(|k| atlas_fetcher::load_key(k))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut opts = SyncOptions::new(
-            self.source.url.clone(),
-            self.source.pack.clone(),
-            self.source.channel.clone(),
-            keys,
-            self.server_dir.clone(),
-        );
-        if let Some(root) = &self.source.root {
-            opts.root = Some(atlas_fetcher::keychain::load_root(root, &self.source.pack)?);
-        }
-        opts.cache = Some(self.state_dir.join("cache"));
+            .sync_settings(&self.server_dir, self.state_dir.join("cache"))
+            .options()?;
+        opts.interrupt = self.shutdown.flag().into();
         Ok(opts)
     }
 
-    /// A syncer for the server directory (server side).
-    ///
-    /// The fetcher's `SyncOptions` take no interrupt flag yet: until they do,
-    /// the actor cuts the syncer's long steps by dropping the futures whose
-    /// drop is safe (check, prefetch) and lets an apply run to its end. Once
-    /// they do, set it in `Updater::sync_options` (and in
-    /// `Updater::rollback_syncer`): `opts.interrupt = self.shutdown.flag().into();`.
+    /// A syncer for the server directory (server side unless configured).
     pub fn syncer(&self) -> Result<Syncer, ActionError> {
         self.refuse_after_shutdown()?;
         Ok(Syncer::new(self.sync_options()?)?)
     }
 
-    /// A syncer for `rollback` (no pointer read).
+    /// A syncer for `rollback` (no pointer read; pack, channel, side and
+    /// optional files are those of the install).
     pub fn rollback_syncer(&self) -> Result<Syncer, ActionError> {
         self.refuse_after_shutdown()?;
-        let opts = SyncOptions::new(
-            self.source.url.clone(),
-            self.source.pack.clone(),
-            self.source.channel.clone(),
-            Vec::new(),
-            self.server_dir.clone(),
-        );
-        Ok(Syncer::for_rollback(opts)?)
+        Ok(Syncer::for_rollback(self.sync_options()?)?)
     }
 
     fn refuse_after_shutdown(&self) -> Result<(), ActionError> {

@@ -6,6 +6,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use atlas_fetcher::{InstallSide, OnModified, SyncSettings};
 use atlas_proto::Limits;
 use atlas_proto::fmt::human_bytes;
 use serde::{Deserialize, Serialize};
@@ -103,6 +104,60 @@ pub struct SourceSettings {
     /// Seconds of in-game warning before an update stops the server.
     #[serde(default = "default_announce", with = "humantime_serde")]
     pub announce: Duration,
+
+    // How each sync runs: the fetcher's settings, its defaults when unset.
+    /// Which files to install: `server` (default) or `client`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side: Option<InstallSide>,
+    /// Optional files to install although the pack leaves them off (path,
+    /// file name or display name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enable: Vec<String>,
+    /// Optional files to leave out although the pack turns them on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disable: Vec<String>,
+    /// What an update does to a managed file changed on the server: `keep`
+    /// (default), `backup` or `replace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_modified: Option<OnModified>,
+    /// Files downloaded at once, 1 to 64 (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<usize>,
+    /// Retries of a failed request (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Per-request timeout (default 60s).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Deadline of a check and its downloads (default none).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Duration>,
+}
+
+impl SourceSettings {
+    /// The fetcher's settings for syncing `server_dir` from this channel with
+    /// the blob cache `cache`; `SyncSettings::options` adds the fetcher's
+    /// defaults, as it does for `atlas-fetcher sync`.
+    pub fn sync_settings(&self, server_dir: &Path, cache: PathBuf) -> SyncSettings {
+        SyncSettings {
+            source: Some(self.url.clone()),
+            pack: Some(self.pack.clone()),
+            channel: Some(self.channel.clone()),
+            keys: self.keys.clone(),
+            root: self.root.clone(),
+            dir: Some(server_dir.to_owned()),
+            instance: None,
+            side: self.side,
+            parallelism: self.parallelism,
+            timeout: self.timeout,
+            deadline: self.deadline,
+            retries: self.retries,
+            on_modified: self.on_modified,
+            enable: self.enable.clone(),
+            disable: self.disable.clone(),
+            cache: Some(cache),
+        }
+    }
 }
 
 /// `[server]`: how the server process is launched and stopped.
@@ -384,6 +439,15 @@ impl RunnerConfig {
             if src.update_interval < Duration::from_secs(1) {
                 return Err(bad("source.update_interval", "must be at least 1s"));
             }
+            if src.parallelism.is_some_and(|p| !(1..=64).contains(&p)) {
+                return Err(bad("source.parallelism", "must be from 1 to 64"));
+            }
+            if src.timeout.is_some_and(|t| t < Duration::from_secs(1)) {
+                return Err(bad("source.timeout", "must be at least 1s"));
+            }
+            if src.deadline.is_some_and(|t| t < Duration::from_secs(1)) {
+                return Err(bad("source.deadline", "must be at least 1s"));
+            }
         }
         Ok(())
     }
@@ -413,6 +477,53 @@ pub fn parse_memory(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_settings_reach_the_fetchers_options() {
+        let key = atlas_proto::SecretKey::from_seed(&[9; 32]).public().to_text();
+        let text = format!(
+            "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"{key}\"]\n\
+             side = \"client\"\nenable = [\"shaders.zip\"]\ndisable = [\"minimap.jar\"]\n\
+             on_modified = \"backup\"\nparallelism = 4\nretries = 2\ntimeout = \"20s\"\ndeadline = \"10m\"\n"
+        );
+        let c = RunnerConfig::parse(Path::new("r.toml"), &text).expect("parse");
+        let src = c.source.as_ref().expect("source");
+        let o = src
+            .sync_settings(&c.server_dir, c.state_dir().join("cache"))
+            .options()
+            .expect("options");
+        assert_eq!((o.pack.as_str(), o.channel.as_str()), ("p", "production"));
+        assert_eq!((o.side, o.on_modified), (InstallSide::Client, OnModified::Backup));
+        assert_eq!((o.parallelism, o.retry.retries), (4, 2));
+        assert_eq!(o.timeout, Duration::from_secs(20));
+        assert_eq!(o.deadline, Some(Duration::from_secs(600)));
+        assert!(o.selection.enable.contains("shaders.zip") && o.selection.disable.contains("minimap.jar"));
+        assert_eq!(o.cache, Some(PathBuf::from("/srv/mc/.atlas-runner/cache")));
+        // Unset: the fetcher's own defaults, as for `atlas-fetcher sync`.
+        let c = RunnerConfig::parse(
+            Path::new("r.toml"),
+            &format!(
+                "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"{key}\"]\n"
+            ),
+        )
+        .expect("parse");
+        let src = c.source.as_ref().expect("source");
+        let o = src
+            .sync_settings(&c.server_dir, "/c".into())
+            .options()
+            .expect("options");
+        assert_eq!(
+            (o.side, o.parallelism, o.retry.retries),
+            (InstallSide::Server, 8, 5)
+        );
+        assert_eq!((o.timeout, o.deadline), (Duration::from_secs(60), None));
+        let err = RunnerConfig::parse(
+            Path::new("r.toml"),
+            &format!("server_dir = \"/x\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"{key}\"]\nparallelism = 65\n"),
+        )
+        .expect_err("too many");
+        assert!(err.to_string().contains("source.parallelism"), "{err}");
+    }
 
     #[test]
     fn a_minimal_config_gets_the_documented_defaults() {

@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use crate::{SyncError, exit};
+use atlas_proto::IoError;
+
+use crate::error::SyncError;
+use crate::exit::{self, ExitClass};
 
 /// Everything that can stop provisioning.
 #[derive(Debug, thiserror::Error)]
@@ -84,13 +87,9 @@ pub enum ProvisionError {
     },
     #[error("the {loader} installer finished but {message}; nothing was changed in the server directory")]
     InstallerOutput { loader: &'static str, message: String },
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A filesystem operation failed (see [`IoError::at`]).
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{} is not usable: {message}; delete it and provision again", path.display())]
     State { path: PathBuf, message: String },
 
@@ -113,7 +112,7 @@ impl ProvisionError {
             | Self::UnknownVersion { .. }
             | Self::UnknownLoaderVersion { .. } => exit::SOURCE,
             Self::Hash { .. } | Self::Size { .. } | Self::TooLarge { .. } => exit::INTEGRITY,
-            Self::Installer { .. } | Self::InstallerOutput { .. } | Self::Io { .. } | Self::State { .. } => {
+            Self::Installer { .. } | Self::InstallerOutput { .. } | Self::Io(_) | Self::State { .. } => {
                 exit::LOCAL
             }
             Self::Sync(e) => e.exit_code(),
@@ -124,9 +123,10 @@ impl ProvisionError {
     pub fn kind(&self) -> &'static str {
         exit::kind(self.exit_code())
     }
+}
 
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| Self::Io { action, path, source }
+impl ExitClass for ProvisionError {
+    fn exit_code(&self) -> i32 {
+        ProvisionError::exit_code(self)
     }
 }

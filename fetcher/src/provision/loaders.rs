@@ -5,8 +5,13 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::net::{Expect, MAX_JAR_BYTES, Net, sha1_file};
-use super::{LAUNCH_FORMAT, LaunchDescription, Loader, ProvisionError, ProvisionOptions};
+use atlas_proto::IoError;
+
+use super::error::ProvisionError;
+use super::launch::{LAUNCH_FORMAT, LaunchDescription, Loader};
+use super::net::{Expect, Net, sha1_file};
+use super::options::{ProvisionOptions, check_version};
+use super::process::run_installer;
 
 /// Where an install happens: `out` mirrors the server directory and is moved
 /// into it on success; `work` (its parent) holds installers and logs.
@@ -148,7 +153,7 @@ async fn mojang_version(ctx: &Ctx<'_>) -> Result<VersionJson, ProvisionError> {
         })?;
     let bytes = ctx
         .net
-        .get_capped(&v.url, super::net::MAX_METADATA_BYTES, "")
+        .get_capped(&v.url, ctx.opts.limits.provision_metadata_bytes, "")
         .await?;
     if let Some(want) = &v.sha1 {
         let actual = hex::encode(sha1::Sha1::digest(&bytes));
@@ -190,7 +195,12 @@ async fn server_jar(ctx: &Ctx<'_>, version: &VersionJson) -> Result<(), Provisio
         size: Some(d.size),
     };
     ctx.net
-        .download(&d.url, &ctx.out.join(SERVER_JAR), MAX_JAR_BYTES, &expect)
+        .download(
+            &d.url,
+            &ctx.out.join(SERVER_JAR),
+            ctx.opts.limits.provision_jar_bytes,
+            &expect,
+        )
         .await?;
     Ok(())
 }
@@ -237,7 +247,7 @@ async fn fabric(ctx: &Ctx<'_>) -> Result<(), ProvisionError> {
             url: url.clone(),
             message: "lists no installer version".into(),
         })?;
-    super::check_version("Fabric installer version", &installer.version)?;
+    check_version("Fabric installer version", &installer.version)?;
     let jar_url = installer.url.clone().ok_or_else(|| ProvisionError::BadMetadata {
         url: url.clone(),
         message: format!("installer {} has no url", installer.version),
@@ -256,7 +266,7 @@ async fn fabric(ctx: &Ctx<'_>) -> Result<(), ProvisionError> {
         // fabric-installer `Main`: "Ensure you include the trailing /".
         args.extend(["-metaurl".to_owned(), format!("{meta}/")]);
     }
-    super::process::run_installer(ctx, &jar, &args).await?;
+    run_installer(ctx.opts, ctx.work, &jar, &args).await?;
     if !ctx.out.join(FABRIC_JAR).is_file() {
         return Err(ProvisionError::InstallerOutput {
             loader: "fabric",
@@ -264,7 +274,8 @@ async fn fabric(ctx: &Ctx<'_>) -> Result<(), ProvisionError> {
         });
     }
     let props = ctx.out.join(FABRIC_PROPERTIES);
-    std::fs::write(&props, format!("serverJar={SERVER_JAR}\n")).map_err(ProvisionError::io("writing", &props))
+    std::fs::write(&props, format!("serverJar={SERVER_JAR}\n")).map_err(IoError::at("writing", &props))?;
+    Ok(())
 }
 
 /// A jar is a zip: refuses anything else (an HTML error page with status 200).
@@ -289,7 +300,9 @@ fn check_zip(url: &str, path: &Path) -> Result<(), ProvisionError> {
 async fn installer_jar(ctx: &Ctx<'_>, url: &str) -> Result<std::path::PathBuf, ProvisionError> {
     let expect = ctx.net.sidecar(url).await?;
     let dest = ctx.work.join("installer.jar");
-    ctx.net.download(url, &dest, MAX_JAR_BYTES, &expect).await?;
+    ctx.net
+        .download(url, &dest, ctx.opts.limits.provision_jar_bytes, &expect)
+        .await?;
     check_zip(url, &dest)?;
     Ok(dest)
 }
@@ -313,7 +326,7 @@ async fn quilt(ctx: &Ctx<'_>) -> Result<(), ProvisionError> {
         ctx.opts.loader_version.clone(),
         format!("--install-dir={}", ctx.out.display()),
     ];
-    super::process::run_installer(ctx, &jar, &args).await?;
+    run_installer(ctx.opts, ctx.work, &jar, &args).await?;
     if !ctx.out.join(QUILT_JAR).is_file() {
         return Err(ProvisionError::InstallerOutput {
             loader: "quilt",
@@ -357,7 +370,11 @@ async fn forge_coordinate(
 ) -> Result<String, ProvisionError> {
     let plain = format!("{mc}-{v}");
     let url = format!("{}/{group}/maven-metadata.xml", base(maven));
-    let bytes = match ctx.net.get_capped(&url, super::net::MAX_METADATA_BYTES, "").await {
+    let bytes = match ctx
+        .net
+        .get_capped(&url, ctx.opts.limits.provision_metadata_bytes, "")
+        .await
+    {
         Ok(b) => b,
         Err(ProvisionError::NotFound { .. }) => return Ok(plain),
         Err(e) => return Err(e),
@@ -420,11 +437,11 @@ async fn forge(ctx: &Ctx<'_>) -> Result<(Option<String>, Option<String>), Provis
             (&o.upstreams.forge_maven, group, "forge", full)
         }
     };
-    super::check_version("Forge version", &full)?;
+    check_version("Forge version", &full)?;
     let url = format!("{}/{group}/{full}/{artifact}-{full}-installer.jar", base(maven));
     let jar = installer_jar(ctx, &url).await?;
     let args = ["--installServer".to_owned(), ctx.out.display().to_string()];
-    super::process::run_installer(ctx, &jar, &args).await?;
+    run_installer(ctx.opts, ctx.work, &jar, &args).await?;
     let args_name = if cfg!(windows) {
         "win_args.txt"
     } else {

@@ -9,12 +9,13 @@ use serde::de::DeserializeOwned;
 use sha1::Digest as _;
 use tokio::io::AsyncWriteExt as _;
 
-use super::ProvisionError;
+use atlas_proto::{IoError, Limits};
 
-/// Largest metadata answer (version manifest, version JSON, loader lists).
-pub(crate) const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
-/// Largest jar accepted (server jars are ~50 MB, installers a few MB).
-pub(crate) const MAX_JAR_BYTES: u64 = 512 * 1024 * 1024;
+use super::error::ProvisionError;
+
+/// Largest `.sha256`/`.sha1` file beside a Maven artifact: one hex digest,
+/// maybe followed by a file name (a format fact, not a tunable cap).
+const SIDECAR_BYTES: u64 = 1024;
 
 /// What an upstream published for a file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +30,7 @@ pub(crate) struct Expect {
 pub(crate) struct Net {
     client: reqwest::Client,
     timeout: Duration,
+    limits: Limits,
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -46,10 +48,11 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 impl Net {
-    pub(crate) fn new(timeout: Duration) -> Result<Self, ProvisionError> {
+    pub(crate) fn new(timeout: Duration, limits: Limits) -> Result<Self, ProvisionError> {
         Ok(Self {
             client: crate::source::http_client(timeout)?,
             timeout,
+            limits,
         })
     }
 
@@ -137,13 +140,15 @@ impl Net {
         }
     }
 
-    /// A JSON document of at most [`MAX_METADATA_BYTES`].
+    /// A JSON document of at most [`Limits::provision_metadata_bytes`].
     pub(crate) async fn get_json<T: DeserializeOwned>(
         &self,
         url: &str,
         hint: &str,
     ) -> Result<T, ProvisionError> {
-        let bytes = self.get_capped(url, MAX_METADATA_BYTES, hint).await?;
+        let bytes = self
+            .get_capped(url, self.limits.provision_metadata_bytes, hint)
+            .await?;
         serde_json::from_slice(&bytes).map_err(|e| ProvisionError::BadMetadata {
             url: url.to_owned(),
             message: format!("not the expected JSON: {e}"),
@@ -184,7 +189,7 @@ impl Net {
         }
         let mut out = tokio::fs::File::create(dest)
             .await
-            .map_err(ProvisionError::io("creating", dest))?;
+            .map_err(IoError::at("creating", dest))?;
         let (mut s1, mut s256, mut len) = (sha1::Sha1::new(), sha2::Sha256::new(), 0u64);
         while let Some(chunk) = resp.chunk().await.map_err(|e| self.read_err(url, &e))? {
             len += chunk.len() as u64;
@@ -198,11 +203,9 @@ impl Net {
             s256.update(&chunk);
             out.write_all(&chunk)
                 .await
-                .map_err(ProvisionError::io("writing", dest))?;
+                .map_err(IoError::at("writing", dest))?;
         }
-        out.sync_all()
-            .await
-            .map_err(ProvisionError::io("syncing", dest))?;
+        out.sync_all().await.map_err(IoError::at("syncing", dest))?;
         if let Some(expected) = expect.size
             && expected != len
         {
@@ -236,7 +239,7 @@ impl Net {
     pub(crate) async fn sidecar(&self, url: &str) -> Result<Expect, ProvisionError> {
         for (ext, hex_len) in [("sha256", 64), ("sha1", 40)] {
             let side = format!("{url}.{ext}");
-            let text = match self.get_capped(&side, 1024, "").await {
+            let text = match self.get_capped(&side, SIDECAR_BYTES, "").await {
                 Ok(b) => b,
                 Err(ProvisionError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),

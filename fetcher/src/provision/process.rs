@@ -4,25 +4,32 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use super::ProvisionError;
-use super::loaders::Ctx;
+use atlas_proto::IoError;
+
+use super::error::ProvisionError;
+use super::options::ProvisionOptions;
 
 /// Most of the installer's log quoted in an error.
 const TAIL_BYTES: u64 = 4096;
 
-pub(super) async fn run_installer(ctx: &Ctx<'_>, jar: &Path, args: &[String]) -> Result<(), ProvisionError> {
-    let o = ctx.opts;
+/// Runs `jar` with `args` under `o.java` in `work` (which receives its log).
+pub(super) async fn run_installer(
+    o: &ProvisionOptions,
+    work: &Path,
+    jar: &Path,
+    args: &[String],
+) -> Result<(), ProvisionError> {
     let loader = o.loader.as_str();
-    let log = ctx.work.join("installer.log");
-    let file = std::fs::File::create(&log).map_err(ProvisionError::io("creating", &log))?;
-    let err_file = file.try_clone().map_err(ProvisionError::io("opening", &log))?;
+    let log = work.join("installer.log");
+    let file = std::fs::File::create(&log).map_err(IoError::at("creating", &log))?;
+    let err_file = file.try_clone().map_err(IoError::at("opening", &log))?;
     let command = format!("{} -jar {} {}", o.java.display(), jar.display(), args.join(" "));
     tracing::info!(%command, "running the {loader} installer");
     let mut child = tokio::process::Command::new(&o.java)
         .arg("-jar")
         .arg(jar)
         .args(args)
-        .current_dir(ctx.work)
+        .current_dir(work)
         .stdin(Stdio::null())
         .stdout(Stdio::from(file))
         .stderr(Stdio::from(err_file))

@@ -35,7 +35,7 @@ fn launch_descriptions_round_trip_and_bad_ones_are_state_errors() {
     let path = LaunchDescription::path(tmp.path());
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     let d = desc(None, Some("libraries/x/unix_args.txt"));
-    crate::state::write_atomic_json(&path, &d).expect("write");
+    durable::write_atomic_json(&path, &d).expect("write");
     assert_eq!(LaunchDescription::load(tmp.path()).expect("load"), Some(d));
     std::fs::write(&path, r#"{"format":1}"#).expect("write");
     let err = LaunchDescription::load(tmp.path()).expect_err("bad");

@@ -440,8 +440,12 @@ async fn a_host_follows_two_rotations_and_refuses_a_revoked_key() {
     w.publish(b"build 3");
     assert_eq!(w.sync().await.expect("keyset 3").exit_code(), exit::UPDATED);
     assert_eq!(files(&w.dir())["mods/a.jar"], b"build 3");
-    let stored = std::fs::read_to_string(w.dir().join(".atlas").join(atlas_fetcher::keychain::KEYSET_FILE))
-        .expect("keyset stored");
+    let stored = std::fs::read_to_string(
+        w.dir()
+            .join(".atlas")
+            .join(atlas_fetcher::sync::keychain::KEYSET_FILE),
+    )
+    .expect("keyset stored");
     assert!(stored.contains("keyset"), "{stored}");
 
     // The next run starts from keyset 3: it asks for keys/4.json only.

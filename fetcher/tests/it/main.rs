@@ -2,6 +2,7 @@
 //! dependency tree instead of one per file, which keeps CI's disk and time in check.
 
 mod cache;
+mod cancel;
 mod clock;
 mod common;
 mod config_schema;

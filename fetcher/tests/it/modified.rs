@@ -61,7 +61,7 @@ async fn install_records_size_and_mtime() {
         assert_eq!(rec.size, meta.len());
         assert_eq!(
             rec.mtime_ns,
-            atlas_fetcher::state::mtime_ns(&meta),
+            atlas_fetcher::durable::mtime_ns(&meta),
             "{}",
             rec.path
         );

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use atlas_fetcher::{NoProgress, Report, SyncError, Syncer, keychain};
+use atlas_fetcher::sync::keychain;
+use atlas_fetcher::{NoProgress, Report, SyncError, Syncer};
 use atlas_proto::keyset::{self, KEYSET_FORMAT, KeysetPayload, RoleKeys};
 use atlas_proto::pointer::{self, PointerPayload};
 use atlas_proto::{SecretKey, layout};

@@ -2,12 +2,15 @@
 //! verifies everything while the server still runs, so the apply after the
 //! server stops only moves files (`.atlas/prefetch/`, same filesystem).
 
-use crate::SyncError;
+use atlas_proto::IoError;
+
+use super::{Check, CheckStatus, Syncer};
+use crate::cache::BlobCache;
 use crate::download::{self, Transfer};
+use crate::error::SyncError;
 use crate::plan::Plan;
 use crate::progress::{Phase, Progress};
 use crate::state::StatePaths;
-use crate::sync::{Check, CheckStatus, Syncer};
 
 /// What [`Syncer::prefetch`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -23,7 +26,12 @@ impl Syncer {
     /// without touching installed files; a later [`Syncer::apply`] of the same
     /// plan moves them into staging instead of downloading them. Blobs already
     /// prefetched are kept, so an interrupted prefetch resumes. The apply
-    /// deletes what is left once it succeeds.
+    /// deletes what is left once it succeeds. Takes no lock: it writes only
+    /// under `.atlas/prefetch/`, which an apply reads by size and moves.
+    ///
+    /// Dropping the future stops the downloads; blobs already complete stay
+    /// (a later prefetch or apply uses them), a partial one stays as a
+    /// `.part` file that the next attempt overwrites. Nothing installed changes.
     pub async fn prefetch(
         &self,
         check: &Check,
@@ -34,14 +42,14 @@ impl Syncer {
             return Ok(Prefetched::default());
         }
         let dir = &self.paths.prefetch;
-        std::fs::create_dir_all(dir).map_err(SyncError::io("creating the prefetch directory", dir))?;
+        std::fs::create_dir_all(dir).map_err(IoError::at("creating the prefetch directory", dir))?;
         let downloads = plan.downloads();
         progress.phase(&Phase::Download {
             blobs: downloads.len(),
             bytes: plan.download_bytes(),
         });
         let cache = match &self.opts.cache {
-            Some(c) => Some(crate::cache::BlobCache::open(c)?),
+            Some(c) => Some(BlobCache::open(c)?),
             None => None,
         };
         let transfer = Transfer {
@@ -51,6 +59,7 @@ impl Syncer {
             cache: cache.as_ref(),
             // Blobs already here stay (a rename onto itself).
             prefetched: Some(dir),
+            interrupt: &self.opts.interrupt,
         };
         let staged = self
             .by(
@@ -66,7 +75,7 @@ impl Syncer {
 }
 
 /// Deletes the prefetched blobs (after a successful apply used them).
-pub(crate) fn discard(paths: &StatePaths) {
+pub(super) fn discard(paths: &StatePaths) {
     match std::fs::remove_dir_all(&paths.prefetch) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

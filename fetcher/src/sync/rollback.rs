@@ -5,36 +5,33 @@
 //! directory alone while the channel still points at it, and install the
 //! next build it points to as usual.
 
-use crate::lock::DirLock;
+use super::{Check, SyncOptions, Syncer};
+use crate::error::SyncError;
+use crate::history;
 use crate::progress::Progress;
 use crate::report::{Outcome, Report};
-use crate::state::{self, InstallState};
-use crate::sync::{Check, SyncOptions, Syncer};
-use crate::{SyncError, history};
+use crate::state;
 
 impl Syncer {
     /// A syncer for `rollback` of `dir`: pack, channel, side and optional
     /// files are those of the install; no key is needed (no pointer is read).
     pub fn for_rollback(mut opts: SyncOptions) -> Result<Self, SyncError> {
-        let install = installed(&opts)?;
-        opts.pack = install.pack;
-        opts.channel = install.channel;
-        opts.side = install.side;
-        opts.selection = install.selection;
+        opts.follow_install("roll back")?;
         Self::with_keys_required(opts, false)
     }
 
     /// Re-installs the previous build (see the module docs). With `dry_run`,
     /// reports what would change and writes nothing.
+    ///
+    /// Dropping the future does what it does to [`Syncer::sync`]: before the
+    /// apply starts, nothing changes; after, the apply finishes on its own.
     pub async fn rollback(&self, dry_run: bool, progress: &dyn Progress) -> Result<Report, SyncError> {
-        let _lock = if dry_run {
+        let lock = if dry_run {
             None
         } else {
-            let lock = DirLock::acquire(&self.paths)?;
-            self.recover()?;
-            Some(lock)
+            Some(self.lock_and_recover()?.0)
         };
-        let install = installed(&self.opts)?;
+        let install = self.opts.recorded_install("roll back")?;
         let Some(target) = install.history.first().cloned() else {
             return Err(SyncError::Conflict {
                 path: format!("{}/{}", state::STATE_DIR, state::INSTALL_FILE),
@@ -45,7 +42,7 @@ impl Syncer {
                 ),
             });
         };
-        let manifest = history::load(&self.paths, &target.build.0, &self.opts.pack)?;
+        let manifest = history::load(&self.paths, &target.build.0, &self.opts.pack, &self.opts.limits)?;
         let check = Check::new_changed(
             target.build.0,
             install.version,
@@ -54,12 +51,13 @@ impl Syncer {
             install.clone(),
         );
         let plan = self.plan(&check, progress)?;
-        if dry_run {
+        let Some(lock) = lock else {
             return Ok(self.dry_run_report(&check, &plan));
-        }
+        };
         let rest = install.history.iter().skip(1).cloned().collect();
         let mut report = self
             .apply_by(
+                lock,
                 self.deadline(),
                 &check,
                 &plan,
@@ -73,12 +71,4 @@ impl Syncer {
         }
         Ok(report)
     }
-}
-
-fn installed(opts: &SyncOptions) -> Result<InstallState, SyncError> {
-    let paths = state::StatePaths::new(&opts.dir);
-    state::load_install(&paths.install)?.ok_or_else(|| SyncError::Conflict {
-        path: opts.dir.display().to_string(),
-        reason: "nothing is installed here (no .atlas/install.json): nothing to roll back".into(),
-    })
 }

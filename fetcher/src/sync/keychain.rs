@@ -1,5 +1,6 @@
-//! Following a pack's keyset chain (docs/FORMAT.md §3a) from the host's root
-//! of trust: load the root (`--root`), start from the newest keyset stored in
+//! What a host trusts: a `--key` ([`load_key`]), or a root of trust
+//! (`--root`, [`load_root`]) from which the pack's keyset chain is followed
+//! (docs/FORMAT.md §3a): start from the newest keyset stored in
 //! `DIR/.atlas/keyset.json` when it descends from that root, fetch
 //! `keys/<N+1>.json` ... until one is missing (at most
 //! [`DEFAULT_CHAIN_CAP`] per run), verifying each against the one before.
@@ -10,12 +11,13 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use atlas_proto::keyset::{self, DEFAULT_CHAIN_CAP, Keyset, SignedKeyset};
-use atlas_proto::{Sha256Digest, layout};
+use atlas_proto::{Limits, PublicKey, Sha256Digest, layout};
 
-use crate::SyncError;
+use super::Syncer;
+use crate::durable;
+use crate::error::SyncError;
 use crate::retry::Retrier;
-use crate::state::{self, STATE_FORMAT};
-use crate::sync::Syncer;
+use crate::state::STATE_FORMAT;
 
 /// File (inside the state directory) holding the newest verified keyset.
 pub const KEYSET_FILE: &str = "keyset.json";
@@ -32,6 +34,17 @@ struct StoredKeyset {
     keyset: String,
 }
 
+/// Reads a `--key` value: the inline `ed25519:...` text or a path to a file holding it.
+pub fn load_key(spec: &str) -> Result<PublicKey, SyncError> {
+    let spec = spec.trim();
+    if spec.starts_with("ed25519:") {
+        return PublicKey::parse(spec).map_err(|e| SyncError::Usage(format!("--key `{spec}`: {e}")));
+    }
+    let text = std::fs::read_to_string(spec)
+        .map_err(|e| SyncError::Usage(format!("--key: cannot read public key file `{spec}`: {e}")))?;
+    PublicKey::parse(&text).map_err(|e| SyncError::Usage(format!("--key file `{spec}`: {e}")))
+}
+
 /// Reads a `--root` file: a trusted `keys/<N>.json`, or a JSON file naming
 /// root keys and a threshold (see [`keyset::parse_root`]).
 pub fn load_root(path: &Path, pack: &str) -> Result<Keyset, SyncError> {
@@ -39,10 +52,7 @@ pub fn load_root(path: &Path, pack: &str) -> Result<Keyset, SyncError> {
     let origin = path.display().to_string();
     let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| {
-            f.take(atlas_proto::Limits::DEFAULT.keyset_bytes + 1)
-                .read_to_end(&mut bytes)
-        })
+        .and_then(|f| f.take(Limits::DEFAULT.keyset_bytes + 1).read_to_end(&mut bytes))
         .map_err(|e| SyncError::Usage(format!("--root: cannot read the root of trust `{origin}`: {e}")))?;
     keyset::parse_root(&bytes, pack).map_err(|source| SyncError::Keyset { origin, source })
 }
@@ -68,7 +78,7 @@ fn load_stored(path: &Path, root: &Keyset) -> Option<Keyset> {
 }
 
 /// Writes `ks` as the newest keyset verified from `root`.
-pub(crate) fn save(state_dir: &Path, root: &Keyset, ks: &Keyset) -> Result<(), SyncError> {
+pub(super) fn save(state_dir: &Path, root: &Keyset, ks: &Keyset) -> Result<(), SyncError> {
     let Some(envelope) = ks.envelope_bytes().and_then(|b| std::str::from_utf8(b).ok()) else {
         return Ok(());
     };
@@ -77,19 +87,19 @@ pub(crate) fn save(state_dir: &Path, root: &Keyset, ks: &Keyset) -> Result<(), S
         anchor: anchor_id(root),
         keyset: envelope.to_owned(),
     };
-    state::write_atomic_json(&state_dir.join(KEYSET_FILE), &stored)
+    durable::write_atomic_json(&state_dir.join(KEYSET_FILE), &stored)
 }
 
 /// The current keyset and whether it is newer than the stored one.
 #[derive(Debug)]
-pub(crate) struct Current {
+pub(super) struct Current {
     pub keyset: Keyset,
     pub changed: bool,
 }
 
 impl Syncer {
     /// Walks the keyset chain from the stored keyset (or the root) to its end.
-    pub(crate) async fn current_keyset(
+    pub(super) async fn current_keyset(
         &self,
         root: &Keyset,
         deadline: Option<Instant>,
@@ -99,6 +109,7 @@ impl Syncer {
         let stored_version = stored.as_ref().map(Keyset::version);
         let mut current = stored.unwrap_or_else(|| root.clone());
         for step in 1..=DEFAULT_CHAIN_CAP + 1 {
+            self.opts.interrupt.check()?;
             let key = layout::keyset_key(pack, current.version() + 1);
             let url = self.source.url_of(&key);
             let mut retry = Retrier::new(&self.opts.retry, deadline);
@@ -107,7 +118,7 @@ impl Syncer {
                     self.source
                         .open_key(&key)
                         .await?
-                        .read_capped(atlas_proto::Limits::DEFAULT.keyset_bytes)
+                        .read_capped(self.opts.limits.keyset_bytes)
                         .await
                 };
                 match attempt.await {

@@ -6,8 +6,9 @@
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::SyncError;
+use crate::error::SyncError;
 use crate::plan::Plan;
+use atlas_proto::IoError;
 
 /// Joins a manifest path onto the target directory, refusing anything
 /// `validate_path` refuses (defence in depth: manifests are validated on
@@ -105,22 +106,22 @@ pub(crate) fn copy_into_place(
     let tmp = tempfile::Builder::new()
         .prefix(".atlas-tmp-")
         .tempfile_in(tmp_dir)
-        .map_err(SyncError::io("creating a temporary file in", tmp_dir))?;
-    let mut src = std::fs::File::open(from).map_err(SyncError::io("opening staged file", from))?;
-    std::io::copy(&mut src, &mut tmp.as_file()).map_err(SyncError::io("copying into", tmp.path()))?;
+        .map_err(IoError::at("creating a temporary file in", tmp_dir))?;
+    let mut src = std::fs::File::open(from).map_err(IoError::at("opening staged file", from))?;
+    std::io::copy(&mut src, &mut tmp.as_file()).map_err(IoError::at("copying into", tmp.path()))?;
     // Every placement of a blob gets the staged file's mtime (a rename keeps
     // it), so `install.json` can record it before the apply starts.
     if let Ok(t) = src.metadata().and_then(|m| m.modified()) {
         tmp.as_file()
             .set_modified(t)
-            .map_err(SyncError::io("setting the modification time of", tmp.path()))?;
+            .map_err(IoError::at("setting the modification time of", tmp.path()))?;
     }
     tmp.as_file()
         .sync_all()
-        .map_err(SyncError::io("syncing", tmp.path()))?;
+        .map_err(IoError::at("syncing", tmp.path()))?;
     set_mode(tmp.path(), executable)?;
     tmp.persist(dest)
-        .map_err(|e| SyncError::io("moving a file into place at", dest)(e.error))?;
+        .map_err(|e| IoError::at("moving a file into place at", dest)(e.error))?;
     Ok(())
 }
 
@@ -131,7 +132,7 @@ pub(crate) fn set_mode(path: &Path, executable: bool) -> Result<(), SyncError> {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = if executable { 0o755 } else { 0o644 };
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(SyncError::io("setting permissions of", path))?;
+            .map_err(IoError::at("setting permissions of", path))?;
     }
     #[cfg(not(unix))]
     let _ = (path, executable);

@@ -1,0 +1,105 @@
+//! One function per subcommand: build the library's options from the
+//! arguments (`settings.rs`), call the library, print (`render.rs`), and
+//! return the exit code. Errors carry their own exit class ([`Failure`]).
+
+use std::time::Duration;
+
+use super::args::{CacheGcArgs, ProvisionArgs, RollbackArgs, StatusArgs, SyncArgs, VerifyArgs};
+use super::failure::Failure;
+use super::progress::CliProgress;
+use super::render;
+use crate::cache::BlobCache;
+use crate::error::SyncError;
+use crate::exit;
+use crate::inspect;
+use crate::provision;
+use crate::side::InstallSide;
+use crate::source::DEFAULT_TIMEOUT;
+use crate::sync::Syncer;
+
+/// `sync`: the sync, then (with `--provision`) provisioning.
+pub(super) async fn sync(args: SyncArgs) -> Result<i32, Failure> {
+    let opts = args.options()?;
+    let provision = args.wants_provision()? && !args.dry_run;
+    if provision && opts.side != InstallSide::Server {
+        return Err(SyncError::Usage("--provision is for server installs (--side server)".into()).into());
+    }
+    let (dir, timeout) = (opts.dir.clone(), opts.timeout);
+    let syncer = Syncer::new(opts)?;
+    let progress = CliProgress::new(args.json);
+    let result = syncer.sync(args.dry_run, &progress).await;
+    progress.finish();
+    let report = result?;
+    if !provision {
+        render::report(&report, args.json)?;
+        return Ok(report.exit_code());
+    }
+    let p = provision::provision(&args.provisioning.options(&dir, timeout)?).await?;
+    render::report_and_provisioned(&report, &p, args.json)?;
+    // Provisioning that changed the directory is an update even when the build was current.
+    Ok(if p.changed {
+        exit::UPDATED
+    } else {
+        report.exit_code()
+    })
+}
+
+/// `status`: the install's state files, read only.
+pub(super) fn status(args: &StatusArgs) -> Result<i32, Failure> {
+    let s = inspect::status(&args.dir)?;
+    render::status(&s, &args.dir, args.json)?;
+    Ok(exit::UPDATED)
+}
+
+/// `verify`: re-hash every managed file; with `--repair`, sync the drifted
+/// ones back.
+pub(super) async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
+    let (dir, threads) = (args.dir.clone(), args.threads);
+    let v = tokio::task::spawn_blocking(move || inspect::verify(&dir, threads))
+        .await
+        .map_err(|e| SyncError::Internal(format!("verify task failed: {e}")))??;
+    let repaired = if args.repair && !v.clean() {
+        let syncer = Syncer::for_repair(args.repair_options()?, v.drifted().cloned())?;
+        Some(syncer.sync(false, &CliProgress::new(true)).await?)
+    } else {
+        None
+    };
+    let code = match &repaired {
+        Some(r) => r.exit_code(),
+        None if v.clean() => exit::UPDATED,
+        None => exit::DRIFT,
+    };
+    render::verify(&v, repaired.as_ref(), code, args.json)?;
+    Ok(code)
+}
+
+/// `cache-gc`: bound the shared blob cache.
+pub(super) fn cache_gc(args: &CacheGcArgs) -> Result<i32, Failure> {
+    let cache = BlobCache::open(&args.cache)?;
+    let r = cache.gc(args.max_mib.saturating_mul(1024 * 1024))?;
+    render::cache_gc(&r, args.json)?;
+    Ok(exit::UPDATED)
+}
+
+/// `rollback`: re-install the build before the current one.
+pub(super) async fn rollback(args: RollbackArgs) -> Result<i32, Failure> {
+    let syncer = Syncer::for_rollback(args.options())?;
+    let progress = CliProgress::new(args.json);
+    let result = syncer.rollback(args.dry_run, &progress).await;
+    progress.finish();
+    let report = result?;
+    render::report(&report, args.json)?;
+    if !args.json && !args.dry_run {
+        render::rolled_back(&report)?;
+    }
+    Ok(report.exit_code())
+}
+
+/// `provision`: make the installed build's server launchable.
+pub(super) async fn provision(args: ProvisionArgs) -> Result<i32, Failure> {
+    let timeout = args.timeout.map_or(DEFAULT_TIMEOUT, Duration::from_secs);
+    let p = provision::provision(&args.upstreams.options(&args.dir, timeout)?).await?;
+    let code = if p.changed { exit::UPDATED } else { exit::CURRENT };
+    render::provision(&p, code, args.json)?;
+    Ok(code)
+}
