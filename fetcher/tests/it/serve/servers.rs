@@ -56,7 +56,10 @@ pub(super) struct Hit {
     /// Store key (the URL path without its leading `/`).
     pub(super) key: String,
     pub(super) status: u16,
+    /// Body bytes sent.
     pub(super) bytes: u64,
+    /// The request's `Range` header, if any.
+    pub(super) range: Option<String>,
 }
 
 /// Replaces the one occurrence of `from` in a committed file's text: a file
@@ -127,6 +130,12 @@ impl Server {
                 return Err(format!("exited with {status}:\n{}", self.logs()));
             }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                // Still running a moment later: the listener is ours, not
+                // another process's that took the port first.
+                std::thread::sleep(Duration::from_millis(50));
+                if let Some(status) = self.child.try_wait().expect("try_wait") {
+                    return Err(format!("exited with {status}:\n{}", self.logs()));
+                }
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -175,15 +184,16 @@ impl Server {
     fn parse_hit(&self, line: &str) -> Hit {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("access log line {line:?}: {e}"));
-        let (method, uri, status, bytes) = match self.kind {
+        let (method, uri, status, bytes, range) = match self.kind {
             // The `atlas_test` log_format of nginx_command.
-            Kind::Nginx => (&v["method"], &v["uri"], &v["status"], &v["bytes"]),
-            // Caddy's JSON access log.
+            Kind::Nginx => (&v["method"], &v["uri"], &v["status"], &v["bytes"], &v["range"]),
+            // Caddy's JSON access log (request headers as lists of values).
             Kind::Caddy => (
                 &v["request"]["method"],
                 &v["request"]["uri"],
                 &v["status"],
                 &v["size"],
+                &v["request"]["headers"]["Range"][0],
             ),
         };
         let text = |x: &serde_json::Value| x.as_str().unwrap_or_else(|| panic!("{line}")).to_owned();
@@ -193,6 +203,7 @@ impl Server {
             key: text(uri).trim_start_matches('/').to_owned(),
             status: u16::try_from(number(status)).expect("an HTTP status"),
             bytes: number(bytes),
+            range: range.as_str().filter(|r| !r.is_empty()).map(str::to_owned),
         }
     }
 }
@@ -266,7 +277,8 @@ http {{
     default_type application/octet-stream;
     gzip on;
     log_format atlas_test escape=json
-        '{{"method":"$request_method","uri":"$request_uri","status":$status,"bytes":$body_bytes_sent}}';
+        '{{"method":"$request_method","uri":"$request_uri","status":$status,'
+        '"bytes":$body_bytes_sent,"range":"$http_range"}}';
     access_log {log} atlas_test;
     client_body_temp_path {p}/client_body;
     proxy_temp_path {p}/proxy;
