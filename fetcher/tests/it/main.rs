@@ -18,6 +18,7 @@ mod prefetch;
 mod provision;
 mod rejections;
 mod rollback;
+mod serve;
 mod symlinks;
 mod sync;
 mod upstream;
