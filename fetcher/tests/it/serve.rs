@@ -18,9 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use atlas_builder::export::ExportOptions;
 use atlas_builder::keyset;
-use atlas_builder::plan::{PlanOptions, plan};
-use atlas_builder::publish::{PublishOptions, PublishReport, publish_with_exports};
+use atlas_builder::publish::{PublishOptions, PublishReport, PublishRequest};
 use atlas_builder::repo::PackSource;
+use atlas_builder::resolve::ModOptions;
 use atlas_builder::store::DirStore;
 use atlas_fetcher::exit;
 use atlas_proto::{SecretKey, Sha256Digest, layout};
@@ -148,7 +148,6 @@ impl Scenario {
     /// Publishes the repository's HEAD to the channel, with the exports.
     async fn publish(&mut self) {
         let source = PackSource::open(self.repo.path(), false).expect("open repo");
-        let plan = plan(&source, &PlanOptions::default()).expect("plan");
         let opts = PublishOptions {
             channel: CHANNEL.into(),
             now: now(),
@@ -158,17 +157,12 @@ impl Scenario {
             force_pointer: false,
         };
         let exports = ExportOptions::new(&self.server.url()).expect("public URL");
-        let report = publish_with_exports(
-            &plan,
-            &source,
-            &self.store,
-            Some(&self.key),
-            &opts,
-            Some(&exports),
-            None,
-        )
-        .await
-        .expect("publish");
+        let req = PublishRequest {
+            key: Some(&self.key),
+            exports: Some(&exports),
+            ..PublishRequest::new(&source, &self.store, opts, ModOptions::default())
+        };
+        let report = atlas_builder::publish::run(req).await.expect("publish").report;
         self.published.push(report);
     }
 
