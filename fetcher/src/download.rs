@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use atlas_proto::digest::HashingCounter;
 use atlas_proto::{Sha256Digest, layout};
@@ -22,9 +23,11 @@ use crate::interrupt::Interrupt;
 use crate::plan::{Plan, PlannedFile};
 use crate::progress::Progress;
 use crate::retry::{Retrier, RetryPolicy};
+use crate::safe_dir::SafeDir;
 use crate::source::{Body, Source, Start};
-use crate::staging::{blob_path, legacy_blob_path};
+use crate::staging::BlobDir;
 use crate::staging_file::StagingFile;
+use crate::verified::{self, Take, Taken};
 
 /// Default number of blobs downloaded at once.
 pub const DEFAULT_PARALLELISM: usize = 8;
@@ -45,21 +48,22 @@ pub struct Transfer<'a> {
     pub deadline: Option<Instant>,
     /// The host's shared blob cache, if one is configured.
     pub cache: Option<&'a BlobCache>,
-    /// Blobs verified ahead of time by `Syncer::prefetch`, moved (not
-    /// downloaded) into staging when present with the right size.
-    pub prefetched: Option<&'a Path>,
+    /// Blobs downloaded ahead of time by `Syncer::prefetch`, moved (not
+    /// downloaded) into staging when their bytes hash right at that moment
+    /// ([`verified::take`]).
+    pub(crate) prefetched: Option<&'a BlobDir>,
     /// Checked before each blob and each chunk of one.
     pub interrupt: &'a Interrupt,
 }
 
-/// Downloads every blob the plan needs into `staging` (which must exist).
+/// Downloads every blob the plan needs into `staging`.
 ///
 /// Dropping the future stops the downloads; what was written stays in
 /// `staging` for the caller to remove (the sync's staging guard does).
-pub async fn download_all(
+pub(crate) async fn download_all(
     source: &Source,
     plan: &Plan,
-    staging: &Path,
+    staging: &BlobDir,
     transfer: Transfer<'_>,
     progress: &dyn Progress,
 ) -> Result<Staged, SyncError> {
@@ -85,8 +89,8 @@ pub async fn download_all(
         .await?;
     syncs.wait().await?;
     if durable::SYNC_ONCE && unsynced {
-        let dir = staging.to_owned();
-        tokio::task::spawn_blocking(move || durable::sync_filesystem(&dir))
+        let dir = staging.root().try_clone()?;
+        tokio::task::spawn_blocking(move || dir.sync_filesystem())
             .await
             .map_err(|e| SyncError::Internal(format!("sync task failed: {e}")))??;
     }
@@ -144,33 +148,44 @@ enum Loc<'a> {
 async fn fetch_blob(
     source: &Source,
     file: &PlannedFile,
-    staging: &Path,
+    staging: &BlobDir,
     transfer: Transfer<'_>,
     progress: &dyn Progress,
     syncs: &PendingSyncs,
 ) -> Result<(Sha256Digest, PathBuf, u64), SyncError> {
     transfer.interrupt.check()?;
-    let done = blob_path(staging, &file.sha256);
-    // Prefetched blobs are later trusted by their size, so they are written
-    // under another name and renamed once verified. Staging is emptied at the
-    // start of every run and the journal names it only once every download
-    // has been verified, so staged blobs are written in place.
-    let part = if transfer.prefetched == Some(staging) {
-        done.with_extension("part")
+    let done = staging.display(&file.sha256);
+    let shard = staging
+        .shard(&file.sha256, true)?
+        .ok_or_else(|| SyncError::Internal(format!("no staging directory for {}", done.display())))?;
+    let done_name = BlobDir::name(&file.sha256);
+    // Prefetching writes into the prefetched blobs themselves, which a
+    // later run looks for by name: a download goes under another name and
+    // is renamed once verified. Staging is emptied at the start of every run
+    // and the journal names it only once every download has been verified,
+    // so staged blobs are written in place.
+    let in_prefetch = transfer.prefetched.is_some_and(|p| std::ptr::eq(p, staging));
+    let part_name = if in_prefetch {
+        format!("{done_name}.part")
     } else {
-        done.clone()
+        done_name.clone()
     };
-    // A lookup first: `mkdir` of an existing directory still takes the
-    // parent's lock, which every parallel download would queue on.
-    if let Some(shard) = done.parent().filter(|s| !s.is_dir()) {
-        std::fs::create_dir_all(shard).map_err(IoError::at("creating staging directory", shard))?;
-    }
-    if let Some(pre) = transfer.prefetched {
-        let prefetched = [blob_path(pre, &file.sha256), legacy_blob_path(pre, &file.sha256)];
-        if prefetched.iter().any(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == file.size)
-                && std::fs::rename(p, &done).is_ok()
-        }) {
+    let staged = (Arc::clone(&shard), done_name.clone());
+    if let Some(pre) = transfer.prefetched
+        && let Some((dir, name)) = pre.find(&file.sha256)?
+    {
+        // Hashed now, through the descriptor of the file staged: the
+        // prefetch directory is writable by the server's user.
+        let how = if Arc::ptr_eq(&dir, &shard) && name == done_name {
+            Take::InPlace
+        } else {
+            Take::Move
+        };
+        let ((to, to_name), d, size) = (staged.clone(), file.sha256, file.size);
+        let taken = tokio::task::spawn_blocking(move || verified::take(&dir, &name, &to, &to_name, &d, size, how))
+            .await
+            .map_err(|e| SyncError::Internal(format!("prefetch task failed: {e}")))??;
+        if taken == Taken::Verified {
             tracing::debug!(path = %file.path, "taken from the prefetched blobs");
             progress.blob_done(&file.path);
             return Ok((file.sha256, done, 0));
@@ -178,8 +193,8 @@ async fn fetch_blob(
     }
     let cache = transfer.cache.filter(|_| BlobCache::cacheable(&file.path));
     if let Some(c) = cache {
-        let (c, d, size, dest) = (c.clone(), file.sha256, file.size, done.clone());
-        let hit = tokio::task::spawn_blocking(move || c.take(&d, size, &dest))
+        let (c, d, size, (to, to_name)) = (c.clone(), file.sha256, file.size, staged.clone());
+        let hit = tokio::task::spawn_blocking(move || c.take(&d, size, &to, &to_name))
             .await
             .map_err(|e| SyncError::Internal(format!("cache task failed: {e}")))??;
         if hit {
@@ -188,16 +203,17 @@ async fn fetch_blob(
             return Ok((file.sha256, done, 0));
         }
     }
-    let keep = |done: &Path| {
+    let keep = || {
         if let Some(c) = cache {
-            c.keep(&file.sha256, done);
+            c.keep(&file.sha256, &shard, &done_name);
         }
     };
+    let part = (&shard, part_name.as_str());
     if !file.upstream_only {
         let key = layout::blob_key(&file.sha256);
-        let n = download_resumable(source, Loc::Key(&key), file, &part, transfer, progress, syncs).await?;
-        finish(&part, &done)?;
-        keep(&done);
+        let n = download_resumable(source, Loc::Key(&key), file, part, transfer, progress, syncs).await?;
+        finish(part, &done_name)?;
+        keep();
         progress.blob_done(&file.path);
         return Ok((file.sha256, done, n));
     }
@@ -212,14 +228,14 @@ async fn fetch_blob(
     {
         let url = upstream.url.as_str();
         let fetched =
-            match download_resumable(source, Loc::Url(url), file, &part, transfer, progress, syncs).await {
-                Ok(n) => check_upstream_hashes(&part, file, upstream).await.map(|()| n),
+            match download_resumable(source, Loc::Url(url), file, part, transfer, progress, syncs).await {
+                Ok(n) => check_upstream_hashes(part, file, upstream).await.map(|()| n),
                 Err(e) => Err(e),
             };
         match fetched {
             Ok(n) => {
-                finish(&part, &done)?;
-                keep(&done);
+                finish(part, &done_name)?;
+                keep();
                 progress.blob_done(&file.path);
                 return Ok((file.sha256, done, n));
             }
@@ -238,7 +254,7 @@ async fn fetch_blob(
 /// distribution-disabled mods). Hashes of a kind this version does not know
 /// are skipped.
 async fn check_upstream_hashes(
-    part: &Path,
+    (dir, name): (&Arc<SafeDir>, &str),
     file: &PlannedFile,
     upstream: &atlas_proto::v1::Upstream,
 ) -> Result<(), SyncError> {
@@ -252,12 +268,16 @@ async fn check_upstream_hashes(
     if expected.is_empty() {
         return Ok(());
     }
-    let path = part.to_owned();
+    let (dir, name) = (Arc::clone(dir), name.to_owned());
     let formats: Vec<HashFormat> = expected.iter().map(|h| h.format).collect();
     let actual = tokio::task::spawn_blocking(move || {
-        std::fs::File::open(&path)
-            .and_then(|f| atlas_proto::upstream::hash_reader(&formats, f))
-            .map_err(IoError::at("reading staged file", &path))
+        let f = dir.open_read(&name)?.ok_or_else(|| {
+            SyncError::from(IoError::at("reading staged file", dir.join(&name))(
+                std::io::ErrorKind::NotFound.into(),
+            ))
+        })?;
+        atlas_proto::upstream::hash_reader(&formats, f)
+            .map_err(|e| SyncError::from(IoError::at("reading staged file", dir.join(&name))(e)))
     })
     .await
     .map_err(|e| SyncError::Internal(format!("hashing task failed: {e}")))??;
@@ -275,11 +295,11 @@ async fn check_upstream_hashes(
     Ok(())
 }
 
-fn finish(part: &Path, done: &Path) -> Result<(), SyncError> {
+fn finish((dir, part): (&Arc<SafeDir>, &str), done: &str) -> Result<(), SyncError> {
     if part == done {
         return Ok(());
     }
-    Ok(std::fs::rename(part, done).map_err(IoError::at("renaming staged blob", part))?)
+    dir.rename(part, dir, done)
 }
 
 /// Downloads one blob into `dest`, retrying transient failures; a transfer
@@ -290,12 +310,13 @@ async fn download_resumable(
     source: &Source,
     loc: Loc<'_>,
     file: &PlannedFile,
-    dest: &Path,
+    (dir, name): (&Arc<SafeDir>, &str),
     transfer: Transfer<'_>,
     progress: &dyn Progress,
     syncs: &PendingSyncs,
 ) -> Result<u64, SyncError> {
-    let mut out = StagingFile::new(dest, file.size);
+    let dest = dir.join(name);
+    let mut out = StagingFile::new(Arc::clone(dir), name, file.size);
     let mut counter = HashingCounter::new();
     let mut retry = Retrier::new(transfer.retry, transfer.deadline);
     let mut url = match loc {
@@ -338,7 +359,7 @@ async fn download_resumable(
     let big = file.size >= WRITEBACK_FROM;
     let out = out.close(big && durable::SYNC_ONCE).await?;
     if !durable::SYNC_ONCE {
-        syncs.start(out, dest);
+        syncs.start(out, &dest);
     }
     let (digest, len) = counter.finish();
     if len != file.size {

@@ -1,17 +1,18 @@
 //! The fetcher's state in `DIR/.atlas/`: `trust.json` (what was last accepted
 //! per pack/channel, for rollback and freeze protection and conditional GETs)
 //! and `install.json` (which build is installed and every file it manages).
-//! Both are written atomically ([`crate::durable::write_atomic_json`]); this
-//! module only models, reads and checks them.
+//! Both are written atomically ([`crate::safe_dir::SafeDir::write_atomic_json`]);
+//! this module only models, reads and checks them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use atlas_proto::pointer::LastAccepted;
-use atlas_proto::{IoError, Sha256Digest};
+use atlas_proto::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SyncError;
+use crate::local::Local;
 use crate::select::Selection;
 use crate::side::InstallSide;
 
@@ -196,14 +197,6 @@ pub fn channel_key(pack: &str, channel: &str) -> String {
     format!("{pack}/{channel}")
 }
 
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, SyncError> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(IoError::at("reading state file", path)(e).into()),
-    }
-}
-
 fn bad(path: &Path, message: impl Into<String>) -> SyncError {
     SyncError::State {
         path: path.to_owned(),
@@ -245,10 +238,11 @@ fn check_format(path: &Path, v: &serde_json::Value) -> Result<(), SyncError> {
     }
 }
 
-/// Loads `trust.json`; a missing file is an empty state.
-pub fn load_trust(path: &Path) -> Result<TrustState, SyncError> {
-    match read_optional(path)? {
-        Some(b) => parse_trust(path, &b),
+/// Loads `trust.json` through `local`'s state directory (never following a
+/// link); a missing file is an empty state.
+pub fn load_trust(local: &Local) -> Result<TrustState, SyncError> {
+    match local.read_state(TRUST_FILE)? {
+        Some(b) => parse_trust(&local.paths.trust, &b),
         None => Ok(TrustState {
             format: STATE_FORMAT,
             channels: BTreeMap::new(),
@@ -257,9 +251,12 @@ pub fn load_trust(path: &Path) -> Result<TrustState, SyncError> {
     }
 }
 
-/// Loads `install.json`; `None` if there is none.
-pub fn load_install(path: &Path) -> Result<Option<InstallState>, SyncError> {
-    read_optional(path)?.map(|b| parse_install(path, &b)).transpose()
+/// Loads `install.json` through `local`'s state directory; `None` if there is none.
+pub fn load_install(local: &Local) -> Result<Option<InstallState>, SyncError> {
+    local
+        .read_state(INSTALL_FILE)?
+        .map(|b| parse_install(&local.paths.install, &b))
+        .transpose()
 }
 
 #[cfg(test)]
@@ -321,10 +318,7 @@ mod tests {
         assert!(err(&good.replace(r#""size":3"#, r#""size":3,"extra":1"#)).contains("unknown field"));
         assert!(err(&good.replace(&hexd(b"x"), "abc")).contains("SHA-256"));
         let d = tempfile::tempdir().expect("tmp");
-        assert!(
-            load_install(&d.path().join("none.json"))
-                .expect("missing ok")
-                .is_none()
-        );
+        let local = Local::open(&StatePaths::new(&d.path().join("none"))).expect("open");
+        assert!(load_install(&local).expect("missing ok").is_none());
     }
 }

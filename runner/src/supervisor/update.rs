@@ -81,7 +81,8 @@ impl Actor {
     /// The installed build and version, as the fetcher recorded them.
     pub(crate) fn refresh_build(&self) {
         let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
-        if let Ok(Some(i)) = atlas_fetcher::state::load_install(&paths.install) {
+        let local = atlas_fetcher::local::Local::open(&paths);
+        if let Ok(Some(i)) = local.and_then(|l| atlas_fetcher::state::load_install(&l)) {
             let mut s = self.sup.inner.lock();
             s.build = i.build.0.to_hex();
             s.version = i.version.to_string();
