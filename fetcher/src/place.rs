@@ -289,6 +289,7 @@ mod tests {
             backup: false,
             mtime_ns: None,
             previous: None,
+            conflict: false,
         }
     }
 

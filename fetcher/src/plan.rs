@@ -85,9 +85,15 @@ pub struct PlannedFile {
     /// Modification time on disk now (for files kept in place).
     #[serde(skip)]
     pub mtime_ns: Option<u64>,
-    /// For [`FileAction::Modified`]: what the previous install recorded.
+    /// For [`FileAction::Modified`]: what the previous install recorded
+    /// (for a [`Self::conflict`], the build's content, as if installed).
     #[serde(skip)]
     pub previous: Option<InstalledFile>,
+    /// No build managed this path, and the user's own file there differs
+    /// from the build's: handled like a managed file the user changed
+    /// (see [`OnModified`]) and reported as a conflict, never as an add.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub conflict: bool,
 }
 
 impl PlannedFile {
@@ -193,8 +199,15 @@ pub fn plan_with(
             reason: e.to_string(),
         })?;
         let before = prev.get(f.path.as_str()).copied();
+        // A path no build managed is compared with the build's content: a
+        // file already holding it is taken over, any other is the user's.
+        let unmanaged = InstalledFile::new(f.path.clone(), sha256, f.size);
+        let compare = match before {
+            Some(p) => Some(p),
+            None => Some(&unmanaged),
+        };
         // A preserved file is the user's once written: never checked for changes.
-        let seen = observe(&f.path, before.filter(|p| !p.preserve && !f.preserve));
+        let seen = observe(&f.path, compare.filter(|p| !p.preserve && !f.preserve));
         if seen == Observed::NotAFile {
             return Err(SyncError::Conflict {
                 path: f.path.clone(),
@@ -208,17 +221,21 @@ pub fn plan_with(
             _ => (None, false),
         };
         let mut backup = false;
+        let conflict = before.is_none() && modified && !f.preserve;
         let action = match (before, seen) {
             _ if f.preserve && matches!(seen, Observed::File { .. }) => FileAction::Keep,
-            (None, _) => FileAction::Add,
-            (Some(_), Observed::File { modified: true, .. }) => match on_modified {
+            (None, Observed::File { modified: false, .. }) => FileAction::Keep,
+            (None, Observed::File { modified: true, .. }) | (Some(_), Observed::File { modified: true, .. }) => {
+                match on_modified {
                 OnModified::Keep => FileAction::Modified,
                 OnModified::Backup => {
                     backup = true;
                     FileAction::Replace
                 }
-                OnModified::Replace => FileAction::Replace,
-            },
+                    OnModified::Replace => FileAction::Replace,
+                }
+            }
+            (None, _) => FileAction::Add,
             (Some(p), _) if p.sha256.0 != sha256 => FileAction::Replace,
             (Some(_), Observed::File { .. }) => FileAction::Keep,
             (Some(_), _) => FileAction::Repair,
@@ -237,8 +254,9 @@ pub fn plan_with(
             backup,
             mtime_ns,
             previous: (action == FileAction::Modified)
-                .then(|| before.cloned())
+                .then(|| compare.cloned())
                 .flatten(),
+            conflict,
         });
     }
     out.files.sort_by(|a, b| a.path.cmp(&b.path));

@@ -138,13 +138,15 @@ async fn the_cli_names_the_conflict_in_text_and_json() {
     host(&mut store, &srv, work.path()).await;
     let keyfile = work.path().join("demo.pub");
     std::fs::write(&keyfile, store.public().to_text()).expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-fetcher"))
+    // Not `std::process`: waiting on the child would block this runtime, which serves the store.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_atlas-fetcher"))
         .args(["sync", "--dry-run", "--source", &srv.url(), "--pack", PACK, "--channel", CHANNEL])
         .arg("--key")
         .arg(&keyfile)
         .arg("--dir")
         .arg(&dir)
         .output()
+        .await
         .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
