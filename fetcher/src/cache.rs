@@ -73,12 +73,10 @@ impl BlobCache {
     /// `false` when it must be downloaded. A damaged entry is deleted; a
     /// link in the cache is never followed (a warning, then a download).
     pub fn take(&self, d: &Sha256Digest, size: u64, to: &SafeDir, name: &str) -> Result<bool, SyncError> {
-        let taken = self
-            .shard(d, false)
-            .and_then(|s| match s {
-                Some(s) => verified::take(&s, &d.to_hex(), to, name, d, size, Take::Link),
-                None => Ok(Taken::Missing),
-            });
+        let taken = self.shard(d, false).and_then(|s| match s {
+            Some(s) => verified::take(&s, &d.to_hex(), to, name, d, size, Take::Link),
+            None => Ok(Taken::Missing),
+        });
         match taken {
             Ok(t) => Ok(t == Taken::Verified),
             Err(e @ (SyncError::Link { .. } | SyncError::NotADirectory { .. })) => {
@@ -212,7 +210,11 @@ mod tests {
         };
         assert!(cache.take(&da, a.len() as u64, &staging, "taken").expect("take"));
         assert_eq!(std::fs::read(staging.join("taken")).expect("read"), a);
-        assert!(!cache.take(&da, 99, &staging, "x").expect("size mismatch is a miss"));
+        assert!(
+            !cache
+                .take(&da, 99, &staging, "x")
+                .expect("size mismatch is a miss")
+        );
         assert!(!entry(&da).exists(), "and the damaged entry is gone");
 
         // A damaged entry is a miss, and is deleted.

@@ -182,9 +182,10 @@ async fn fetch_blob(
             Take::Move
         };
         let ((to, to_name), d, size) = (staged.clone(), file.sha256, file.size);
-        let taken = tokio::task::spawn_blocking(move || verified::take(&dir, &name, &to, &to_name, &d, size, how))
-            .await
-            .map_err(|e| SyncError::Internal(format!("prefetch task failed: {e}")))??;
+        let taken =
+            tokio::task::spawn_blocking(move || verified::take(&dir, &name, &to, &to_name, &d, size, how))
+                .await
+                .map_err(|e| SyncError::Internal(format!("prefetch task failed: {e}")))??;
         if taken == Taken::Verified {
             tracing::debug!(path = %file.path, "taken from the prefetched blobs");
             progress.blob_done(&file.path);

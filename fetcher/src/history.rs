@@ -36,12 +36,7 @@ pub fn save(local: &Local, build: &Sha256Digest, bytes: &[u8]) -> Result<(), Syn
 
 /// Reads a kept manifest back, checking that its bytes are still the build
 /// they are named after and that it is a valid manifest of `pack` within `limits`.
-pub fn load(
-    local: &Local,
-    build: &Sha256Digest,
-    pack: &str,
-    limits: &Limits,
-) -> Result<Manifest, SyncError> {
+pub fn load(local: &Local, build: &Sha256Digest, pack: &str, limits: &Limits) -> Result<Manifest, SyncError> {
     let path = manifest_path(&local.paths, build);
     let unreadable = |e: &dyn std::fmt::Display| SyncError::Conflict {
         path: format!("{}/{BUILDS_DIR}/{}", state::STATE_DIR, file_name(build)),
@@ -53,7 +48,9 @@ pub fn load(
         Some(s) => s.open_dir(BUILDS_DIR)?,
         None => None,
     };
-    let bytes = match builds.map(|b| b.read_capped(&file_name(build), limits.manifest_stored_bytes.saturating_add(1))) {
+    let bytes = match builds
+        .map(|b| b.read_capped(&file_name(build), limits.manifest_stored_bytes.saturating_add(1)))
+    {
         Some(Ok(Some(b))) => b,
         Some(Err(e @ SyncError::Link { .. })) => return Err(e),
         Some(Err(e)) => return Err(unreadable(&e)),

@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
-use crate::verified;
 use crate::error::SyncError;
 use crate::journal;
-use crate::lock::DirLock;
 use crate::local::Local;
+use crate::lock::DirLock;
 use crate::place::Tree;
 use crate::side::InstallSide;
 use crate::state::{self, InstalledFile, StatePaths};
+use crate::verified;
 
 /// What `atlas-fetcher status` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

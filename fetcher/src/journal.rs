@@ -319,7 +319,11 @@ pub fn forward(local: &Local, j: &Journal) -> Result<(), SyncError> {
 /// Makes the renames into the directories `rels` durable (best effort).
 /// On Linux, several directories cost one `syncfs` on the filesystem of
 /// `dir` instead of an fsync (a journal commit) each.
-fn sync_dirs(dir: &SafeDir, tree: &Tree<'_>, rels: &std::collections::BTreeSet<String>) -> Result<(), SyncError> {
+fn sync_dirs(
+    dir: &SafeDir,
+    tree: &Tree<'_>,
+    rels: &std::collections::BTreeSet<String>,
+) -> Result<(), SyncError> {
     if crate::durable::SYNC_ONCE && rels.len() > 1 {
         if let Err(e) = dir.sync_filesystem() {
             tracing::warn!("{e}");

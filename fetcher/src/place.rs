@@ -71,7 +71,10 @@ impl<'a> Tree<'a> {
             }
         };
         let d = Arc::new(d);
-        let mut dirs = self.dirs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut dirs = self
+            .dirs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if dirs.len() >= TREE_HANDLES {
             dirs.clear();
         }
@@ -92,10 +95,13 @@ impl<'a> Tree<'a> {
     }
 
     /// What is at `rel` (links not followed); `None` if nothing.
+    /// A file where a directory of `rel`'s path would be (a file the new
+    /// build turns into a directory) means nothing is at `rel`.
     pub(crate) fn entry(&self, rel: &str) -> Result<Option<cap_std::fs::Metadata>, SyncError> {
-        match self.parent(rel, false)? {
-            Some((d, name)) => d.entry(name),
-            None => Ok(None),
+        match self.parent(rel, false) {
+            Ok(Some((d, name))) => d.entry(name),
+            Ok(None) | Err(SyncError::NotADirectory { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -176,7 +182,8 @@ pub(crate) fn copy_into_place(
         // Every placement of a blob gets the staged file's mtime (a rename
         // keeps it), so `install.json` can record it before the apply starts.
         if let Ok(t) = src.metadata().and_then(|m| m.modified()) {
-            out.set_modified(t).map_err(at("setting the modification time of"))?;
+            out.set_modified(t)
+                .map_err(at("setting the modification time of"))?;
         }
         out.sync_all().map_err(at("syncing"))?;
         set_mode(&out, executable).map_err(at("setting permissions of"))?;
@@ -196,7 +203,10 @@ pub(crate) fn copy_into_place(
 /// file is a hard link to one the server's user may not read. A link is
 /// backed up as a link (never read through); anything else that is not a
 /// regular file is skipped.
-pub(crate) fn back_up_file((from, name): (&SafeDir, &str), (to, to_name): (&SafeDir, &str)) -> Result<(), SyncError> {
+pub(crate) fn back_up_file(
+    (from, name): (&SafeDir, &str),
+    (to, to_name): (&SafeDir, &str),
+) -> Result<(), SyncError> {
     match from.entry(name)? {
         None => return Ok(()),
         Some(m) if m.is_symlink() => {

@@ -225,16 +225,15 @@ pub fn plan_with(
         let action = match (before, seen) {
             _ if f.preserve && matches!(seen, Observed::File { .. }) => FileAction::Keep,
             (None, Observed::File { modified: false, .. }) => FileAction::Keep,
-            (None, Observed::File { modified: true, .. }) | (Some(_), Observed::File { modified: true, .. }) => {
-                match on_modified {
+            (None, Observed::File { modified: true, .. })
+            | (Some(_), Observed::File { modified: true, .. }) => match on_modified {
                 OnModified::Keep => FileAction::Modified,
                 OnModified::Backup => {
                     backup = true;
                     FileAction::Replace
                 }
-                    OnModified::Replace => FileAction::Replace,
-                }
-            }
+                OnModified::Replace => FileAction::Replace,
+            },
             (None, _) => FileAction::Add,
             (Some(p), _) if p.sha256.0 != sha256 => FileAction::Replace,
             (Some(_), Observed::File { .. }) => FileAction::Keep,
@@ -384,6 +383,47 @@ mod tests {
         );
         assert_eq!(action(&p, "new"), FileAction::Add);
         assert_eq!(p.remove, ["gone"]);
+    }
+
+    #[test]
+    fn a_users_file_where_the_build_adds_one_follows_the_policy() {
+        let prev = installed(&[("a", b"a")]);
+        let files = [
+            file("a", b"a", Side::Both),
+            file("mine", b"pack's", Side::Both),
+            file("same", b"s", Side::Both),
+            file("new", b"n", Side::Both),
+        ];
+        // "mine" differs from the build's (7 bytes, not 6); "same" matches.
+        let on_disk = disk(&[("a", 1), ("mine", 7), ("same", 1)]);
+        for (policy, want, backup) in [
+            (OnModified::Keep, FileAction::Modified, false),
+            (OnModified::Backup, FileAction::Replace, true),
+            (OnModified::Replace, FileAction::Replace, false),
+        ] {
+            let p = plan_with(
+                &files,
+                InstallSide::Server,
+                &Selection::default(),
+                Some(&prev),
+                &on_disk,
+                policy,
+            )
+            .expect("plan");
+            let mine = p.files.iter().find(|f| f.path == "mine").expect("planned");
+            assert_eq!(
+                (mine.action, mine.backup, mine.conflict),
+                (want, backup, true),
+                "{policy:?}"
+            );
+            if want == FileAction::Modified {
+                let rec = mine.previous.as_ref().expect("recorded as the build's content");
+                assert_eq!(rec.sha256.0, Sha256Digest::of(b"pack's"));
+            }
+            assert_eq!(action(&p, "same"), FileAction::Keep, "taken over, not downloaded");
+            assert_eq!(action(&p, "new"), FileAction::Add);
+            assert!(!p.files.iter().any(|f| f.conflict && f.path != "mine"));
+        }
     }
 
     #[test]

@@ -138,7 +138,12 @@ impl Report {
                 .map(|f| f.path.clone())
                 .collect()
         };
-        let conflicts: Vec<Conflict> = plan.files.iter().filter(|f| f.conflict).map(Conflict::of).collect();
+        let conflicts: Vec<Conflict> = plan
+            .files
+            .iter()
+            .filter(|f| f.conflict)
+            .map(Conflict::of)
+            .collect();
         self.files = FileChanges {
             added: paths(FileAction::Add),
             updated: paths(FileAction::Replace),

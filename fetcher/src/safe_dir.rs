@@ -96,7 +96,10 @@ impl SafeDir {
     /// Another handle on the same directory.
     pub fn try_clone(&self) -> Result<Self, SyncError> {
         Ok(Self {
-            dir: self.dir.try_clone().map_err(io_at("opening directory", &self.path))?,
+            dir: self
+                .dir
+                .try_clone()
+                .map_err(io_at("opening directory", &self.path))?,
             path: self.path.clone(),
         })
     }
@@ -135,7 +138,9 @@ impl SafeDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => match self.entry(name)? {
                 Some(m) if m.is_symlink() => Err(link_error(self.join(name), self.read_link(name))),
-                Some(m) if !m.is_dir() => Err(SyncError::NotADirectory { path: self.join(name) }),
+                Some(m) if !m.is_dir() => Err(SyncError::NotADirectory {
+                    path: self.join(name),
+                }),
                 // Gone between the two calls.
                 None => Ok(None),
                 Some(_) => Err(io_at("opening directory", &self.join(name))(e)),
@@ -153,9 +158,8 @@ impl SafeDir {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_at("creating directory", &self.join(name))(e)),
         }
-        self.open_dir(name)?.ok_or_else(|| {
-            io_at("creating directory", &self.join(name))(std::io::ErrorKind::NotFound.into())
-        })
+        self.open_dir(name)?
+            .ok_or_else(|| io_at("creating directory", &self.join(name))(std::io::ErrorKind::NotFound.into()))
     }
 
     /// Opens the directory `rel` (`a/b/c`, `""` for this one) one name at
@@ -176,7 +180,12 @@ impl SafeDir {
         Ok(Some(cur))
     }
 
-    fn open_with(&self, name: &str, o: &mut OpenOptions, what: &'static str) -> Result<std::fs::File, SyncError> {
+    fn open_with(
+        &self,
+        name: &str,
+        o: &mut OpenOptions,
+        what: &'static str,
+    ) -> Result<std::fs::File, SyncError> {
         debug_assert!(!name.contains('/'), "{name}: one name at a time");
         o.follow(FollowSymlinks::No);
         match self.dir.open_with(name, o) {
@@ -198,7 +207,9 @@ impl SafeDir {
         };
         let meta = f.metadata().map_err(io_at("reading", &self.join(name)))?;
         if !meta.is_file() {
-            return Err(SyncError::NotAFile { path: self.join(name) });
+            return Err(SyncError::NotAFile {
+                path: self.join(name),
+            });
         }
         Ok(Some(f))
     }
@@ -242,8 +253,14 @@ impl SafeDir {
         mode(&mut o, false);
         nonblocking(&mut o);
         let f = self.open_with(name, &mut o, "creating")?;
-        if !f.metadata().map_err(io_at("creating", &self.join(name)))?.is_file() {
-            return Err(SyncError::NotAFile { path: self.join(name) });
+        if !f
+            .metadata()
+            .map_err(io_at("creating", &self.join(name)))?
+            .is_file()
+        {
+            return Err(SyncError::NotAFile {
+                path: self.join(name),
+            });
         }
         Ok(f)
     }
@@ -255,8 +272,14 @@ impl SafeDir {
         o.write(true).create(true).truncate(false);
         nonblocking(&mut o);
         let f = self.open_with(name, &mut o, "opening")?;
-        if !f.metadata().map_err(io_at("opening", &self.join(name)))?.is_file() {
-            return Err(SyncError::NotAFile { path: self.join(name) });
+        if !f
+            .metadata()
+            .map_err(io_at("opening", &self.join(name)))?
+            .is_file()
+        {
+            return Err(SyncError::NotAFile {
+                path: self.join(name),
+            });
         }
         Ok(f)
     }
@@ -489,7 +512,10 @@ mod tests {
         let sub = d.walk("a/b", true).expect("walk").expect("created");
         sub.write_atomic("x.json", b"one").expect("write");
         sub.write_atomic("x.json", b"two").expect("write");
-        assert_eq!(std::fs::read(root.path().join("a/b/x.json")).expect("read"), b"two");
+        assert_eq!(
+            std::fs::read(root.path().join("a/b/x.json")).expect("read"),
+            b"two"
+        );
         assert_eq!(sub.entries().expect("ls").len(), 1, "no temporary file left");
         assert!(d.walk("a/c", false).expect("walk").is_none());
         assert!(sub.read_capped("x.json", 2).is_err(), "above the cap");

@@ -95,8 +95,9 @@ impl StagingFile {
         if self.file.is_none() || !self.buf.is_empty() || writeback {
             self.flush_then(writeback).await?;
         }
-        self.file
-            .ok_or_else(|| SyncError::Internal(format!("{} was not created", self.dir.join(&self.name).display())))
+        self.file.ok_or_else(|| {
+            SyncError::Internal(format!("{} was not created", self.dir.join(&self.name).display()))
+        })
     }
 }
 
@@ -120,7 +121,12 @@ mod tests {
         assert_eq!(std::fs::read(&p).expect("read"), b"abcde");
 
         let empty = dir.path().join("empty");
-        drop(StagingFile::new(safe, "empty", 0).close(false).await.expect("close"));
+        drop(
+            StagingFile::new(safe, "empty", 0)
+                .close(false)
+                .await
+                .expect("close"),
+        );
         assert_eq!(std::fs::read(&empty).expect("read"), b"");
     }
 

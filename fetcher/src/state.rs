@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use atlas_proto::pointer::LastAccepted;
 use atlas_proto::Sha256Digest;
+use atlas_proto::pointer::LastAccepted;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SyncError;

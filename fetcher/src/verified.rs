@@ -125,7 +125,9 @@ pub fn take(
         }
         Err(e) => return Err(e),
     };
-    let io = |what: &'static str, p: std::path::PathBuf| move |e| SyncError::from(atlas_proto::IoError::at(what, p)(e));
+    let io = |what: &'static str, p: std::path::PathBuf| {
+        move |e| SyncError::from(atlas_proto::IoError::at(what, p)(e))
+    };
     let meta = src.metadata().map_err(io("reading", from.join(name)))?;
     let mismatch = || {
         tracing::warn!(
@@ -229,13 +231,19 @@ mod tests {
             take(&from, "a", &to, "b", &blob, 10, Take::Link).expect("take"),
             Taken::Verified
         );
-        assert_eq!(std::fs::metadata(root.path().join("to/b")).expect("meta").ino(), ino);
+        assert_eq!(
+            std::fs::metadata(root.path().join("to/b")).expect("meta").ino(),
+            ino
+        );
         assert_eq!(
             take(&from, "a", &to, "c", &blob, 10, Take::Move).expect("take"),
             Taken::Verified
         );
         assert!(!root.path().join("from/a").exists(), "moved");
-        assert_eq!(std::fs::metadata(root.path().join("to/c")).expect("meta").ino(), ino);
+        assert_eq!(
+            std::fs::metadata(root.path().join("to/c")).expect("meta").ino(),
+            ino
+        );
         assert_eq!(
             take(&to, "c", &to, "c", &blob, 10, Take::InPlace).expect("take"),
             Taken::Verified
@@ -258,9 +266,16 @@ mod tests {
             std::fs::metadata(root.path().join("to/b")).expect("meta"),
         );
         assert_ne!(ma.ino(), mb.ino(), "a copy of our own");
-        assert_eq!(std::fs::read(root.path().join("to/b")).expect("read"), b"good bytes");
+        assert_eq!(
+            std::fs::read(root.path().join("to/b")).expect("read"),
+            b"good bytes"
+        );
 
-        for (content, mode) in [(&b"evil bytes"[..], 0o644), (b"evil bytes", 0o666), (b"short", 0o644)] {
+        for (content, mode) in [
+            (&b"evil bytes"[..], 0o644),
+            (b"evil bytes", 0o666),
+            (b"short", 0o644),
+        ] {
             for how in [Take::Move, Take::Link] {
                 std::fs::write(&a, content).expect("write");
                 std::fs::set_permissions(&a, std::fs::Permissions::from_mode(mode)).expect("chmod");

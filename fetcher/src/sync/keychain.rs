@@ -5,7 +5,6 @@
 //! `keys/<N+1>.json` ... until one is missing (at most
 //! [`DEFAULT_CHAIN_CAP`] per run), verifying each against the one before.
 
-
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -15,8 +14,8 @@ use atlas_proto::keyset::{self, DEFAULT_CHAIN_CAP, Keyset, SignedKeyset};
 use atlas_proto::{Limits, PublicKey, Sha256Digest, layout};
 
 use super::Syncer;
-use crate::local::Local;
 use crate::error::SyncError;
+use crate::local::Local;
 use crate::retry::Retrier;
 use crate::state::STATE_FORMAT;
 

@@ -41,16 +41,16 @@ use crate::journal::{self, Recovery};
 use crate::local::Local;
 use crate::lock::DirLock;
 use crate::place;
-use crate::safe_dir::SafeDir;
-use crate::verified;
 use crate::plan::{self, Observed, OnModified, Plan};
 use crate::progress::{Phase, Progress};
 use crate::report::{Outcome, Report};
 use crate::retry::RetryPolicy;
+use crate::safe_dir::SafeDir;
 use crate::select::Selection;
 use crate::side::InstallSide;
 use crate::source::{self, Source};
 use crate::state::{self, InstallState, InstalledFile, StatePaths, TrustState};
+use crate::verified;
 
 /// How far the clock may be behind the last time recorded in `trust.json`
 /// (NTP corrections, a VM resumed from a snapshot) before a run is refused.

@@ -6,9 +6,9 @@ use super::{Check, CheckStatus, Syncer};
 use crate::cache::BlobCache;
 use crate::download::{self, Transfer};
 use crate::error::SyncError;
+use crate::local::Local;
 use crate::plan::Plan;
 use crate::progress::{Phase, Progress};
-use crate::local::Local;
 use crate::staging::BlobDir;
 use crate::state::PREFETCH_DIR;
 

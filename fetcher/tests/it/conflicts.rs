@@ -103,7 +103,10 @@ async fn by_default_the_users_file_is_kept_and_reported_as_a_conflict() {
 
 #[tokio::test]
 async fn backup_and_replace_policies_take_the_path_and_say_so() {
-    for (policy, resolution) in [(OnModified::Backup, "backed_up"), (OnModified::Replace, "replaced")] {
+    for (policy, resolution) in [
+        (OnModified::Backup, "backed_up"),
+        (OnModified::Replace, "replaced"),
+    ] {
         let mut store = Store::new();
         let srv = StaticServer::start(store.root()).expect("server");
         let work = tempfile::tempdir().expect("tmp");
@@ -116,7 +119,11 @@ async fn backup_and_replace_policies_take_the_path_and_say_so() {
             json!([{"path": "server.properties", "resolution": resolution}]),
             "{policy:?}"
         );
-        assert!(r.files.added.is_empty(), "not reported as a plain add: {:?}", r.files);
+        assert!(
+            r.files.added.is_empty(),
+            "not reported as a plain add: {:?}",
+            r.files
+        );
         assert_eq!(read(&dir, "server.properties"), b"motd=the pack's\n");
         match policy {
             OnModified::Backup => {
@@ -140,7 +147,16 @@ async fn the_cli_names_the_conflict_in_text_and_json() {
     std::fs::write(&keyfile, store.public().to_text()).expect("write");
     // Not `std::process`: waiting on the child would block this runtime, which serves the store.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_atlas-fetcher"))
-        .args(["sync", "--dry-run", "--source", &srv.url(), "--pack", PACK, "--channel", CHANNEL])
+        .args([
+            "sync",
+            "--dry-run",
+            "--source",
+            &srv.url(),
+            "--pack",
+            PACK,
+            "--channel",
+            CHANNEL,
+        ])
         .arg("--key")
         .arg(&keyfile)
         .arg("--dir")

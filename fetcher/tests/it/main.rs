@@ -20,7 +20,7 @@ mod provision;
 mod rejections;
 mod rollback;
 mod serve;
-mod symlinks;
 mod state_links;
+mod symlinks;
 mod sync;
 mod upstream;
