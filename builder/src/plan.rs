@@ -333,6 +333,7 @@ pub fn assemble(
         minecraft_version: info.minecraft,
         loader: Some(info.loader),
         files,
+        server: None,
     };
     let manifest_bytes = manifest::encode(&manifest)?;
     let build_id = manifest::build_id(&manifest_bytes);

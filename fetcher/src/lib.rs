@@ -52,6 +52,7 @@ pub mod instance;
 pub mod journal;
 pub mod keychain;
 pub mod lock;
+pub mod lock_owner;
 pub mod plan;
 pub mod prefetch;
 pub mod progress;

@@ -80,7 +80,7 @@ impl DirLock {
         // On any error below, dropping `lock` removes what was created.
         std::fs::create_dir_all(&paths.state_dir)
             .map_err(SyncError::io("creating state directory", &paths.state_dir))?;
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
@@ -102,6 +102,7 @@ impl DirLock {
                 Err(TryLockError::Error(e)) => return Err(SyncError::io("locking", &path)(e)),
             }
         }
+        crate::lock_owner::record(&mut file, &path);
         lock.file = Some(file);
         Ok(lock)
     }

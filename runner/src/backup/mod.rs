@@ -428,6 +428,17 @@ impl Backups {
         Ok(out)
     }
 
+    /// The backup `id`, if it exists and is complete (nothing is touched).
+    pub fn find(&self, id: &str) -> Result<BackupInfo, BackupError> {
+        self.list()?
+            .into_iter()
+            .find(|b| b.id == id)
+            .ok_or_else(|| BackupError::NotFound {
+                id: id.to_owned(),
+                dir: self.dir.clone(),
+            })
+    }
+
     /// Deletes backups beyond `keep_count` or older than `keep_age` (never the newest), and
     /// archives left without a sidecar; returns the ids deleted. Uploaded copies are left alone
     /// (use the bucket's lifecycle rules).

@@ -141,6 +141,7 @@ impl Handler for TestHandler {
                     current_build: "b1".into(),
                     target_build: "b2".into(),
                     target_version: 7,
+                    target_pack_version: "1.0.7".into(),
                     message: String::new(),
                 };
                 let _ = sink.finish(reply::Kind::Update(info)).await;

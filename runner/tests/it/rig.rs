@@ -272,8 +272,9 @@ impl Drop for Rig {
             return;
         }
         for pid in self.server_pids() {
+            // Each server runs in its own process group (its pid).
             let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
         if let Some(c) = &self.daemon
             && let Some(pid) = c.id()
