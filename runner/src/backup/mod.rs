@@ -20,8 +20,8 @@
 //!
 //! # Exclusions
 //! Always left out (and so never touched by a restore): the backup directory when it is inside the
-//! server directory, `.atlas/staging` and `.atlas/cache` (the fetcher's scratch space and blob
-//! cache), `.atlas-restore` (restore scratch space), `logs` and `crash-reports` (history, which
+//! server directory, `.atlas/staging`, `.atlas/prefetch` and `.atlas/cache` (the fetcher's
+//! scratch space, blobs staged for a build not applied yet, and blob cache), `.atlas-restore` (restore scratch space), `logs` and `crash-reports` (history, which
 //! must survive a rollback to explain it). `exclude` adds more: relative paths (a directory
 //! excludes everything below it) or globs (`*` and `?` within one path component, `**` across
 //! components), e.g. `world/*.old`, `**/*.tmp`.
@@ -59,8 +59,10 @@ pub use self::exclude::Excludes;
 pub use self::restore::RESTORE_DIR;
 pub use self::settings::{BackupSettings, S3BackupSettings, S3Credentials};
 /// Paths always left out of archives (see the module documentation).
-pub const ALWAYS_EXCLUDED: [&str; 5] = [
+pub const ALWAYS_EXCLUDED: [&str; 6] = [
     ".atlas/staging",
+    // Blobs downloaded for a build not applied yet: not part of the install.
+    ".atlas/prefetch",
     ".atlas/cache",
     RESTORE_DIR,
     "logs",

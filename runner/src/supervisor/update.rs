@@ -505,6 +505,18 @@ impl Actor {
             Ok(None) => return Err(untouched()),
             Err(e) => return Err(InstallError::Failed(e)),
         }
+        // Nothing stops while another updater holds the directory.
+        let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
+        let probe = tokio::task::spawn_blocking(move || atlas_fetcher::lock::DirLock::acquire(&paths).map(drop))
+            .await
+            .map_err(|e| ActionError::new(ErrorKind::Internal, format!("lock probe: {e}")))
+            .and_then(|r| r.map_err(ActionError::from));
+        if let Err(e) = probe {
+            return Err(InstallError::Failed(
+                self.explain_locked(e)
+                    .context(format!("build {target} is staged, and nothing was stopped")),
+            ));
+        }
         let was_running = self.state() == State::Running;
         if was_running {
             if auto && self.cfg.schedule.wait_for_empty && !self.wait_for_empty().await {

@@ -548,14 +548,18 @@ async fn connecting_to_nothing_names_the_path_and_what_to_check() {
 }
 
 #[tokio::test]
-async fn a_client_over_the_connection_limit_is_told_busy() {
+async fn a_client_over_the_connection_limit_is_told_busy_when_every_connection_is_working() {
     let server = TestServer::start();
     let mut held = Vec::new();
     for _ in 0..Limits::DEFAULT.ipc_connections {
         let mut c = server.client().await;
-        // Answered: this connection holds a slot.
-        patient(c.call_one(status())).await.expect("status");
-        held.push(c);
+        // A followed log stream: this connection is busy, not idle.
+        let mut stream = c
+            .call(request::Kind::Logs(LogsRequest { tail: 1, follow: true }))
+            .await
+            .expect("logs -f");
+        patient(stream.next()).await.expect("a line").expect("reply");
+        held.push((c, stream));
     }
     let mut extra = server.client().await;
     let r = patient(extra.call_one(status())).await.expect("a reply");

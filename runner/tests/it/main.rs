@@ -6,6 +6,8 @@ mod common;
 mod config_schema;
 mod daemon;
 mod daemon_ipc;
+mod host_updates;
+mod hosts;
 mod ipc;
 mod metrics;
 mod protocols;
