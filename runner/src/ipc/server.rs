@@ -140,16 +140,38 @@ impl ReplySink {
     }
 }
 
+/// What to do with an existing socket directory of `mode`, owned by
+/// `owner`, for a daemon running as `me`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DirVerdict {
+    /// Nobody else may replace what is in it (or it is sticky, like `/tmp`).
+    Safe,
+    /// Others may write to it, and it is this user's: take their access away.
+    Fix(u32),
+    /// Others may write to it, and it is another user's.
+    Refuse,
+}
+
+fn dir_verdict(mode: u32, owner: u32, me: u32) -> DirVerdict {
+    let mode = mode & 0o7777;
+    let writable_by_others = mode & 0o022 != 0 && mode & 0o1000 == 0;
+    match (writable_by_others, owner == me) {
+        (false, _) => DirVerdict::Safe,
+        (true, true) => DirVerdict::Fix(mode & !0o027),
+        (true, false) => DirVerdict::Refuse,
+    }
+}
+
 /// Why the existing socket directory `dir` (metadata `m`) cannot be used,
 /// if it cannot: others may write to it (so replace the socket with their
 /// own) and it is not this user's to fix. A sticky directory (`/tmp`) is
 /// safe: nobody else may remove or rename what is in it.
 pub fn socket_dir_problem(dir: &Path, m: &fs::Metadata) -> Option<String> {
     let mode = m.mode() & 0o7777;
-    let writable_by_others = mode & 0o022 != 0 && mode & 0o1000 == 0;
-    (writable_by_others && m.uid() != nix::unistd::geteuid().as_raw()).then(|| {
+    (dir_verdict(mode, m.uid(), nix::unistd::geteuid().as_raw()) == DirVerdict::Refuse).then(|| {
         format!(
-            "the socket's directory {} is mode {mode:04o} and owned by uid {}: other users could replace              the socket. Make it `chmod 0750 {}` (or let systemd create it: RuntimeDirectory=)",
+            "the socket's directory {} is mode {mode:04o} and owned by uid {}: other users could replace \
+             the socket. Make it `chmod 0750 {}` (or let systemd create it: RuntimeDirectory=)",
             dir.display(),
             m.uid(),
             dir.display()
@@ -169,8 +191,7 @@ fn secure_socket_dir(dir: &Path) -> Result<(), IpcError> {
         return Err(IpcError::UnsafeDir { message: problem });
     }
     let mode = m.mode() & 0o7777;
-    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-        let fixed = mode & !0o027;
+    if let DirVerdict::Fix(fixed) = dir_verdict(mode, m.uid(), nix::unistd::geteuid().as_raw()) {
         fs::set_permissions(dir, fs::Permissions::from_mode(fixed)).map_err(|source| {
             IpcError::CreateDir {
                 path: dir.to_path_buf(),
@@ -588,4 +609,25 @@ async fn write_replies(
         }
     }
     closed.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_directories_others_may_write_are_fixed_or_refused() {
+        assert_eq!(dir_verdict(0o750, 1000, 1000), DirVerdict::Safe);
+        assert_eq!(dir_verdict(0o755, 0, 1000), DirVerdict::Safe);
+        assert_eq!(
+            dir_verdict(0o1777, 0, 1000),
+            DirVerdict::Safe,
+            "sticky, like /tmp"
+        );
+        assert_eq!(dir_verdict(0o777, 1000, 1000), DirVerdict::Fix(0o750));
+        assert_eq!(dir_verdict(0o775, 1000, 1000), DirVerdict::Fix(0o750));
+        assert_eq!(dir_verdict(0o2777, 1000, 1000), DirVerdict::Fix(0o2750));
+        assert_eq!(dir_verdict(0o777, 0, 1000), DirVerdict::Refuse);
+        assert_eq!(dir_verdict(0o770, 0, 1000), DirVerdict::Refuse);
+    }
 }

@@ -64,6 +64,8 @@ pub struct Actor {
     pub(super) started_unix: u64,
     /// The other updater last reported, so it is reported once.
     pub(super) other_updater: Option<atlas_fetcher::lock_owner::LockOwner>,
+    /// The build staged to wait for the maintenance window (said once).
+    pub(super) window_staged: Option<String>,
 }
 
 /// Why the wait for ready ended without it.
@@ -120,6 +122,7 @@ impl Actor {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             other_updater: None,
+            window_staged: None,
             cfg,
         }
     }

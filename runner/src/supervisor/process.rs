@@ -462,7 +462,7 @@ mod tests {
             let bus = EventBus::new();
             let dir = tempfile::tempdir().expect("tmp");
             let mut p = spawn(
-                &sh("seq 1 40000; echo 'FATAL: the reason' >&2; exit 3"),
+                &sh("seq 1 40000; echo 'FATAL: the reason'; exit 3"),
                 dir.path(),
                 &Default::default(),
                 &bus,

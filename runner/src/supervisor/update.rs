@@ -408,6 +408,17 @@ impl Actor {
     ) -> Result<UpdateReport, ActionError> {
         let target = check.build.to_hex();
         let version = pack_version(check);
+        let wait = window.until_open(&crate::schedule::now());
+        let msg = format!(
+            "build {target} (version {version}) is staged; it is installed in the maintenance window {} (opens in {})",
+            window.describe(),
+            super::announce::human(wait)
+        );
+        let at = tokio::time::Instant::now() + wait + Duration::from_secs(1);
+        self.next_poll = Some(self.next_poll.map_or(at, |p| p.min(at)));
+        if self.window_staged.as_deref() == Some(target.as_str()) {
+            return Ok(report(UpdateOutcome::Available, check, current, msg));
+        }
         match self.stage(syncer, check).await {
             Ok(Some(_)) => {}
             Ok(None) => {
@@ -417,14 +428,7 @@ impl Actor {
             }
             Err(e) => return Err(e),
         }
-        let wait = window.until_open(&crate::schedule::now());
-        let at = tokio::time::Instant::now() + wait + Duration::from_secs(1);
-        self.next_poll = Some(self.next_poll.map_or(at, |p| p.min(at)));
-        let msg = format!(
-            "build {target} (version {version}) is staged; it is installed in the maintenance window {} (opens in {})",
-            window.describe(),
-            super::announce::human(wait)
-        );
+        self.window_staged = Some(target.clone());
         self.sup.bus().event(
             "update",
             &msg,
@@ -507,10 +511,11 @@ impl Actor {
         }
         // Nothing stops while another updater holds the directory.
         let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
-        let probe = tokio::task::spawn_blocking(move || atlas_fetcher::lock::DirLock::acquire(&paths).map(drop))
-            .await
-            .map_err(|e| ActionError::new(ErrorKind::Internal, format!("lock probe: {e}")))
-            .and_then(|r| r.map_err(ActionError::from));
+        let probe =
+            tokio::task::spawn_blocking(move || atlas_fetcher::lock::DirLock::acquire(&paths).map(drop))
+                .await
+                .map_err(|e| ActionError::new(ErrorKind::Internal, format!("lock probe: {e}")))
+                .and_then(|r| r.map_err(ActionError::from));
         if let Err(e) = probe {
             return Err(InstallError::Failed(
                 self.explain_locked(e)

@@ -153,7 +153,11 @@ async fn update_outcomes_print_as_text_and_json() {
         (&"update".into(), &"available".into())
     );
     assert_eq!(
-        (&v["target_build"], &v["target_version"], &v["target_pack_version"]),
+        (
+            &v["target_build"],
+            &v["target_version"],
+            &v["target_pack_version"]
+        ),
         (&"b2".into(), &7.into(), &"1.0.7".into())
     );
 }

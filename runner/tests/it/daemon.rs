@@ -248,7 +248,10 @@ async fn a_real_jvm_server_from_a_launch_description_starts_and_stops() {
             .ends_with("eula=true\n")
     );
     let memory = s.launch.iter().find(|l| l.name == "memory").expect("memory");
-    assert_eq!((memory.value.as_str(), memory.origin.as_str()), ("64M", "runner config"));
+    assert_eq!(
+        (memory.value.as_str(), memory.origin.as_str()),
+        ("64M", "runner config")
+    );
     // No RCON: `stop` goes to the JVM's stdin, and it saves and exits.
     rig.power(PowerAction::Stop, true).await;
     let s = rig.wait_state("stopped").await;

@@ -82,12 +82,20 @@ async fn a_typo_in_restore_or_a_rollback_with_nothing_to_go_back_to_stops_nothin
         .await;
     let e = error_of(&r);
     assert_eq!(e.code, "refused", "{e:?}");
-    assert!(e.message.contains("no backup `20250101-000000-typo`"), "{}", e.message);
+    assert!(
+        e.message.contains("no backup `20250101-000000-typo`"),
+        "{}",
+        e.message
+    );
 
     let r = rig.call(request::Kind::Rollback(RollbackRequest {})).await;
     let e = error_of(&r);
     assert_eq!(e.code, "refused", "{e:?}");
-    assert!(e.message.starts_with("nothing to roll back to: "), "{}", e.message);
+    assert!(
+        e.message.starts_with("nothing to roll back to: "),
+        "{}",
+        e.message
+    );
     assert_eq!(
         e.message.matches("no earlier build").count(),
         1,
@@ -136,11 +144,9 @@ async fn after_an_update_the_answers_are_right_exit_code_bad_build_and_pack_vers
     );
 
     // A bad build: `update apply` rolls back and exits 5.
-    let b2 = publish_with(
-        &mut store,
-        &build(2, "crash_after_ms = 300\n"),
-        |m| m.version = "1.0.2".into(),
-    );
+    let b2 = publish_with(&mut store, &build(2, "crash_after_ms = 300\n"), |m| {
+        m.version = "1.0.2".into()
+    });
     let o = cli(&rig, &["update", "apply"]).await;
     assert_eq!(o.status.code(), Some(5), "{}{}", text(&o.stdout), text(&o.stderr));
     assert!(
@@ -149,7 +155,10 @@ async fn after_an_update_the_answers_are_right_exit_code_bad_build_and_pack_vers
         text(&o.stdout)
     );
     let s = rig.wait_state("running").await;
-    assert_eq!((s.bad_build.as_str(), s.version.as_str()), (b2.to_hex().as_str(), "1.0.1"));
+    assert_eq!(
+        (s.bad_build.as_str(), s.version.as_str()),
+        (b2.to_hex().as_str(), "1.0.1")
+    );
 
     // `update check` does not offer what `apply` would skip.
     let u = update(&rig, false).await;
@@ -181,10 +190,15 @@ async fn a_host_edit_of_a_managed_file_never_updates_or_restarts_the_same_build(
     assert_eq!(u.outcome(), UpdateOutcome::Current, "{u:?}");
 
     let s = rig.status().await;
-    assert_eq!((s.state.as_str(), s.pid, s.build.as_str()), ("running", pid, b1.to_hex().as_str()));
+    assert_eq!(
+        (s.state.as_str(), s.pid, s.build.as_str()),
+        ("running", pid, b1.to_hex().as_str())
+    );
     let later = rig.event_lines()[seen..].to_vec();
     assert!(
-        !later.iter().any(|l| l.starts_with("update.step") || l.starts_with("state:")),
+        !later
+            .iter()
+            .any(|l| l.starts_with("update.step") || l.starts_with("state:")),
         "{later:#?}"
     );
     assert_eq!(
@@ -230,7 +244,10 @@ async fn staged_downloads_stay_out_of_backups_and_a_rollback_clears_them_and_tim
         .filter(|e| e.kind == "update.progress")
         .map(|e| serde_json::from_str(&e.json).expect("json"))
         .collect();
-    let (first, last) = (progress.first().expect("a start"), progress.last().expect("an end"));
+    let (first, last) = (
+        progress.first().expect("a start"),
+        progress.last().expect("an end"),
+    );
     assert_eq!(first["bytes_done"], 0);
     let total = first["bytes_total"].as_u64().expect("total");
     let expected: u64 = build(2, "")
@@ -293,7 +310,9 @@ async fn a_second_updater_on_the_directory_is_named_with_the_one_to_remove() {
     let held = atlas_fetcher::lock::DirLock::acquire(&atlas_fetcher::state::StatePaths::new(&rig.server_dir))
         .expect("the test takes the lock");
     store.publish(&build(3, ""));
-    let r = rig.call(request::Kind::Update(UpdateRequest { apply: true })).await;
+    let r = rig
+        .call(request::Kind::Update(UpdateRequest { apply: true }))
+        .await;
     let err = error_of(&r);
     assert_eq!(err.kind, "locked", "{err:?}");
     assert!(
@@ -308,7 +327,8 @@ async fn a_second_updater_on_the_directory_is_named_with_the_one_to_remove() {
 #[tokio::test]
 async fn the_packs_server_settings_reach_the_jvm_and_the_host_overrides_them() {
     let jar = crate::common::standin_jar();
-    let java_major = atlas_runner::java::java_major(Path::new("java")).expect("a `java` on PATH (CI installs one)");
+    let java_major =
+        atlas_runner::java::java_major(Path::new("java")).expect("a `java` on PATH (CI installs one)");
     let mut store = Store::new();
     let srv = StaticServer::start(store.root()).expect("server");
     let b1 = publish_with(&mut store, &build(1, ""), |m| {
@@ -356,12 +376,19 @@ async fn the_packs_server_settings_reach_the_jvm_and_the_host_overrides_them() {
         "{args:?}"
     );
     let origin = |name: &str| {
-        let l = s.launch.iter().find(|l| l.name == name).unwrap_or_else(|| panic!("{name}: {:?}", s.launch));
+        let l = s
+            .launch
+            .iter()
+            .find(|l| l.name == name)
+            .unwrap_or_else(|| panic!("{name}: {:?}", s.launch));
         (l.value.clone(), l.origin.clone())
     };
     assert_eq!(origin("java"), (java_major.to_string(), "pack".to_string()));
     assert_eq!(origin("memory"), ("96M".to_string(), "runner config".to_string()));
-    assert_eq!(origin("jvm_args"), ("-Datlas.pack=yes".to_string(), "pack".to_string()));
+    assert_eq!(
+        origin("jvm_args"),
+        ("-Datlas.pack=yes".to_string(), "pack".to_string())
+    );
     let o = cli(&rig, &["status"]).await;
     assert!(
         text(&o.stdout).contains("  memory:   96M  (from the runner config)"),

@@ -43,6 +43,17 @@ pub struct TestHandler {
     pub handled: AtomicUsize,
 }
 
+impl TestHandler {
+    /// A handler whose closed-stream notices go nowhere.
+    pub fn new() -> Self {
+        Self {
+            events: broadcast::channel(64).0,
+            closed_seen: mpsc::unbounded_channel().0,
+            handled: AtomicUsize::new(0),
+        }
+    }
+}
+
 impl Handler for TestHandler {
     async fn handle(&self, req: Request, sink: ReplySink) {
         self.handled.fetch_add(1, Ordering::SeqCst);
@@ -555,7 +566,10 @@ async fn a_client_over_the_connection_limit_is_told_busy_when_every_connection_i
         let mut c = server.client().await;
         // A followed log stream: this connection is busy, not idle.
         let mut stream = c
-            .call(request::Kind::Logs(LogsRequest { tail: 1, follow: true }))
+            .call(request::Kind::Logs(LogsRequest {
+                tail: 1,
+                follow: true,
+            }))
             .await
             .expect("logs -f");
         patient(stream.next()).await.expect("a line").expect("reply");

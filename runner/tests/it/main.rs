@@ -1,7 +1,10 @@
 //! Integration tests of atlas-runner: one binary, a module per area.
 
+mod announce;
 mod backup;
+mod check;
 mod cli;
+mod colour;
 mod common;
 mod config_schema;
 mod daemon;
@@ -13,7 +16,9 @@ mod metrics;
 mod protocols;
 mod rig;
 mod shutdown;
+mod socket;
 mod standin;
+mod standin_cli;
 #[path = "../../../fetcher/tests/it/common/mod.rs"]
 mod store;
 mod updates;
