@@ -92,12 +92,21 @@ pub fn read(lock_path: &Path) -> Option<LockOwner> {
 
 /// Writes this process as the owner into the held lock `file`, after
 /// warning when the previous owner is another program that is still
-/// running (two updaters taking turns on one directory).
+/// running (two updaters taking turns on one directory). A process that
+/// already is the recorded owner writes nothing, and the file keeps its
+/// modification time, so a run that changes nothing else leaves the
+/// directory as it was.
 pub(crate) fn record(file: &mut std::fs::File, lock_path: &Path) {
     let me = LockOwner::me();
-    if let Some(prev) = read(lock_path)
+    let prev = read(lock_path);
+    if let Some(prev) = &prev
+        && prev.program == me.program
+        && prev.pid == me.pid
+    {
+        return;
+    }
+    if let Some(prev) = &prev
         && prev.program != me.program
-        && prev.pid != me.pid
         && prev.is_running() == Some(true)
     {
         tracing::warn!(
@@ -109,17 +118,25 @@ pub(crate) fn record(file: &mut std::fs::File, lock_path: &Path) {
                 .and_then(Path::parent)
                 .unwrap_or(lock_path)
                 .display(),
-            me.advice(&prev)
+            me.advice(prev)
         );
     }
     let Ok(line) = serde_json::to_string(&me) else {
         return;
     };
+    let times = file.metadata().ok().and_then(|m| {
+        let t = std::fs::FileTimes::new().set_modified(m.modified().ok()?);
+        Some(match m.accessed() {
+            Ok(a) => t.set_accessed(a),
+            Err(_) => t,
+        })
+    });
     // Best effort: the lock works without the record.
     let written = file
         .set_len(0)
         .and_then(|()| file.rewind())
-        .and_then(|()| file.write_all(format!("{line}\n").as_bytes()));
+        .and_then(|()| file.write_all(format!("{line}\n").as_bytes()))
+        .and_then(|()| times.map_or(Ok(()), |t| file.set_times(t)));
     if let Err(e) = written {
         tracing::debug!("cannot record the lock's owner in {}: {e}", lock_path.display());
     }
@@ -133,11 +150,30 @@ mod tests {
     fn the_owner_is_recorded_and_read_back() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("lock");
-        let mut f = std::fs::File::create(&path).expect("create");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .expect("create");
         std::fs::write(&path, "garbage").expect("write");
         assert_eq!(read(&path), None);
+        let mtime = || {
+            std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .expect("mtime")
+        };
+        let before = mtime();
         record(&mut f, &path);
         let owner = read(&path).expect("owner");
+        assert_eq!(mtime(), before, "the lock file keeps its time");
+        let bytes = std::fs::read(&path).expect("read");
+        record(&mut f, &path);
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            bytes,
+            "the owner again: nothing written"
+        );
         assert_eq!(owner.pid, std::process::id());
         assert_eq!(
             owner,
