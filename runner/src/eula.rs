@@ -78,4 +78,19 @@ mod tests {
         assert!(!accept(dir.path()).expect("again"), "already accepted");
         assert!(not_accepted_message().contains("eula = true"));
     }
+
+    #[test]
+    fn links_planted_by_the_servers_user_are_never_written_through() {
+        let root = tempfile::tempdir().expect("tmp");
+        let (dir, outside) = (root.path().join("server"), root.path().join("precious.txt"));
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::write(&outside, b"keep me").expect("write");
+        std::os::unix::fs::symlink(&outside, dir.join(".eula.txt.atlas-tmp")).expect("link");
+        std::os::unix::fs::symlink(&outside, dir.join(EULA_FILE)).expect("link");
+        assert!(accept(&dir).expect("accept"));
+        assert_eq!(std::fs::read(&outside).expect("read"), b"keep me");
+        let m = std::fs::symlink_metadata(dir.join(EULA_FILE)).expect("stat");
+        assert!(m.is_file(), "eula.txt is a file of its own now");
+        assert!(accepted(&dir));
+    }
 }
