@@ -192,6 +192,7 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
+            server: None,
         }
     }
 

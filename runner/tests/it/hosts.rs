@@ -123,11 +123,9 @@ async fn the_reason_printed_just_before_a_crash_is_in_the_failed_event() {
     // Much output, then the reason, then the exit: the reader is behind
     // when the exit is seen. (One stream, as a Java server logs: lines of
     // two pipes have no order between them.)
-    let cfg = format!(
-        "[server]\ncommand = [\"/bin/sh\", \"-c\", \"seq 1 40000; echo 'FATAL: port 25565 is taken (reason-xyz)'; exit 3\"]\n\
-         start_timeout = \"30s\"\nrestart_backoff = \"100ms\"\ncrash_limit = 1\n"
-    );
-    let mut rig = Rig::new(&cfg, "", false);
+    let cfg = "[server]\ncommand = [\"/bin/sh\", \"-c\", \"seq 1 40000; echo 'FATAL: port 25565 is taken (reason-xyz)'; exit 3\"]\n\
+         start_timeout = \"30s\"\nrestart_backoff = \"100ms\"\ncrash_limit = 1\n";
+    let mut rig = Rig::new(cfg, "", false);
     rig.start().await;
     rig.power(PowerAction::Start, false).await;
     let s = rig.wait_state("failed").await;

@@ -72,22 +72,28 @@ struct Args {
     listen: Option<IpAddr>,
 }
 
+/// Says what is wrong on stderr (before any log is open).
+fn usage_error(message: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "atlas-standin: {message}");
+}
+
 /// Serves `--dir`, or the current directory when it is a server directory.
 fn main() -> ExitCode {
     let args = Args::parse();
     let dir = match &args.dir {
         Some(d) => {
             if let Err(e) = std::fs::create_dir_all(d) {
-                eprintln!("atlas-standin: cannot create {}: {e}", d.display());
+                usage_error(&format!("cannot create {}: {e}", d.display()));
                 return ExitCode::from(2);
             }
             d.clone()
         }
         None if Path::new("server.properties").is_file() => PathBuf::from("."),
         None => {
-            eprintln!(
-                "atlas-standin: the current directory has no server.properties, so it is not a server \
-                 directory; pass --dir DIR to serve DIR (its world and logs are written there). See --help."
+            usage_error(
+                "the current directory has no server.properties, so it is not a server directory; \
+                 pass --dir DIR to serve DIR (its world and logs are written there). See --help.",
             );
             return ExitCode::from(2);
         }
