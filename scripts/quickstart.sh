@@ -3,7 +3,20 @@
 # into a local directory store, signs its channels, and installs the
 # `production` channel into a server directory with atlas-fetcher.
 # Offline, no credentials. Output goes to ./demo (or $ATLAS_DEMO_DIR).
+#
+# The binaries are built by cargo wherever it puts them (CARGO_TARGET_DIR,
+# build.target-dir in .cargo/config.toml, or ./target); the script asks cargo
+# where that is and prints it, with the line that puts them on PATH.
 set -euo pipefail
+# A relative CARGO_TARGET_DIR means relative to where the script was started,
+# as it does for cargo itself; pin it before changing directory.
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+  case "$CARGO_TARGET_DIR" in
+    /*) ;;
+    *) CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR" ;;
+  esac
+  export CARGO_TARGET_DIR
+fi
 cd "$(dirname "$0")/.."
 out="${ATLAS_DEMO_DIR:-demo}"
 mkdir -p "$out"
@@ -13,8 +26,16 @@ if [ -n "${ATLAS_BIN_DIR:-}" ] && [ -x "$ATLAS_BIN_DIR/atlas-builder" ] && [ -x 
   bin="$(cd "$ATLAS_BIN_DIR" && pwd)"
 else
   echo "==> building atlas-builder and atlas-fetcher"
-  cargo build --quiet --bin atlas-builder --bin atlas-fetcher
-  bin="$(pwd)/target/debug"
+  # cargo names the executables it built (JSON on stdout, errors as text on
+  # stderr), so the target directory is whatever cargo chose.
+  built="$(cargo build --quiet --message-format=json-render-diagnostics \
+    --bin atlas-builder --bin atlas-fetcher)"
+  builder="$(printf '%s\n' "$built" | sed -n 's/.*"executable":"\([^"]*\/atlas-builder\(\.exe\)\{0,1\}\)".*/\1/p' | tail -n 1)"
+  if [ -z "$builder" ] || [ ! -x "$builder" ]; then
+    echo "error: cargo built atlas-builder but did not say where; look under \$CARGO_TARGET_DIR or ./target" >&2
+    exit 1
+  fi
+  bin="$(dirname "$builder")"
 fi
 
 # The pack is built from a git commit. Use this checkout when the demo pack
@@ -55,3 +76,12 @@ fi
 echo "==> installed server directory:"
 (cd "$out/server" && find . -path ./.atlas -prune -o -type f -print | sort)
 echo "done: $out/server holds the demo pack's server files (client-only files were skipped)."
+echo
+echo "The binaries (a debug build) are in $bin:"
+echo "  $bin/atlas-builder"
+echo "  $bin/atlas-fetcher"
+echo "To run them by name in this shell (add the line to ~/.profile to keep it):"
+echo "  export PATH=\"$bin:\$PATH\""
+echo "Then try: atlas-fetcher status --dir $(cd "$out/server" && pwd)"
+echo "For optimised binaries on PATH: cargo install --locked --path fetcher (and --path builder),"
+echo "or the released ones without Rust: scripts/install.sh (README, \"Install the binaries\")."

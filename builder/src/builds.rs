@@ -8,9 +8,6 @@ use atlas_proto::{Sha256Digest, layout, manifest};
 use crate::pointer::{PointerUpdateError, read_current};
 use crate::store::{Store, StoreError};
 
-/// Largest manifest read back from a store.
-pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
-
 /// A channel or build could not be found or read.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildLookupError {
@@ -37,6 +34,12 @@ pub enum BuildLookupError {
         store: String,
         message: String,
     },
+}
+
+impl crate::exit::HasExitClass for BuildLookupError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        crate::exit::ExitClass::Store
+    }
 }
 
 impl BuildLookupError {
@@ -69,7 +72,8 @@ pub async fn channel_build(
         .map_err(|e| BuildLookupError::damaged(store, &layout::pointer_key(pack, channel), e.to_string()))
 }
 
-/// The stored manifest bytes of `build`, refused unless they hash to its id.
+/// The stored manifest bytes of `build`, refused unless they hash to its id
+/// (and larger than a host would read: the cap is the fetcher's).
 pub async fn manifest_bytes(
     store: &dyn Store,
     pack: &str,
@@ -77,7 +81,7 @@ pub async fn manifest_bytes(
 ) -> Result<Bytes, BuildLookupError> {
     let key = layout::manifest_key(pack, build);
     let obj = store
-        .get(&key, MAX_MANIFEST_BYTES)
+        .get(&key, atlas_proto::Limits::DEFAULT.manifest_stored_bytes)
         .await?
         .ok_or_else(|| BuildLookupError::NoBuild {
             pack: pack.to_owned(),

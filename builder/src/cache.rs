@@ -3,8 +3,11 @@
 //! (`<cache>/index/<algo>/<hex>`, holding `<sha256 hex> <size>`) so that a
 //! file named by its Modrinth sha512 or CurseForge sha1 is found without a
 //! download (a `sha256:` upstream hash is the content address itself and
-//! needs no entry). Every insert is a temporary file (`<cache>/tmp/<0-f>/`)
-//! renamed into place, so a CI cache may save the folder at any moment.
+//! needs no entry), and from each blob to its SHA-1 and SHA-512
+//! (`<cache>/digests/<2>/<sha256 hex>`, lines `<algo> <hex>`) so a cache hit
+//! knows them without reading the blob. Every insert is a temporary file
+//! (`<cache>/tmp/<0-f>/`) renamed into place, so a CI cache may save the
+//! folder at any moment.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -65,7 +68,7 @@ impl Cache {
     /// Opens (creating if needed) the cache at `root`.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
-        for sub in ["sha256", "index", "tmp"] {
+        for sub in ["sha256", "index", "digests", "tmp"] {
             ensure_dir(&root.join(sub))?;
         }
         Ok(Self {
@@ -153,6 +156,61 @@ impl Cache {
         Ok(path)
     }
 
+    fn digests_path(&self, sha256: &Sha256Digest) -> PathBuf {
+        let hex = sha256.to_hex();
+        self.root.join("digests").join(&hex[..2]).join(hex)
+    }
+
+    /// Records the other digests of the blob `sha256` (see [`Cache::digests`]).
+    pub fn record_digests(&self, sha256: &Sha256Digest, digests: &[UpstreamHash]) -> io::Result<()> {
+        let path = self.digests_path(sha256);
+        let text: String = digests
+            .iter()
+            .map(|d| format!("{} {}\n", d.format.name(), hex::encode(&d.bytes)))
+            .collect();
+        if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+            return Ok(());
+        }
+        ensure_dir(path.parent().unwrap_or(&self.root))?;
+        let mut tmp = self.temp_file()?;
+        io::Write::write_all(&mut tmp, text.as_bytes())?;
+        tmp.persist(&path).map_err(|e| io_at(&path, e.error))?;
+        Ok(())
+    }
+
+    /// The SHA-1 and SHA-512 of the cached blob `sha256` (of `size` bytes),
+    /// as recorded; a blob cached before they were recorded is hashed once
+    /// now and recorded.
+    pub fn digests(&self, sha256: &Sha256Digest, size: u64) -> io::Result<Vec<UpstreamHash>> {
+        let formats = crate::download::DIGESTS;
+        let recorded: Option<Vec<UpstreamHash>> = std::fs::read_to_string(self.digests_path(sha256))
+            .ok()
+            .and_then(|text| {
+                formats
+                    .iter()
+                    .map(|f| {
+                        let hex = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix(&format!("{} ", f.name())))?;
+                        UpstreamHash::parse(*f, hex.trim()).ok()
+                    })
+                    .collect()
+            });
+        if let Some(d) = recorded {
+            return Ok(d);
+        }
+        let blob = self.get(sha256, Some(size)).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: not in the cache", sha256.to_hex()),
+            )
+        })?;
+        let file = std::fs::File::open(&blob.path).map_err(|e| io_at(&blob.path, e))?;
+        let digests = atlas_proto::upstream::hash_reader(&formats, file).map_err(|e| io_at(&blob.path, e))?;
+        self.record_digests(sha256, &digests)?;
+        Ok(digests)
+    }
+
     /// Records that `hash` names the blob `sha256` of `size` bytes.
     pub fn record(&self, hash: &UpstreamHash, sha256: &Sha256Digest, size: u64) -> io::Result<()> {
         if hash.format == HashFormat::Sha256 {
@@ -232,6 +290,29 @@ mod tests {
         assert!(
             !dir.path().join("index/sha256").exists(),
             "no index entry written"
+        );
+    }
+
+    #[test]
+    fn digests_are_recorded_or_computed_once_for_an_older_cache() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cache = Cache::open(dir.path()).expect("open");
+        let data = b"a jar cached before digests were recorded";
+        let sha256 = Sha256Digest::of(data);
+        put(&cache, data, &[]);
+        let want = vec![
+            UpstreamHash::of(HashFormat::Sha1, data),
+            UpstreamHash::of(HashFormat::Sha512, data),
+        ];
+        assert_eq!(cache.digests(&sha256, data.len() as u64).expect("computed"), want);
+        let hex = sha256.to_hex();
+        let recorded = dir.path().join("digests").join(&hex[..2]).join(&hex);
+        assert!(recorded.is_file(), "recorded for the next hit");
+        std::fs::write(cache.blob_path(&sha256), b"changed under the cache").expect("tamper");
+        assert_eq!(
+            cache.digests(&sha256, data.len() as u64).expect("recorded"),
+            want,
+            "read from the record, not the blob"
         );
     }
 

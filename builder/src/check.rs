@@ -28,6 +28,18 @@ pub struct CheckFailed {
     pub errors: usize,
 }
 
+impl crate::exit::HasExitClass for CheckError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        crate::exit::ExitClass::Pack
+    }
+}
+
+impl crate::exit::HasExitClass for CheckFailed {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        crate::exit::ExitClass::Pack
+    }
+}
+
 /// Which pack format was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -222,7 +234,7 @@ pub fn check_source(source: &PackSource, pack_dir: &str) -> Result<CheckReport, 
     let mut report = match read_pack_toml(source)? {
         Some(bytes) if !is_packwiz(&bytes) => {
             let mut report = CheckReport::new(pack_dir, PackFormat::Native);
-            match crate::plan::plan(source, &PlanOptions::default()) {
+            match crate::build::native::plan(source, &PlanOptions::default()) {
                 Ok(plan) => {
                     let m = &plan.manifest;
                     report.name = Some(m.name.clone());

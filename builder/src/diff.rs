@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use atlas_proto::Limits;
 use atlas_proto::Sha256Digest;
-use atlas_proto::manifest::{self, ManifestLimits};
+use atlas_proto::manifest;
 use atlas_proto::v1::{File, Manifest};
 
 use crate::builds::{self, BuildLookupError};
@@ -40,7 +41,7 @@ pub async fn load_manifest(
     build: &Sha256Digest,
 ) -> Result<Manifest, DiffError> {
     let bytes = builds::manifest_bytes(store, pack, build).await?;
-    manifest::decode(&bytes, &ManifestLimits::default()).map_err(|e| {
+    manifest::decode(&bytes, &Limits::DEFAULT.manifest).map_err(|e| {
         BuildLookupError::damaged(
             store,
             &atlas_proto::layout::manifest_key(pack, build),

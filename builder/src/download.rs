@@ -1,6 +1,8 @@
 //! Verified, parallel downloads into the [`Cache`]: each file is streamed to
-//! a temporary file in the cache while its declared upstream hash and its
-//! SHA-256 are computed in the same pass, then renamed into place. Transient
+//! a temporary file in the cache while its declared upstream hash, its
+//! SHA-256, and its SHA-1 and SHA-512 (which `.mrpack` exports need for every
+//! file, whatever single hash the pack declared) are computed in the same
+//! pass, then renamed into place. Transient
 //! failures (5xx, 429 with `Retry-After`, resets, timeouts, bodies shorter
 //! than announced) are retried with exponential backoff and jitter; 404, 403
 //! and hash mismatches are not. A file the cache already holds (by upstream
@@ -106,7 +108,7 @@ impl Default for DownloadOptions {
             concurrency: 8,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
-            max_size: 1 << 30,
+            max_size: atlas_proto::Limits::DEFAULT.mod_file_bytes,
             write_mode: WriteMode::Buffered,
         }
     }
@@ -135,16 +137,27 @@ pub struct Downloaded {
     pub path: PathBuf,
     /// True when nothing was requested.
     pub from_cache: bool,
+    /// The file's SHA-1 and SHA-512 ([`DIGESTS`]), computed while it
+    /// downloaded or recorded in the cache when it did.
+    pub digests: Vec<UpstreamHash>,
 }
 
+/// The digests every download records besides its SHA-256: what a
+/// `.mrpack` `files[]` entry requires (`hashes.sha1`, `hashes.sha512`).
+pub const DIGESTS: [HashFormat; 2] = [HashFormat::Sha1, HashFormat::Sha512];
+
 impl Downloaded {
-    fn hit(e: CacheEntry) -> Self {
-        Self {
+    /// A cache hit, with its digests from the cache (computed once from the
+    /// blob when an older cache did not record them).
+    fn hit(cache: &Cache, e: CacheEntry) -> std::io::Result<Self> {
+        let digests = cache.digests(&e.sha256, e.size)?;
+        Ok(Self {
             sha256: e.sha256,
             size: e.size,
             path: e.path,
             from_cache: true,
-        }
+            digests,
+        })
     }
 }
 
@@ -187,7 +200,7 @@ pub enum DownloadError {
         attempts: u32,
     },
     #[error(
-        "{name} ({dest}): {url}: larger than the {limit}-byte limit; check the URL or raise --max-download-size"
+        "{name} ({dest}): {url}: larger than the {limit}-byte limit on a mod file (atlas_proto::Limits); check the URL"
     )]
     TooLarge {
         name: String,
@@ -214,6 +227,13 @@ pub enum DownloadError {
     },
     #[error("download cache: {0}")]
     Cache(#[from] std::io::Error),
+}
+
+impl crate::exit::HasExitClass for DownloadError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        // A mod that cannot be downloaded makes the pack unbuildable.
+        crate::exit::ExitClass::Pack
+    }
 }
 
 fn attempts_note(attempts: u32) -> String {
@@ -362,7 +382,7 @@ impl Downloader {
             && req.size.is_none_or(|s| s == hit.size)
         {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(Downloaded::hit(hit));
+            return Ok(Downloaded::hit(&self.cache, hit)?);
         }
         let retry = &self.opts.retry;
         let mut attempt = 1;
@@ -451,8 +471,12 @@ impl Downloader {
         let mut out = CacheWriter::new(tmp, self.opts.write_mode, &self.buffers);
         // The content address is SHA-256 already: a `sha256:` upstream hash is
         // checked against it instead of hashing every byte twice.
-        let mut upstream =
-            (req.expected.format != HashFormat::Sha256).then(|| UpstreamHasher::new(req.expected.format));
+        let mut upstream = (!matches!(
+            req.expected.format,
+            HashFormat::Sha256 | HashFormat::Sha1 | HashFormat::Sha512
+        ))
+        .then(|| UpstreamHasher::new(req.expected.format));
+        let mut digests: Vec<UpstreamHasher> = DIGESTS.into_iter().map(UpstreamHasher::new).collect();
         let mut sha = HashingCounter::new();
         let mut body = resp.bytes_stream();
         let mut cut = None;
@@ -469,6 +493,9 @@ impl Downloader {
                 return Err(too_large());
             }
             if let Some(h) = upstream.as_mut() {
+                h.update(&chunk);
+            }
+            for h in &mut digests {
                 h.update(&chunk);
             }
             sha.update(&chunk);
@@ -493,12 +520,20 @@ impl Downloader {
             return Err(network(message));
         }
         let (sha256, size) = sha.finish();
-        let actual = match upstream {
-            Some(h) => h.finish(),
-            None => UpstreamHash {
+        let digests: Vec<UpstreamHash> = digests.into_iter().map(UpstreamHasher::finish).collect();
+        let actual = match (upstream, req.expected.format) {
+            (Some(h), _) => h.finish(),
+            (None, HashFormat::Sha256) => UpstreamHash {
                 format: HashFormat::Sha256,
                 bytes: sha256.0.to_vec(),
             },
+            (None, format) => digests
+                .iter()
+                .find(|d| d.format == format)
+                .cloned()
+                .ok_or_else(|| {
+                    Attempt::Fatal(DownloadError::Cache(std::io::Error::other("digest not computed")))
+                })?,
         };
         if actual != req.expected {
             return Err(Attempt::Fatal(DownloadError::HashMismatch {
@@ -517,11 +552,13 @@ impl Downloader {
             .cache
             .insert(tmp, &sha256, size, std::slice::from_ref(&req.expected))
             .map_err(fatal_io)?;
+        self.cache.record_digests(&sha256, &digests).map_err(fatal_io)?;
         Ok(Downloaded {
             sha256,
             size,
             path,
             from_cache: false,
+            digests,
         })
     }
 
@@ -539,9 +576,11 @@ impl Downloader {
         }
         let sha256 = Sha256Digest::of(&data);
         let size = data.len() as u64;
+        let digests: Vec<UpstreamHash> = DIGESTS.iter().map(|f| UpstreamHash::of(*f, &data)).collect();
+        self.cache.record_digests(&sha256, &digests)?;
         if let Some(hit) = self.cache.get(&sha256, Some(size)) {
             self.cache.record(expected, &sha256, size)?;
-            return Ok(Some(Downloaded::hit(hit)));
+            return Ok(Some(Downloaded::hit(&self.cache, hit)?));
         }
         let mut tmp = self.cache.temp_file()?;
         tmp.write_all(&data)?;
@@ -556,6 +595,7 @@ impl Downloader {
             size,
             path,
             from_cache: true,
+            digests,
         }))
     }
 }

@@ -60,6 +60,22 @@ pub enum KeysetCmdError {
     },
 }
 
+impl crate::exit::HasExitClass for KeysetCmdError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        use crate::exit::ExitClass;
+        match self {
+            Self::Store(_) | Self::Conflict { .. } => ExitClass::Store,
+            Self::Signing(_)
+            | Self::Keyset { .. }
+            | Self::Io { .. }
+            | Self::Exists { .. }
+            | Self::Empty { .. }
+            | Self::Invalid(_)
+            | Self::NotAPointerKey { .. } => ExitClass::Key,
+        }
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeysetCmdError + '_ {
     move |source| KeysetCmdError::Io {
         path: path.to_owned(),

@@ -2,10 +2,15 @@
 //! blobs and a manifest to a store, and signs the channel pointer.
 //!
 //! The pipeline is plan-then-execute: [`repo::PackSource`] lists the pack's
-//! files at a commit, [`plan::plan`] turns them into a manifest and a set of
-//! blobs, and [`publish::publish`] uploads what the store lacks, then the
-//! manifest, then the pointer ([`pointer::point_channel`]).
+//! files at a commit, [`build::plan_pack`] reads whichever pack format they
+//! hold (native, packwiz, `.mrpack`), has [`resolve`] fetch the mods, and
+//! [`plan::assemble`]s a manifest and a set of blobs; [`publish::run`] owns
+//! the whole publish: keysets, planning, blobs the store lacks, the
+//! manifest, the launcher [`export`]s, and the signed pointer
+//! ([`pointer::point_channel`]). [`cli`] is the command line over it; every
+//! error type says its exit class ([`exit`]).
 
+pub mod build;
 pub mod builds;
 pub mod cache;
 pub mod cache_writer;
@@ -13,11 +18,11 @@ pub mod check;
 pub mod cli;
 pub mod diff;
 pub mod download;
-pub mod early;
+pub mod exit;
 pub mod export;
 pub mod github;
-pub mod import_mrpack;
 pub mod keyset;
+pub mod mrpack;
 pub mod pack;
 pub mod packwiz;
 pub mod plan;

@@ -33,6 +33,12 @@ pub enum PackError {
     Missing { file: String },
 }
 
+impl crate::exit::HasExitClass for PackError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        crate::exit::ExitClass::Pack
+    }
+}
+
 /// The `[loader]` table.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

@@ -1,22 +1,18 @@
-//! The build plan: which repository files become which manifest entries,
-//! their content addresses, and the encoded manifest with its build id.
-//! Planning reads the repository but writes nothing, so `--dry-run` and tests
-//! can inspect a build before anything is uploaded.
+//! The build plan: which files become which manifest entries, their content
+//! addresses, and the encoded manifest with its build id. Every pack format
+//! ([`crate::build`]) produces [`PlannedFile`]s and hands them to
+//! [`assemble`]. Planning reads the repository but writes nothing, so
+//! `--dry-run` and tests can inspect a build before anything is uploaded.
 
 use std::collections::BTreeMap;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
-use atlas_proto::v1::{BuildSource, File, Loader, Manifest};
-use atlas_proto::{Sha256Digest, manifest};
+use atlas_proto::v1::{BuildSource, File, Loader, Manifest, Side};
+use atlas_proto::{Limits, Sha256Digest, manifest};
 
-use crate::pack::{FilesEntry, NativePack, PACK_FILE, PackError};
+use crate::pack::PackError;
 use crate::repo::{Content, PackSource, RepoError};
-use crate::resolve::ModsReport;
-
-/// Files in the pack directory that configure Atlas and are never installed.
-pub const CONFIG_FILES: [&str; 2] = [PACK_FILE, crate::settings::ATLAS_FILE];
 
 /// Planning failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +40,16 @@ pub enum PlanError {
     BadPath { path: String, message: String },
     #[error("the manifest is invalid: {0}")]
     Manifest(#[from] manifest::ManifestError),
+    #[error(
+        "the manifest would hold {what}, more than the {limit} hosts accept (atlas_proto::Limits); install fewer files"
+    )]
+    ManifestTooLarge { what: String, limit: String },
+}
+
+impl crate::exit::HasExitClass for PlanError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        crate::exit::ExitClass::Pack
+    }
 }
 
 /// Where a planned blob's bytes come from.
@@ -64,8 +70,6 @@ pub struct BuildPlan {
     pub build_id: Sha256Digest,
     /// Every distinct blob the manifest references.
     pub blobs: BTreeMap<Sha256Digest, BlobSource>,
-    /// What resolving and downloading mods did (empty for packs without mods).
-    pub mods: ModsReport,
 }
 
 /// A printable summary of a plan (for `--dry-run` and `--json`).
@@ -99,107 +103,60 @@ impl BuildPlan {
     }
 }
 
-struct CompiledEntry<'a> {
-    entry: &'a FilesEntry,
-    include: Vec<GlobSet>,
-    exclude: GlobSet,
-}
-
-fn glob(file: &str, entry: usize, pattern: &str) -> Result<Glob, PlanError> {
-    globset::GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
-        .map_err(|e| PlanError::Glob {
-            file: file.to_owned(),
-            entry,
-            pattern: pattern.to_owned(),
-            message: e.kind().to_string(),
-        })
-}
-
-fn compile<'a>(pack: &'a NativePack, file: &str) -> Result<Vec<CompiledEntry<'a>>, PlanError> {
-    let set = |globs: Vec<Glob>, entry: usize| {
-        let mut b = GlobSetBuilder::new();
-        for g in globs {
-            b.add(g);
-        }
-        b.build().map_err(|e| PlanError::Glob {
-            file: file.to_owned(),
-            entry,
-            pattern: String::new(),
-            message: e.to_string(),
-        })
-    };
-    pack.files
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| {
-            let include = entry
-                .include
-                .iter()
-                .map(|p| set(vec![glob(file, i, p)?], i))
-                .collect::<Result<Vec<_>, _>>()?;
-            let exclude = set(
-                entry
-                    .exclude
-                    .iter()
-                    .map(|p| glob(file, i, p))
-                    .collect::<Result<_, _>>()?,
-                i,
-            )?;
-            Ok(CompiledEntry {
-                entry,
-                include,
-                exclude,
-            })
-        })
-        .collect()
-}
-
 /// Options that are not part of the pack itself.
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
     /// Repository URL recorded in the manifest (default: `remote.origin.url`).
     pub repository_url: Option<String>,
+    /// The server's launch settings (`atlas.toml [server]`), recorded in the
+    /// manifest for the runner; set by [`crate::build::plan_pack`].
+    pub server: Option<atlas_proto::v1::ServerLaunch>,
 }
 
-/// Reads `pack.toml` from `source` and plans the build.
-pub fn plan(source: &PackSource, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
-    let pack_file = match source.commit.subdirectory.as_str() {
-        "" => PACK_FILE.to_owned(),
-        sub => format!("{sub}/{PACK_FILE}"),
-    };
-    if !source.files.contains_key(PACK_FILE) {
-        return Err(PackError::Missing { file: pack_file }.into());
-    }
-    let text = String::from_utf8(source.read(PACK_FILE)?).map_err(|_| PackError::Invalid {
-        file: pack_file.clone(),
-        field: "(file)".into(),
-        message: "is not UTF-8 text".into(),
-    })?;
-    let pack = NativePack::parse(&text, &pack_file)?;
-    plan_native(source, &pack, &pack_file, opts)
-}
-
-/// Plans a build of an already parsed native pack (its repository files
-/// only; `[[mods]]` are resolved and downloaded by
-/// [`crate::resolve::plan_pack`], which passes them to [`plan_native_with`]).
-pub fn plan_native(
-    source: &PackSource,
-    pack: &NativePack,
-    pack_file: &str,
-    opts: &PlanOptions,
-) -> Result<BuildPlan, PlanError> {
-    plan_native_with(source, pack, pack_file, opts, Vec::new())
-}
-
-/// A file from outside the repository's globs (a downloaded mod): its
-/// manifest entry, and its blob unless the file is upstream-only.
+/// One manifest entry and, unless the file is upstream-only, its blob.
 #[derive(Debug, Clone)]
-pub struct ExtraFile {
+pub struct PlannedFile {
     pub file: File,
     pub blob: Option<(Sha256Digest, BlobSource)>,
+}
+
+impl PlannedFile {
+    /// File `path` of the pack repository, installed at `dest`: `dest` is
+    /// checked with the manifest's path rules, the bytes are read and
+    /// addressed, and the entry gets the path, size, SHA-256 and executable
+    /// bit (side `both`, enabled by default); callers set the rest.
+    pub fn from_repo(source: &PackSource, path: &str, dest: &str) -> Result<Self, PlanError> {
+        let src = source.files.get(path).ok_or_else(|| RepoError::Unsupported {
+            path: path.to_owned(),
+            message: "not in the pack".into(),
+        })?;
+        atlas_proto::validate_path(dest).map_err(|e| PlanError::BadPath {
+            path: dest.to_owned(),
+            message: e.reason.to_owned(),
+        })?;
+        let bytes = source.read(path)?;
+        let sha256 = Sha256Digest::of(&bytes);
+        let size = bytes.len() as u64;
+        Ok(Self {
+            file: File {
+                path: dest.to_owned(),
+                size,
+                sha256: sha256.0.to_vec(),
+                side: Side::Both as i32,
+                default_enabled: true,
+                executable: src.executable,
+                ..Default::default()
+            },
+            blob: Some((
+                sha256,
+                BlobSource {
+                    content: src.content.clone(),
+                    size,
+                    path: dest.to_owned(),
+                },
+            )),
+        })
+    }
 }
 
 /// Pack identity and versions, as the manifest records them.
@@ -212,104 +169,36 @@ pub struct PackInfo {
     pub loader: Loader,
 }
 
-/// [`plan_native`] plus files from elsewhere (downloaded mods).
-pub fn plan_native_with(
-    source: &PackSource,
-    pack: &NativePack,
-    pack_file: &str,
-    opts: &PlanOptions,
-    extra: Vec<ExtraFile>,
-) -> Result<BuildPlan, PlanError> {
-    let entries = compile(pack, pack_file)?;
-    // Which include patterns matched something, to report patterns that match nothing.
-    let mut used: Vec<Vec<bool>> = entries.iter().map(|e| vec![false; e.include.len()]).collect();
-    let mut files = Vec::new();
-    let mut blobs = BTreeMap::new();
-    for (path, src) in &source.files {
-        // `.atlas/` holds the repository's Atlas metadata (the keyset chain,
-        // `.atlas/keys/`), never pack content.
-        if CONFIG_FILES.contains(&path.as_str()) || path.starts_with(".atlas/") {
-            continue;
-        }
-        // The last matching entry decides, so specific entries go after general ones.
-        let mut chosen = None;
-        for (i, e) in entries.iter().enumerate() {
-            let hits: Vec<usize> = e
-                .include
-                .iter()
-                .enumerate()
-                .filter(|(_, g)| g.is_match(path))
-                .map(|(j, _)| j)
-                .collect();
-            if !hits.is_empty() && !e.exclude.is_match(path) {
-                for j in hits {
-                    used[i][j] = true;
-                }
-                chosen = Some(e.entry);
-            }
-        }
-        let Some(entry) = chosen else { continue };
-        atlas_proto::validate_path(path).map_err(|e| PlanError::BadPath {
-            path: path.clone(),
-            message: e.reason.to_owned(),
-        })?;
-        let bytes = source.read_content(&src.content)?;
-        let digest = Sha256Digest::of(&bytes);
-        let size = bytes.len() as u64;
-        blobs.entry(digest).or_insert_with(|| BlobSource {
-            content: src.content.clone(),
-            size,
-            path: path.clone(),
-        });
-        files.push(File {
-            path: path.clone(),
-            size,
-            sha256: digest.0.to_vec(),
-            side: entry.side.side() as i32,
-            optional: entry.optional,
-            default_enabled: !entry.optional || entry.default,
-            executable: src.executable,
-            preserve: entry.preserve,
-            description: entry.description.clone().unwrap_or_default(),
-            ..Default::default()
-        });
-    }
-    for (i, e) in entries.iter().enumerate() {
-        if let Some(j) = used[i].iter().position(|u| !u) {
-            return Err(PlanError::NoMatch {
-                file: pack_file.to_owned(),
-                entry: i,
-                pattern: e.entry.include[j].clone(),
-            });
+/// A pack id from a pack's name (packwiz, `.mrpack`): lowercase, other
+/// characters as `-`.
+pub fn pack_id_from_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
         }
     }
-    let info = PackInfo {
-        id: pack.id.clone(),
-        name: pack.name.clone(),
-        version: pack.version.clone(),
-        minecraft: pack.minecraft.clone(),
-        loader: Loader {
-            kind: pack.loader.kind.kind() as i32,
-            version: pack.loader.version.clone().unwrap_or_default(),
-        },
-    };
-    assemble(source, info, opts, files, blobs, extra)
+    let out: String = out.trim_end_matches('-').chars().take(64).collect();
+    if out.is_empty() { "pack".to_owned() } else { out }
 }
 
-/// Builds the manifest from planned files (plus `extra`) and encodes it.
+/// Builds the manifest from planned files and encodes it. When two files
+/// have the same bytes, the first one's blob source is kept.
 pub fn assemble(
     source: &PackSource,
     info: PackInfo,
     opts: &PlanOptions,
-    mut files: Vec<File>,
-    mut blobs: BTreeMap<Sha256Digest, BlobSource>,
-    extra: Vec<ExtraFile>,
+    planned: Vec<PlannedFile>,
 ) -> Result<BuildPlan, PlanError> {
-    for e in extra {
-        if let Some((digest, blob)) = e.blob {
+    let mut files = Vec::with_capacity(planned.len());
+    let mut blobs = BTreeMap::new();
+    for p in planned {
+        if let Some((digest, blob)) = p.blob {
             blobs.entry(digest).or_insert(blob);
         }
-        files.push(e.file);
+        files.push(p.file);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let commit = &source.commit;
@@ -333,15 +222,111 @@ pub fn assemble(
         minecraft_version: info.minecraft,
         loader: Some(info.loader),
         files,
-        server: None,
+        server: opts.server.clone(),
     };
-    let manifest_bytes = manifest::encode(&manifest)?;
+    let manifest_bytes = encode_manifest(&manifest, &Limits::DEFAULT)?;
     let build_id = manifest::build_id(&manifest_bytes);
     Ok(BuildPlan {
         manifest,
         manifest_bytes,
         build_id,
         blobs,
-        mods: ModsReport::default(),
     })
+}
+
+/// Encodes `manifest`, refusing one that a host reading under `limits`
+/// would refuse: too many files, too many bytes decoded, or too many
+/// stored. The builder writes only what the fetcher reads.
+pub fn encode_manifest(manifest: &Manifest, limits: &Limits) -> Result<Vec<u8>, PlanError> {
+    let too_large = |what: String, limit: String| PlanError::ManifestTooLarge { what, limit };
+    let caps = &limits.manifest;
+    if manifest.files.len() > caps.max_files {
+        return Err(too_large(
+            format!("{} files", manifest.files.len()),
+            format!("{} files", caps.max_files),
+        ));
+    }
+    let decoded = prost::Message::encoded_len(manifest) as u64;
+    if decoded > caps.max_decoded_bytes {
+        return Err(too_large(
+            format!("{decoded} bytes decoded"),
+            format!("{} bytes", caps.max_decoded_bytes),
+        ));
+    }
+    let bytes = manifest::encode(manifest)?;
+    if bytes.len() as u64 > limits.manifest_stored_bytes {
+        return Err(too_large(
+            format!("{} bytes compressed", bytes.len()),
+            format!("{} bytes", limits.manifest_stored_bytes),
+        ));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(files: usize) -> Manifest {
+        Manifest {
+            format_version: manifest::FORMAT_VERSION,
+            pack_id: "p".into(),
+            name: "P".into(),
+            version: "1".into(),
+            minecraft_version: "1.21.1".into(),
+            files: (0..files)
+                .map(|i| File {
+                    path: format!("config/{i:05}.toml"),
+                    size: 1,
+                    sha256: Sha256Digest::of(&i.to_le_bytes()).0.to_vec(),
+                    side: Side::Both as i32,
+                    default_enabled: true,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pack_ids_from_names_are_valid() {
+        assert_eq!(pack_id_from_name("All The Mods 9"), "all-the-mods-9");
+        assert_eq!(
+            pack_id_from_name("  Fabulously Optimized!  "),
+            "fabulously-optimized"
+        );
+        assert_eq!(pack_id_from_name("???"), "pack");
+        for name in ["Ünïcode Pack", "a/b\\c", "x.y_z"] {
+            let s = pack_id_from_name(name);
+            assert!(atlas_proto::layout::validate_pack_id(&s).is_ok(), "{s}");
+        }
+    }
+
+    #[test]
+    fn the_encoder_refuses_a_manifest_above_each_cap_a_host_reads_with() {
+        let m = manifest(300);
+        let bytes = encode_manifest(&m, &Limits::DEFAULT).expect("within the default caps");
+        // What the builder writes, the fetcher's decoder reads.
+        manifest::decode(&bytes, &Limits::DEFAULT.manifest).expect("decodes");
+
+        let mut few = Limits::DEFAULT;
+        few.manifest.max_files = 299;
+        let msg = encode_manifest(&m, &few).expect_err("files").to_string();
+        assert!(msg.contains("300 files") && msg.contains("299 files"), "{msg}");
+
+        let mut small = Limits::DEFAULT;
+        small.manifest.max_decoded_bytes = 1000;
+        let msg = encode_manifest(&m, &small).expect_err("decoded").to_string();
+        assert!(
+            msg.contains("bytes decoded") && msg.contains("1000 bytes"),
+            "{msg}"
+        );
+
+        let mut stored = Limits::DEFAULT;
+        stored.manifest_stored_bytes = bytes.len() as u64 - 1;
+        let msg = encode_manifest(&m, &stored).expect_err("stored").to_string();
+        assert!(msg.contains("bytes compressed"), "{msg}");
+        stored.manifest_stored_bytes = bytes.len() as u64;
+        assert_eq!(encode_manifest(&m, &stored).expect("at the cap"), bytes);
+    }
 }

@@ -13,9 +13,6 @@ use atlas_proto::{SecretKey, Sha256Digest};
 
 use crate::store::{Expected, ObjectMeta, Store, StoreError};
 
-/// Default lifetime of a signed pointer.
-pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(30 * 24 * 3600);
-
 #[derive(Debug, thiserror::Error)]
 pub enum PointerUpdateError {
     #[error(transparent)]
@@ -28,6 +25,14 @@ pub enum PointerUpdateError {
         key: String,
         message: String,
     },
+}
+
+impl crate::exit::HasExitClass for PointerUpdateError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        // Even a lost compare-and-swap: `resign` reports it as a store
+        // failure (publish and promote report it as a conflict).
+        crate::exit::ExitClass::Store
+    }
 }
 
 /// The current state of a channel, read from the store.
@@ -99,51 +104,48 @@ pub struct PointerUpdate {
 /// from a fresh read (only while the channel still names the same build).
 pub const CAS_ATTEMPTS: usize = 3;
 
-/// Points `channel` at `build`, signing version `current + 1`.
+/// A channel pointer to write: `channel` of `pack` pointing at `build`.
+#[derive(Debug, Clone)]
+pub struct PointerRequest<'a> {
+    pub store: &'a dyn Store,
+    pub key: &'a SecretKey,
+    pub pack: &'a str,
+    pub channel: &'a str,
+    pub build: Sha256Digest,
+    /// Length of the build's stored manifest.
+    pub manifest_size: u64,
+    /// Current time, Unix seconds.
+    pub now: u64,
+    /// Lifetime of the signed pointer.
+    pub lifetime: Duration,
+    /// Re-sign even when the channel already points at this build with these exports.
+    pub force: bool,
+    /// The launcher exports the pointer names.
+    pub exports: Exports,
+}
+
+/// Points the channel at the build, signing version `current + 1`.
 ///
-/// If the channel already points at `build` with the same `exports` and
+/// If the channel already points at the build with the same exports and
 /// `force` is false, nothing is written. The pointer is replaced by
 /// compare-and-swap. When another writer wins the race, the channel is read
 /// again: if it still names the build it named before (the other writer only
-/// re-signed it) or already names `build`, the write is retried from that
+/// re-signed it) or already names this build, the write is retried from that
 /// fresh read, at most [`CAS_ATTEMPTS`] times in all; if it names another
 /// build (another publish or promote landed), this fails with
 /// `StoreError::Conflict` and never overwrites that newer pointer.
-#[allow(clippy::too_many_arguments)]
-pub async fn point_channel(
-    store: &dyn Store,
-    key: &SecretKey,
-    pack: &str,
-    channel: &str,
-    build: &Sha256Digest,
-    manifest_size: u64,
-    now: u64,
-    lifetime: Duration,
-    force: bool,
-    exports: &Exports,
-) -> Result<PointerUpdate, PointerUpdateError> {
+pub async fn point_channel(req: &PointerRequest<'_>) -> Result<PointerUpdate, PointerUpdateError> {
+    let (store, pack, channel) = (req.store, req.pack, req.channel);
     let before = read_current(store, pack, channel).await?.map(|c| c.payload.build);
     let mut attempt = 1;
     loop {
-        let result = point_channel_once(
-            store,
-            key,
-            pack,
-            channel,
-            build,
-            manifest_size,
-            now,
-            lifetime,
-            force,
-            exports,
-        )
-        .await;
+        let result = point_channel_once(req).await;
         let Err(PointerUpdateError::Store(StoreError::Conflict { .. })) = &result else {
             return result;
         };
         let fresh = read_current(store, pack, channel).await?;
         let fresh_build = fresh.as_ref().map(|c| c.payload.build.clone());
-        let ours = build.to_hex();
+        let ours = req.build.to_hex();
         let same = fresh_build == before || fresh_build.as_deref() == Some(ours.as_str());
         if !same || attempt >= CAS_ATTEMPTS {
             match (&fresh, same) {
@@ -165,25 +167,14 @@ pub async fn point_channel(
 
 /// One read-sign-write of [`point_channel`]; `StoreError::Conflict` when
 /// the pointer changed after it was read.
-#[allow(clippy::too_many_arguments)]
-async fn point_channel_once(
-    store: &dyn Store,
-    key: &SecretKey,
-    pack: &str,
-    channel: &str,
-    build: &Sha256Digest,
-    manifest_size: u64,
-    now: u64,
-    lifetime: Duration,
-    force: bool,
-    exports: &Exports,
-) -> Result<PointerUpdate, PointerUpdateError> {
+async fn point_channel_once(req: &PointerRequest<'_>) -> Result<PointerUpdate, PointerUpdateError> {
+    let (store, key, pack, channel) = (req.store, req.key, req.pack, req.channel);
     let object_key = pointer_key(pack, channel);
     let current = read_current(store, pack, channel).await?;
     let previous_version = current.as_ref().map(|c| c.payload.version);
     let previous_build = current.as_ref().map(|c| c.payload.build.clone());
     if let Some(c) = &current {
-        if c.payload.build == build.to_hex() && c.payload.exports == *exports && !force {
+        if c.payload.build == req.build.to_hex() && c.payload.exports == req.exports && !req.force {
             return Ok(PointerUpdate {
                 channel: channel.to_owned(),
                 key: object_key,
@@ -207,11 +198,11 @@ async fn point_channel_once(
         pack: pack.to_owned(),
         channel: channel.to_owned(),
         version: previous_version.map_or(1, |v| v.saturating_add(1)),
-        build: build.to_hex(),
-        manifest_size,
-        issued_at: now,
-        expires_at: now.saturating_add(lifetime.as_secs()),
-        exports: exports.clone(),
+        build: req.build.to_hex(),
+        manifest_size: req.manifest_size,
+        issued_at: req.now,
+        expires_at: req.now.saturating_add(req.lifetime.as_secs()),
+        exports: req.exports.clone(),
     };
     let envelope = pointer::sign(&payload, &[key]);
     let expected = current.map_or(Expected::Absent, |c| Expected::ETag(c.etag));
@@ -255,12 +246,19 @@ pub async fn resign(
             key: pointer_key(pack, channel),
             message: e.to_string(),
         })?;
-    let size = current.payload.manifest_size;
-    // The exports stay as they are: the build, and so its exports, is unchanged.
-    let exports = current.payload.exports.clone();
-    point_channel(
-        store, key, pack, channel, &build, size, now, lifetime, true, &exports,
-    )
+    point_channel(&PointerRequest {
+        store,
+        key,
+        pack,
+        channel,
+        build,
+        manifest_size: current.payload.manifest_size,
+        now,
+        lifetime,
+        force: true,
+        // The exports stay as they are: the build, and so its exports, is unchanged.
+        exports: current.payload.exports.clone(),
+    })
     .await
     .map(Some)
 }

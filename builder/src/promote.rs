@@ -11,7 +11,8 @@ use atlas_proto::pointer::{Expectation, SignedPointer};
 use atlas_proto::{PublicKey, SecretKey, Sha256Digest};
 
 use crate::builds::{self, BuildLookupError};
-use crate::pointer::{PointerUpdate, PointerUpdateError, point_channel};
+use crate::export::{ExportError, ExportOptions, ExportReport};
+use crate::pointer::{PointerRequest, PointerUpdate, PointerUpdateError, point_channel};
 use crate::store::{Store, StoreError};
 
 /// What to promote.
@@ -32,7 +33,7 @@ pub enum PromoteError {
     #[error(transparent)]
     Build(#[from] BuildLookupError),
     #[error(transparent)]
-    Export(#[from] crate::export::ExportError),
+    Export(#[from] ExportError),
     #[error(
         "the `{channel}` pointer in {store} does not verify with the signing key: {message}; pass --build ID to promote a build explicitly"
     )]
@@ -43,6 +44,21 @@ pub enum PromoteError {
     },
 }
 
+impl crate::exit::HasExitClass for PromoteError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        use crate::exit::ExitClass;
+        match self {
+            Self::Store(StoreError::Conflict { .. })
+            | Self::Pointer(PointerUpdateError::Store(StoreError::Conflict { .. })) => ExitClass::Conflict,
+            Self::Store(_)
+            | Self::Pointer(_)
+            | Self::Build(_)
+            | Self::Export(_)
+            | Self::Unverified { .. } => ExitClass::Store,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PromoteReport {
     pub pack: String,
@@ -51,44 +67,48 @@ pub struct PromoteReport {
     pub pointer: PointerUpdate,
     /// The exports the target channel names now (absent when none).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub exports: Option<crate::export::ExportReport>,
+    pub exports: Option<ExportReport>,
+}
+
+/// One promotion: which build goes to which channel, signed by whom.
+#[derive(Debug, Clone)]
+pub struct PromoteRequest<'a> {
+    pub store: &'a dyn Store,
+    pub key: &'a SecretKey,
+    /// Extra keys that may have signed the source channel's pointer.
+    pub trusted: &'a [PublicKey],
+    pub pack: &'a str,
+    pub from: PromoteFrom,
+    /// The channel to point at the build.
+    pub to: &'a str,
+    /// Current time, Unix seconds.
+    pub now: u64,
+    /// Lifetime of the signed pointer.
+    pub lifetime: Duration,
+    /// The store's public URL, to keep the target channel's packwiz export in step.
+    pub exports: Option<&'a ExportOptions>,
 }
 
 /// Points `to` at the chosen build. The source pointer must verify with
 /// `key`'s public half (or one of `trusted`); the manifest must exist and
-/// hash to the build id.
-#[allow(clippy::too_many_arguments)]
-pub async fn promote(
-    store: &dyn Store,
-    key: &SecretKey,
-    trusted: &[PublicKey],
-    pack: &str,
-    from: &PromoteFrom,
-    to: &str,
-    now: u64,
-    lifetime: Duration,
-) -> Result<PromoteReport, PromoteError> {
-    promote_with_exports(store, key, trusted, pack, from, to, now, lifetime, None).await
-}
-
-/// [`promote`], keeping the target channel's launcher exports in step: the
-/// pointer names the build's .mrpack when the store has one, and with
-/// `exports` (the public URL) the channel's packwiz tree is rewritten after
-/// the pointer. A channel that has a packwiz tree cannot be promoted without
-/// `exports` (the tree would fall behind the pointer).
-#[allow(clippy::too_many_arguments)]
-pub async fn promote_with_exports(
-    store: &dyn Store,
-    key: &SecretKey,
-    trusted: &[PublicKey],
-    pack: &str,
-    from: &PromoteFrom,
-    to: &str,
-    now: u64,
-    lifetime: Duration,
-    exports: Option<&crate::export::ExportOptions>,
-) -> Result<PromoteReport, PromoteError> {
-    let build = match from {
+/// hash to the build id. The target channel's launcher exports are kept in
+/// step: the pointer names the build's .mrpack when the store has one, and
+/// with `exports` (the public URL) the channel's packwiz tree is rewritten
+/// after the pointer. A channel that has a packwiz tree cannot be promoted
+/// without `exports` (the tree would fall behind the pointer).
+pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError> {
+    let PromoteRequest {
+        store,
+        key,
+        trusted,
+        pack,
+        from,
+        to,
+        now,
+        lifetime,
+        exports,
+    } = req;
+    let build = match &from {
         PromoteFrom::Build(b) => *b,
         PromoteFrom::Channel(channel) => {
             let obj = store
@@ -126,7 +146,7 @@ pub async fn promote_with_exports(
     let manifest = builds::manifest_bytes(store, pack, &build).await?;
     let size = manifest.len() as u64;
     let mrpack = layout::mrpack_key(pack, &build);
-    let mut report = crate::export::ExportReport {
+    let mut report = ExportReport {
         mrpack: store.exists(&mrpack).await?.then_some(mrpack),
         ..Default::default()
     };
@@ -135,7 +155,7 @@ pub async fn promote_with_exports(
         None => {
             let current = crate::pointer::read_current(store, pack, to).await?;
             if current.is_some_and(|c| c.payload.exports.packwiz.is_some()) {
-                return Err(crate::export::ExportError::NeedsPublicUrl {
+                return Err(ExportError::NeedsPublicUrl {
                     channel: to.to_owned(),
                 }
                 .into());
@@ -143,14 +163,26 @@ pub async fn promote_with_exports(
         }
     }
     let named = report.exports();
-    let pointer = point_channel(store, key, pack, to, &build, size, now, lifetime, false, &named).await?;
+    let pointer = point_channel(&PointerRequest {
+        store,
+        key,
+        pack,
+        channel: to,
+        build,
+        manifest_size: size,
+        now,
+        lifetime,
+        force: false,
+        exports: named.clone(),
+    })
+    .await?;
     if let Some(e) = exports {
-        let m = atlas_proto::manifest::decode(&manifest, &Default::default()).map_err(|err| {
-            crate::export::ExportError::Manifest {
+        let m = atlas_proto::manifest::decode(&manifest, &atlas_proto::Limits::DEFAULT.manifest).map_err(
+            |err| ExportError::Manifest {
                 build: build.to_hex(),
                 message: err.to_string(),
-            }
-        })?;
+            },
+        )?;
         let (written, skipped) = crate::export::packwiz::write_channel_tree(store, &m, to, e, 8).await?;
         report.packwiz_written = written;
         report.skipped = skipped;

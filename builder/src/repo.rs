@@ -7,9 +7,6 @@ use std::path::{Path, PathBuf};
 
 use gix::bstr::ByteSlice as _;
 
-/// Largest file accepted from a repository (git itself is unhappy far below this).
-pub const MAX_REPO_FILE_BYTES: u64 = 1 << 30;
-
 /// Reading the repository failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -33,6 +30,10 @@ pub enum RepoError {
     },
     #[error("`{path}`: {message}")]
     Unsupported { path: String, message: String },
+    #[error(
+        "{what}: {size} bytes, more than the {limit} a pack file may hold (atlas_proto::Limits); keep large files out of the pack (a mod: name it in [[mods]] by URL)"
+    )]
+    TooLarge { what: String, size: u64, limit: u64 },
     #[error("git: {0}")]
     Git(String),
     #[error("{path}: {source}")]
@@ -41,6 +42,12 @@ pub enum RepoError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl crate::exit::HasExitClass for RepoError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        crate::exit::ExitClass::Pack
+    }
 }
 
 fn git_err(e: impl std::fmt::Display) -> RepoError {
@@ -86,6 +93,8 @@ pub struct PackSource {
     pub commit: CommitInfo,
     /// Files by path relative to the pack directory, `/`-separated.
     pub files: BTreeMap<String, SourceFile>,
+    /// Caps on what is read ([`atlas_proto::Limits::repo_file_bytes`]).
+    pub limits: atlas_proto::Limits,
 }
 
 impl std::fmt::Debug for PackSource {
@@ -161,7 +170,12 @@ impl PackSource {
             };
             (commit, files)
         };
-        Ok(Self { repo, commit, files })
+        Ok(Self {
+            repo,
+            commit,
+            files,
+            limits: atlas_proto::Limits::DEFAULT,
+        })
     }
 
     /// Reads a file of the pack whole (repository files are small: configs,
@@ -171,19 +185,60 @@ impl PackSource {
             path: path.to_owned(),
             message: "not in the pack".into(),
         })?;
-        self.read_content(&file.content)
+        self.read_content(&file.content).map_err(|e| match e {
+            RepoError::TooLarge { size, limit, .. } => RepoError::TooLarge {
+                what: format!("`{path}`"),
+                size,
+                limit,
+            },
+            e => e,
+        })
     }
 
+    /// Reads a file's bytes whole, refusing one larger than
+    /// [`atlas_proto::Limits::repo_file_bytes`] before reading it.
     pub fn read_content(&self, content: &Content) -> Result<Vec<u8>, RepoError> {
+        let limit = self.limits.repo_file_bytes;
         match content {
             Content::Git(oid) => {
+                let size = self.repo.find_header(*oid).map_err(git_err)?.size();
+                if size > limit {
+                    return Err(RepoError::TooLarge {
+                        what: format!("git blob {oid}"),
+                        size,
+                        limit,
+                    });
+                }
                 let blob = self.repo.find_blob(*oid).map_err(git_err)?;
                 Ok(blob.detach().data)
             }
-            Content::Disk(p) | Content::Cached(p) => std::fs::read(p).map_err(|source| RepoError::Io {
-                path: p.clone(),
-                source,
-            }),
+            Content::Disk(p) | Content::Cached(p) => {
+                let io = |source| RepoError::Io {
+                    path: p.clone(),
+                    source,
+                };
+                let file = std::fs::File::open(p).map_err(io)?;
+                let size = file.metadata().map_err(io)?.len();
+                if size > limit {
+                    return Err(RepoError::TooLarge {
+                        what: p.display().to_string(),
+                        size,
+                        limit,
+                    });
+                }
+                let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                // The cap holds even if the file grows while it is read.
+                std::io::Read::read_to_end(&mut std::io::Read::take(file, limit + 1), &mut bytes)
+                    .map_err(io)?;
+                if bytes.len() as u64 > limit {
+                    return Err(RepoError::TooLarge {
+                        what: p.display().to_string(),
+                        size: bytes.len() as u64,
+                        limit,
+                    });
+                }
+                Ok(bytes)
+            }
         }
     }
 }
@@ -289,4 +344,28 @@ fn is_executable(meta: &std::fs::Metadata) -> bool {
 #[cfg(not(unix))]
 fn is_executable(_meta: &std::fs::Metadata) -> bool {
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atlas_testkit::git::GitRepo;
+
+    #[test]
+    fn files_above_the_cap_are_refused_by_name_before_they_are_read() {
+        let repo = GitRepo::init().expect("git init");
+        repo.write("small.txt", "0123456789").expect("write");
+        repo.write("config/big.bin", vec![7u8; 100]).expect("write");
+        repo.commit_all("files").expect("commit");
+        for dirty in [false, true] {
+            let mut source = PackSource::open(repo.path(), dirty).expect("open");
+            source.limits.repo_file_bytes = 10;
+            assert_eq!(source.read("small.txt").expect("at the cap"), b"0123456789");
+            let msg = source.read("config/big.bin").expect_err("too large").to_string();
+            assert!(
+                msg.starts_with("`config/big.bin`: 100 bytes, more than the 10"),
+                "{msg}"
+            );
+        }
+    }
 }

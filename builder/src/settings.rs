@@ -1,7 +1,7 @@
 //! `atlas.toml`: Atlas's own settings, optional, beside either pack layout
 //! (native or packwiz): publish channel defaults, the mirror policy and what
 //! a server launches with. Never part of the pack's files (see
-//! [`crate::plan::CONFIG_FILES`]). JSON Schema: `schemas/atlas.schema.json`.
+//! [`crate::build::native::CONFIG_FILES`]). JSON Schema: `schemas/atlas.schema.json`.
 
 use std::time::Duration;
 
@@ -9,7 +9,6 @@ use serde::Deserialize;
 
 use crate::pack::{PackError, syntax_error};
 use crate::repo::PackSource;
-use crate::resolve::{ModSource, ModSpec};
 
 /// File name of the settings, at the pack directory's root.
 pub const ATLAS_FILE: &str = "atlas.toml";
@@ -83,28 +82,9 @@ pub struct MirrorPolicy {
     pub url: Option<MirrorMode>,
 }
 
-impl MirrorPolicy {
-    /// Whether the policy lets `spec` be mirrored (its own `mirror` aside).
-    pub fn mirrors(&self, spec: &ModSpec) -> bool {
-        let origin = spec.origin.as_deref().unwrap_or("");
-        let per_source = match &spec.source {
-            ModSource::Modrinth { .. } => self.modrinth,
-            ModSource::CurseForge { .. } => self.curseforge,
-            ModSource::Url { .. } if origin.starts_with("modrinth:") => self.modrinth,
-            ModSource::Url { .. } if origin.starts_with("curseforge:") => self.curseforge,
-            ModSource::Url { .. } => self.url,
-        };
-        per_source.unwrap_or(self.default) == MirrorMode::Mirror
-    }
-
-    /// `spec.mirror` after the policy: the entry's own `mirror = false` wins.
-    pub fn apply(&self, spec: &mut ModSpec) {
-        spec.mirror = spec.mirror && self.mirrors(spec);
-    }
-}
-
-/// `[server]`: what a dedicated server launches with. Validated here; the
-/// runner uses it.
+/// `[server]`: what a dedicated server launches with. Validated here,
+/// recorded in the manifest ([`ServerSettings::launch`]); the runner applies
+/// it under the host's own settings.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerSettings {
@@ -119,6 +99,21 @@ pub struct ServerSettings {
     /// Jar to launch instead of the loader's, relative to the server directory.
     #[serde(default)]
     pub main_jar: Option<String>,
+}
+
+impl ServerSettings {
+    /// What the manifest records (`Manifest.server`); `None` when the pack
+    /// sets nothing.
+    pub fn launch(&self) -> Option<atlas_proto::v1::ServerLaunch> {
+        let launch = atlas_proto::v1::ServerLaunch {
+            java_major: self.java.unwrap_or(0),
+            memory_min: self.memory.min.clone().unwrap_or_default(),
+            memory_max: self.memory.max.clone().unwrap_or_default(),
+            jvm_args: self.jvm_args.clone(),
+            main_jar: self.main_jar.clone().unwrap_or_default(),
+        };
+        (launch != atlas_proto::v1::ServerLaunch::default()).then_some(launch)
+    }
 }
 
 /// `[server.memory]`: heap sizes as the JVM writes them (`512M`, `4G`).
@@ -263,30 +258,6 @@ min = "2G"
 max = "6G"
 "#;
 
-    fn spec(source: ModSource, origin: Option<&str>, mirror: bool) -> ModSpec {
-        ModSpec {
-            name: "m".into(),
-            defined_in: "pack.toml".into(),
-            source,
-            dir: "mods".into(),
-            filename: None,
-            side: atlas_proto::v1::Side::Both,
-            optional: false,
-            default_enabled: true,
-            description: String::new(),
-            mirror,
-            declared: None,
-            origin: origin.map(str::to_owned),
-        }
-    }
-
-    fn url() -> ModSource {
-        ModSource::Url {
-            url: "https://example.invalid/a.jar".into(),
-            hash: crate::packwiz::UpstreamHash::of(crate::packwiz::HashFormat::Sha256, b""),
-        }
-    }
-
     #[test]
     fn parses_every_table() {
         let s = AtlasSettings::parse(FULL, "atlas.toml").expect("valid");
@@ -350,31 +321,5 @@ max = "6G"
             .expect_err("invalid")
             .to_string();
         assert!(msg.starts_with("atlas.toml:2:"), "{msg}");
-    }
-
-    #[test]
-    fn mirror_policy_per_source_and_entry_wins() {
-        let p = AtlasSettings::parse(
-            "[mirror]\ndefault = \"upstream\"\nmodrinth = \"mirror\"\n",
-            "atlas.toml",
-        )
-        .expect("valid")
-        .mirror;
-        let modrinth = ModSource::Modrinth {
-            project: "p".into(),
-            version: "v".into(),
-        };
-        let curseforge = ModSource::CurseForge { project: 1, file: 2 };
-        assert!(p.mirrors(&spec(modrinth.clone(), None, true)));
-        assert!(p.mirrors(&spec(url(), Some("modrinth:AANobbMI/abc"), true)));
-        assert!(!p.mirrors(&spec(url(), None, true)));
-        assert!(!p.mirrors(&spec(curseforge, None, true)));
-        assert!(!p.mirrors(&spec(url(), Some("curseforge:1/2"), true)));
-        let mut own = spec(modrinth, None, false);
-        p.apply(&mut own);
-        assert!(!own.mirror, "an entry's own `mirror = false` wins");
-        let mut all = spec(url(), None, true);
-        MirrorPolicy::default().apply(&mut all);
-        assert!(all.mirror, "default: everything is mirrored");
     }
 }

@@ -34,6 +34,12 @@ pub enum SigningError {
     Exists { path: PathBuf },
 }
 
+impl crate::exit::HasExitClass for SigningError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        crate::exit::ExitClass::Key
+    }
+}
+
 /// Loads the secret key from `file` if given, else from `ATLAS_SIGNING_KEY`.
 pub fn load_secret_key(file: Option<&Path>) -> Result<SecretKey, SigningError> {
     if let Some(path) = file {

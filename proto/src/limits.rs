@@ -48,6 +48,8 @@ pub struct Limits {
     pub mrpack_entry_bytes: u64,
     /// All entries of a `.mrpack`, decompressed, in bytes.
     pub mrpack_total_bytes: u64,
+    /// One mod file the builder downloads (Modrinth, CurseForge, a URL), in bytes.
+    pub mod_file_bytes: u64,
 
     // --- hosts' configuration ---
     /// A fetcher or runner configuration file, in bytes.
@@ -100,6 +102,7 @@ impl Limits {
         mrpack_entries: 100_000,
         mrpack_entry_bytes: 1 << 30,
         mrpack_total_bytes: 8 << 30,
+        mod_file_bytes: 1 << 30,
 
         config_bytes: 1024 * 1024,
         properties_bytes: 256 * 1024,

@@ -6,7 +6,9 @@ use std::io::Read as _;
 
 use prost::Message as _;
 
-use crate::v1::{Manifest, Side};
+use unicode_normalization::UnicodeNormalization as _;
+
+use crate::v1::{BlobEncoding, Manifest, Side};
 use crate::{PathError, Sha256Digest, layout, validate_path};
 
 /// Manifest format version this crate reads and writes.
@@ -27,6 +29,10 @@ pub enum ManifestError {
     Protobuf(String),
     #[error("manifest format {0} is not supported by this client; upgrade it")]
     UnsupportedFormat(u32),
+    #[error(
+        "manifest is {total} bytes but its zstd frame ends at byte {frame}; a manifest is exactly one frame, refusing the trailing data"
+    )]
+    TrailingData { frame: u64, total: u64 },
     #[error("manifest lists {count} files, more than the limit of {limit}")]
     TooManyFiles { count: usize, limit: usize },
     #[error("manifest is for pack `{got}`, expected `{expected}`")]
@@ -56,6 +62,22 @@ pub fn build_id(stored: &[u8]) -> Sha256Digest {
 
 /// Decodes and validates stored manifest bytes under `limits`.
 pub fn decode(stored: &[u8], limits: &ManifestLimits) -> Result<Manifest, ManifestError> {
+    // Exactly one zstd frame: a decoder reads concatenated frames as one
+    // stream, so a second frame appended to a manifest would add files.
+    match zstd::zstd_safe::find_frame_compressed_size(stored) {
+        Ok(n) if n == stored.len() => {}
+        Ok(n) => {
+            return Err(ManifestError::TrailingData {
+                frame: n as u64,
+                total: stored.len() as u64,
+            });
+        }
+        Err(code) => {
+            return Err(ManifestError::Zstd(
+                zstd::zstd_safe::get_error_name(code).to_owned(),
+            ));
+        }
+    }
     let mut decoder =
         zstd::stream::read::Decoder::new(stored).map_err(|e| ManifestError::Zstd(e.to_string()))?;
     decoder
@@ -111,17 +133,30 @@ pub fn validate(m: &Manifest) -> Result<(), ManifestError> {
             Ok(Side::Both | Side::Client | Side::Server) => {}
             _ => return Err(fail("side is not both, client or server")),
         }
+        if BlobEncoding::try_from(f.encoding) != Ok(BlobEncoding::Identity) {
+            return Err(fail(&format!(
+                "blob encoding {} is not one this client knows (only IDENTITY); upgrade the client",
+                f.encoding
+            )));
+        }
         if f.upstream_only && f.upstreams.is_empty() {
             return Err(fail("upstream-only file has no upstream URL"));
         }
     }
-    // Paths equal but for case collide on macOS and Windows file systems.
+    // Paths equal but for Unicode normalization (NFC `café` and NFD `café`)
+    // or case name one file on macOS and Windows file systems.
     let mut folded: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
     for f in &m.files {
-        if let Some(other) = folded.insert(f.path.to_lowercase(), &f.path) {
+        let nfc: String = f.path.nfc().collect();
+        if let Some(other) = folded.insert(nfc.to_lowercase(), &f.path) {
+            let how = if other.nfc().eq(nfc.chars()) {
+                "Unicode normalization (NFC and NFD spellings of one name)"
+            } else {
+                "case"
+            };
             return Err(ManifestError::File {
                 path: f.path.clone(),
-                reason: format!("differs from `{other}` only by case (they collide on macOS and Windows)"),
+                reason: format!("differs from `{other}` only by {how}; they collide on macOS and Windows"),
             });
         }
     }
@@ -268,5 +303,65 @@ mod tests {
         m.files[1].path = "mods-a.jar".into();
         m.files[2].path = "mods/x.jar".into();
         assert!(encode(&m).is_err());
+    }
+
+    /// Stored bytes for a manifest that skips the writer's validation, as an
+    /// attacker's manifest would.
+    fn stored_unchecked(m: &Manifest) -> Vec<u8> {
+        let mut m = m.clone();
+        m.files.sort_by(|a, b| a.path.cmp(&b.path));
+        zstd::stream::encode_all(m.encode_to_vec().as_slice(), 3).expect("zstd")
+    }
+
+    #[test]
+    fn paths_equal_after_unicode_normalization_are_refused() {
+        let mut m = sample(2);
+        m.files[0].path = "config/caf\u{e9}.txt".into(); // NFC: é is one code point
+        m.files[1].path = "config/cafe\u{301}.txt".into(); // NFD: e + combining acute
+        m.files.sort_by(|a, b| a.path.cmp(&b.path));
+        for err in [
+            encode(&m).expect_err("writer refuses"),
+            decode(&stored_unchecked(&m), &ManifestLimits::default()).expect_err("reader refuses"),
+        ] {
+            assert!(err.to_string().contains("only by Unicode normalization"), "{err}");
+        }
+        // Distinct names that merely use non-ASCII letters are fine.
+        let mut m = sample(2);
+        m.files[0].path = "config/caf\u{e9}.txt".into();
+        m.files[1].path = "config/cafe.txt".into();
+        m.files.sort_by(|a, b| a.path.cmp(&b.path));
+        decode(&stored_unchecked(&m), &ManifestLimits::default()).expect("distinct names");
+    }
+
+    #[test]
+    fn unknown_blob_encodings_are_refused() {
+        let mut m = sample(2);
+        m.files[1].encoding = 7;
+        let err = decode(&stored_unchecked(&m), &ManifestLimits::default()).expect_err("unknown encoding");
+        assert!(err.to_string().contains("blob encoding 7"), "{err}");
+        assert!(encode(&m).is_err(), "the writer refuses it too");
+    }
+
+    #[test]
+    fn a_second_zstd_frame_is_refused_not_read_as_more_files() {
+        let first = encode(&sample(2)).expect("encode");
+        let mut extra = sample(3);
+        extra.files.retain(|f| f.path.ends_with("00002.jar"));
+        let mut stored = first.clone();
+        stored.extend_from_slice(&stored_unchecked(&extra));
+        let err = decode(&stored, &ManifestLimits::default()).expect_err("two frames");
+        assert!(
+            matches!(err, ManifestError::TrailingData { frame, total }
+                if frame == first.len() as u64 && total == stored.len() as u64),
+            "{err}"
+        );
+        // Trailing garbage that is not a frame is refused the same way.
+        let mut junk = first.clone();
+        junk.push(0);
+        assert!(matches!(
+            decode(&junk, &ManifestLimits::default()),
+            Err(ManifestError::TrailingData { .. })
+        ));
+        decode(&first, &ManifestLimits::default()).expect("one frame decodes");
     }
 }

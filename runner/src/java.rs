@@ -114,6 +114,10 @@ fn check_pack(pack: &ServerLaunch) -> Result<(), LaunchError> {
             parse_memory(m).map_err(|e| LaunchError::Pack(format!("memory: {e}")))?;
         }
     }
+    if !pack.main_jar.is_empty() {
+        atlas_proto::validate_path(&pack.main_jar)
+            .map_err(|e| LaunchError::Pack(format!("main-jar `{}`: {}", pack.main_jar, e.reason)))?;
+    }
     if pack.jvm_args.len() > PACK_JVM_ARGS
         || pack
             .jvm_args
@@ -331,19 +335,24 @@ pub fn java_args(
         origin,
     });
     args.extend(jvm);
-    match (&desc.jar, &desc.args_file) {
-        (Some(jar), _) => {
-            args.push("-jar".into());
-            args.push(safe_rel(jar)?.to_owned());
-        }
-        (None, Some(file)) => args.push(format!("@{}", safe_rel(file)?)),
-        (None, None) => {
+    let pack_jar = pack.map(|p| p.main_jar.as_str()).filter(|j| !j.is_empty());
+    let (target, origin) = match (pack_jar, &desc.jar, &desc.args_file) {
+        (Some(jar), _, _) => (format!("-jar {}", safe_rel(jar)?), Origin::Pack),
+        (None, Some(jar), _) => (format!("-jar {}", safe_rel(jar)?), Origin::LaunchDescription),
+        (None, None, Some(file)) => (format!("@{}", safe_rel(file)?), Origin::LaunchDescription),
+        (None, None, None) => {
             return Err(LaunchError::LaunchDescription {
                 dir: PathBuf::new(),
                 message: "it names neither a jar nor an args file".into(),
             });
         }
-    }
+    };
+    args.extend(target.splitn(2, ' ').map(str::to_owned));
+    applied.push(Applied {
+        name: "jar",
+        value: target,
+        origin,
+    });
     args.extend(server.args.iter().cloned());
     Ok((args, applied))
 }
@@ -500,6 +509,7 @@ mod tests {
             memory_min: "2G".into(),
             memory_max: "4g".into(),
             jvm_args: vec!["-XX:+UseG1GC".into(), "-Dpack=1".into()],
+            main_jar: String::new(),
         }
     }
 
@@ -520,8 +530,25 @@ mod tests {
                 "nogui"
             ]
         );
-        assert!(applied.iter().all(|a| a.origin == Origin::Pack), "{applied:?}");
+        assert_eq!(
+            applied.iter().map(|a| (a.name, a.origin)).collect::<Vec<_>>(),
+            [
+                ("memory", Origin::Pack),
+                ("jvm_args", Origin::Pack),
+                ("jar", Origin::LaunchDescription)
+            ]
+        );
         assert_eq!(applied[0].value, "2G to 4G");
+        let with_jar = ServerLaunch {
+            main_jar: "custom/server.jar".into(),
+            ..pack()
+        };
+        let (args, applied) = java_args(&d, &server, Some(&with_jar)).expect("args");
+        assert!(
+            args.windows(2).any(|w| w == ["-jar", "custom/server.jar"]),
+            "{args:?}"
+        );
+        assert_eq!((applied[2].name, applied[2].origin), ("jar", Origin::Pack));
         let java = java_version(&d, &server, Some(&pack())).expect("java");
         assert_eq!((java.value.as_str(), java.origin), ("17", Origin::Pack));
         assert_eq!(
@@ -538,7 +565,7 @@ mod tests {
         let (args, applied) = java_args(&d, &host, Some(&pack())).expect("args");
         assert_eq!(args, ["-Xms6G", "-Xmx6G", "-jar", "server.jar", "nogui"]);
         assert!(
-            applied.iter().all(|a| a.origin == Origin::RunnerConfig),
+            applied[..2].iter().all(|a| a.origin == Origin::RunnerConfig),
             "{applied:?}"
         );
         let java = java_version(&d, &host, Some(&pack())).expect("java");
@@ -559,6 +586,10 @@ mod tests {
             },
             ServerLaunch {
                 jvm_args: vec![String::new()],
+                ..Default::default()
+            },
+            ServerLaunch {
+                main_jar: "../outside.jar".into(),
                 ..Default::default()
             },
         ] {

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use sha1::Digest as _;
 
-use crate::modrinth::{FakeHost, Logged, Running, lock, status};
+use crate::host::{FakeHost, Logged, Running, lock, status};
 
 /// Serves the files put into its [`FakeHost`] on 127.0.0.1:<random>.
 #[derive(Debug)]

@@ -14,9 +14,8 @@ use atlas_proto::Sha256Digest;
 use atlas_proto::pointer::Exports;
 
 use crate::packwiz::{HashFormat, UpstreamHash};
-use crate::plan::BuildPlan;
 use crate::repo::{Content, PackSource, RepoError};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 /// Environment variable holding the public base URL of the store.
 pub const PUBLIC_URL_ENV: &str = "ATLAS_PUBLIC_URL";
@@ -48,6 +47,14 @@ pub enum ExportError {
         "channel `{channel}` has a packwiz export; pass --public-url (or set {PUBLIC_URL_ENV}) so it is kept in step with the pointer"
     )]
     NeedsPublicUrl { channel: String },
+}
+
+impl crate::exit::HasExitClass for ExportError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        // Met on its own only for a bad --public-url; publish and promote
+        // classify the export failures they meet themselves.
+        crate::exit::ExitClass::Error
+    }
 }
 
 /// Where the store is served publicly, for download URLs in exports.
@@ -113,26 +120,6 @@ impl ExportReport {
             packwiz: self.packwiz.clone(),
         }
     }
-}
-
-/// Writes the build's immutable exports (the .mrpack) before the pointer is
-/// signed; returns the report, whose keys the pointer names.
-pub async fn write_build_exports(
-    plan: &BuildPlan,
-    source: &PackSource,
-    store: &dyn Store,
-    channel: &str,
-    opts: &ExportOptions,
-) -> Result<ExportReport, ExportError> {
-    let pack = plan.manifest.pack_id.as_str();
-    let (mrpack_new, skipped) = mrpack::publish_mrpack(plan, source, store, opts).await?;
-    Ok(ExportReport {
-        mrpack: Some(atlas_proto::layout::mrpack_key(pack, &plan.build_id)),
-        mrpack_new,
-        packwiz: Some(atlas_proto::layout::packwiz_pack_key(pack, channel)),
-        packwiz_written: 0,
-        skipped,
-    })
 }
 
 /// Reads a blob's bytes from where the plan found them: a file streamed from

@@ -10,115 +10,25 @@
 //! Upstream-only files are downloads from their upstream URL when upstream
 //! published both SHA-1 and SHA-512, and are left out otherwise.
 //!
-//! The zip is byte-reproducible: entries in a fixed order (index first, then
-//! overrides sorted by path), a fixed timestamp (1980-01-01) and fixed modes.
+//! The archive is written by [`crate::mrpack::write`] (byte-reproducible),
+//! overrides sorted by entry name.
 
 use std::collections::BTreeMap;
 use std::io::{Seek, Write};
-
-use serde::{Deserialize, Serialize};
 
 use atlas_proto::Sha256Digest;
 use atlas_proto::layout::{self, CACHE_IMMUTABLE, CONTENT_TYPE_MRPACK};
 use atlas_proto::v1::{File, HashAlgorithm, LoaderKind, Manifest, Side};
 
-use super::{BlobReader, ExportError, ExportOptions, sha1_sha512};
+use super::{BlobReader, ExportError, ExportOptions, ExportReport, sha1_sha512};
+use crate::mrpack::write::{MrpackWriter, WriteError, override_name};
+use crate::mrpack::{MrEnv, MrFile, MrIndex, loader_key};
 use crate::plan::BuildPlan;
 use crate::repo::PackSource;
 use crate::store::{Body, ObjectMeta, PutOutcome, Store};
 
-/// Name of the index inside a `.mrpack`.
-pub const INDEX_FILE: &str = "modrinth.index.json";
-/// Override folders, for both sides, clients only and servers only.
-pub const OVERRIDES: [(&str, Side); 3] = [
-    ("overrides/", Side::Both),
-    ("client-overrides/", Side::Client),
-    ("server-overrides/", Side::Server),
-];
 /// Top-level folders whose files are downloads rather than overrides.
 pub const DOWNLOAD_DIRS: [&str; 3] = ["mods", "resourcepacks", "shaderpacks"];
-
-/// `modrinth.index.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MrIndex {
-    pub format_version: u32,
-    pub game: String,
-    pub version_id: String,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<String>,
-    pub files: Vec<MrFile>,
-    pub dependencies: BTreeMap<String, String>,
-}
-
-/// One `files[]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MrFile {
-    pub path: String,
-    /// `sha1` and `sha512` (lowercase hex), both required by the format.
-    pub hashes: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<MrEnv>,
-    pub downloads: Vec<String>,
-    pub file_size: u64,
-}
-
-/// `env`: whether each side needs the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MrEnv {
-    pub client: EnvSupport,
-    pub server: EnvSupport,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EnvSupport {
-    Required,
-    Optional,
-    Unsupported,
-}
-
-impl MrEnv {
-    /// From a manifest file's side and optional flag.
-    pub fn of(side: Side, optional: bool) -> Self {
-        let on = if optional {
-            EnvSupport::Optional
-        } else {
-            EnvSupport::Required
-        };
-        let (client, server) = match side {
-            Side::Client => (on, EnvSupport::Unsupported),
-            Side::Server => (EnvSupport::Unsupported, on),
-            Side::Both | Side::Unspecified => (on, on),
-        };
-        Self { client, server }
-    }
-
-    /// Back to a side and optional flag; `None` when neither side wants the file.
-    pub fn side(self) -> Option<(Side, bool)> {
-        use EnvSupport::*;
-        let optional = self.client == Optional || self.server == Optional;
-        match (self.client, self.server) {
-            (Unsupported, Unsupported) => None,
-            (_, Unsupported) => Some((Side::Client, optional)),
-            (Unsupported, _) => Some((Side::Server, optional)),
-            _ => Some((Side::Both, optional)),
-        }
-    }
-}
-
-/// The `dependencies` key of a loader.
-pub fn loader_key(kind: LoaderKind) -> Option<&'static str> {
-    match kind {
-        LoaderKind::Fabric => Some("fabric-loader"),
-        LoaderKind::Quilt => Some("quilt-loader"),
-        LoaderKind::Forge => Some("forge"),
-        LoaderKind::Neoforge => Some("neoforge"),
-        LoaderKind::Vanilla | LoaderKind::Unspecified => None,
-    }
-}
 
 fn side_of(f: &File) -> Side {
     Side::try_from(f.side).unwrap_or(Side::Both)
@@ -128,15 +38,6 @@ fn side_of(f: &File) -> Side {
 pub fn is_download(f: &File) -> bool {
     let top = f.path.split('/').next().unwrap_or_default();
     f.upstream_only || f.optional || (f.path.contains('/') && DOWNLOAD_DIRS.contains(&top))
-}
-
-/// The override folder of a side.
-fn override_dir(side: Side) -> &'static str {
-    match side {
-        Side::Client => "client-overrides/",
-        Side::Server => "server-overrides/",
-        Side::Both | Side::Unspecified => "overrides/",
-    }
 }
 
 /// An upstream's hash in hex, if it published one in `algorithm`.
@@ -218,7 +119,7 @@ pub fn write_mrpack<W: Write + Seek>(
             });
             summary.downloads += 1;
         } else {
-            let name = format!("{}{}", override_dir(side_of(f)), f.path);
+            let name = override_name(side_of(f), &f.path);
             overrides.push((name, f, blob));
         }
     }
@@ -238,30 +139,19 @@ pub fn write_mrpack<W: Write + Seek>(
         files,
         dependencies,
     };
-    let json = serde_json::to_vec_pretty(&index).map_err(|e| ExportError::Zip(e.to_string()))?;
-    let zip_err = |e: zip::result::ZipError| ExportError::Zip(e.to_string());
-    let mut zip = zip::ZipWriter::new(out);
-    let options = |mode: u32, size: u64| {
-        zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .last_modified_time(zip::DateTime::default())
-            .unix_permissions(mode)
-            .large_file(size >= u64::from(u32::MAX))
-    };
-    zip.start_file(INDEX_FILE, options(0o644, json.len() as u64))
-        .map_err(zip_err)?;
-    zip.write_all(&json)
-        .map_err(|e| ExportError::Zip(e.to_string()))?;
+    let zip_err = |e: WriteError| ExportError::Zip(e.to_string());
+    let mut zip = MrpackWriter::new(out, &index).map_err(zip_err)?;
     overrides.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, f, blob) in overrides {
-        let mode = if f.executable { 0o755 } else { 0o644 };
-        zip.start_file(name.as_str(), options(mode, f.size))
-            .map_err(zip_err)?;
         let mut reader = BlobReader::open(source, &blob.content)?;
-        std::io::copy(&mut reader, &mut zip).map_err(|source| ExportError::Io {
-            what: format!("adding `{name}` to the .mrpack from {}", reader.describe()),
-            source,
-        })?;
+        zip.add_override(&name, f.executable, f.size, &mut reader)
+            .map_err(|e| match e {
+                WriteError::Copy { source, .. } => ExportError::Io {
+                    what: format!("adding `{name}` to the .mrpack from {}", reader.describe()),
+                    source,
+                },
+                e @ WriteError::Zip(_) => zip_err(e),
+            })?;
         summary.overrides += 1;
     }
     zip.finish().map_err(zip_err)?;
@@ -302,25 +192,29 @@ pub async fn publish_mrpack(
     Ok((outcome == PutOutcome::Created, summary.skipped))
 }
 
+/// Writes the build's immutable exports (the .mrpack) before the pointer is
+/// signed; returns the report, whose keys the pointer names.
+pub async fn write_build_exports(
+    plan: &BuildPlan,
+    source: &PackSource,
+    store: &dyn Store,
+    channel: &str,
+    opts: &ExportOptions,
+) -> Result<ExportReport, ExportError> {
+    let pack = plan.manifest.pack_id.as_str();
+    let (mrpack_new, skipped) = publish_mrpack(plan, source, store, opts).await?;
+    Ok(ExportReport {
+        mrpack: Some(layout::mrpack_key(pack, &plan.build_id)),
+        mrpack_new,
+        packwiz: Some(layout::packwiz_pack_key(pack, channel)),
+        packwiz_written: 0,
+        skipped,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn env_round_trips_side_and_optional() {
-        for side in [Side::Both, Side::Client, Side::Server] {
-            for optional in [false, true] {
-                assert_eq!(MrEnv::of(side, optional).side(), Some((side, optional)));
-            }
-        }
-        let none = MrEnv {
-            client: EnvSupport::Unsupported,
-            server: EnvSupport::Unsupported,
-        };
-        assert_eq!(none.side(), None);
-        let json = serde_json::to_string(&MrEnv::of(Side::Client, true)).expect("json");
-        assert_eq!(json, r#"{"client":"optional","server":"unsupported"}"#);
-    }
 
     #[test]
     fn downloads_and_overrides() {
@@ -334,7 +228,5 @@ mod tests {
         assert!(is_download(&f("config/x.toml", true)));
         assert!(!is_download(&f("config/x.toml", false)));
         assert!(!is_download(&f("mods", false)));
-        assert_eq!(loader_key(LoaderKind::Neoforge), Some("neoforge"));
-        assert_eq!(loader_key(LoaderKind::Vanilla), None);
     }
 }

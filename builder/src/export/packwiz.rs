@@ -25,8 +25,6 @@ use crate::store::{Expected, ObjectMeta, Store};
 
 /// packwiz format written.
 pub const PACK_FORMAT: &str = "packwiz:1.1.0";
-/// Largest existing packwiz file read back before rewriting it.
-const MAX_EXISTING: u64 = 4 * 1024 * 1024;
 
 #[derive(Serialize)]
 struct PackToml<'a> {
@@ -235,7 +233,10 @@ pub fn tree(manifest: &Manifest, opts: &ExportOptions) -> Result<(Tree, Vec<Stri
 
 /// Writes one mutable object unless it already has these bytes; true when written.
 async fn put_if_changed(store: &dyn Store, key: String, bytes: Vec<u8>) -> Result<bool, ExportError> {
-    let expected = match store.get(&key, MAX_EXISTING).await {
+    let expected = match store
+        .get(&key, atlas_proto::Limits::DEFAULT.export_object_bytes)
+        .await
+    {
         Ok(Some(obj)) if obj.bytes.as_ref() == bytes.as_slice() => return Ok(false),
         Ok(Some(obj)) => Expected::ETag(obj.etag),
         Ok(None) => Expected::Absent,

@@ -6,10 +6,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use atlas_proto::Sha256Digest;
+use atlas_proto::fmt::human_bytes;
 use atlas_proto::layout;
 use atlas_proto::v1::Manifest;
 
-use super::Github;
+use super::actions::Github;
 use crate::check::CheckReport;
 use crate::diff::{self, Changelog};
 use crate::pointer::PointerUpdate;
@@ -31,21 +32,6 @@ pub fn md(s: &str) -> String {
         }
     }
     out
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 /// The changelog from `previous` (a build id, if the channel had one) to

@@ -2,8 +2,11 @@
 //! `$GITHUB_OUTPUT` blocks, markdown escaping and the summaries.
 
 use super::*;
+use std::path::PathBuf;
+
 use crate::check::{CheckSummary, PackFormat};
 use crate::diff::{BuildInfo, Changelog, ModEntry, ModUpdate};
+use crate::packwiz::Diagnostic;
 use crate::plan::PlanSummary;
 use crate::pointer::{PointerStatus, PointerUpdate};
 
@@ -132,6 +135,7 @@ fn report(dry_run: bool) -> PublishReport {
         }),
         mods: Default::default(),
         exports: None,
+        early: None,
     }
 }
 

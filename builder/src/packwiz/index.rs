@@ -1,5 +1,9 @@
 //! packwiz's `index.toml`: the list of every file in the pack with its hash,
-//! and which entries are metafiles (`*.pw.toml`), as core/index.go reads it.
+//! and which entries are metafiles (`*.pw.toml`), as core/index.go reads it:
+//! a missing top-level `hash-format` is `sha256` (`LoadIndex`), and an entry
+//! without `hash` (written by `packwiz refresh` in `no-internal-hashes`
+//! mode) is installed unverified, as packwiz-installer installs it, with a
+//! warning.
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -19,7 +23,8 @@ pub enum EntryStatus {
     Mismatch,
     /// Listed, but the pack has no such file.
     Missing,
-    /// Present, but its hash could not be read, so it was not verified.
+    /// Present, but it has no hash (no-internal-hashes mode) or its hash
+    /// could not be read, so it was not verified.
     Unchecked,
 }
 
@@ -31,7 +36,8 @@ pub struct IndexEntry {
     pub path: String,
     /// Line of the entry in the index file.
     pub line: usize,
-    /// The expected hash, `None` when unreadable (reported).
+    /// The expected hash; `None` when the entry has none (no-internal-hashes)
+    /// or it is unreadable (reported).
     #[serde(serialize_with = "ser_hash")]
     pub hash: Option<UpstreamHash>,
     /// Installed under this path instead (relative to the pack directory).
@@ -88,9 +94,12 @@ pub fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Result<Vec<
     let doc = toml_doc::parse(file, text)?;
     toml_doc::unknown_keys(file, text, doc.get_ref(), KEYS, Severity::Warning, diags);
     let raw: Raw = toml_doc::typed(file, text, doc)?;
-    let line = |span: std::ops::Range<usize>| toml_doc::line_of(text, span.start);
+    let lines = toml_doc::Lines::new(text);
+    let line = |span: std::ops::Range<usize>| lines.line_of(span.start);
+    // packwiz core/index.go `LoadIndex`: an empty or absent `hash-format` is sha256.
     let default_format = match &raw.hash_format {
-        None => None,
+        None => Some(HashFormat::Sha256),
+        Some(f) if f.get_ref().is_empty() => Some(HashFormat::Sha256),
         Some(f) => match f.get_ref().parse::<HashFormat>() {
             Ok(f) => Some(f),
             Err(e) => {
@@ -99,6 +108,7 @@ pub fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Result<Vec<
             }
         },
     };
+    let mut unhashed = Vec::new();
     let dir = files::parent(file);
     let mut entries = Vec::with_capacity(raw.files.len());
     let mut seen = std::collections::BTreeMap::new();
@@ -125,12 +135,15 @@ pub fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Result<Vec<
             ));
         }
         let hash = match (
-            e.hash_format.as_deref().map(str::parse::<HashFormat>),
+            e.hash_format
+                .as_deref()
+                .filter(|f| !f.is_empty())
+                .map(str::parse::<HashFormat>),
             default_format,
-            e.hash,
+            e.hash.filter(|h| !h.is_empty()),
         ) {
             (_, _, None) => {
-                diags.push(err(format!("`{rel}` has no `hash`")));
+                unhashed.push(entry_line);
                 None
             }
             (Some(Err(er)), _, Some(_)) => {
@@ -139,7 +152,7 @@ pub fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Result<Vec<
             }
             (None, None, Some(_)) => {
                 diags.push(err(format!(
-                    "`{rel}` has no `hash-format`, and the index sets no default `hash-format`"
+                    "`{rel}` has no `hash-format`, and the index's default `hash-format` is unreadable"
                 )));
                 None
             }
@@ -180,12 +193,49 @@ pub fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Result<Vec<
             status: EntryStatus::Unchecked,
         });
     }
+    // One warning for the whole index: a no-internal-hashes pack has
+    // thousands of such entries.
+    if let Some(first) = unhashed.first() {
+        diags.push(Diagnostic::warning(
+            file,
+            Some(*first),
+            format!(
+                "{} entr{} without `hash` (packwiz's no-internal-hashes mode): installed unverified, \
+                 as packwiz-installer installs them; run `packwiz refresh` without that option to hash them",
+                unhashed.len(),
+                if unhashed.len() == 1 { "y" } else { "ies" }
+            ),
+        ));
+    }
     Ok(entries)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_internal_hashes_and_no_hash_format_are_read_as_packwiz_reads_them() {
+        // As `packwiz refresh` writes with `no-internal-hashes = true` (no
+        // `hash`), and an index without a top-level `hash-format`.
+        let text = "[[files]]\nfile = \"config/a.json\"\n\n[[files]]\nfile = \"mods/b.pw.toml\"\n\
+                    metafile = true\n\n[[files]]\nfile = \"c.txt\"\n\
+                    hash = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"\n";
+        let mut diags = Vec::new();
+        let entries = parse("index.toml", text, &mut diags).expect("parses");
+        assert_eq!(entries.len(), 3);
+        assert_eq!((entries[0].hash.as_ref(), entries[1].hash.as_ref()), (None, None));
+        assert_eq!(
+            entries[2].hash.as_ref().map(|h| h.format),
+            Some(HashFormat::Sha256)
+        );
+        let msgs: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("index.toml:1: warning: 2 entries without `hash`"),
+            "{msgs:?}"
+        );
+    }
 
     #[test]
     fn parses_entries_relative_to_the_index() {
@@ -218,14 +268,13 @@ mod tests {
         let msgs: Vec<String> = diags.iter().map(ToString::to_string).collect();
         assert!(
             msgs.iter().any(|m| m.starts_with(
-                "index.toml:11: warning: unknown field `files.metafle`; did you mean `files.metafile`?"
+                "index.toml:11: warning: unknown field `files.metafle` is ignored; did you mean `files.metafile`?"
             )),
             "{msgs:?}"
         );
         assert!(
-            msgs.iter()
-                .any(|m| m.starts_with("index.toml:1: error: `a` has no `hash-format`")),
-            "{msgs:?}"
+            msgs.iter().any(|m| m.starts_with("index.toml:1: error: `a`: ")),
+            "no hash-format is sha256, and `00` is no sha256: {msgs:?}"
         );
         assert!(
             msgs.iter()

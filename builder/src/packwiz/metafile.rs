@@ -1,6 +1,10 @@
-//! packwiz metafiles (`*.pw.toml`): one downloaded file each — its name,
-//! install file name, side, download (URL, or resolved via CurseForge's API),
-//! optional-mod settings and update sources, as core/mod.go reads them.
+//! packwiz metafiles (`*.pw.toml`, `*.toml` before packwiz 2022-05): one
+//! downloaded file each — its name, install file name, side, download (URL,
+//! or resolved via CurseForge's API), optional-mod settings and update
+//! sources, as core/mod.go reads them. Like packwiz and packwiz-installer,
+//! fields nobody reads are ignored (each with a warning naming its line):
+//! `pin` (written by `packwiz pin`), `[update.curseforge] release-channel`
+//! (written until packwiz 1cbc9d4, October 2021), unknown keys and updaters.
 
 use std::collections::BTreeMap;
 
@@ -159,6 +163,8 @@ const KEYS: Keys = Keys::Only(&[
     ("name", Keys::Any),
     ("filename", Keys::Any),
     ("side", Keys::Any),
+    // `packwiz pin` / `unpin`: only `packwiz update` reads it.
+    ("pin", Keys::Any),
     (
         "download",
         Keys::Only(&[
@@ -185,7 +191,14 @@ const KEYS: Keys = Keys::Only(&[
             ),
             (
                 "curseforge",
-                Keys::Only(&[("project-id", Keys::Any), ("file-id", Keys::Any)]),
+                Keys::Only(&[
+                    ("project-id", Keys::Any),
+                    ("file-id", Keys::Any),
+                    (
+                        "release-channel",
+                        Keys::Legacy("was written by packwiz until October 2021 and is read by nothing"),
+                    ),
+                ]),
             ),
             (
                 "github",
@@ -211,9 +224,10 @@ pub fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Option<Meta
             return None;
         }
     };
-    // packwiz ignores unknown keys, but a typo here (`sid`, `filname`) silently
-    // changes what is installed where, so it is an error.
-    toml_doc::unknown_keys(file, text, doc.get_ref(), KEYS, Severity::Error, diags);
+    // packwiz and packwiz-installer ignore keys they do not know: so does
+    // Atlas, with a warning (a typo like `filname` still fails below, as the
+    // field it misspells is then missing).
+    toml_doc::unknown_keys(file, text, doc.get_ref(), KEYS, Severity::Warning, diags);
     let raw: Raw = match toml_doc::typed(file, text, doc) {
         Ok(r) => r,
         Err(d) => {
@@ -426,7 +440,8 @@ mod tests {
         let msgs: Vec<String> = diags.iter().map(ToString::to_string).collect();
         assert!(
             msgs.contains(
-                &"mods/sodium.pw.toml:2: error: unknown field `filname`; did you mean `filename`?".into()
+                &"mods/sodium.pw.toml:2: warning: unknown field `filname` is ignored; did you mean `filename`?"
+                    .into()
             ),
             "{msgs:?}"
         );
@@ -442,14 +457,39 @@ mod tests {
     }
 
     #[test]
-    fn unknown_updater_is_an_error_with_the_nearest_name() {
+    fn unknown_updater_is_a_warning_with_the_nearest_name() {
         let text = MODRINTH.replace("[update.modrinth]", "[update.modrith]");
         let mut diags = Vec::new();
-        assert!(parse("a.pw.toml", &text, &mut diags).is_none());
+        let m = parse("a.pw.toml", &text, &mut diags).expect("still usable");
         assert_eq!(
-            diags[0].to_string(),
-            "a.pw.toml:15: error: unknown field `update.modrith`; did you mean `update.modrinth`?"
+            diags.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "a.pw.toml:15: warning: unknown field `update.modrith` is ignored; did you mean `update.modrinth`?"
+            ]
         );
+        assert_eq!(m.update.modrinth, None);
+    }
+
+    #[test]
+    fn pin_and_release_channel_are_read_as_packwiz_reads_them() {
+        // `packwiz pin` writes `pin = true`; packwiz before October 2021 wrote
+        // `release-channel` under [update.curseforge].
+        let text = CURSEFORGE
+            .replace("side = \"both\"\r\n", "side = \"both\"\r\npin = true\r\n")
+            .replace(
+                "project-id = 238222\r\n",
+                "project-id = 238222\r\nrelease-channel = \"release\"\r\n",
+            );
+        let mut diags = Vec::new();
+        let m = parse("mods/jei.pw.toml", &text, &mut diags).expect("accepted");
+        assert_eq!(
+            diags.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "mods/jei.pw.toml:15: warning: `update.curseforge.release-channel` was written by packwiz \
+                 until October 2021 and is read by nothing; ignored"
+            ]
+        );
+        assert_eq!(m.update.curseforge.map(|c| c.file_id), Some(4_712_866));
     }
 
     #[test]

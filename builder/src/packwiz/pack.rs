@@ -144,6 +144,27 @@ pub struct PackToml {
     pub options: BTreeMap<String, toml::Value>,
 }
 
+/// The `[options]` key listing other Minecraft versions whose mods the pack takes.
+pub const ACCEPTABLE_GAME_VERSIONS: &str = "acceptable-game-versions";
+
+impl PackToml {
+    /// `[options] acceptable-game-versions`: Minecraft versions other than
+    /// `[versions] minecraft` whose mods packwiz accepts (core/pack.go
+    /// `GetSupportedMCVersions`). Entries that are not strings are left out
+    /// (reported when parsed).
+    pub fn acceptable_game_versions(&self) -> Vec<String> {
+        match self.options.get(ACCEPTABLE_GAME_VERSIONS) {
+            Some(toml::Value::Array(list)) => list
+                .iter()
+                .filter_map(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// Parses `pack.toml`. `Err` when nothing usable could be read (bad syntax, unknown
 /// pack-format major); problems that leave the rest readable go to `diags`.
 pub fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Result<PackToml, Diagnostic> {
@@ -265,6 +286,29 @@ pub fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Result<Pack
         }
     }
 
+    match raw.options.get(ACCEPTABLE_GAME_VERSIONS) {
+        None | Some(toml::Value::Array(_)) => {}
+        Some(other) => diags.push(Diagnostic::warning(
+            file,
+            None,
+            format!(
+                "[options] `{ACCEPTABLE_GAME_VERSIONS}` is a {}, not a list of versions; ignored",
+                other.type_str()
+            ),
+        )),
+    }
+    if let Some(toml::Value::Array(list)) = raw.options.get(ACCEPTABLE_GAME_VERSIONS)
+        && list.iter().any(|v| !v.is_str())
+    {
+        diags.push(Diagnostic::warning(
+            file,
+            None,
+            format!(
+                "[options] `{ACCEPTABLE_GAME_VERSIONS}` holds entries that are not strings; they are ignored"
+            ),
+        ));
+    }
+
     Ok(PackToml {
         name,
         author: raw.author,
@@ -357,6 +401,7 @@ mod tests {
         assert_eq!(p.minecraft, "1.20.1");
         assert_eq!(p.loader.as_ref().map(|l| l.loader), Some(PackwizLoader::Forge));
         assert_eq!(p.options.len(), 2);
+        assert_eq!(p.acceptable_game_versions(), ["1.20"]);
         assert_eq!(diags.len(), 1, "{diags:?}");
         assert_eq!(diags[0].line, Some(6));
         assert!(diags[0].message.contains("64 hex digits"), "{}", diags[0]);

@@ -13,21 +13,55 @@ use super::diagnostic::{Diagnostic, Severity};
 pub(crate) enum Keys {
     Any,
     Only(&'static [(&'static str, Keys)]),
+    /// A field older tools wrote and nothing reads any more: reported as a
+    /// warning saying what it was, and ignored.
+    Legacy(&'static str),
+}
+
+/// The line starts of a text, for turning byte offsets into lines in
+/// `O(log lines)`: an index of thousands of entries asks for each entry's
+/// line, and counting newlines from the start each time is quadratic.
+#[derive(Debug)]
+pub(crate) struct Lines<'a> {
+    text: &'a str,
+    /// Byte offset where each line after the first starts.
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        let starts = text
+            .bytes()
+            .enumerate()
+            .filter(|(_, b)| *b == b'\n')
+            .map(|(i, _)| i + 1)
+            .collect();
+        Self { text, starts }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|s| *s <= offset);
+        let start = if line == 0 { 0 } else { self.starts[line - 1] };
+        (line + 1, self.text[start..offset].chars().count() + 1)
+    }
+
+    /// 1-based line of a byte offset.
+    pub(crate) fn line_of(&self, offset: usize) -> usize {
+        self.line_col(offset).0
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.
 pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
+    Lines::new(text).line_col(offset)
 }
 
-/// 1-based line of a byte offset.
+/// 1-based line of a byte offset (see [`Lines`] for many lookups in one text).
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     line_col(text, offset).0
 }
@@ -86,14 +120,15 @@ pub(crate) fn unknown_keys(
     out: &mut Vec<Diagnostic>,
 ) {
     let mut found = Vec::new();
-    walk(file, text, table, keys, "", severity, &mut found);
+    let lines = Lines::new(text);
+    walk(file, &lines, table, keys, "", severity, &mut found);
     found.sort_by_key(|d| d.line);
     out.extend(found);
 }
 
 fn walk(
     file: &str,
-    text: &str,
+    lines: &Lines<'_>,
     table: &DeTable<'_>,
     keys: Keys,
     prefix: &str,
@@ -104,7 +139,7 @@ fn walk(
     for (key, value) in table.iter() {
         let name: &str = key.get_ref();
         let Some((_, sub)) = allowed.iter().find(|(k, _)| *k == name) else {
-            let line = line_of(text, key.span().start);
+            let line = lines.line_of(key.span().start);
             let hint = match nearest(name, allowed.iter().map(|(k, _)| *k)) {
                 Some(k) => format!("; did you mean `{prefix}{k}`?"),
                 None => {
@@ -112,19 +147,39 @@ fn walk(
                     format!("; expected one of {}", list.join(", "))
                 }
             };
+            // In a foreign format an unknown field is what its own tools
+            // make of it: ignored. Say so.
+            let ignored = if severity == Severity::Warning {
+                " is ignored"
+            } else {
+                ""
+            };
             out.push(Diagnostic {
                 severity,
-                ..Diagnostic::error(file, Some(line), format!("unknown field `{prefix}{name}`{hint}"))
+                ..Diagnostic::error(
+                    file,
+                    Some(line),
+                    format!("unknown field `{prefix}{name}`{ignored}{hint}"),
+                )
             });
             continue;
         };
+        if let Keys::Legacy(what) = sub {
+            let line = lines.line_of(key.span().start);
+            out.push(Diagnostic::warning(
+                file,
+                Some(line),
+                format!("`{prefix}{name}` {what}; ignored"),
+            ));
+            continue;
+        }
         let sub_prefix = format!("{prefix}{name}.");
         match value.get_ref() {
-            DeValue::Table(t) => walk(file, text, t, *sub, &sub_prefix, severity, out),
+            DeValue::Table(t) => walk(file, lines, t, *sub, &sub_prefix, severity, out),
             DeValue::Array(items) => {
                 for item in items.iter() {
                     if let DeValue::Table(t) = item.get_ref() {
-                        walk(file, text, t, *sub, &sub_prefix, severity, out);
+                        walk(file, lines, t, *sub, &sub_prefix, severity, out);
                     }
                 }
             }
@@ -170,6 +225,26 @@ mod tests {
     }
 
     #[test]
+    fn warnings_say_ignored_and_legacy_fields_say_what_they_were() {
+        const LEGACY: Keys = Keys::Only(&[
+            ("name", Keys::Any),
+            ("old", Keys::Legacy("was written by old versions")),
+        ]);
+        let text = "name = \"a\"\nnmae = 1\nold = true\n";
+        let doc = parse("f.toml", text).expect("valid toml");
+        let mut out = Vec::new();
+        unknown_keys("f.toml", text, doc.get_ref(), LEGACY, Severity::Warning, &mut out);
+        let got: Vec<String> = out.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            [
+                "f.toml:2: warning: unknown field `nmae` is ignored; did you mean `name`?",
+                "f.toml:3: warning: `old` was written by old versions; ignored",
+            ]
+        );
+    }
+
+    #[test]
     fn syntax_error_has_line_and_column() {
         let e = parse("f.toml", "a = 1\r\nb = \r\n").expect_err("invalid");
         assert_eq!(e.line, Some(2));
@@ -187,7 +262,20 @@ mod tests {
     #[test]
     fn line_col_is_one_based() {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 2), (1, 3));
+        assert_eq!(line_col("ab\ncd", 3), (2, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
         assert_eq!(line_col("ab\ncd", 99), (2, 3));
+        assert_eq!(line_col("é\r\nx", 1), (1, 1), "inside a character");
+        let lines = Lines::new("a\n\nb\n");
+        assert_eq!(
+            (
+                lines.line_of(0),
+                lines.line_of(2),
+                lines.line_of(3),
+                lines.line_of(5)
+            ),
+            (1, 2, 3, 4)
+        );
     }
 }

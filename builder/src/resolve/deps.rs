@@ -1,7 +1,9 @@
 //! Dependency checks from Modrinth's version metadata: a required
 //! dependency missing from the pack, a declared incompatibility inside the
-//! pack, and a mod built for another Minecraft version or loader. The
-//! creator's [`DepsPolicy`] makes them warnings or errors.
+//! pack, and a mod built for another Minecraft version or loader. What a
+//! pack takes is what packwiz takes ([`Accepts`]): its loader's compatible
+//! loaders and its `acceptable-game-versions`. The creator's [`DepsPolicy`]
+//! makes problems warnings or errors.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -65,12 +67,85 @@ impl Target {
         }
     }
 
-    /// Modrinth loader names this pack's loader runs (Quilt also runs Fabric mods).
-    fn runs(&self, loader: &str) -> bool {
+    /// Modrinth loader names whose mods this pack takes, its own first, as
+    /// packwiz counts them (core/pack.go `GetCompatibleLoaders`): a Quilt
+    /// pack also takes Fabric mods, a NeoForge pack also Forge mods.
+    pub fn loaders(&self) -> &'static [&'static str] {
         match self.loader {
-            LoaderKind::Quilt => matches!(loader, "quilt" | "fabric"),
-            _ => loader == self.loader_name(),
+            LoaderKind::Fabric => &["fabric"],
+            LoaderKind::Quilt => &["quilt", "fabric"],
+            LoaderKind::Forge => &["forge"],
+            LoaderKind::Neoforge => &["neoforge", "forge"],
+            LoaderKind::Vanilla | LoaderKind::Unspecified => &[],
         }
+    }
+
+    /// Whether this pack's loader runs mods built for `loader`.
+    fn runs(&self, loader: &str) -> bool {
+        self.loaders().contains(&loader)
+    }
+}
+
+/// What a pack takes mods for: its [`Target`], plus the other Minecraft
+/// versions packwiz's `[options] acceptable-game-versions` allows (packwiz
+/// core/pack.go `GetSupportedMCVersions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepts {
+    pub target: Target,
+    /// Other Minecraft versions whose mods the pack takes.
+    pub also_minecraft: Vec<String>,
+}
+
+impl Accepts {
+    pub fn new(target: Target, acceptable: impl IntoIterator<Item = String>) -> Self {
+        let mut also: Vec<String> = acceptable
+            .into_iter()
+            .filter(|v| !v.is_empty() && *v != target.minecraft)
+            .collect();
+        also.dedup();
+        Self {
+            target,
+            also_minecraft: also,
+        }
+    }
+
+    /// Minecraft versions whose mods the pack takes, its own first (empty
+    /// when the pack names none).
+    pub fn minecraft(&self) -> Vec<&str> {
+        std::iter::once(self.target.minecraft.as_str())
+            .filter(|v| !v.is_empty())
+            .chain(self.also_minecraft.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Modrinth loader names whose mods the pack takes, its own first.
+    pub fn loaders(&self) -> &'static [&'static str] {
+        self.target.loaders()
+    }
+}
+
+impl Accepts {
+    /// What a packwiz pack takes: its `[versions]` loader (the first, as
+    /// Atlas builds for it) and Minecraft version, and its
+    /// `[options] acceptable-game-versions`.
+    pub fn for_packwiz(pack: &crate::packwiz::PackToml) -> Self {
+        let loader = match &pack.loader {
+            Some(l) => l.loader.kind().unwrap_or(LoaderKind::Unspecified),
+            None => LoaderKind::Vanilla,
+        };
+        Self::new(
+            Target {
+                minecraft: pack.minecraft.clone(),
+                loader,
+            },
+            pack.acceptable_game_versions(),
+        )
+    }
+}
+
+impl From<&Target> for Accepts {
+    fn from(target: &Target) -> Self {
+        Self::new(target.clone(), [])
     }
 }
 
@@ -160,10 +235,22 @@ pub fn unknown_versions(mods: &[ResolvedMod]) -> Vec<String> {
     out
 }
 
-/// Checks every mod with Modrinth metadata against the pack. `projects`
-/// maps dependency version ids to their projects (see [`unknown_versions`]);
-/// a dependency whose project stays unknown is not judged.
+/// Checks every mod with Modrinth metadata against the pack's [`Target`]
+/// (see [`check_accepting`]).
 pub fn check(mods: &[ResolvedMod], target: &Target, projects: &BTreeMap<String, String>) -> Vec<DepProblem> {
+    check_accepting(mods, &Accepts::from(target), projects)
+}
+
+/// Checks every mod with Modrinth metadata against what the pack accepts.
+/// `projects` maps dependency version ids to their projects (see
+/// [`unknown_versions`]); a dependency whose project stays unknown is not judged.
+pub fn check_accepting(
+    mods: &[ResolvedMod],
+    accepts: &Accepts,
+    projects: &BTreeMap<String, String>,
+) -> Vec<DepProblem> {
+    let target = &accepts.target;
+    let minecraft = accepts.minecraft();
     // Which mod of the pack is each Modrinth project and version.
     let mut by_project: BTreeMap<&str, &ResolvedMod> = BTreeMap::new();
     let mut by_version: BTreeMap<&str, &ResolvedMod> = BTreeMap::new();
@@ -215,9 +302,9 @@ pub fn check(mods: &[ResolvedMod], target: &Target, projects: &BTreeMap<String, 
                 _ => {}
             }
         }
-        if !target.minecraft.is_empty()
+        if !minecraft.is_empty()
             && !v.game_versions.is_empty()
-            && !v.game_versions.contains(&target.minecraft)
+            && !v.game_versions.iter().any(|g| minecraft.contains(&g.as_str()))
         {
             out.push(DepProblem::Minecraft {
                 name: name.clone(),
@@ -225,7 +312,7 @@ pub fn check(mods: &[ResolvedMod], target: &Target, projects: &BTreeMap<String, 
                 project: v.project_id.clone(),
                 version: v.version_number.clone(),
                 supported: v.game_versions.clone(),
-                minecraft: target.minecraft.clone(),
+                minecraft: minecraft.join(" or "),
             });
         }
         let loaders: Vec<&String> = v

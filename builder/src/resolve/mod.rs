@@ -2,14 +2,17 @@
 //! CurseForge file, a URL with a hash) and what it resolves to
 //! ([`ResolvedMod`]: a download URL, the upstream hashes to verify, the
 //! install path, the origin and the mirror decision). [`Resolver`] asks the
-//! services' APIs in batches; [`build::plan_pack`] downloads and plans.
+//! services' APIs in batches; [`fetch`] resolves, checks dependencies and
+//! downloads a pack's mods into manifest entries. Which pack format names
+//! the mods is `crate::build`'s business.
 
 // Errors are rare, end a mod's processing, and carry the whole message.
 #![allow(clippy::result_large_err)]
 
-pub mod build;
 pub mod curseforge;
 pub mod deps;
+pub mod fetch;
+pub mod mirror;
 pub mod modrinth;
 pub mod url;
 
@@ -21,8 +24,8 @@ use atlas_proto::v1::Side;
 use crate::download::{DownloadError, Sleeper};
 use crate::packwiz::UpstreamHash;
 
-pub use build::{BuildError, ModOptions, ModsReport, plan_pack};
-pub use deps::{DepProblem, DepsPolicy};
+pub use deps::{Accepts, DepProblem, DepsPolicy};
+pub use fetch::{FetchError, ModOptions, ModsReport, fetch_mods, fetch_mods_accepting, fetch_mods_for};
 
 /// Default Modrinth API base URL.
 pub const MODRINTH_API: &str = "https://api.modrinth.com";
@@ -74,7 +77,7 @@ pub struct ResolvedMod {
     pub path: String,
     /// Download URL; `None` when upstream withholds it (download by hand).
     pub url: Option<String>,
-    /// The project's web page, for messages and distribution-disabled files.
+    /// The project's web page, for messages (never recorded as a download URL).
     pub page: Option<String>,
     /// Upstream's file name.
     pub file_name: String,
@@ -87,16 +90,26 @@ pub struct ResolvedMod {
     /// `modrinth:<project>/<version>`, `curseforge:<project>/<file>` or `url`.
     pub origin: String,
     pub display_version: String,
-    /// Upstream forbids redistribution (CurseForge): never mirrored.
+    /// Upstream withholds the download (CurseForge distribution disabled):
+    /// the file comes from the creator's manual download and is mirrored.
     pub distribution_disabled: bool,
     /// Modrinth's version metadata, kept for dependency checks.
     pub modrinth: Option<modrinth::Version>,
 }
 
 impl ResolvedMod {
-    /// The file stays upstream-only.
+    /// The file stays upstream-only: the creator asked for it and upstream
+    /// gives a URL hosts can download it from. A file without one
+    /// (CurseForge distribution disabled) is always mirrored from the
+    /// creator's manual download: no host could fetch it otherwise.
     pub fn upstream_only(&self) -> bool {
-        self.distribution_disabled || !self.spec.mirror
+        !self.spec.mirror && self.url.is_some()
+    }
+
+    /// The URL to record as the file's upstream: the file itself, never a
+    /// web page (`None` when upstream withholds the file).
+    pub fn upstream_url(&self) -> Option<&str> {
+        self.url.as_deref()
     }
 }
 
@@ -135,6 +148,45 @@ pub enum ModError {
 #[derive(Debug, thiserror::Error)]
 #[error("{} mod(s) could not be resolved or downloaded:\n{}", .0.len(), join(.0))]
 pub struct ModErrors(pub Vec<ModError>);
+
+use crate::exit::{ExitClass, HasExitClass};
+
+// A mod that cannot be resolved or fetched makes the pack unbuildable (exit 3).
+impl HasExitClass for ModError {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Pack
+    }
+}
+
+impl HasExitClass for ModErrors {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Pack
+    }
+}
+
+impl HasExitClass for modrinth::ModrinthError {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Pack
+    }
+}
+
+impl HasExitClass for curseforge::CurseForgeError {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Pack
+    }
+}
+
+impl HasExitClass for DepProblem {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Pack
+    }
+}
+
+impl HasExitClass for deps::DepErrors {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Pack
+    }
+}
 
 fn join(errors: &[ModError]) -> String {
     errors
@@ -176,17 +228,30 @@ pub struct Resolver {
 impl Resolver {
     pub fn new(opts: &ResolveOptions, http: reqwest::Client, sleeper: std::sync::Arc<dyn Sleeper>) -> Self {
         Self {
-            modrinth: modrinth::ModrinthClient::new(&opts.modrinth_api, http.clone(), sleeper),
+            modrinth: modrinth::ModrinthClient::new(&opts.modrinth_api, http.clone(), sleeper.clone()),
             curseforge: curseforge::CurseForgeClient::new(
                 &opts.curseforge_api,
                 opts.curseforge_key.clone(),
                 http,
+                sleeper,
             ),
         }
     }
 
-    /// Resolves every spec; all problems are returned together.
+    /// Resolves every spec for any loader and Minecraft version (see
+    /// [`Resolver::resolve_accepting`]).
     pub async fn resolve(&self, specs: &[ModSpec]) -> Result<Vec<ResolvedMod>, ModErrors> {
+        self.resolve_accepting(specs, None).await
+    }
+
+    /// Resolves every spec; all problems are returned together. With
+    /// `accepts`, Modrinth version numbers are looked up among the versions
+    /// for the pack's loaders and Minecraft versions only.
+    pub async fn resolve_accepting(
+        &self,
+        specs: &[ModSpec],
+        accepts: Option<&Accepts>,
+    ) -> Result<Vec<ResolvedMod>, ModErrors> {
         let mut errors = Vec::new();
         let mut out: Vec<Option<ResolvedMod>> = vec![None; specs.len()];
         let mut mr = Vec::new();
@@ -202,7 +267,10 @@ impl Resolver {
             }
         }
         let mr_specs: Vec<&ModSpec> = mr.iter().map(|i| &specs[*i]).collect();
-        for (i, r) in mr.iter().zip(self.modrinth.resolve(&mr_specs).await) {
+        for (i, r) in mr
+            .iter()
+            .zip(self.modrinth.resolve_accepting(&mr_specs, accepts).await)
+        {
             match r {
                 Ok(r) => out[*i] = Some(r),
                 Err(e) => errors.push(e.into()),

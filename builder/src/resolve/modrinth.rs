@@ -1,7 +1,10 @@
-//! Modrinth (API v2): versions by id in batches (`GET /v2/versions?ids=[..]`),
-//! a project's versions by version number as the fallback
-//! (`GET /v2/project/{id}/version`), and the rate-limit headers
-//! (`X-Ratelimit-Remaining`, `X-Ratelimit-Reset`) respected by waiting.
+//! Modrinth (API v2), as its OpenAPI document specifies it
+//! (docs.modrinth.com, `openapi.yaml`): versions by id in batches
+//! (`GET /v2/versions?ids=[..]`, only syntactically valid base62 ids, as
+//! Modrinth answers 400 for the whole batch otherwise), version numbers per
+//! project through the filtered listing (`GET /v2/project/{id|slug}/version`
+//! with the pack's `loaders` and `game_versions`), and the rate limit
+//! (`X-Ratelimit-Remaining`, `X-Ratelimit-Reset`, 429) waited out once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,12 +15,31 @@ use serde::{Deserialize, Serialize};
 use crate::download::{Sleeper, error_chain, parse_retry_after};
 use crate::packwiz::{HashFormat, UpstreamHash};
 
+use super::deps::Accepts;
 use super::{ModSource, ModSpec, ResolvedMod, install_path};
 
 /// Ids per batch request (keeps URLs well under common limits).
 const BATCH: usize = 100;
 /// Attempts for one API request answered 429 or 5xx.
 const ATTEMPTS: u32 = 4;
+
+/// Whether `s` can be a Modrinth id: base62 (`0-9A-Za-z`) that fits a `u64`,
+/// as labrinth's `parse_base62` reads ids. Version numbers like `0.14.3`
+/// are not, and must never reach `GET /v2/versions?ids=`.
+pub fn is_base62_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .try_fold(0u64, |n, c| {
+                let digit = match c {
+                    b'0'..=b'9' => c - b'0',
+                    b'A'..=b'Z' => c - b'A' + 10,
+                    b'a'..=b'z' => c - b'a' + 36,
+                    _ => return None,
+                };
+                n.checked_mul(62)?.checked_add(u64::from(digit))
+            })
+            .is_some()
+}
 
 /// A version file (`files[]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +79,18 @@ pub struct Version {
     pub files: Vec<VersionFile>,
 }
 
+impl Version {
+    /// `id (loaders; Minecraft versions)`, for messages.
+    fn describe(&self) -> String {
+        format!(
+            "{} ({}; Minecraft {})",
+            self.id,
+            self.loaders.join(", "),
+            self.game_versions.join(", ")
+        )
+    }
+}
+
 /// A Modrinth request or lookup failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ModrinthError {
@@ -70,6 +104,37 @@ pub enum ModrinthError {
         project: String,
         version: String,
         url: String,
+    },
+    #[error(
+        "{defined_in}: {name}: Modrinth project `{project}` has no version `{version}` for {wanted} \
+         (looked up {url}); that number exists only for {others}; pick a version id or number for {wanted} \
+         from https://modrinth.com/mod/{project}/versions"
+    )]
+    WrongLoader {
+        name: String,
+        defined_in: String,
+        project: String,
+        version: String,
+        url: String,
+        /// `fabric on Minecraft 1.21.1`.
+        wanted: String,
+        /// The versions with that number, described.
+        others: String,
+    },
+    #[error(
+        "{defined_in}: {name}: Modrinth project `{project}` has {} versions numbered `{version}` for {wanted}: \
+         {}; name the one to use by its version id",
+        candidates.len(),
+        candidates.join(", ")
+    )]
+    Ambiguous {
+        name: String,
+        defined_in: String,
+        project: String,
+        version: String,
+        wanted: String,
+        /// `id (loaders; Minecraft versions)` of each candidate.
+        candidates: Vec<String>,
     },
     #[error("{defined_in}: {name}: Modrinth version `{version}` ({url}) has no files; pick another version")]
     NoFiles {
@@ -106,6 +171,23 @@ pub struct ModrinthClient {
     rate: tokio::sync::Mutex<RateState>,
 }
 
+/// `fabric or quilt on Minecraft 1.21.1 or 1.21`, for messages.
+fn wanted(accepts: Option<&Accepts>) -> String {
+    match accepts {
+        None => "any loader and Minecraft version".to_owned(),
+        Some(a) => {
+            let loaders = match a.loaders() {
+                [] => "no mod loader".to_owned(),
+                l => l.join(" or "),
+            };
+            match a.minecraft().as_slice() {
+                [] => loaders,
+                mc => format!("{loaders} on Minecraft {}", mc.join(" or ")),
+            }
+        }
+    }
+}
+
 impl ModrinthClient {
     pub fn new(base: &str, http: reqwest::Client, sleeper: Arc<dyn Sleeper>) -> Self {
         Self {
@@ -117,7 +199,8 @@ impl ModrinthClient {
     }
 
     /// GETs `path` (with `query`) as JSON; `None` on 404. Waits while the
-    /// rate limit is used up, and after 429s as the headers say.
+    /// rate limit is used up, and once after a 429 (its reset, or
+    /// `Retry-After`); retries 5xx with backoff.
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
@@ -128,7 +211,12 @@ impl ModrinthClient {
             url: url.clone(),
             message,
         };
-        let full = ::url::Url::parse_with_params(&url, query).map_err(|e| api(e.to_string()))?;
+        let full = if query.is_empty() {
+            ::url::Url::parse(&url)
+        } else {
+            ::url::Url::parse_with_params(&url, query)
+        }
+        .map_err(|e| api(e.to_string()))?;
         let mut attempt = 1;
         loop {
             // One request at a time while we hold the limiter: Modrinth's
@@ -162,18 +250,37 @@ impl ModrinthClient {
                 return Ok(None);
             }
             if (status == 429 || status >= 500) && attempt < ATTEMPTS {
-                let wait = header("retry-after")
-                    .and_then(|v| parse_retry_after(v.as_str(), std::time::SystemTime::now()))
-                    .or(rate.reset)
-                    .unwrap_or(Duration::from_secs(1 << attempt));
-                drop(rate);
-                self.sleeper.sleep(wait).await;
+                let retry_after = header("retry-after")
+                    .and_then(|v| parse_retry_after(v.as_str(), std::time::SystemTime::now()));
+                let backoff = Duration::from_secs(1 << attempt);
+                if status == 429 {
+                    // The window resets after `X-Ratelimit-Reset` seconds: wait
+                    // that once, holding the limiter so no other request spends
+                    // the new window's first slot on another 429, and forget the
+                    // exhausted budget so the next attempt does not wait again.
+                    let wait = retry_after
+                        .or(rate.reset)
+                        .filter(|w| !w.is_zero())
+                        .unwrap_or(backoff);
+                    tracing::info!(?wait, %url, "Modrinth answered 429; waiting for the rate limit to reset");
+                    *rate = RateState::default();
+                    self.sleeper.sleep(wait).await;
+                    drop(rate);
+                } else {
+                    drop(rate);
+                    self.sleeper.sleep(retry_after.unwrap_or(backoff)).await;
+                }
                 attempt += 1;
                 continue;
             }
             drop(rate);
             if !resp.status().is_success() {
-                return Err(api(format!("answered HTTP {status}")));
+                let body = resp.text().await.unwrap_or_default();
+                let detail = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["description"].as_str().map(|d| format!(": {d}")))
+                    .unwrap_or_default();
+                return Err(api(format!("answered HTTP {status}{detail}")));
             }
             let body = resp.bytes().await.map_err(|e| api(error_chain(&e)))?;
             return serde_json::from_slice(&body)
@@ -182,8 +289,11 @@ impl ModrinthClient {
         }
     }
 
-    /// Versions by id; ids Modrinth does not know are absent from the result.
+    /// Versions by id; ids Modrinth does not know are absent from the
+    /// result, and strings that cannot be ids are never sent (Modrinth
+    /// would refuse the whole batch).
     pub async fn versions(&self, ids: &[&str]) -> Result<Vec<Version>, ModrinthError> {
+        let ids: Vec<&str> = ids.iter().copied().filter(|id| is_base62_id(id)).collect();
         let mut out = Vec::new();
         for chunk in ids.chunks(BATCH) {
             let ids = serde_json::to_string(chunk).map_err(|e| ModrinthError::Api {
@@ -196,29 +306,56 @@ impl ModrinthClient {
         Ok(out)
     }
 
-    /// Every version of a project (`None`: no such project).
-    pub async fn project_versions(&self, project: &str) -> Result<Option<Vec<Version>>, ModrinthError> {
-        self.get(&format!("/v2/project/{project}/version"), &[]).await
+    /// A project's versions (newest first), for these loaders and Minecraft
+    /// versions when given (`None`: no such project).
+    pub async fn project_versions(
+        &self,
+        project: &str,
+        loaders: &[&str],
+        game_versions: &[&str],
+    ) -> Result<Option<Vec<Version>>, ModrinthError> {
+        let mut query = Vec::new();
+        let json = |list: &[&str]| serde_json::to_string(list).unwrap_or_default();
+        if !loaders.is_empty() {
+            query.push(("loaders", json(loaders)));
+        }
+        if !game_versions.is_empty() {
+            query.push(("game_versions", json(game_versions)));
+        }
+        self.get(&format!("/v2/project/{project}/version"), &query).await
     }
 
-    /// Resolves Modrinth specs: versions by id in batches, then unknown ids
-    /// as version numbers of their project. One result per spec, in order.
+    /// Resolves Modrinth specs for any loader and Minecraft version (see
+    /// [`ModrinthClient::resolve_accepting`]).
     pub async fn resolve(&self, specs: &[&ModSpec]) -> Vec<Result<ResolvedMod, ModrinthError>> {
-        let wanted: Vec<(&ModSpec, &str, &str)> = specs
+        self.resolve_accepting(specs, None).await
+    }
+
+    /// Resolves Modrinth specs: version ids in batches, then everything
+    /// else (version numbers, unknown ids) per project through the listing
+    /// filtered to the pack's loaders and Minecraft versions. A number that
+    /// still names several versions is an error naming them. One result per
+    /// spec, in order.
+    pub async fn resolve_accepting(
+        &self,
+        specs: &[&ModSpec],
+        accepts: Option<&Accepts>,
+    ) -> Vec<Result<ResolvedMod, ModrinthError>> {
+        let wanted_specs: Vec<(&ModSpec, &str, &str)> = specs
             .iter()
             .filter_map(|s| match &s.source {
                 ModSource::Modrinth { project, version } => Some((*s, project.as_str(), version.as_str())),
                 _ => None,
             })
             .collect();
-        let mut ids: Vec<&str> = wanted.iter().map(|w| w.2).collect();
+        let mut ids: Vec<&str> = wanted_specs.iter().map(|w| w.2).collect();
         ids.sort_unstable();
         ids.dedup();
         let by_id: BTreeMap<String, Version> = match self.versions(&ids).await {
             Ok(v) => v.into_iter().map(|v| (v.id.clone(), v)).collect(),
             Err(e) => {
                 let msg = e.to_string();
-                return wanted
+                return wanted_specs
                     .iter()
                     .map(|_| {
                         Err(ModrinthError::Api {
@@ -229,29 +366,96 @@ impl ModrinthClient {
                     .collect();
             }
         };
-        let mut out = Vec::with_capacity(wanted.len());
-        for (spec, project, version) in wanted {
+        let mut out = Vec::with_capacity(wanted_specs.len());
+        for (spec, project, version) in wanted_specs {
             let found = match by_id.get(version) {
-                Some(v) => Ok(Some(v.clone())),
-                None => self.project_versions(project).await.map(|list| {
-                    list.unwrap_or_default()
-                        .into_iter()
-                        .find(|v| v.version_number == version || v.id == version)
-                }),
+                Some(v) => Ok(v.clone()),
+                None => self.by_number(spec, project, version, accepts).await,
             };
-            out.push(match found {
-                Ok(Some(v)) => self.resolved(spec, v),
-                Ok(None) => Err(ModrinthError::VersionNotFound {
-                    name: spec.name.clone(),
-                    defined_in: spec.defined_in.clone(),
-                    project: project.to_owned(),
-                    version: version.to_owned(),
-                    url: format!("{}/v2/version/{version}", self.base),
-                }),
-                Err(e) => Err(e),
-            });
+            out.push(found.and_then(|v| self.resolved(spec, v)));
         }
         out
+    }
+
+    /// The one version of `project` whose number (or id) is `version`, among
+    /// those for the pack's loaders and Minecraft versions.
+    async fn by_number(
+        &self,
+        spec: &ModSpec,
+        project: &str,
+        version: &str,
+        accepts: Option<&Accepts>,
+    ) -> Result<Version, ModrinthError> {
+        let url = format!("{}/v2/project/{project}/version", self.base);
+        let not_found = || ModrinthError::VersionNotFound {
+            name: spec.name.clone(),
+            defined_in: spec.defined_in.clone(),
+            project: project.to_owned(),
+            version: version.to_owned(),
+            url: url.clone(),
+        };
+        let loaders: &[&str] = accepts.map_or(&[], |a| a.loaders());
+        let minecraft = accepts.map(Accepts::minecraft).unwrap_or_default();
+        let is_it = |v: &Version| v.version_number == version || v.id == version;
+        let Some(list) = self.project_versions(project, loaders, &minecraft).await? else {
+            return Err(not_found());
+        };
+        let mut candidates: Vec<Version> = list.into_iter().filter(is_it).collect();
+        if candidates.is_empty() {
+            if loaders.is_empty() && minecraft.is_empty() {
+                return Err(not_found());
+            }
+            // Say whether the number exists for another loader or version.
+            let others: Vec<String> = self
+                .project_versions(project, &[], &[])
+                .await?
+                .unwrap_or_default()
+                .iter()
+                .filter(|v| is_it(v))
+                .map(Version::describe)
+                .collect();
+            if others.is_empty() {
+                return Err(not_found());
+            }
+            return Err(ModrinthError::WrongLoader {
+                name: spec.name.clone(),
+                defined_in: spec.defined_in.clone(),
+                project: project.to_owned(),
+                version: version.to_owned(),
+                url,
+                wanted: wanted(accepts),
+                others: others.join(", "),
+            });
+        }
+        if candidates.len() > 1
+            && let Some(a) = accepts
+        {
+            // The pack's own loader, then its own Minecraft version, before
+            // the merely compatible ones (a NeoForge pack takes Forge mods,
+            // but a NeoForge build of the same number is the one it wants).
+            let own_loader = a.target.loader_name();
+            if candidates
+                .iter()
+                .any(|v| v.loaders.iter().any(|l| l == own_loader))
+            {
+                candidates.retain(|v| v.loaders.iter().any(|l| l == own_loader));
+            }
+            let own_mc = &a.target.minecraft;
+            if candidates.iter().any(|v| v.game_versions.contains(own_mc)) {
+                candidates.retain(|v| v.game_versions.contains(own_mc));
+            }
+        }
+        if candidates.len() > 1 {
+            return Err(ModrinthError::Ambiguous {
+                name: spec.name.clone(),
+                defined_in: spec.defined_in.clone(),
+                project: project.to_owned(),
+                version: version.to_owned(),
+                wanted: wanted(accepts),
+                candidates: candidates.iter().map(Version::describe).collect(),
+            });
+        }
+        candidates.pop().ok_or_else(not_found)
     }
 
     fn resolved(&self, spec: &ModSpec, v: Version) -> Result<ResolvedMod, ModrinthError> {
@@ -301,5 +505,27 @@ impl ModrinthClient {
             modrinth: Some(v),
             spec: spec.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_base62_strings_are_ids() {
+        for id in ["AANobbMI", "ug2qKTPR", "sod1", "12345678"] {
+            assert!(is_base62_id(id), "{id}");
+        }
+        for number in [
+            "0.14.3",
+            "mc1.21.1-0.6.0-fabric",
+            "1.0.0+1.21",
+            "",
+            "v2 beta",
+            "zzzzzzzzzzzz",
+        ] {
+            assert!(!is_base62_id(number), "{number}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
-use super::{Body, Expected, Object, ObjectMeta, PutOutcome, Store, StoreError};
+use super::api::{Body, Expected, Object, ObjectMeta, PutOutcome, Store, StoreError};
 
 /// A directory holding the static layout.
 #[derive(Debug, Clone)]

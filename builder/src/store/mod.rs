@@ -4,124 +4,15 @@
 //! Immutable objects (blobs, manifests) are written once and never
 //! overwritten; the channel pointer is replaced by compare-and-swap.
 
+pub mod api;
 pub mod dir;
 pub mod s3;
 
-use std::fmt;
 use std::path::PathBuf;
 
-use bytes::Bytes;
-
+pub use api::{Body, Expected, Object, ObjectMeta, PutOutcome, Store, StoreError};
 pub use dir::DirStore;
 pub use s3::{S3Settings, S3Store};
-
-/// Body of an object to upload.
-#[derive(Debug, Clone)]
-pub enum Body {
-    Bytes(Bytes),
-    /// A local file, streamed from disk (never read whole into memory).
-    File(PathBuf),
-    /// A file in the download cache: like `File`, but immutable (named by
-    /// its content), so a directory store on the same filesystem hard-links
-    /// it and makes it durable with the other blobs ([`Store::sync_blobs`]).
-    CachedFile(PathBuf),
-}
-
-/// Headers stored with an object.
-#[derive(Debug, Clone, Copy)]
-pub struct ObjectMeta {
-    pub content_type: &'static str,
-    pub cache_control: &'static str,
-}
-
-/// What an immutable put did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PutOutcome {
-    Created,
-    /// The key already existed; nothing was written.
-    AlreadyExists,
-}
-
-/// A stored object read back, with the entity tag used for compare-and-swap.
-#[derive(Debug, Clone)]
-pub struct Object {
-    pub bytes: Bytes,
-    pub etag: String,
-}
-
-/// Precondition for replacing a pointer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expected {
-    /// The key must not exist yet.
-    Absent,
-    /// The key must still have this entity tag.
-    ETag(String),
-}
-
-/// A store operation that failed. Messages name the store and the key.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("store {store}: `{key}`: {message}")]
-    Io {
-        store: String,
-        key: String,
-        message: String,
-    },
-    #[error(
-        "store {store}: `{key}` changed while this command ran (another publish or promote won the race); run the command again to build on the newer pointer"
-    )]
-    Conflict { store: String, key: String },
-    #[error("store {store}: `{key}` is larger than {limit} bytes")]
-    TooLarge { store: String, key: String, limit: u64 },
-    #[error("invalid store URL `{url}`: {message}")]
-    Url { url: String, message: String },
-}
-
-/// An object store holding the static layout in docs/FORMAT.md.
-#[async_trait::async_trait]
-pub trait Store: Send + Sync + fmt::Debug {
-    /// Human-readable location (`/path/to/store`, `s3://bucket/prefix`).
-    fn describe(&self) -> String;
-
-    /// Whether `key` exists.
-    async fn exists(&self, key: &str) -> Result<bool, StoreError>;
-
-    /// Whether the store keeps the download cache's files themselves (a
-    /// directory store on the same filesystem hard-links them), so they must
-    /// be on disk before the manifest names them. Publishing then writes
-    /// downloads straight to the disk ([`crate::download::WriteMode::Direct`]).
-    fn keeps_cached_files(&self) -> bool {
-        false
-    }
-
-    /// Makes every blob put so far durable; called once, after the blobs and
-    /// before the manifest that names them. Remote stores have nothing to do
-    /// (a completed PUT is stored).
-    async fn sync_blobs(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// [`Store::exists`] taking an owned key, for use in streams of requests.
-    async fn exists_owned(&self, key: String) -> Result<bool, StoreError> {
-        self.exists(&key).await
-    }
-
-    /// Writes `key` if and only if it does not exist yet (`If-None-Match: *`).
-    async fn put_immutable(&self, key: &str, body: Body, meta: ObjectMeta) -> Result<PutOutcome, StoreError>;
-
-    /// Reads `key` whole, refusing objects larger than `max_bytes`. `None` if absent.
-    async fn get(&self, key: &str, max_bytes: u64) -> Result<Option<Object>, StoreError>;
-
-    /// Replaces `key` only if it still matches `expected`; `Conflict` otherwise.
-    /// Returns the new entity tag.
-    async fn put_cas(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        expected: Expected,
-        meta: ObjectMeta,
-    ) -> Result<String, StoreError>;
-}
 
 /// Opens the store named by `url`: a path or `file://` URL for a directory,
 /// `s3://bucket[/prefix]` for S3 (settings from `s3`).

@@ -17,7 +17,7 @@ use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
-use super::{Body, Expected, Object, ObjectMeta, PutOutcome, Store, StoreError};
+use super::api::{Body, Expected, Object, ObjectMeta, PutOutcome, Store, StoreError};
 
 /// Connection settings for an S3-compatible store. Unset fields come from the standard AWS
 /// environment variables and profile files (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,

@@ -9,11 +9,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use atlas_builder::build::plan_pack;
 use atlas_builder::download::{RetryPolicy, Sleeper, WriteMode};
 use atlas_builder::plan::{BuildPlan, PlanOptions};
-use atlas_builder::publish::{PublishOptions, PublishReport, publish, publish_with_exports};
+use atlas_builder::publish::{PublishOptions, PublishReport, PublishRequest};
 use atlas_builder::repo::PackSource;
-use atlas_builder::resolve::{ModOptions, ModsReport, plan_pack};
+use atlas_builder::resolve::{ModOptions, ModsReport};
 use atlas_builder::store::{S3Settings, S3Store};
 use atlas_proto::SecretKey;
 use atlas_proto::v1::HashAlgorithm;
@@ -131,18 +132,33 @@ impl World {
         o
     }
 
-    async fn plan(&self) -> (PackSource, BuildPlan, ModsReport) {
+    /// Publishes HEAD to `store` with `options`: the plan, what fetching
+    /// the mods did, and what the publish did.
+    async fn publish_with(
+        &self,
+        store: &S3Store,
+        options: ModOptions,
+    ) -> (BuildPlan, ModsReport, PublishReport) {
         let source = PackSource::open(self.repo.path(), false).expect("open");
-        let (plan, report) = plan_pack(&source, &PlanOptions::default(), &self.options())
-            .await
-            .expect("plan");
-        (source, plan, report)
+        let key = SecretKey::from_seed(&[7; 32]);
+        let req = PublishRequest {
+            key: Some(&key),
+            ..PublishRequest::new(&source, store, publish_options(), options)
+        };
+        let published = atlas_builder::publish::run(req).await.expect("publish");
+        let mods = published.report.mods.clone();
+        (published.plan, mods, published.report)
+    }
+
+    async fn publish(&self, store: &S3Store) -> (BuildPlan, ModsReport, PublishReport) {
+        self.publish_with(store, self.options()).await
     }
 
     fn download_requests(&self) -> usize {
-        let cdn = |p: &str| p.starts_with("/data/") || p.starts_with("/files/");
+        let cdn = |p: &str| p.starts_with("/data/");
+        // CurseForge's files come from its CDN, another origin than its API.
         self.modrinth.requests().iter().filter(|r| cdn(&r.path)).count()
-            + self.curseforge.requests().iter().filter(|r| cdn(&r.path)).count()
+            + self.curseforge.cdn_requests().len()
             + self.files.count()
     }
 }
@@ -172,13 +188,6 @@ fn publish_options() -> PublishOptions {
     }
 }
 
-async fn publish_to(store: &S3Store, source: &PackSource, plan: &BuildPlan) -> PublishReport {
-    let key = SecretKey::from_seed(&[7; 32]);
-    publish(plan, source, store, Some(&key), &publish_options())
-        .await
-        .expect("publish")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_mods_build_publish_and_rebuild_incrementally() {
     let world = World::new();
@@ -186,7 +195,7 @@ async fn three_hundred_mods_build_publish_and_rebuild_incrementally() {
     let store = s3_store(&s3).await;
 
     // Cold build: every mod downloaded once, every blob uploaded.
-    let (source, plan, report) = world.plan().await;
+    let (plan, report, published) = world.publish(&store).await;
     assert_eq!(report.mods, MODS);
     assert_eq!(
         (report.downloaded, report.cached, report.upstream_only),
@@ -194,7 +203,6 @@ async fn three_hundred_mods_build_publish_and_rebuild_incrementally() {
     );
     assert_eq!(world.download_requests(), MODS);
     assert_eq!(plan.manifest.files.len(), MODS + 20);
-    let published = publish_to(&store, &source, &plan).await;
     assert_eq!(published.blobs_new, MODS + 20);
     assert_eq!(published.blobs_reused, 0);
 
@@ -225,7 +233,7 @@ async fn three_hundred_mods_build_publish_and_rebuild_incrementally() {
     world.modrinth.reset_requests();
     world.curseforge.reset_requests();
     world.files.reset_requests();
-    let (source2, plan2, report2) = world.plan().await;
+    let (plan2, report2, again) = world.publish(&store).await;
     assert_eq!(world.download_requests(), 0, "warm cache must not download");
     assert_eq!(
         (report2.downloaded, report2.cached, report2.requests),
@@ -233,7 +241,6 @@ async fn three_hundred_mods_build_publish_and_rebuild_incrementally() {
     );
     assert_eq!(plan2.build_id, plan.build_id);
     assert_eq!(plan2.manifest_bytes, plan.manifest_bytes);
-    let again = publish_to(&store, &source2, &plan2).await;
     assert_eq!((again.blobs_new, again.bytes_new), (0, 0));
     assert_eq!(again.blobs_reused, MODS + 20);
     assert!(!again.manifest_new);
@@ -245,6 +252,7 @@ async fn three_hundred_mods_build_publish_and_rebuild_incrementally() {
     let mut o = world.options();
     o.cache_dir = other_cache.path().to_owned();
     o.download.write_mode = WriteMode::Direct;
+    let source2 = PackSource::open(world.repo.path(), false).expect("open");
     let (plan3, _) = plan_pack(&source2, &PlanOptions::default(), &o)
         .await
         .expect("plan");
@@ -272,11 +280,10 @@ async fn three_hundred_mods_build_publish_and_rebuild_incrementally() {
     world.repo.write("pack.toml", toml).expect("write");
     world.repo.commit_all("update one mod").expect("commit");
     world.files.reset_requests();
-    let (source4, plan4, report4) = world.plan().await;
+    let (plan4, report4, one) = world.publish(&store).await;
     assert_eq!((report4.downloaded, report4.cached), (1, MODS - 1));
     assert_eq!(world.files.count(), 1);
     assert_ne!(plan4.build_id, plan.build_id);
-    let one = publish_to(&store, &source4, &plan4).await;
     assert_eq!(one.blobs_new, 1);
     assert_eq!(one.bytes_new, changed.len() as u64);
     assert!(one.manifest_new);
@@ -287,16 +294,13 @@ async fn mirrored_mods_upload_while_the_rest_download_and_count_as_new() {
     let world = World::new();
     let s3 = S3Server::start("atlas").expect("s3");
     let store = s3_store(&s3).await;
-    let source = PackSource::open(world.repo.path(), false).expect("open");
 
-    // Planning and early uploads side by side, as `publish` runs them for S3.
-    let (tx, rx) = atlas_builder::early::channel();
-    let mut o = world.options();
-    o.landed = Some(tx);
-    let planning = async move { plan_pack(&source, &PlanOptions::default(), &o).await };
-    let (planned, early) = tokio::join!(planning, atlas_builder::early::upload_landed(&store, rx, 8));
-    let (plan, report) = planned.expect("plan");
+    // A remote store: the publish uploads mirrored mods as they land, while
+    // the rest download, then finds them stored and uploads the 20
+    // repository files; every blob counts as new (this run wrote them).
+    let (plan, report, published) = world.publish(&store).await;
     assert_eq!((report.downloaded, report.upstream_only), (MODS, 0));
+    let early = published.early.expect("a remote store uploads early");
     assert_eq!((early.created.len(), early.failed), (MODS, 0));
     for d in &early.created {
         assert!(plan.blobs.contains_key(d), "only blobs of the plan go up early");
@@ -307,22 +311,6 @@ async fn mirrored_mods_upload_while_the_rest_download_and_count_as_new() {
         .map(|d| plan.blobs.get(d).expect("in plan").size)
         .sum();
     assert_eq!(early.bytes, mods_bytes);
-
-    // The publish finds the mods stored, uploads the 20 repository files and
-    // reports every blob as new (this run wrote them), none as reused.
-    let source = PackSource::open(world.repo.path(), false).expect("open");
-    let key = SecretKey::from_seed(&[7; 32]);
-    let published = publish_with_exports(
-        &plan,
-        &source,
-        &store,
-        Some(&key),
-        &publish_options(),
-        None,
-        Some(&early),
-    )
-    .await
-    .expect("publish");
     let total: u64 = plan.blobs.values().map(|b| b.size).sum();
     assert_eq!(
         (published.blobs_new, published.blobs_reused, published.bytes_new),
@@ -333,14 +321,12 @@ async fn mirrored_mods_upload_while_the_rest_download_and_count_as_new() {
     // Upstream-only mods never go to the store early, even from a warm cache.
     let s3b = S3Server::start("other").expect("s3");
     let other = s3_store(&s3b).await;
-    let (tx, rx) = atlas_builder::early::channel();
     let mut o = world.options();
-    o.landed = Some(tx);
     o.mirror_override = Some(atlas_builder::settings::MirrorMode::Upstream);
-    let source = PackSource::open(world.repo.path(), false).expect("open");
-    let planning = async move { plan_pack(&source, &PlanOptions::default(), &o).await };
-    let (planned, early) = tokio::join!(planning, atlas_builder::early::upload_landed(&other, rx, 8));
-    let (_, report) = planned.expect("plan");
+    let (_, report, published) = world.publish_with(&other, o).await;
     assert_eq!((report.cached, report.upstream_only), (MODS, MODS));
-    assert_eq!(early, atlas_builder::early::EarlyUploads::default());
+    assert_eq!(
+        published.early,
+        Some(atlas_builder::publish::early::EarlyUploads::default())
+    );
 }

@@ -10,11 +10,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use atlas_builder::build::{BuildError, plan_pack};
 use atlas_builder::download::{RetryPolicy, Sleeper};
 use atlas_builder::plan::{BuildPlan, PlanOptions};
-use atlas_builder::publish::{PublishOptions, PublishReport, publish};
+use atlas_builder::publish::{PublishOptions, PublishReport, PublishRequest};
 use atlas_builder::repo::PackSource;
-use atlas_builder::resolve::{BuildError, ModOptions, ModsReport, plan_pack};
+use atlas_builder::resolve::{ModOptions, ModsReport};
 use atlas_builder::store::DirStore;
 use atlas_proto::v1::{File, HashAlgorithm, LoaderKind, Side};
 use atlas_proto::{SecretKey, layout};
@@ -172,10 +173,34 @@ impl World {
         o
     }
 
-    async fn plan(&self, cache: &std::path::Path) -> Result<(PackSource, BuildPlan, ModsReport), BuildError> {
+    async fn plan(&self, cache: &std::path::Path) -> Result<(BuildPlan, ModsReport), BuildError> {
         let source = PackSource::open(self.repo.path(), false).expect("open");
-        let (plan, report) = plan_pack(&source, &PlanOptions::default(), &self.options(cache)).await?;
-        Ok((source, plan, report))
+        plan_pack(&source, &PlanOptions::default(), &self.options(cache)).await
+    }
+
+    /// Publishes HEAD: the plan, what fetching the mods did, and what the publish did.
+    async fn publish(
+        &self,
+        store: &DirStore,
+        cache: &std::path::Path,
+    ) -> (BuildPlan, ModsReport, PublishReport) {
+        let source = PackSource::open(self.repo.path(), false).expect("open");
+        let opts = PublishOptions {
+            channel: "dev".into(),
+            now: 1_000_000,
+            pointer_lifetime: Duration::from_secs(3600),
+            dry_run: false,
+            concurrency: 4,
+            force_pointer: false,
+        };
+        let key = SecretKey::from_seed(&[9; 32]);
+        let req = PublishRequest {
+            key: Some(&key),
+            ..PublishRequest::new(&source, store, opts, self.options(cache))
+        };
+        let published = atlas_builder::publish::run(req).await.expect("publish");
+        let mods = published.report.mods.clone();
+        (published.plan, mods, published.report)
     }
 }
 
@@ -191,21 +216,6 @@ fn pack_toml(index: &str) -> String {
          minecraft = \"1.21.1\"\nfabric = \"0.16.9\"\n",
         sha256_hex(index.as_bytes())
     )
-}
-
-async fn publish_to(store: &DirStore, source: &PackSource, plan: &BuildPlan) -> PublishReport {
-    let opts = PublishOptions {
-        channel: "dev".into(),
-        now: 1_000_000,
-        pointer_lifetime: Duration::from_secs(3600),
-        dry_run: false,
-        concurrency: 4,
-        force_pointer: false,
-    };
-    let key = SecretKey::from_seed(&[9; 32]);
-    publish(plan, source, store, Some(&key), &opts)
-        .await
-        .expect("publish")
 }
 
 fn entry<'a>(plan: &'a BuildPlan, path: &str) -> &'a File {
@@ -227,7 +237,10 @@ fn hash_of(f: &File, algo: HashAlgorithm) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packwiz_pack_builds_publishes_and_rebuilds_identically() {
     let world = World::new();
-    let (source, plan, report) = world.plan(world.cache.path()).await.expect("plan");
+    // Published to a directory store: every blob and the manifest.
+    let store_dir = tempfile::tempdir().expect("store");
+    let store = DirStore::new(store_dir.path());
+    let (plan, report, first) = world.publish(&store, world.cache.path()).await;
     assert_eq!((report.mods, report.downloaded, report.cached), (4, 4, 0));
 
     let m = &plan.manifest;
@@ -313,10 +326,6 @@ async fn packwiz_pack_builds_publishes_and_rebuilds_identically() {
     let readme = entry(&plan, "config/read me.txt");
     assert!(!readme.preserve && readme.upstreams.is_empty());
 
-    // Published to a directory store: every blob and the manifest.
-    let store_dir = tempfile::tempdir().expect("store");
-    let store = DirStore::new(store_dir.path());
-    let first = publish_to(&store, &source, &plan).await;
     assert_eq!((first.blobs_new, first.blobs_reused), (6, 0));
     assert_eq!(first.mods, report, "the publish report carries the mods report");
     assert!(first.mods.bytes_downloaded > 0);
@@ -331,19 +340,18 @@ async fn packwiz_pack_builds_publishes_and_rebuilds_identically() {
     // Second build, warm cache: nothing downloaded, byte-identical manifest.
     world.modrinth.reset_requests();
     world.files.reset_requests();
-    let (source2, plan2, report2) = world.plan(world.cache.path()).await.expect("plan");
+    let (plan2, report2, second) = world.publish(&store, world.cache.path()).await;
     assert_eq!((report2.downloaded, report2.cached), (0, 4));
     assert_eq!(world.files.count(), 0);
     assert_eq!(plan2.manifest_bytes, plan.manifest_bytes);
     assert_eq!(plan2.build_id, plan.build_id);
-    let second = publish_to(&store, &source2, &plan2).await;
     assert_eq!((second.blobs_new, second.bytes_new), (0, 0));
     assert!(!second.manifest_new);
     assert_eq!((second.mods.cached, second.mods.bytes_downloaded), (4, 0));
 
     // Another machine (cold cache): the same bytes again.
     let other = tempfile::tempdir().expect("cache");
-    let (_, plan3, report3) = world.plan(other.path()).await.expect("plan");
+    let (plan3, report3) = world.plan(other.path()).await.expect("plan");
     assert_eq!(report3.downloaded, 4);
     assert_eq!(plan3.manifest_bytes, plan.manifest_bytes);
 }

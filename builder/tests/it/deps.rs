@@ -2,6 +2,8 @@
 //! dependency missing from the pack (by project, or by version id looked up),
 //! an incompatibility inside the pack, another Minecraft version or loader;
 //! `--deps warn` reports them, `--deps error` fails before any download.
+//! What a pack accepts is what packwiz accepts: Forge mods in NeoForge
+//! packs, Fabric mods in Quilt packs, and `acceptable-game-versions`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,9 +12,10 @@ use std::time::Duration;
 
 use atlas_builder::download::Sleeper;
 use atlas_builder::packwiz::{HashFormat, UpstreamHash};
-use atlas_builder::resolve::build::fetch_mods_for;
-use atlas_builder::resolve::deps::Target;
-use atlas_builder::resolve::{BuildError, DepProblem, DepsPolicy, ModOptions, ModSource, ModSpec};
+use atlas_builder::resolve::deps::{Accepts, Target, check_accepting};
+use atlas_builder::resolve::{
+    DepProblem, DepsPolicy, FetchError, ModOptions, ModSource, ModSpec, fetch_mods_for,
+};
 use atlas_proto::v1::{LoaderKind, Side};
 use atlas_testkit::modrinth::ModrinthServer;
 use serde_json::json;
@@ -58,11 +61,17 @@ impl Fake {
         }
         let edit =
             |id: &str, f: &dyn Fn(&mut serde_json::Value)| assert!(modrinth.edit_version(id, f), "{id}");
+        // Dependencies name projects by id, as Modrinth's do.
+        let (fabric_api, optifabric) = (
+            project_id(&modrinth, "fabric-api"),
+            project_id(&modrinth, "optifabric"),
+        );
+        let modmenu = modrinth.add_project("modmenu");
         edit("sod1", &|v| {
             v["dependencies"] = json!([
-                { "project_id": "fabric-api", "version_id": null, "file_name": null, "dependency_type": "required" },
-                { "project_id": "optifabric", "version_id": null, "file_name": null, "dependency_type": "incompatible" },
-                { "project_id": "modmenu", "version_id": null, "file_name": null, "dependency_type": "optional" }
+                { "project_id": fabric_api, "version_id": null, "file_name": null, "dependency_type": "required" },
+                { "project_id": optifabric, "version_id": null, "file_name": null, "dependency_type": "incompatible" },
+                { "project_id": modmenu, "version_id": null, "file_name": null, "dependency_type": "optional" }
             ]);
         });
         edit("forge1", &|v| v["loaders"] = json!(["forge", "neoforge"]));
@@ -94,6 +103,12 @@ impl Fake {
             .filter(|r| r.path.starts_with("/data/"))
             .count()
     }
+}
+
+fn project_id(modrinth: &ModrinthServer, slug: &str) -> String {
+    modrinth
+        .project_id(slug)
+        .unwrap_or_else(|| panic!("no project {slug}"))
 }
 
 fn spec(project: &str, version: &str) -> ModSpec {
@@ -155,22 +170,25 @@ async fn warn_reports_every_dependency_problem_and_builds() {
             }
         })
         .collect();
+    let fabric_api = project_id(&f.modrinth, "fabric-api");
     assert_eq!(
         kinds,
         [
-            ("sodium", "missing fabric-api".to_owned()),
+            ("sodium", format!("missing {fabric_api}")),
             ("sodium", "incompatible optifabric".to_owned()),
             ("forge-only", "loader forge,neoforge".to_owned()),
             ("old-mod", "minecraft 1.20.1,1.20.2".to_owned()),
-            ("needs-lib", "missing lib".to_owned()),
+            ("needs-lib", format!("missing {}", project_id(&f.modrinth, "lib"))),
         ],
         "optional dependencies and shader loaders are not problems"
     );
     let messages: Vec<String> = report.deps.iter().map(ToString::to_string).collect();
     assert_eq!(
         messages[0],
-        "pack.toml mods[sodium]: sodium requires Modrinth project `fabric-api`, which the pack does not \
-         contain; add it (https://modrinth.com/mod/fabric-api) or remove sodium"
+        format!(
+            "pack.toml mods[sodium]: sodium requires Modrinth project `{fabric_api}`, which the pack does not \
+             contain; add it (https://modrinth.com/mod/{fabric_api}) or remove sodium"
+        )
     );
     assert!(
         messages[1].contains("incompatible with optifabric (pack.toml mods[optifabric]); remove one"),
@@ -198,7 +216,7 @@ async fn error_policy_fails_before_downloading() {
         Ok(_) => panic!("--deps error must fail"),
         Err(e) => e,
     };
-    let BuildError::Deps(problems) = &err else {
+    let FetchError::Deps(problems) = &err else {
         panic!("unexpected error: {err}")
     };
     assert_eq!(problems.0.len(), 5);
@@ -242,10 +260,92 @@ async fn complete_pack_has_no_problems_and_quilt_runs_fabric_mods() {
 }
 
 #[tokio::test]
+async fn neoforge_packs_take_forge_mods_as_packwiz_does() {
+    // packwiz core/pack.go GetCompatibleLoaders: a NeoForge pack also takes
+    // Forge mods. A mod built for Forge alone is no problem in one.
+    let f = Fake::start();
+    f.modrinth
+        .add_version("forge-lib", "flib1", "2.0", "forge-lib.jar", b"forge lib bytes");
+    assert!(
+        f.modrinth
+            .edit_version("flib1", |v| v["loaders"] = json!(["forge"]))
+    );
+    let neoforge = Target {
+        minecraft: "1.21.1".into(),
+        loader: LoaderKind::Neoforge,
+    };
+    let specs = [spec("forge-lib", "flib1")];
+    let (_, report) = fetch_mods_for(&specs, &f.options(DepsPolicy::Error), Some(&neoforge))
+        .await
+        .expect("a Forge mod in a NeoForge pack is fine");
+    assert_eq!(report.deps, []);
+    // ...but not the other way round.
+    let forge = Target {
+        minecraft: "1.21.1".into(),
+        loader: LoaderKind::Forge,
+    };
+    let specs = [spec("sodium", "sod1")];
+    let (_, report) = fetch_mods_for(&specs, &f.options(DepsPolicy::Warn), Some(&forge))
+        .await
+        .expect("warn");
+    assert!(
+        report.deps.iter().any(|p| matches!(p, DepProblem::Loader { .. })),
+        "{:?}",
+        report.deps
+    );
+}
+
+#[tokio::test]
+async fn acceptable_game_versions_are_honoured() {
+    // A real pack.toml (github.com/Alfakynz/Toralia, MIT) accepts 1.21 mods
+    // in a 1.21.1 pack through `[options] acceptable-game-versions`.
+    let f = Fake::start();
+    f.modrinth
+        .add_version("for-1-21", "v121", "1.0", "for-1-21.jar", b"a 1.21 mod");
+    assert!(
+        f.modrinth
+            .edit_version("v121", |v| v["game_versions"] = json!(["1.21"]))
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/packwiz-real/toralia-fabric-cf");
+    let (pw, _) = atlas_builder::packwiz::PackwizPack::load(
+        &atlas_builder::packwiz::DirFiles::open(&dir).expect("fixture"),
+    )
+    .expect("loads");
+    let accepts = Accepts::for_packwiz(&pw.pack);
+    assert_eq!(accepts.minecraft(), ["1.21.1", "1.21"]);
+    let specs = [spec("for-1-21", "v121"), spec("old-mod", "old1")];
+    let http = atlas_builder::download::http_client(Duration::from_secs(5));
+    let resolver = atlas_builder::resolve::Resolver::new(
+        &f.options(DepsPolicy::Warn).resolve,
+        http,
+        Arc::new(NoSleep::default()),
+    );
+    let resolved = resolver
+        .resolve_accepting(&specs, Some(&accepts))
+        .await
+        .expect("resolves");
+    let problems = check_accepting(&resolved, &accepts, &Default::default());
+    let kinds: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(kinds.len(), 1, "only the 1.20 mod: {kinds:?}");
+    assert!(
+        kinds[0].contains("old-mod 1.0.0 is built for Minecraft 1.20.1, 1.20.2, not 1.21.1 or 1.21"),
+        "{kinds:?}"
+    );
+    // Without the option, the 1.21 mod is a problem (as it always was).
+    let strict = Accepts::from(&accepts.target);
+    assert_eq!(check_accepting(&resolved, &strict, &Default::default()).len(), 2);
+}
+
+#[tokio::test]
 async fn packwiz_url_mods_get_metadata_from_their_update_section() {
     let f = Fake::start();
     let bytes = b"sodium bytes";
-    let url = format!("{}/data/sodium/versions/sod1/sodium.jar", f.modrinth.url());
+    let url = format!(
+        "{}/data/{}/versions/sod1/sodium.jar",
+        f.modrinth.url(),
+        project_id(&f.modrinth, "sodium")
+    );
     let mut s = spec("Sodium", "");
     s.defined_in = "mods/sodium.pw.toml".into();
     s.source = ModSource::Url {
@@ -258,9 +358,59 @@ async fn packwiz_url_mods_get_metadata_from_their_update_section() {
         .expect("builds");
     let messages: Vec<String> = report.deps.iter().map(ToString::to_string).collect();
     assert_eq!(messages.len(), 1, "{messages:?}");
+    let fabric_api = project_id(&f.modrinth, "fabric-api");
     assert!(
-        messages[0].starts_with("mods/sodium.pw.toml: Sodium requires Modrinth project `fabric-api`"),
+        messages[0].starts_with(&format!(
+            "mods/sodium.pw.toml: Sodium requires Modrinth project `{fabric_api}`"
+        )),
         "{}",
         messages[0]
     );
+}
+
+#[tokio::test]
+async fn a_packwiz_build_honours_acceptable_game_versions() {
+    // Glue test (resolve/build.rs): a packwiz pack accepting 1.21 mods builds
+    // with --deps error although one of its mods is built for 1.21 only.
+    let f = Fake::start();
+    f.modrinth
+        .add_version("for-1-21", "v121", "1.0", "for-1-21.jar", b"a 1.21 mod");
+    assert!(
+        f.modrinth
+            .edit_version("v121", |v| v["game_versions"] = json!(["1.21"]))
+    );
+    let project = project_id(&f.modrinth, "for-1-21");
+    let url = format!("{}/data/{project}/versions/v121/for-1-21.jar", f.modrinth.url());
+    let sha512 = UpstreamHash::of(HashFormat::Sha512, b"a 1.21 mod");
+    let meta = format!(
+        "name = \"For 1.21\"\nfilename = \"for-1-21.jar\"\nside = \"both\"\n\n[download]\nurl = \"{url}\"\n\
+         hash-format = \"sha512\"\nhash = \"{sha512}\"\n\n[update]\n[update.modrinth]\nmod-id = \"{project}\"\nversion = \"v121\"\n"
+    );
+    let repo = atlas_testkit::git::GitRepo::init().expect("git");
+    repo.write("mods/for-1-21.pw.toml", &meta).expect("write");
+    let index = format!(
+        "hash-format = \"sha256\"\n\n[[files]]\nfile = \"mods/for-1-21.pw.toml\"\nhash = \"{}\"\nmetafile = true\n",
+        UpstreamHash::of(HashFormat::Sha256, meta.as_bytes())
+    );
+    repo.write("index.toml", &index).expect("write");
+    repo.write(
+        "pack.toml",
+        format!(
+            "name = \"Accepting\"\npack-format = \"packwiz:1.1.0\"\n\n[index]\nfile = \"index.toml\"\n\
+             hash-format = \"sha256\"\nhash = \"{}\"\n\n[versions]\nminecraft = \"1.21.1\"\nfabric = \"0.16.9\"\n\n\
+             [options]\nacceptable-game-versions = [\"1.21\"]\n",
+            UpstreamHash::of(HashFormat::Sha256, index.as_bytes())
+        ),
+    )
+    .expect("write");
+    repo.commit_all("pack").expect("commit");
+    let source = atlas_builder::repo::PackSource::open(repo.path(), false).expect("open");
+    let (_, report) = atlas_builder::build::plan_pack(
+        &source,
+        &atlas_builder::plan::PlanOptions::default(),
+        &f.options(DepsPolicy::Error),
+    )
+    .await
+    .expect("1.21 mods are accepted");
+    assert_eq!(report.deps, []);
 }

@@ -9,16 +9,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 use std::time::Duration;
 
+use atlas_builder::build::plan_pack;
 use atlas_builder::export::mrpack::write_mrpack;
 use atlas_builder::export::{ExportError, ExportOptions};
 use atlas_builder::packwiz::{DirFiles, PackwizPack, UpstreamHash, has_errors};
-use atlas_builder::plan::{BuildPlan, PlanOptions, plan};
+use atlas_builder::plan::{BuildPlan, PlanOptions};
 use atlas_builder::pointer::read_current;
-use atlas_builder::promote::{PromoteError, PromoteFrom, promote, promote_with_exports};
-use atlas_builder::publish::{PublishOptions, publish_with_exports};
+use atlas_builder::promote::{PromoteError, PromoteFrom, PromoteReport, PromoteRequest};
+use atlas_builder::publish::{PublishOptions, PublishRequest, Published};
 use atlas_builder::repo::PackSource;
-use atlas_builder::resolve::{ModOptions, plan_pack};
-use atlas_builder::store::DirStore;
+use atlas_builder::resolve::ModOptions;
+use atlas_builder::store::{DirStore, Store};
 use atlas_proto::pointer::{Expectation, SignedPointer};
 use atlas_proto::v1::{Manifest, Side};
 use atlas_proto::{SecretKey, Sha256Digest, layout};
@@ -96,16 +97,54 @@ fn options(channel: &str) -> PublishOptions {
     }
 }
 
+/// Publishes `source` (a pack without mods) with its launcher exports.
+async fn publish_with_exports(
+    source: &PackSource,
+    store: &dyn Store,
+    key: &SecretKey,
+    opts: PublishOptions,
+    exports: &ExportOptions,
+) -> Published {
+    let req = PublishRequest {
+        key: Some(key),
+        exports: Some(exports),
+        ..PublishRequest::new(source, store, opts, ModOptions::default())
+    };
+    atlas_builder::publish::run(req).await.expect("publish")
+}
+
+/// Promotes `from` to `production` of pack `expo`.
+async fn promote(
+    w: &World,
+    from: PromoteFrom,
+    now: u64,
+    exports: Option<&ExportOptions>,
+) -> Result<PromoteReport, PromoteError> {
+    atlas_builder::promote::run(PromoteRequest {
+        store: &w.store,
+        key: &w.key,
+        trusted: &[],
+        pack: "expo",
+        from,
+        to: "production",
+        now,
+        lifetime: Duration::from_secs(3600),
+        exports,
+    })
+    .await
+}
+
 impl World {
     async fn published() -> Self {
         let repo = fixture();
         let source = PackSource::open(repo.path(), false).expect("open");
-        let plan = plan(&source, &PlanOptions::default()).expect("plan");
         let store_dir = tempfile::tempdir().expect("tmp");
         let store = DirStore::new(store_dir.path());
         let server = StaticServer::start(store_dir.path()).expect("server");
         let exports = ExportOptions::new(&server.url()).expect("public url");
         let key = SecretKey::from_seed(&[9; 32]);
+        let Published { plan, report } =
+            publish_with_exports(&source, &store, &key, options("dev"), &exports).await;
         let w = Self {
             repo,
             source,
@@ -116,17 +155,6 @@ impl World {
             exports,
             key,
         };
-        let report = publish_with_exports(
-            &w.plan,
-            &w.source,
-            &w.store,
-            Some(&w.key),
-            &options("dev"),
-            Some(&w.exports),
-            None,
-        )
-        .await
-        .expect("publish");
         let e = report.exports.expect("exports");
         assert!(e.mrpack_new);
         assert!(e.packwiz_written > 0);
@@ -295,17 +323,9 @@ async fn rebuild_is_byte_identical_and_uploads_nothing_new() {
     let mut again = std::io::Cursor::new(Vec::new());
     write_mrpack(&w.plan, &w.source, &w.exports, &mut again).expect("write");
     assert_eq!(again.into_inner(), first);
-    let report = publish_with_exports(
-        &w.plan,
-        &w.source,
-        &w.store,
-        Some(&w.key),
-        &options("dev"),
-        Some(&w.exports),
-        None,
-    )
-    .await
-    .expect("publish again");
+    let Published { plan, report } =
+        publish_with_exports(&w.source, &w.store, &w.key, options("dev"), &w.exports).await;
+    assert_eq!(plan.build_id, w.plan.build_id);
     let e = report.exports.expect("exports");
     assert!(!e.mrpack_new);
     assert_eq!(e.packwiz_written, 0);
@@ -468,34 +488,17 @@ async fn exports_on_an_s3_store_resolve_through_its_public_url() {
     let exports = ExportOptions::new(&server.public_url("cdn")).expect("url");
     let repo = fixture();
     let source = PackSource::open(repo.path(), false).expect("open");
-    let p = plan(&source, &PlanOptions::default()).expect("plan");
     let key = SecretKey::from_seed(&[8; 32]);
-    publish_with_exports(
-        &p,
-        &source,
-        &store,
-        Some(&key),
-        &options("dev"),
-        Some(&exports),
-        None,
-    )
-    .await
-    .expect("publish");
+    let p = publish_with_exports(&source, &store, &key, options("dev"), &exports)
+        .await
+        .plan;
     check_tree_at(&exports, "expo", "dev", &p.manifest);
     // The .mrpack is there, and a second publish rewrites nothing.
     let mrpack = get(&exports.url_of(&layout::mrpack_key("expo", &p.build_id)));
     assert!(mrpack.starts_with(b"PK"));
-    let r = publish_with_exports(
-        &p,
-        &source,
-        &store,
-        Some(&key),
-        &options("dev"),
-        Some(&exports),
-        None,
-    )
-    .await
-    .expect("again");
+    let r = publish_with_exports(&source, &store, &key, options("dev"), &exports)
+        .await
+        .report;
     let e = r.exports.expect("exports");
     assert!(!e.mrpack_new);
     assert_eq!(e.packwiz_written, 0);
@@ -507,15 +510,10 @@ async fn packwiz_tree_resolves_on_loopback_and_follows_promote() {
     check_packwiz_tree(&w, "dev", &w.plan.manifest);
 
     // Promote with the public URL: production gets its own tree and names it.
-    let r = promote_with_exports(
-        &w.store,
-        &w.key,
-        &[],
-        "expo",
-        &PromoteFrom::Channel("dev".into()),
-        "production",
+    let r = promote(
+        &w,
+        PromoteFrom::Channel("dev".into()),
         1_000_100,
-        Duration::from_secs(3600),
         Some(&w.exports),
     )
     .await
@@ -535,31 +533,17 @@ async fn packwiz_tree_resolves_on_loopback_and_follows_promote() {
     w.repo.write("mods/new.jar", vec![7u8; 900]).expect("write");
     w.repo.commit_all("second").expect("commit");
     let source = PackSource::open(w.repo.path(), false).expect("open");
-    let second = plan(&source, &PlanOptions::default()).expect("plan");
     let mut opts = options("dev");
     opts.now += 10;
-    publish_with_exports(
-        &second,
-        &source,
-        &w.store,
-        Some(&w.key),
-        &opts,
-        Some(&w.exports),
-        None,
-    )
-    .await
-    .expect("publish");
+    let second = publish_with_exports(&source, &w.store, &w.key, opts, &w.exports)
+        .await
+        .plan;
     check_packwiz_tree(&w, "dev", &second.manifest);
     check_packwiz_tree(&w, "production", &w.plan.manifest);
-    promote_with_exports(
-        &w.store,
-        &w.key,
-        &[],
-        "expo",
-        &PromoteFrom::Build(second.build_id),
-        "production",
+    promote(
+        &w,
+        PromoteFrom::Build(second.build_id),
         1_000_200,
-        Duration::from_secs(3600),
         Some(&w.exports),
     )
     .await
@@ -567,18 +551,9 @@ async fn packwiz_tree_resolves_on_loopback_and_follows_promote() {
     check_packwiz_tree(&w, "production", &second.manifest);
 
     // Without the public URL, a channel with a packwiz tree is not promoted.
-    let err = promote(
-        &w.store,
-        &w.key,
-        &[],
-        "expo",
-        &PromoteFrom::Build(w.plan.build_id),
-        "production",
-        1_000_300,
-        Duration::from_secs(3600),
-    )
-    .await
-    .expect_err("needs the public url");
+    let err = promote(&w, PromoteFrom::Build(w.plan.build_id), 1_000_300, None)
+        .await
+        .expect_err("needs the public url");
     assert!(
         matches!(err, PromoteError::Export(ExportError::NeedsPublicUrl { .. })),
         "{err}"

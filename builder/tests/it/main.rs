@@ -12,6 +12,7 @@ mod exports;
 mod keyset;
 mod packwiz_corpus;
 mod packwiz_parse;
+mod packwiz_real;
 mod pointer_race;
 mod publish;
 mod resolve;

@@ -266,11 +266,16 @@ fn unknown_metafile_field_names_the_nearest() {
         true,
     );
     let (pack, diags) = load(b.finish(""));
-    assert!(pack.metafiles.is_empty());
+    assert!(pack.metafiles.is_empty(), "`filename` is still missing: an error");
     assert!(
         diags.contains(
-            &"mods/sodium.pw.toml:2: error: unknown field `filname`; did you mean `filename`?".to_owned()
+            &"mods/sodium.pw.toml:2: warning: unknown field `filname` is ignored; did you mean `filename`?"
+                .to_owned()
         ),
+        "{diags:#?}"
+    );
+    assert!(
+        diags.iter().any(|d| d.contains("error: `filename` is required")),
         "{diags:#?}"
     );
 }
@@ -383,4 +388,49 @@ fn check_command_reads_a_git_commit_in_a_subdirectory() {
         stdout.contains("modpack/index.toml:3: error: `mods/sodium.pw.toml` does not match"),
         "{stdout}"
     );
+}
+
+#[test]
+fn what_packwiz_accepts_is_a_warning_never_an_error() {
+    // Each as packwiz writes it: `pin = true` (`packwiz pin`), `release-channel`
+    // under [update.curseforge] (packwiz before October 2021), an index
+    // entry without `hash` (`no-internal-hashes`), an index without a
+    // top-level `hash-format` (packwiz reads sha256), and a field from a
+    // newer packwiz.
+    let mut b = PackBuilder::new(true);
+    b.index.clear();
+    b.file(
+        "mods/jei.pw.toml",
+        &JEI.replace(
+            "side = \"server\"\n",
+            "side = \"server\"\npin = true\nfuture-field = 1\n",
+        )
+        .replace("project-id", "release-channel = \"release\"\nproject-id"),
+        true,
+    );
+    b.write_raw("config/unhashed.json", b"{}");
+    b.index.push_str("\n[[files]]\nfile = \"config/unhashed.json\"\n");
+    let dir = b.finish("");
+    let report = check::check_dir(dir).expect("check");
+    assert!(report.ok(), "{}", report.human());
+    let lines: Vec<String> = report.diagnostics.iter().map(ToString::to_string).collect();
+    let has = |s: &str| lines.iter().any(|l| l.starts_with(s));
+    assert!(
+        has("mods/jei.pw.toml:5: warning: unknown field `future-field` is ignored"),
+        "{lines:#?}"
+    );
+    assert!(
+        has("mods/jei.pw.toml:20: warning: `update.curseforge.release-channel` was written by packwiz"),
+        "{lines:#?}"
+    );
+    assert!(
+        has("index.toml:7: warning: 1 entry without `hash` (packwiz's no-internal-hashes mode)"),
+        "{lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("field `pin`")), "{lines:#?}");
+    assert_eq!(report.warnings, 3, "{lines:#?}");
+    let (pack, _) = load(dir);
+    assert_eq!(pack.entries[0].status, EntryStatus::Verified, "sha256 by default");
+    assert_eq!(pack.entries[1].status, EntryStatus::Unchecked);
+    assert_eq!(pack.metafiles.len(), 1);
 }

@@ -55,18 +55,18 @@ async fn point(
     key: &SecretKey,
     b: &Sha256Digest,
 ) -> Result<pointer::PointerUpdate, PointerUpdateError> {
-    pointer::point_channel(
+    pointer::point_channel(&pointer::PointerRequest {
         store,
         key,
-        PACK,
-        CHANNEL,
-        b,
-        100,
-        1_000,
-        DAY,
-        false,
-        &Exports::default(),
-    )
+        pack: PACK,
+        channel: CHANNEL,
+        build: *b,
+        manifest_size: 100,
+        now: 1_000,
+        lifetime: DAY,
+        force: false,
+        exports: Exports::default(),
+    })
     .await
 }
 

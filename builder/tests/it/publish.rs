@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
-use atlas_builder::plan::{PlanError, PlanOptions, plan};
+use atlas_builder::build::native::plan;
+use atlas_builder::plan::{PlanError, PlanOptions};
 use atlas_builder::pointer::{PointerStatus, read_current};
-use atlas_builder::promote::{PromoteFrom, promote};
-use atlas_builder::publish::{PublishOptions, PublishReport, publish};
+use atlas_builder::promote::{PromoteError, PromoteFrom, PromoteReport, PromoteRequest};
+use atlas_builder::publish::{PublishOptions, PublishReport, PublishRequest};
 use atlas_builder::repo::{PackSource, RepoError};
+use atlas_builder::resolve::ModOptions;
 use atlas_builder::store::{DirStore, Store};
 use atlas_proto::manifest::{ManifestLimits, decode};
 use atlas_proto::v1::Side;
@@ -54,6 +56,21 @@ fn options(channel: &str) -> PublishOptions {
     }
 }
 
+/// Publishes `source` (a pack without mods: no cache is touched).
+async fn publish(
+    source: &PackSource,
+    store: &dyn Store,
+    key: Option<&SecretKey>,
+    opts: PublishOptions,
+) -> Result<PublishReport, atlas_builder::publish::PublishError> {
+    let mods = ModOptions::default();
+    let req = PublishRequest {
+        key,
+        ..PublishRequest::new(source, store, opts, mods)
+    };
+    Ok(atlas_builder::publish::run(req).await?.report)
+}
+
 async fn build_and_publish(
     repo: &GitRepo,
     store: &DirStore,
@@ -61,10 +78,31 @@ async fn build_and_publish(
     channel: &str,
 ) -> PublishReport {
     let source = PackSource::open(repo.path(), false).expect("open");
-    let plan = plan(&source, &PlanOptions::default()).expect("plan");
-    publish(&plan, &source, store, Some(key), &options(channel))
+    publish(&source, store, Some(key), options(channel))
         .await
         .expect("publish")
+}
+
+async fn promote(
+    store: &DirStore,
+    key: &SecretKey,
+    from: &PromoteFrom,
+    to: &str,
+    now: u64,
+    lifetime: Duration,
+) -> Result<PromoteReport, PromoteError> {
+    atlas_builder::promote::run(PromoteRequest {
+        store,
+        key,
+        trusted: &[],
+        pack: "testpack",
+        from: from.clone(),
+        to,
+        now,
+        lifetime,
+        exports: None,
+    })
+    .await
 }
 
 #[test]
@@ -143,6 +181,7 @@ fn same_commit_gives_same_build_id_anywhere() {
     assert!(status.success());
     let opts = PlanOptions {
         repository_url: Some(String::new()),
+        ..PlanOptions::default()
     };
     let b = plan(&PackSource::open(&clone, false).expect("open"), &opts).expect("plan");
     assert_eq!(a.build_id, b.build_id);
@@ -274,10 +313,9 @@ async fn dry_run_writes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = DirStore::new(dir.path().join("store"));
     let source = PackSource::open(repo.path(), false).expect("open");
-    let p = plan(&source, &PlanOptions::default()).expect("plan");
     let mut opts = options("dev");
     opts.dry_run = true;
-    let report = publish(&p, &source, &store, None, &opts).await.expect("dry run");
+    let report = publish(&source, &store, None, opts).await.expect("dry run");
     assert_eq!(report.blobs_new, 5);
     assert!(report.pointer.is_none());
     assert!(!dir.path().join("store").exists(), "a dry run creates nothing");
@@ -297,7 +335,7 @@ async fn promote_and_roll_back_with_the_target_channels_own_versions() {
 
     let life = Duration::from_secs(600);
     let from = PromoteFrom::Channel("dev".into());
-    let r = promote(&store, &key, &[], "testpack", &from, "production", 5, life)
+    let r = promote(&store, &key, &from, "production", 5, life)
         .await
         .expect("promote");
     assert_eq!((r.build.as_str(), r.pointer.version), (v2.plan.build.as_str(), 1));
@@ -310,18 +348,9 @@ async fn promote_and_roll_back_with_the_target_channels_own_versions() {
 
     // Roll back: a newer production version pointing at the older build.
     let old: atlas_proto::Sha256Digest = v1.plan.build.parse().expect("hex");
-    let back = promote(
-        &store,
-        &key,
-        &[],
-        "testpack",
-        &PromoteFrom::Build(old),
-        "production",
-        6,
-        life,
-    )
-    .await
-    .expect("rollback");
+    let back = promote(&store, &key, &PromoteFrom::Build(old), "production", 6, life)
+        .await
+        .expect("rollback");
     assert_eq!(
         (back.pointer.version, back.build.as_str()),
         (2, v1.plan.build.as_str())
@@ -329,14 +358,14 @@ async fn promote_and_roll_back_with_the_target_channels_own_versions() {
 
     // A build id that is not in the store is refused.
     let missing = PromoteFrom::Build(atlas_proto::Sha256Digest::of(b"nope"));
-    let err = promote(&store, &key, &[], "testpack", &missing, "production", 7, life)
+    let err = promote(&store, &key, &missing, "production", 7, life)
         .await
         .expect_err("unknown build");
     assert!(err.to_string().contains("is not in"), "{err}");
 
     // A dev pointer signed by another key is not promoted blindly.
     let stranger = SecretKey::from_seed(&[10; 32]);
-    let err = promote(&store, &stranger, &[], "testpack", &from, "beta", 8, life)
+    let err = promote(&store, &stranger, &from, "beta", 8, life)
         .await
         .expect_err("unverified source pointer");
     assert!(err.to_string().contains("does not verify"), "{err}");
@@ -449,8 +478,7 @@ async fn blobs_are_synced_once_after_the_last_blob_and_before_the_manifest() {
     };
     let key = SecretKey::from_seed(&[9; 32]);
     let source = PackSource::open(repo.path(), false).expect("open");
-    let plan = plan(&source, &PlanOptions::default()).expect("plan");
-    publish(&plan, &source, &store, Some(&key), &options("dev"))
+    publish(&source, &store, Some(&key), options("dev"))
         .await
         .expect("publish");
     let calls = store.calls.lock().expect("log").clone();

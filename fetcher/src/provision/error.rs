@@ -45,6 +45,15 @@ pub enum ProvisionError {
         "Minecraft {version} is not in Mojang's version manifest at {url}; check the pack's minecraft_version"
     )]
     UnknownVersion { url: String, version: String },
+    #[error(
+        "{loader} {version} for Minecraft {minecraft} is not listed in {url}; check the pack's loader version"
+    )]
+    UnknownLoaderVersion {
+        url: String,
+        loader: &'static str,
+        version: String,
+        minecraft: String,
+    },
 
     // ---- integrity (exit 6) ----
     #[error(
@@ -101,7 +110,8 @@ impl ProvisionError {
             | Self::Read { .. }
             | Self::Timeout { .. }
             | Self::BadMetadata { .. }
-            | Self::UnknownVersion { .. } => exit::SOURCE,
+            | Self::UnknownVersion { .. }
+            | Self::UnknownLoaderVersion { .. } => exit::SOURCE,
             Self::Hash { .. } | Self::Size { .. } | Self::TooLarge { .. } => exit::INTEGRITY,
             Self::Installer { .. } | Self::InstallerOutput { .. } | Self::Io { .. } | Self::State { .. } => {
                 exit::LOCAL

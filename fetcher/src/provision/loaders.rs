@@ -21,11 +21,32 @@ pub(super) struct Ctx<'a> {
 /// The vanilla server jar's name in the server directory.
 const SERVER_JAR: &str = "server.jar";
 
-/// Whether the files a launch description names exist.
+/// Whether the files a launch description names exist (and, for Fabric,
+/// the launcher is pointed at the verified server jar).
 pub(super) fn files_present(dir: &Path, d: &LaunchDescription) -> bool {
     let is_file = |p: &str| std::fs::metadata(dir.join(p)).is_ok_and(|m| m.is_file());
     let needs_server = matches!(d.loader.as_str(), "vanilla" | "fabric" | "quilt");
-    is_file(d.target()) && (!needs_server || is_file(SERVER_JAR))
+    let fabric_ok = d.loader != "fabric" || fabric_server_jar(dir).as_deref() == Some(SERVER_JAR);
+    is_file(d.target()) && (!needs_server || is_file(SERVER_JAR)) && fabric_ok
+}
+
+/// The `serverJar` of `fabric-server-launcher.properties` (a Java
+/// properties file: `key=value` or `key:value`, `#`/`!` comments).
+fn fabric_server_jar(dir: &Path) -> Option<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(dir.join(FABRIC_PROPERTIES))
+        .ok()?
+        .take(64 * 1024)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.lines()
+        .map(str::trim_start)
+        .filter(|l| !l.starts_with('#') && !l.starts_with('!'))
+        .find_map(|l| {
+            let (k, v) = l.split_once(['=', ':'])?;
+            (k.trim() == "serverJar").then(|| v.trim().to_owned())
+        })
 }
 
 /// Installs `ctx.opts.loader` into `ctx.out`; returns the launch description.
@@ -175,9 +196,9 @@ async fn server_jar(ctx: &Ctx<'_>, version: &VersionJson) -> Result<(), Provisio
 }
 
 const FABRIC_JAR: &str = "fabric-server-launch.jar";
+/// Read by fabric-loader's `FabricServerLauncher` (`serverJar`).
+const FABRIC_PROPERTIES: &str = "fabric-server-launcher.properties";
 const QUILT_JAR: &str = "quilt-server-launch.jar";
-/// Largest launcher jar accepted from Fabric meta.
-const MAX_LAUNCHER_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 struct InstallerRef {
@@ -188,8 +209,22 @@ struct InstallerRef {
     url: Option<String>,
 }
 
-/// Fabric's server launcher for the loader version, from Fabric meta, with
-/// `fabric-server-launcher.properties` pointing at the vanilla jar.
+/// Default Fabric meta, where fabric-installer looks unless told `-metaurl`.
+const FABRIC_META: &str = "https://meta.fabricmc.net";
+
+/// Fabric's headless server install: fabric-installer (the stable one Fabric
+/// meta lists, checked against its Maven's sidecar hash) run as `server -dir
+/// <dir> -mcversion <mc> -loader <version>` (fabric-installer
+/// `ServerHandler.installCli`), which downloads the loader's libraries now
+/// and writes `fabric-server-launch.jar`. That launcher is fabric-loader's
+/// `FabricServerLauncher`: without `-Dfabric.gameJarPath` it runs the jar
+/// named by `serverJar` in `fabric-server-launcher.properties` (default
+/// `server.jar`), so Atlas writes `serverJar=server.jar`, the jar it
+/// verified, and the first boot needs no network. (Fabric meta's
+/// ready-made `/server/jar` launcher is not used: it runs
+/// `.fabric/server/<mc>-server.jar` unless `-Dfabric.installer.server.gameJar`
+/// is given, downloads Mojang's jar itself when that is missing, and
+/// installs the libraries on first boot.)
 async fn fabric(ctx: &Ctx<'_>) -> Result<(), ProvisionError> {
     let meta = base(&ctx.opts.upstreams.fabric_meta);
     let url = format!("{meta}/v2/versions/installer");
@@ -203,18 +238,33 @@ async fn fabric(ctx: &Ctx<'_>) -> Result<(), ProvisionError> {
             message: "lists no installer version".into(),
         })?;
     super::check_version("Fabric installer version", &installer.version)?;
-    let jar_url = format!(
-        "{meta}/v2/versions/loader/{}/{}/{}/server/jar",
-        ctx.opts.minecraft, ctx.opts.loader_version, installer.version
-    );
-    let dest = ctx.out.join(FABRIC_JAR);
-    ctx.net
-        .download(&jar_url, &dest, MAX_LAUNCHER_BYTES, &Expect::default())
-        .await?;
-    check_zip(&jar_url, &dest)?;
-    let props = ctx.out.join("fabric-server-launcher.properties");
-    std::fs::write(&props, format!("serverJarPath={SERVER_JAR}\n"))
-        .map_err(ProvisionError::io("writing", &props))
+    let jar_url = installer.url.clone().ok_or_else(|| ProvisionError::BadMetadata {
+        url: url.clone(),
+        message: format!("installer {} has no url", installer.version),
+    })?;
+    let jar = installer_jar(ctx, &jar_url).await?;
+    let mut args = vec![
+        "server".to_owned(),
+        "-dir".to_owned(),
+        ctx.out.display().to_string(),
+        "-mcversion".to_owned(),
+        ctx.opts.minecraft.clone(),
+        "-loader".to_owned(),
+        ctx.opts.loader_version.clone(),
+    ];
+    if meta != FABRIC_META {
+        // fabric-installer `Main`: "Ensure you include the trailing /".
+        args.extend(["-metaurl".to_owned(), format!("{meta}/")]);
+    }
+    super::process::run_installer(ctx, &jar, &args).await?;
+    if !ctx.out.join(FABRIC_JAR).is_file() {
+        return Err(ProvisionError::InstallerOutput {
+            loader: "fabric",
+            message: format!("wrote no {FABRIC_JAR}"),
+        });
+    }
+    let props = ctx.out.join(FABRIC_PROPERTIES);
+    std::fs::write(&props, format!("serverJar={SERVER_JAR}\n")).map_err(ProvisionError::io("writing", &props))
 }
 
 /// A jar is a zip: refuses anything else (an HTML error page with status 200).
@@ -273,6 +323,74 @@ async fn quilt(ctx: &Ctx<'_>) -> Result<(), ProvisionError> {
     Ok(())
 }
 
+/// `maven-metadata.xml` (Maven's repository metadata), the part read.
+#[derive(Debug, Default, Deserialize)]
+struct MavenMetadata {
+    #[serde(default)]
+    versioning: Versioning,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Versioning {
+    #[serde(default)]
+    versions: Versions,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Versions {
+    #[serde(default)]
+    version: Vec<String>,
+}
+
+/// The Maven version of Forge `v` for Minecraft `mc`. Forge's coordinates
+/// changed over the years: `{mc}-{v}` today, `{mc}-{v}-{mc}` for 1.7.10 to
+/// 1.9.4 (e.g. `1.7.10-10.13.4.1614-1.7.10`), `{mc}-{v}-mc172` for 1.7.2,
+/// `-1.10.0`, `-new`, `-prerelease` for a few builds. The repository's
+/// `maven-metadata.xml` lists the real ones: the version `{mc}-{v}` if listed,
+/// else the only one starting `{mc}-{v}-`. Without metadata, `{mc}-{v}`.
+async fn forge_coordinate(
+    ctx: &Ctx<'_>,
+    maven: &str,
+    group: &str,
+    mc: &str,
+    v: &str,
+) -> Result<String, ProvisionError> {
+    let plain = format!("{mc}-{v}");
+    let url = format!("{}/{group}/maven-metadata.xml", base(maven));
+    let bytes = match ctx.net.get_capped(&url, super::net::MAX_METADATA_BYTES, "").await {
+        Ok(b) => b,
+        Err(ProvisionError::NotFound { .. }) => return Ok(plain),
+        Err(e) => return Err(e),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let meta: MavenMetadata = quick_xml::de::from_str(&text).map_err(|e| ProvisionError::BadMetadata {
+        url: url.clone(),
+        message: format!("not Maven metadata: {e}"),
+    })?;
+    let listed = meta.versioning.versions.version;
+    if listed.contains(&plain) {
+        return Ok(plain);
+    }
+    let prefix = format!("{plain}-");
+    let mut suffixed: Vec<&String> = listed.iter().filter(|l| l.starts_with(&prefix)).collect();
+    match suffixed.len() {
+        1 => Ok(suffixed.remove(0).clone()),
+        0 => Err(ProvisionError::UnknownLoaderVersion {
+            url,
+            loader: "Forge",
+            version: v.to_owned(),
+            minecraft: mc.to_owned(),
+        }),
+        _ => Err(ProvisionError::BadMetadata {
+            url,
+            message: format!(
+                "several Forge builds match {v} for Minecraft {mc} ({}); name one in full as the loader version",
+                suffixed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }),
+    }
+}
+
 /// The Forge or NeoForge installer run with `--installServer`; returns the
 /// jar (old versions) or the args file (1.17 and later) to start.
 async fn forge(ctx: &Ctx<'_>) -> Result<(Option<String>, Option<String>), ProvisionError> {
@@ -296,13 +414,13 @@ async fn forge(ctx: &Ctx<'_>) -> Result<(Option<String>, Option<String>), Provis
             "neoforge",
             v.to_owned(),
         ),
-        _ => (
-            &o.upstreams.forge_maven,
-            "net/minecraftforge/forge",
-            "forge",
-            format!("{mc}-{v}"),
-        ),
+        _ => {
+            let group = "net/minecraftforge/forge";
+            let full = forge_coordinate(ctx, &o.upstreams.forge_maven, group, mc, v).await?;
+            (&o.upstreams.forge_maven, group, "forge", full)
+        }
     };
+    super::check_version("Forge version", &full)?;
     let url = format!("{}/{group}/{full}/{artifact}-{full}-installer.jar", base(maven));
     let jar = installer_jar(ctx, &url).await?;
     let args = ["--installServer".to_owned(), ctx.out.display().to_string()];

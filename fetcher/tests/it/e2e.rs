@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use atlas_builder::plan::{PlanOptions, plan};
-use atlas_builder::promote::{PromoteFrom, promote};
-use atlas_builder::publish::{PublishOptions, PublishReport, publish};
+use atlas_builder::promote::{PromoteFrom, PromoteRequest};
+use atlas_builder::publish::{PublishOptions, PublishReport, PublishRequest};
 use atlas_builder::repo::PackSource;
+use atlas_builder::resolve::ModOptions;
 use atlas_builder::store::{DirStore, S3Settings, Store};
 use atlas_fetcher::{InstallSide, NoProgress, Outcome, Report, SyncOptions, Syncer};
 use atlas_proto::{SecretKey, Sha256Digest, layout};
@@ -59,7 +59,6 @@ side = "client"
 
 async fn publish_head(repo: &GitRepo, store: &dyn Store, key: &SecretKey) -> PublishReport {
     let source = PackSource::open(repo.path(), false).expect("open repo");
-    let plan = plan(&source, &PlanOptions::default()).expect("plan");
     let opts = PublishOptions {
         channel: "dev".into(),
         now: now(),
@@ -68,9 +67,28 @@ async fn publish_head(repo: &GitRepo, store: &dyn Store, key: &SecretKey) -> Pub
         concurrency: 4,
         force_pointer: false,
     };
-    publish(&plan, &source, store, Some(key), &opts)
-        .await
-        .expect("publish")
+    let req = PublishRequest {
+        key: Some(key),
+        ..PublishRequest::new(&source, store, opts, ModOptions::default())
+    };
+    atlas_builder::publish::run(req).await.expect("publish").report
+}
+
+/// Points `production` at `from`.
+async fn promote(store: &dyn Store, key: &SecretKey, from: &PromoteFrom, lifetime: Duration) {
+    atlas_builder::promote::run(PromoteRequest {
+        store,
+        key,
+        trusted: &[],
+        pack: PACK,
+        from: from.clone(),
+        to: "production",
+        now: now(),
+        lifetime,
+        exports: None,
+    })
+    .await
+    .expect("promote");
 }
 
 async fn sync(url: &str, channel: &str, dir: &Path, key: &SecretKey) -> Report {
@@ -197,9 +215,7 @@ async fn promote_reaches_a_production_host() {
 
     let life = Duration::from_secs(3600);
     let dev = PromoteFrom::Channel("dev".into());
-    promote(&store, &key, &[], PACK, &dev, "production", now(), life)
-        .await
-        .expect("promote");
+    promote(&store, &key, &dev, life).await;
     let r = sync(&server.url(), "production", &prod, &key).await;
     assert_eq!(
         (r.outcome, r.build.as_str(), r.version),
@@ -215,9 +231,7 @@ async fn promote_reaches_a_production_host() {
         sync(&server.url(), "production", &prod, &key).await.outcome,
         Outcome::Current
     );
-    promote(&store, &key, &[], PACK, &dev, "production", now(), life)
-        .await
-        .expect("promote");
+    promote(&store, &key, &dev, life).await;
     let r = sync(&server.url(), "production", &prod, &key).await;
     assert_eq!(
         (r.outcome, r.build.as_str(), r.version),
@@ -230,9 +244,7 @@ async fn promote_reaches_a_production_host() {
 
     // Rolling back is a newer production version pointing at the older build.
     let old = PromoteFrom::Build(v1.plan.build.parse().expect("hex"));
-    promote(&store, &key, &[], PACK, &old, "production", now(), life)
-        .await
-        .expect("rollback");
+    promote(&store, &key, &old, life).await;
     let r = sync(&server.url(), "production", &prod, &key).await;
     assert_eq!(
         (r.outcome, r.build.as_str(), r.version),

@@ -9,6 +9,7 @@ mod conformance;
 mod e2e;
 mod faults;
 mod inspect;
+mod install_script;
 mod kill;
 mod modified;
 mod optional;

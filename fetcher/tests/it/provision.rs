@@ -146,30 +146,84 @@ async fn an_unknown_minecraft_version_names_the_manifest() {
     assert_eq!(run(&o).await.expect_err("unsafe").exit_code(), exit::USAGE);
 }
 
+/// Starts the provisioned server's launcher as the runner does (`java -jar
+/// <jar>` in the server directory); the stand-in launchers print the game
+/// jar they would run instead of starting Minecraft.
+fn first_boot(dir: &Path, jar: &str) -> String {
+    let out = std::process::Command::new("java")
+        .arg("-jar")
+        .arg(jar)
+        .current_dir(dir)
+        .output()
+        .expect("java runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "the launcher failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 #[tokio::test]
-async fn fabric_gets_the_server_launcher_and_the_vanilla_jar() {
+async fn fabric_first_boot_runs_the_verified_server_jar_without_network() {
     let fakes = Fakes::start();
-    let launcher = b"PK\x03\x04 fabric server launcher";
-    fakes.loaders.add_fabric(MC, "0.16.5", "1.0.1", true, launcher);
+    let installer = installer::jar(&[("mode", "fabric"), ("minecraft", MC), ("loader", "0.16.5")]);
+    fakes.loaders.add_fabric_installer("1.0.1", true, &installer);
     fakes
         .loaders
-        .add_fabric(MC, "0.16.5", "1.0.2-beta", false, b"PK\x03\x04 unstable");
+        .add_fabric_installer("1.0.2-beta", false, b"PK\x03\x04 unstable");
+    // Fabric meta's ready-made launcher, as the real meta serves it too.
+    let manifest = format!("{}/mc/game/version_manifest_v2.json", fakes.mojang.url());
+    let meta_launcher = installer::fabric_meta_launcher(&[
+        ("game-version", MC),
+        ("fabric-loader-version", "0.16.5"),
+        ("mojang-manifest", &manifest),
+    ]);
+    fakes
+        .loaders
+        .add_fabric_server_launcher(MC, "0.16.5", "1.0.1", &meta_launcher);
     let tmp = tempfile::tempdir().expect("tmp");
-    let p = run(&fakes.options(tmp.path(), Loader::Fabric, "0.16.5"))
-        .await
-        .expect("provision");
+    let o = fakes.options(tmp.path(), Loader::Fabric, "0.16.5");
+    let p = run(&o).await.expect("provision");
     assert_eq!(p.launch.jar.as_deref(), Some("fabric-server-launch.jar"));
     assert_eq!((p.launch.loader.as_str(), p.launch.java_major), ("fabric", 21));
-    assert_eq!(
-        read(tmp.path(), "fabric-server-launch.jar"),
-        launcher,
-        "the stable installer's"
-    );
     assert_eq!(read(tmp.path(), "server.jar"), SERVER_JAR);
-    assert_eq!(
-        read(tmp.path(), "fabric-server-launcher.properties"),
-        b"serverJarPath=server.jar\n"
+    assert!(
+        tmp.path()
+            .join("libraries/net/fabricmc/fabric-loader/0.16.5/fabric-loader-0.16.5.jar")
+            .is_file(),
+        "the installer's libraries are in place before the first boot"
     );
+    assert!(
+        fakes.loaders.requests().iter().any(|r| r.path
+            == "/fabric-maven/net/fabricmc/fabric-installer/1.0.1/fabric-installer-1.0.1.jar.sha256"),
+        "the stable installer, checked against its Maven sidecar: {:?}",
+        fakes.loaders.requests()
+    );
+    no_staging_left(tmp.path());
+
+    // The first boot runs the jar Atlas verified, and asks nothing of the network.
+    fakes.reset();
+    let printed = first_boot(tmp.path(), "fabric-server-launch.jar");
+    let sha1 = atlas_testkit::mojang::sha1_hex(SERVER_JAR);
+    assert!(
+        printed.contains(&format!("game jar: server.jar sha1 {sha1}")),
+        "{printed}"
+    );
+    assert_eq!(fakes.request_count(), 0, "{:?}", fakes.mojang.requests());
+
+    // Provisioned again: nothing to do. A launcher properties file that does
+    // not name the verified jar (as Atlas before 0.2 wrote it) is repaired.
+    assert!(!run(&o).await.expect("again").changed);
+    std::fs::write(
+        tmp.path().join("fabric-server-launcher.properties"),
+        "serverJarPath=server.jar\n",
+    )
+    .expect("old properties");
+    assert!(run(&o).await.expect("repair").changed);
+    let props = String::from_utf8(read(tmp.path(), "fabric-server-launcher.properties")).expect("utf-8");
+    assert!(props.lines().any(|l| l == "serverJar=server.jar"), "{props}");
 }
 
 #[tokio::test]
@@ -201,7 +255,7 @@ async fn forge_installs_headless_to_an_args_file_or_a_legacy_jar() {
     let fakes = Fakes::start();
     let args_dir = "libraries/net/minecraftforge/forge/1.21.1-52.0.16";
     let jar = installer::jar(&[("args_dir", args_dir)]);
-    fakes.loaders.add_forge_installer(MC, "52.0.16", &jar);
+    fakes.loaders.add_forge_installer("1.21.1-52.0.16", &jar);
     let tmp = tempfile::tempdir().expect("tmp");
     std::fs::write(tmp.path().join("user_jvm_args.txt"), "-Xmx6G\n").expect("user args");
     let p = run(&fakes.options(tmp.path(), Loader::Forge, "52.0.16"))
@@ -231,13 +285,76 @@ async fn forge_installs_headless_to_an_args_file_or_a_legacy_jar() {
 
     // Forge before 1.17 installs a server jar.
     let legacy = installer::jar(&[("legacy_jar", "forge-1.20.1-47.3.0.jar")]);
-    fakes.loaders.add_forge_installer("1.20.1", "47.3.0", &legacy);
+    fakes.loaders.add_forge_installer("1.20.1-47.3.0", &legacy);
     let old = tempfile::tempdir().expect("tmp");
     let mut o = fakes.options(old.path(), Loader::Forge, "1.20.1-47.3.0");
     o.minecraft = "1.20.1".into();
     let p = run(&o).await.expect("legacy");
     assert_eq!(p.launch.jar.as_deref(), Some("forge-1.20.1-47.3.0.jar"));
     assert_eq!((p.launch.args_file, p.launch.java_major), (None, 17));
+}
+
+#[tokio::test]
+async fn forge_finds_every_era_of_maven_coordinates() {
+    let fakes = Fakes::start();
+    fakes
+        .mojang
+        .add_version("1.7.10", 8, b"PK\x03\x04 the 1.7.10 server");
+    fakes
+        .mojang
+        .add_version("1.7.2", 8, b"PK\x03\x04 the 1.7.2 server");
+    // Real entries of Forge's maven-metadata.xml around the ones served.
+    fakes.loaders.list_forge_versions(&[
+        "1.7.10_pre4-10.12.2.1149-prerelease",
+        "1.7.10-10.13.0.1208",
+        "1.7.10-10.13.1.1212-new",
+        "1.7.10-10.13.4.1558-1.7.10",
+        "1.10-12.18.0.2000-1.10.0",
+        "1.7.2-10.12.2.1155-mc172",
+    ]);
+    for coordinate in ["1.7.10-10.13.4.1614-1.7.10", "1.7.2-10.12.2.1161-mc172"] {
+        let universal = format!("forge-{coordinate}-universal.jar");
+        let jar = installer::jar(&[("legacy_jar", &universal)]);
+        fakes.loaders.add_forge_installer(coordinate, &jar);
+    }
+    // packwiz writes the Forge version alone (`forge = "10.13.4.1614"`, e.g.
+    // github.com/4iki40k/Galaxy-1.7.10-minecraft), or with its suffix.
+    for (mc, version, jar) in [
+        (
+            "1.7.10",
+            "10.13.4.1614",
+            "forge-1.7.10-10.13.4.1614-1.7.10-universal.jar",
+        ),
+        (
+            "1.7.10",
+            "10.13.4.1614-1.7.10",
+            "forge-1.7.10-10.13.4.1614-1.7.10-universal.jar",
+        ),
+        (
+            "1.7.10",
+            "1.7.10-10.13.4.1614-1.7.10",
+            "forge-1.7.10-10.13.4.1614-1.7.10-universal.jar",
+        ),
+        (
+            "1.7.2",
+            "10.12.2.1161",
+            "forge-1.7.2-10.12.2.1161-mc172-universal.jar",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut o = fakes.options(tmp.path(), Loader::Forge, version);
+        o.minecraft = mc.into();
+        let p = run(&o).await.unwrap_or_else(|e| panic!("{mc} {version}: {e}"));
+        assert_eq!(p.launch.jar.as_deref(), Some(jar), "{mc} {version}");
+        assert_eq!(p.launch.java_major, 8);
+    }
+    // A version the metadata does not list names the metadata.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut o = fakes.options(tmp.path(), Loader::Forge, "10.13.9.9999");
+    o.minecraft = "1.7.10".into();
+    let err = run(&o).await.expect_err("unlisted");
+    assert!(err.to_string().contains("maven-metadata.xml"), "{err}");
+    assert!(err.to_string().contains("10.13.9.9999"), "{err}");
 }
 
 #[tokio::test]

@@ -324,6 +324,75 @@ unsafe_path_tests! {
     manifest_path_state_dir => ".atlas/trust.json",
 }
 
+/// A manifest listing `paths` (each with the bytes "evil"), built with prost +
+/// zstd directly because `manifest::encode` refuses what these tests need.
+fn raw_manifest(paths: &[&str], encoding: i32) -> Manifest {
+    let mut paths = paths.to_vec();
+    paths.sort();
+    Manifest {
+        format_version: 1,
+        pack_id: PACK.into(),
+        files: paths
+            .iter()
+            .map(|p| File {
+                path: (*p).to_owned(),
+                size: 4,
+                sha256: Sha256Digest::of(b"evil").0.to_vec(),
+                side: Side::Both as i32,
+                encoding,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn manifest_paths_equal_after_unicode_normalization() {
+    both(exit::INTEGRITY, |store, _| {
+        store.put_blob(b"evil");
+        let m = raw_manifest(&["config/caf\u{e9}.txt", "config/cafe\u{301}.txt"], 0);
+        let (build, size) = store.put_raw_manifest(&m);
+        store.version += 1;
+        store.put_pointer(&store.payload(store.version, build, size));
+        vec![s("only by Unicode normalization")]
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn manifest_with_an_unknown_blob_encoding() {
+    both(exit::INTEGRITY, |store, _| {
+        store.put_blob(b"evil");
+        let m = raw_manifest(&["mods/x.jar"], 9);
+        let (build, size) = store.put_raw_manifest(&m);
+        store.version += 1;
+        store.put_pointer(&store.payload(store.version, build, size));
+        vec![s("blob encoding 9"), s("mods/x.jar")]
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn manifest_with_a_second_zstd_frame() {
+    both(exit::INTEGRITY, |store, _| {
+        store.put_blob(b"evil");
+        let first = atlas_proto::manifest::encode(&store.manifest_for(&next())).expect("encode");
+        let extra = zstd::stream::encode_all(
+            prost::Message::encode_to_vec(&raw_manifest(&["mods/extra.jar"], 0)).as_slice(),
+            3,
+        )
+        .expect("zstd");
+        let mut stored = first;
+        stored.extend_from_slice(&extra);
+        let (build, size) = store.put_manifest_bytes(PACK, &stored);
+        store.version += 1;
+        store.put_pointer(&store.payload(store.version, build, size));
+        vec![s("exactly one frame")]
+    })
+    .await;
+}
+
 // ------------------------------------------------------- source (4), local (7)
 
 #[tokio::test]

@@ -338,6 +338,7 @@ async fn the_packs_server_settings_reach_the_jvm_and_the_host_overrides_them() {
             memory_min: "32M".into(),
             memory_max: "64M".into(),
             jvm_args: vec!["-Datlas.pack=yes".into()],
+            main_jar: String::new(),
         });
     });
     // The host overrides the memory only.

@@ -1,0 +1,61 @@
+//! The `atlas-builder` command line, in ripgrep's shape: [`args`] defines
+//! the flags (clap derive), [`settings`] resolves flags, `atlas.toml`, the
+//! environment and defaults into the library's requests, [`commands`] runs
+//! one library operation per subcommand, [`render`] prints its report and
+//! [`progress`] logs to stderr. [`run`] only dispatches; the exit code is
+//! the class of the error ([`CliError`], [`crate::exit`]).
+
+pub mod args;
+pub mod commands;
+pub mod error;
+pub mod progress;
+pub mod render;
+pub mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+pub use args::{Cli, Command};
+pub use error::CliError;
+
+use crate::exit::ExitClass;
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let ctx = commands::Context {
+        json: cli.json,
+        github: crate::github::Github::detect(cli.github, cli.public_url.clone()),
+        public_url: cli.public_url,
+    };
+    match cli.command {
+        Command::Keygen(args) => commands::keygen(&ctx, args),
+        Command::Publish(args) => commands::publish(&ctx, args).await,
+        Command::Check(args) => commands::check(&ctx, args),
+        Command::Plan(args) => commands::plan(&ctx, args).await,
+        Command::Diff(args) => commands::diff(&ctx, args).await,
+        Command::Promote(args) => commands::promote(&ctx, args).await,
+        Command::Resign(args) => commands::resign(&ctx, args).await,
+        Command::Key(cmd) => commands::key(&ctx, cmd),
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    progress::init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            progress::print_error(&anyhow::anyhow!("starting the async runtime: {e}"));
+            return ExitCode::from(ExitClass::Error.code());
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::from(ExitClass::Ok.code()),
+        Err(e) => {
+            progress::print_error(e.error());
+            ExitCode::from(e.class().code())
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Exit classes: what kind of failure an error is, and so the exit code of
+//! `atlas-builder` (the README's table). Every error type of the library
+//! says its own class through [`HasExitClass`], next to its definition; the
+//! command line turns only such errors into its own error type, so an error
+//! type without a class does not compile there, and a test here fails when a
+//! `thiserror` type of the crate has no class.
+
+/// The exit codes of `atlas-builder`, by class of failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitClass {
+    /// 0: success.
+    Ok,
+    /// 1: an unexpected error.
+    Error,
+    /// 2: a bad command line (clap's own code).
+    Usage,
+    /// 3: the pack is invalid (pack.toml, files, paths, mods) or the repository unreadable.
+    Pack,
+    /// 4: the store could not be read or written.
+    Store,
+    /// 5: another publish or promote changed the channel meanwhile; run again.
+    Conflict,
+    /// 6: no usable signing key.
+    Key,
+}
+
+impl ExitClass {
+    /// Every class, in code order.
+    pub const ALL: [ExitClass; 7] = [
+        Self::Ok,
+        Self::Error,
+        Self::Usage,
+        Self::Pack,
+        Self::Store,
+        Self::Conflict,
+        Self::Key,
+    ];
+
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Ok => 0,
+            Self::Error => 1,
+            Self::Usage => 2,
+            Self::Pack => 3,
+            Self::Store => 4,
+            Self::Conflict => 5,
+            Self::Key => 6,
+        }
+    }
+}
+
+/// An error that knows its exit class.
+pub trait HasExitClass: std::error::Error {
+    fn exit_class(&self) -> ExitClass;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_readme_table() {
+        let codes: Vec<u8> = ExitClass::ALL.iter().map(|c| c.code()).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6]);
+    }
+
+    /// Every `thiserror` type of the crate implements [`HasExitClass`]: a
+    /// new error type without a class fails here even before the command
+    /// line uses it.
+    #[test]
+    fn every_error_type_of_the_crate_has_an_exit_class() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        let mut dirs = vec![src];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).expect("read src") {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    files.push(p);
+                }
+            }
+        }
+        let all: String = files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).expect("read"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut types = Vec::new();
+        for (i, line) in all.lines().enumerate() {
+            let line = line.trim_start();
+            if !(line.starts_with("#[derive(") && line.contains("thiserror::Error")) {
+                continue;
+            }
+            // The type is named on the first `pub struct`/`pub enum` line after the derive.
+            let name = all
+                .lines()
+                .skip(i + 1)
+                .find_map(|l| {
+                    let l = l.trim_start();
+                    let rest = l
+                        .strip_prefix("pub struct ")
+                        .or_else(|| l.strip_prefix("pub enum "))
+                        .or_else(|| l.strip_prefix("pub(crate) enum "))
+                        .or_else(|| l.strip_prefix("pub(crate) struct "))
+                        .or_else(|| l.strip_prefix("enum "))
+                        .or_else(|| l.strip_prefix("struct "))?;
+                    Some(
+                        rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                })
+                .expect("a type after the derive");
+            types.push(name);
+        }
+        assert!(types.len() > 10, "found only {types:?}");
+        // `impl HasExitClass for path::to::Type {` (any path, anywhere in the crate).
+        let classified: Vec<&str> = all
+            .lines()
+            .filter_map(|l| l.split("HasExitClass for ").nth(1))
+            .filter_map(|t| t.split_whitespace().next())
+            .filter_map(|t| t.rsplit("::").next())
+            .collect();
+        let missing: Vec<&String> = types
+            .iter()
+            .filter(|t| !classified.contains(&t.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "error types without an exit class (add `impl HasExitClass for T`): {missing:?}"
+        );
+    }
+}
