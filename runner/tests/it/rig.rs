@@ -114,6 +114,20 @@ impl Rig {
                 }
             }
         });
+        // A server started before the subscription (autostart) has no
+        // `process` event here: record its pid from the status.
+        let s = self.status().await;
+        if s.pid > 0 {
+            self.events.lock().expect("events").insert(
+                0,
+                Event {
+                    kind: "process".into(),
+                    message: format!("already running (pid {})", s.pid),
+                    json: serde_json::json!({"pid": s.pid}).to_string(),
+                    ..Default::default()
+                },
+            );
+        }
     }
 
     pub async fn client(&self) -> Client {
