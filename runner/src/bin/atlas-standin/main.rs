@@ -131,7 +131,7 @@ async fn run(dir: &Path, listen: IpAddr) -> u8 {
     };
     // Vanilla checks eula.txt before anything else, writes it with
     // eula=false when it is missing, and returns (exit code 0).
-    if behaviour.require_eula && !eula_accepted(dir) {
+    if behaviour.require_eula && !atlas_runner::eula::accepted(dir) {
         if !dir.join("eula.txt").exists() {
             log.warn("Failed to load eula.txt");
             let _ = std::fs::write(
@@ -216,13 +216,4 @@ async fn run(dir: &Path, listen: IpAddr) -> u8 {
     tokio::spawn(read_stdin(tx));
     let mut server = Server::new(log, world, behaviour, settings, (term, int));
     server.serve(rx).await
-}
-
-/// Whether `eula.txt` says `eula=true`, as vanilla reads it.
-fn eula_accepted(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("eula.txt")).is_ok_and(|t| {
-        atlas_runner::properties::parse(&t)
-            .get("eula")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-    })
 }
