@@ -117,6 +117,7 @@ impl Updater {
             opts.root = Some(atlas_fetcher::keychain::load_root(root, &self.source.pack)?);
         }
         opts.cache = Some(self.state_dir.join("cache"));
+        opts.on_modified = self.source.on_modified;
         Ok(opts)
     }
 
@@ -196,6 +197,18 @@ mod tests {
             assert!(jitter(Duration::from_secs(2)) < Duration::from_secs(2));
         }
         assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_sources_on_modified_reaches_the_fetcher() {
+        let key = atlas_proto::SecretKey::from_seed(&[7; 32]).public().to_text();
+        let text = format!(
+            "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"{key}\"]\non_modified = \"replace\"\n"
+        );
+        let cfg = RunnerConfig::parse(std::path::Path::new("r.toml"), &text).expect("config");
+        let u = Updater::new(&cfg, Shutdown::new()).expect("source");
+        let opts = u.sync_options().expect("options");
+        assert_eq!(opts.on_modified, atlas_fetcher::OnModified::Replace);
     }
 
     #[test]
