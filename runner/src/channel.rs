@@ -205,7 +205,7 @@ mod tests {
         let text = format!(
             "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"{key}\"]\non_modified = \"replace\"\n"
         );
-        let cfg = RunnerConfig::parse(std::path::Path::new("r.toml"), &text).expect("config");
+        let cfg = RunnerConfig::parse(Path::new("r.toml"), &text).expect("config");
         let u = Updater::new(&cfg, Shutdown::new()).expect("source");
         let opts = u.sync_options().expect("options");
         assert_eq!(opts.on_modified, atlas_fetcher::OnModified::Replace);
