@@ -26,6 +26,11 @@ pub async fn plan_pack(
     mods: &ModOptions,
 ) -> Result<(BuildPlan, ModsReport), BuildError> {
     let settings = AtlasSettings::from_source(source)?;
+    // `[server]` travels in the manifest, for the runner.
+    let opts = &PlanOptions {
+        server: settings.server.launch(),
+        ..opts.clone()
+    };
     let mods = &ModOptions {
         mirror: mods
             .mirror_override

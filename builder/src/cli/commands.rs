@@ -68,6 +68,7 @@ pub async fn publish(ctx: &Context, args: PublishArgs) -> Result<(), CliError> {
         key: key.as_ref(),
         plan: PlanOptions {
             repository_url: args.repository_url.clone(),
+            ..PlanOptions::default()
         },
         keys_dir: keys_dir.as_deref(),
         exports: exports.as_ref(),
@@ -85,6 +86,7 @@ pub async fn plan(ctx: &Context, args: PlanArgs) -> Result<(), CliError> {
     let published = crate::publish::run(PublishRequest {
         plan: PlanOptions {
             repository_url: args.repository_url.clone(),
+            ..PlanOptions::default()
         },
         exports: exports.as_ref(),
         ..PublishRequest::new(

@@ -181,6 +181,7 @@ fn same_commit_gives_same_build_id_anywhere() {
     assert!(status.success());
     let opts = PlanOptions {
         repository_url: Some(String::new()),
+        ..PlanOptions::default()
     };
     let b = plan(&PackSource::open(&clone, false).expect("open"), &opts).expect("plan");
     assert_eq!(a.build_id, b.build_id);

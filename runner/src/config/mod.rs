@@ -15,6 +15,8 @@ use crate::backup::BackupSettings;
 use crate::metrics::MetricsSettings;
 use crate::webhook::WebhookSettings;
 
+mod host;
+
 /// Where `atlas-runnerd` and `atlas-runner` meet by default.
 pub const DEFAULT_SOCKET: &str = "/run/atlas-runner/runner.sock";
 
@@ -34,7 +36,7 @@ pub enum ConfigError {
     #[error("{path}: `{field}` {problem}")]
     Invalid {
         path: PathBuf,
-        field: &'static str,
+        field: String,
         problem: String,
     },
 }
@@ -64,6 +66,10 @@ pub struct RunnerConfig {
     pub rcon: RconSettings,
     #[serde(default)]
     pub health: HealthSettings,
+    #[serde(default)]
+    pub announce: AnnounceSettings,
+    #[serde(default)]
+    pub schedule: ScheduleSettings,
     #[serde(default)]
     pub backup: BackupSettings,
     #[serde(default)]
@@ -101,7 +107,8 @@ pub struct SourceSettings {
     /// NeoForge, vanilla); writes `.atlas/launch.json`.
     #[serde(default = "yes")]
     pub provision: bool,
-    /// Seconds of in-game warning before an update stops the server.
+    /// How long players are warned in game before an update stops the
+    /// server (the countdown of `[announce]`).
     #[serde(default = "default_announce", with = "humantime_serde")]
     pub announce: Duration,
 
@@ -169,18 +176,24 @@ pub struct ServerSettings {
     #[serde(default)]
     pub command: Option<Vec<String>>,
     /// The Java executable; else `JAVA_HOME`, then `PATH`, then the usual
-    /// install folders, picking one of the version the launch description needs.
+    /// install folders, picking one of the version the server needs.
     #[serde(default)]
     pub java: Option<PathBuf>,
-    /// Heap size for `-Xms`/`-Xmx`, e.g. `4G` or `4096M`.
+    /// The Java major version to run, instead of the pack's (`atlas.toml
+    /// [server] java`) or the launch description's.
+    #[serde(default)]
+    pub java_version: Option<u32>,
+    /// Heap size for `-Xms`/`-Xmx`, e.g. `4G` or `4096M`, instead of the
+    /// pack's `[server.memory]`.
     #[serde(default)]
     pub memory: Option<String>,
     /// Add the widely used G1 tuning flag set (Aikar's flags).
     #[serde(default)]
     pub g1_flags: bool,
-    /// More JVM arguments, before `-jar`.
+    /// JVM arguments, before `-jar`, instead of the pack's `jvm-args`
+    /// (`[]` runs with none).
     #[serde(default)]
-    pub jvm_args: Vec<String>,
+    pub jvm_args: Option<Vec<String>>,
     /// Arguments after the jar.
     #[serde(default = "default_server_args")]
     pub args: Vec<String>,
@@ -209,6 +222,72 @@ pub struct ServerSettings {
     /// How often a running server is pinged (players, liveness).
     #[serde(default = "default_ping_interval", with = "humantime_serde")]
     pub ping_interval: Duration,
+    /// This many failed Server List Pings in a row and the server counts as
+    /// frozen (an event, the `unresponsive` webhook, then `on_unresponsive`);
+    /// 0 turns the check off.
+    #[serde(default = "default_unresponsive_pings")]
+    pub unresponsive_pings: u32,
+    /// What a frozen server gets: `restart` (killed, then restarted like a
+    /// crash) or `alert` (the event and webhook only).
+    #[serde(default)]
+    pub on_unresponsive: OnUnresponsive,
+    /// A regular expression on console lines that says the server is ready
+    /// (then a Server List Ping must answer). Default: vanilla's
+    /// `Done (12.3s)! For help, type "help"`.
+    #[serde(default)]
+    pub ready_pattern: Option<String>,
+    /// Accept the Minecraft EULA (https://aka.ms/MinecraftEULA) for this
+    /// server: the runner writes `eula=true` into `eula.txt` before starting
+    /// it. Without it, a server whose `eula.txt` is not accepted is not started.
+    #[serde(default)]
+    pub eula: bool,
+}
+
+/// What a frozen server gets (`[server] on_unresponsive`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnresponsive {
+    /// Kill it and restart it, counted as a crash.
+    #[default]
+    Restart,
+    /// Only the event and the webhook.
+    Alert,
+}
+
+/// `[announce]`: what players read before an update or rollback stops the
+/// server. Placeholders: `{time}` (the time left), `{version}` (the pack
+/// version being installed), `{pack}`, `{build}` (short build id).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnnounceSettings {
+    /// The console command that shows a message to everyone (`say`).
+    pub command: String,
+    /// The countdown message.
+    pub message: String,
+    /// When to repeat it, counted back from the stop; times longer than
+    /// `[source] announce` are skipped, and the message is always sent when
+    /// the countdown begins.
+    #[serde(with = "duration_list")]
+    pub at: Vec<Duration>,
+    /// The last message, sent as the server stops.
+    pub now: String,
+}
+
+/// `[schedule]`: when automatic updates may stop the server
+/// (`atlas-runner update apply` is never held back).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSettings {
+    /// Wait until no player is online (from the Server List Ping) before the
+    /// countdown, at most `max_wait`.
+    pub wait_for_empty: bool,
+    /// The longest wait for an empty server; then the update goes ahead.
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+    /// A maintenance window in the host's local time, `HH:MM-HH:MM` (it may
+    /// cross midnight): automatic updates are staged at once but applied
+    /// only inside it.
+    pub window: Option<String>,
 }
 
 /// `[rcon]`: read from `server.properties` unless set here.
@@ -287,15 +366,46 @@ fn default_health_window() -> Duration {
 fn default_health_pings() -> u32 {
     3
 }
+fn default_unresponsive_pings() -> u32 {
+    4
+}
+
+/// The countdown marks `[announce] at` defaults to.
+pub const DEFAULT_ANNOUNCE_AT: [u64; 10] = [600, 300, 120, 60, 30, 10, 5, 3, 2, 1];
+
+impl Default for AnnounceSettings {
+    fn default() -> Self {
+        Self {
+            command: "say".into(),
+            message: "The server restarts in {time} to update the modpack to version {version}".into(),
+            at: DEFAULT_ANNOUNCE_AT
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            now: "The server is restarting now to update the modpack to version {version}".into(),
+        }
+    }
+}
+
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        Self {
+            wait_for_empty: false,
+            max_wait: Duration::from_secs(3600),
+            window: None,
+        }
+    }
+}
 
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             command: None,
             java: None,
+            java_version: None,
             memory: None,
             g1_flags: false,
-            jvm_args: Vec::new(),
+            jvm_args: None,
             args: default_server_args(),
             env: Default::default(),
             start_timeout: default_start_timeout(),
@@ -306,6 +416,32 @@ impl Default for ServerSettings {
             crash_limit: default_crash_limit(),
             crash_window: default_crash_window(),
             ping_interval: default_ping_interval(),
+            unresponsive_pings: default_unresponsive_pings(),
+            on_unresponsive: OnUnresponsive::default(),
+            ready_pattern: None,
+            eula: false,
+        }
+    }
+}
+
+/// The ready line of vanilla and most servers built on it:
+/// `Done (12.345s)! For help, type "help"` (Forge writes `3,21s`).
+pub const DEFAULT_READY_PATTERN: &str = r"Done \(\d+(?:[.,]\d+)?s?\)!";
+
+/// [`DEFAULT_READY_PATTERN`], compiled.
+pub fn default_ready_pattern() -> regex::Regex {
+    regex::Regex::new(DEFAULT_READY_PATTERN).expect("the default ready pattern is a valid regex")
+}
+
+impl ServerSettings {
+    /// The ready pattern, compiled (checked when the config was read).
+    pub fn ready_regex(&self) -> regex::Regex {
+        match &self.ready_pattern {
+            Some(p) => regex::Regex::new(p).unwrap_or_else(|e| {
+                tracing::error!("`server.ready_pattern`: {e}; using the default");
+                default_ready_pattern()
+            }),
+            None => default_ready_pattern(),
         }
     }
 }
@@ -377,7 +513,7 @@ impl RunnerConfig {
                 fix(r);
             }
             for k in &mut src.keys {
-                if !k.starts_with("ed25519:") && Path::new(k.as_str()).is_relative() {
+                if !k.trim_start().starts_with("ed25519") && Path::new(k.as_str()).is_relative() {
                     *k = base.join(&*k).to_string_lossy().into_owned();
                 }
             }
@@ -385,9 +521,9 @@ impl RunnerConfig {
     }
 
     fn check(&self, path: &Path) -> Result<(), ConfigError> {
-        let bad = |field: &'static str, problem: &str| ConfigError::Invalid {
+        let bad = |field: &str, problem: &str| ConfigError::Invalid {
             path: path.to_owned(),
-            field,
+            field: field.to_owned(),
             problem: problem.to_owned(),
         };
         if self.server_dir.as_os_str().is_empty() {
@@ -419,6 +555,37 @@ impl RunnerConfig {
         }
         if self.server.crash_limit == 0 {
             return Err(bad("server.crash_limit", "must be at least 1"));
+        }
+        if let Some(p) = &self.server.ready_pattern {
+            let re = regex::Regex::new(p).map_err(|e| {
+                bad(
+                    "server.ready_pattern",
+                    &format!("is not a regular expression: {e}"),
+                )
+            })?;
+            if re.is_match("") {
+                return Err(bad(
+                    "server.ready_pattern",
+                    "matches an empty line, so any output would count as ready: make it match the server's ready line",
+                ));
+            }
+        }
+        if let Some(v) = self.server.java_version
+            && !(8..=99).contains(&v)
+        {
+            return Err(bad(
+                "server.java_version",
+                "is not a Java major version (8, 17, 21, ...)",
+            ));
+        }
+        if self.announce.command.trim().is_empty() || self.announce.command.contains(char::is_whitespace) {
+            return Err(bad(
+                "announce.command",
+                "must be one console command name, like `say`",
+            ));
+        }
+        if let Some(w) = &self.schedule.window {
+            crate::schedule::Window::parse(w).map_err(|e| bad("schedule.window", &e))?;
         }
         if let Some(src) = &self.source {
             match (src.keys.is_empty(), src.root.is_some()) {
@@ -457,6 +624,25 @@ impl RunnerConfig {
         self.state_dir
             .clone()
             .unwrap_or_else(|| self.server_dir.join(".atlas-runner"))
+    }
+}
+
+/// `[announce] at`: a list of human durations.
+mod duration_list {
+    use std::time::Duration;
+
+    use humantime_serde::Serde;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(Serde::from))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Ok(Vec::<Serde<Duration>>::deserialize(d)?
+            .into_iter()
+            .map(Serde::into_inner)
+            .collect())
     }
 }
 
