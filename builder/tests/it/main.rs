@@ -11,6 +11,7 @@ mod deps;
 mod exports;
 mod file_rules;
 mod keyset;
+mod mrpack_import;
 mod packwiz_corpus;
 mod packwiz_parse;
 mod packwiz_real;
