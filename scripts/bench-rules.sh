@@ -8,12 +8,12 @@
 # k mod FILES, with a side cycling through both/client/server. Every file is
 # matched by the first rule and by at least one literal rule (by several when
 # RULES > FILES), and the last matching rule decides its side. The pack is
-# committed to a new git repository, then timed ROUNDS times (default 3):
+# committed to a new git repository (repacked, as a clone is), then timed ROUNDS times (default 3):
 #   - `atlas-builder check --repo PACK --json` (plans the commit's files;
 #     `check --dir` reads only pack.toml of a native pack),
 #   - `atlas-builder publish --repo PACK --store STORE --dry-run --json`.
-# Each line prints the median wall time of the process, and for check the
-# `elapsed_ms` it reports. The check's side counts are printed once so a
+# Each line prints the median wall and CPU (user + system) time of the
+# process, and for check the `elapsed_ms` it reports. The check's side counts are printed once so a
 # run can be compared with another build (they must not change).
 #
 # Usage: scripts/bench-rules.sh
@@ -63,32 +63,52 @@ with open(os.path.join(pack, "pack.toml"), "w") as f:
     for k in range(rules):
         f.write(f'\n[[files]]\ninclude = ["{path(k % files)}"]\nside = "{sides[k % 3]}"\n')
 EOF
-git -C "$pack" init -q
-git -C "$pack" add -A
-git -C "$pack" -c user.name=bench -c user.email=bench@example.invalid commit -qm pack
+# No background gc or maintenance (it would still be writing in .git when
+# the pack is deleted).
+gitq() { git -C "$pack" -c gc.auto=0 -c maintenance.auto=false -c user.name=bench -c user.email=bench@example.invalid "$@"; }
+gitq init -q
+gitq add -A
+gitq commit -qm pack
+# One pack file, as in a clone (CI checks out a clone): the loose objects
+# `git add` wrote would cost a file open per blob.
+gitq repack -adq
 echo "pack: $files files, $((rules + 1)) [[files]] rules ($rules literal + files/**); binary $bin"
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# time_cmd NAME CMD...: runs CMD ROUNDS times (its stdout, JSON, in $work/out.json).
+# time_cmd NAME CMD...: runs CMD ROUNDS times (its stdout, JSON, in
+# $work/out.json); prints the median wall time, and the median CPU time
+# (user + system) of the process, which other work on the cores does not
+# inflate as much as the wall time.
 time_cmd() {
-  local name=$1 walls=() reported=() t0 status
+  local name=$1 walls=() cpus=() reported=() line
   shift
   for _ in $(seq "$rounds"); do
-    t0=$(now_ms)
-    status=0
-    "$@" >"$work/out.json" 2>"$work/err.txt" || status=$?
-    walls+=($(($(now_ms) - t0)))
+    line=$(python3 - "$work" "$@" <<'PY'
+import os, resource, subprocess, sys, time
+work, cmd = sys.argv[1], sys.argv[2:]
+t = time.monotonic()
+with open(os.path.join(work, "out.json"), "wb") as out, open(os.path.join(work, "err.txt"), "wb") as err:
+    status = subprocess.run(cmd, stdout=out, stderr=err).returncode
+wall = time.monotonic() - t
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(status, int(wall * 1000), int((r.ru_utime + r.ru_stime) * 1000))
+PY
+)
+    read -r status wall cpu <<<"$line"
     if [ "$status" != 0 ]; then
       echo "$name: exit $status" >&2
       tail -5 "$work/err.txt" >&2
       exit 1
     fi
+    walls+=("$wall")
+    cpus+=("$cpu")
     reported+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("elapsed_ms", "-"))' "$work/out.json")")
   done
-  printf '%-46s wall median %6s ms (%s)   elapsed_ms median %s\n' "$name" \
-    "$(printf '%s\n' "${walls[@]}" | median)" "${walls[*]}" "$(printf '%s\n' "${reported[@]}" | median)"
+  printf '%-38s wall %6s ms (%s)  cpu %6s ms (%s)  elapsed_ms %s\n' "$name" \
+    "$(printf '%s\n' "${walls[@]}" | median)" "${walls[*]}" \
+    "$(printf '%s\n' "${cpus[@]}" | median)" "${cpus[*]}" \
+    "$(printf '%s\n' "${reported[@]}" | median)"
 }
 
 time_cmd "check --repo (git commit)" "$bin" check --repo "$pack" --json
