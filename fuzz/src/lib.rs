@@ -382,10 +382,10 @@ pub fn ipc_frame(data: &[u8]) {
     let mut buf = bytes::BytesMut::from(data);
     let mut codec = ipc::codec();
     while let Ok(Some(frame)) = codec.decode(&mut buf) {
-        assert!(frame.len() <= ipc::MAX_FRAME_BYTES);
+        assert!(frame.len() <= atlas_proto::Limits::DEFAULT.ipc_frame_bytes);
         message(&frame);
     }
-    if data.len() <= ipc::MAX_FRAME_BYTES {
+    if data.len() <= atlas_proto::Limits::DEFAULT.ipc_frame_bytes {
         message(data);
     }
 }
