@@ -1,7 +1,9 @@
 //! The bodies of Atlas's fuzz targets (one function per target in
 //! `fuzz_targets/`), kept in a library so every target stays a one-liner and
 //! the shared pieces (the fixed signing key, an in-memory packwiz pack) live
-//! in one place. Nothing here touches the network or the disk.
+//! in one place. Nothing here touches the network; only the `mrpack` target
+//! writes to disk, into a cache in the temporary directory, as the import
+//! streams override files into the download cache.
 //!
 //! Each function feeds arbitrary bytes to a parser of untrusted input and
 //! fails (panics) only when the parser itself panics or one of the properties
