@@ -13,7 +13,9 @@
 #     `check --dir` reads only pack.toml of a native pack),
 #   - `atlas-builder publish --repo PACK --store STORE --dry-run --json`.
 # Each line prints the median wall and CPU (user + system) time of the
-# process, and for check the `elapsed_ms` it reports. The check's side counts are printed once so a
+# process, and for check the `elapsed_ms` it reports. Then the same files
+# are timed with only the `files/**` rule (pack.toml rewritten and
+# committed), in the same conditions: the difference is what the rules cost. The check's side counts are printed once so a
 # run can be compared with another build (they must not change).
 #
 # Usage: scripts/bench-rules.sh
@@ -122,5 +124,17 @@ time_cmd "publish --dry-run (directory store)" "$bin" publish --repo "$pack" --s
 python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-print("  publish: files %d, build %s (the same pack gives the same build id with any binary)" % (r["files"], r["build"]))
+print("  publish: files %d, build %s (the id covers the commit too)" % (r["files"], r["build"]))
 ' "$work/out.json"
+
+# The same files with only the general rule: what planning costs without the rules.
+python3 - "$pack/pack.toml" <<'EOF2'
+import sys
+p = sys.argv[1]
+text = open(p).read()
+open(p, "w").write(text[: text.index("[[files]]")] + '[[files]]\ninclude = ["files/**"]\n')
+EOF2
+gitq commit -qam "only files/**"
+echo "same files, only the files/** rule:"
+time_cmd "check --repo (git commit)" "$bin" check --repo "$pack" --json
+time_cmd "publish --dry-run (directory store)" "$bin" publish --repo "$pack" --store "$work/store" --dry-run --json
