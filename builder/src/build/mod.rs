@@ -10,6 +10,7 @@ pub mod error;
 pub mod mrpack;
 pub mod native;
 pub mod packwiz;
+pub mod rules;
 
 use crate::plan::{BuildPlan, PlanOptions};
 use crate::repo::PackSource;
