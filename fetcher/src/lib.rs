@@ -52,6 +52,7 @@ pub mod instance;
 pub mod interrupt;
 pub mod journal;
 pub mod lock;
+pub mod partial;
 pub mod place;
 pub mod plan;
 pub mod progress;
