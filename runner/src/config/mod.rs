@@ -136,7 +136,20 @@ pub struct SourceSettings {
     /// Per-request timeout (default 60s).
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
-    /// Deadline of a check and its downloads (default none).
+    /// Longest wait for a connection (default 10s).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for response headers (default 15s).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub header_timeout: Option<Duration>,
+    /// Bytes per second below which a transfer fails over `low_speed_time`
+    /// (default 1024; 0 turns it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_speed_limit: Option<u64>,
+    /// The stretch the low-speed limit is measured over (default 30s).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub low_speed_time: Option<Duration>,
+    /// Deadline of a check and its downloads (default 30m).
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Duration>,
 }
@@ -157,6 +170,10 @@ impl SourceSettings {
             side: self.side,
             parallelism: self.parallelism,
             timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            header_timeout: self.header_timeout,
+            low_speed_limit: self.low_speed_limit,
+            low_speed_time: self.low_speed_time,
             deadline: self.deadline,
             retries: self.retries,
             on_modified: self.on_modified,
@@ -609,11 +626,16 @@ impl RunnerConfig {
             if src.parallelism.is_some_and(|p| !(1..=64).contains(&p)) {
                 return Err(bad("source.parallelism", "must be from 1 to 64"));
             }
-            if src.timeout.is_some_and(|t| t < Duration::from_secs(1)) {
-                return Err(bad("source.timeout", "must be at least 1s"));
-            }
-            if src.deadline.is_some_and(|t| t < Duration::from_secs(1)) {
-                return Err(bad("source.deadline", "must be at least 1s"));
+            for (field, value) in [
+                ("source.timeout", src.timeout),
+                ("source.connect_timeout", src.connect_timeout),
+                ("source.header_timeout", src.header_timeout),
+                ("source.low_speed_time", src.low_speed_time),
+                ("source.deadline", src.deadline),
+            ] {
+                if value.is_some_and(|t| t < Duration::from_secs(1)) {
+                    return Err(bad(field, "must be at least 1s"));
+                }
             }
         }
         Ok(())
@@ -670,7 +692,8 @@ mod tests {
         let text = format!(
             "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"{key}\"]\n\
              side = \"client\"\nenable = [\"shaders.zip\"]\ndisable = [\"minimap.jar\"]\n\
-             on_modified = \"backup\"\nparallelism = 4\nretries = 2\ntimeout = \"20s\"\ndeadline = \"10m\"\n"
+             on_modified = \"backup\"\nparallelism = 4\nretries = 2\ntimeout = \"20s\"\ndeadline = \"10m\"\n\
+             connect_timeout = \"5s\"\nheader_timeout = \"20s\"\nlow_speed_limit = 4096\nlow_speed_time = \"1m\"\n"
         );
         let c = RunnerConfig::parse(Path::new("r.toml"), &text).expect("parse");
         let src = c.source.as_ref().expect("source");
@@ -683,6 +706,15 @@ mod tests {
         assert_eq!((o.parallelism, o.retry.retries), (4, 2));
         assert_eq!(o.timeout, Duration::from_secs(20));
         assert_eq!(o.deadline, Some(Duration::from_secs(600)));
+        assert_eq!(
+            (o.connect_timeout, o.header_timeout, o.low_speed_time),
+            (
+                Duration::from_secs(5),
+                Duration::from_secs(20),
+                Duration::from_secs(60)
+            )
+        );
+        assert_eq!(o.low_speed_limit, 4096);
         assert!(o.selection.enable.contains("shaders.zip") && o.selection.disable.contains("minimap.jar"));
         assert_eq!(o.cache, Some(PathBuf::from("/srv/mc/.atlas-runner/cache")));
         // Unset: the fetcher's own defaults, as for `atlas-fetcher sync`.
@@ -702,7 +734,14 @@ mod tests {
             (o.side, o.parallelism, o.retry.retries),
             (InstallSide::Server, 8, 5)
         );
-        assert_eq!((o.timeout, o.deadline), (Duration::from_secs(60), None));
+        assert_eq!(
+            (o.timeout, o.deadline),
+            (Duration::from_secs(60), Some(Duration::from_secs(1800)))
+        );
+        assert_eq!(
+            (o.header_timeout, o.low_speed_limit),
+            (Duration::from_secs(15), 1024)
+        );
         let err = RunnerConfig::parse(
             Path::new("r.toml"),
             &format!("server_dir = \"/x\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"{key}\"]\nparallelism = 65\n"),
