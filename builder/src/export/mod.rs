@@ -47,6 +47,12 @@ pub enum ExportError {
         "channel `{channel}` has a packwiz export; pass --public-url (or set {PUBLIC_URL_ENV}) so it is kept in step with the pointer"
     )]
     NeedsPublicUrl { channel: String },
+    #[error("reading the channel pointer: {0}")]
+    Pointer(String),
+    #[error(
+        "`{key}` was changed by other writers {attempts} times in a row; the pointer is written, run the command again to bring the packwiz pack.toml in step"
+    )]
+    Contended { key: String, attempts: u32 },
 }
 
 impl crate::exit::HasExitClass for ExportError {
@@ -54,6 +60,19 @@ impl crate::exit::HasExitClass for ExportError {
         // Met on its own only for a bad --public-url; publish and promote
         // classify the export failures they meet themselves.
         crate::exit::ExitClass::Error
+    }
+}
+
+impl ExportError {
+    /// The class of an export failure met while publishing or promoting:
+    /// a race that never settled is a conflict, anything else a store failure.
+    pub fn writer_class(&self) -> crate::exit::ExitClass {
+        match self {
+            Self::Contended { .. } | Self::Store(StoreError::Conflict { .. }) => {
+                crate::exit::ExitClass::Conflict
+            }
+            _ => crate::exit::ExitClass::Store,
+        }
     }
 }
 
@@ -104,10 +123,14 @@ pub struct ExportReport {
     pub mrpack: Option<String>,
     /// True when the .mrpack was written now (false: the store had it).
     pub mrpack_new: bool,
-    /// Store key of the channel's packwiz `pack.toml`.
+    /// Store key of the build's packwiz pack file in the channel's folder
+    /// (`.../packwiz/pack-<sha256>.toml`), which the pointer names.
     pub packwiz: Option<String>,
-    /// packwiz files written now (unchanged ones are not rewritten).
+    /// Immutable packwiz files written now (those the folder had are not).
     pub packwiz_written: usize,
+    /// What became of the channel's `pack.toml` after the pointer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packwiz_channel: Option<packwiz::ChannelPackStatus>,
     /// Files left out of the exports, with the reason.
     pub skipped: Vec<String>,
 }
@@ -120,6 +143,85 @@ impl ExportReport {
             packwiz: self.packwiz.clone(),
         }
     }
+}
+
+/// Writes `build`'s packwiz files into `channel`'s folder, before the pointer
+/// that names them; `report` then names the pack file. Returns the tree, for
+/// [`finish_packwiz`] after the pointer.
+pub async fn prepare_packwiz(
+    store: &dyn crate::store::Store,
+    manifest: &atlas_proto::v1::Manifest,
+    build: &Sha256Digest,
+    channel: &str,
+    opts: &ExportOptions,
+    concurrency: usize,
+    report: &mut ExportReport,
+) -> Result<packwiz::BuildTree, ExportError> {
+    let tree = packwiz::tree(manifest, build, opts)?;
+    report.packwiz_written =
+        packwiz::write_build_tree(store, &manifest.pack_id, channel, &tree, concurrency).await?;
+    report.packwiz = Some(tree.pack_key(&manifest.pack_id, channel));
+    report.skipped.extend(tree.skipped.iter().cloned());
+    Ok(tree)
+}
+
+/// After the pointer: brings the channel's `pack.toml` in step with it
+/// (unless a newer pointer names another pack file by now).
+pub async fn finish_packwiz(
+    store: &dyn crate::store::Store,
+    pack: &str,
+    channel: &str,
+    tree: &packwiz::BuildTree,
+    report: &mut ExportReport,
+) -> Result<(), ExportError> {
+    let key = tree.pack_key(pack, channel);
+    let status = packwiz::update_channel_pack(store, pack, channel, &key, &tree.pack.1).await?;
+    if status == packwiz::ChannelPackStatus::Superseded {
+        tracing::info!(
+            "channel `{channel}`'s pointer names another build's packwiz files by now; its writer updates pack.toml"
+        );
+    }
+    report.packwiz_channel = Some(status);
+    Ok(())
+}
+
+/// Brings `channel`'s `pack.toml` in step with the pack file its pointer
+/// names now (what `resign` does, repairing a publish that stopped between
+/// its pointer and its `pack.toml`). `None` when the pointer names no
+/// format-1.3 pack file.
+pub async fn repair_channel_pack(
+    store: &dyn crate::store::Store,
+    pack: &str,
+    channel: &str,
+) -> Result<Option<packwiz::ChannelPackStatus>, ExportError> {
+    let current = crate::pointer::read_current(store, pack, channel)
+        .await
+        .map_err(|e| ExportError::Pointer(e.to_string()))?;
+    let Some(key) = current.and_then(|c| c.payload.exports.packwiz) else {
+        return Ok(None);
+    };
+    let prefix = atlas_proto::layout::packwiz_prefix(pack, channel);
+    let immutable = key
+        .strip_prefix(&prefix)
+        .is_some_and(|name| name.starts_with("pack-") && !name.contains('/'));
+    if !immutable {
+        return Ok(None);
+    }
+    let limit = atlas_proto::Limits::DEFAULT.export_object_bytes;
+    let Some(obj) = store.get(&key, limit).await? else {
+        return Err(ExportError::Toml(format!(
+            "the pointer of channel `{channel}` names `{key}`, which is missing; publish or promote again"
+        )));
+    };
+    if Sha256Digest::of(&obj.bytes).to_hex() != key[prefix.len() + "pack-".len()..].trim_end_matches(".toml")
+    {
+        return Err(ExportError::Toml(format!(
+            "`{key}` does not hash to its name; the store is damaged, publish or promote again"
+        )));
+    }
+    packwiz::update_channel_pack(store, pack, channel, &key, &obj.bytes)
+        .await
+        .map(Some)
 }
 
 /// Reads a blob's bytes from where the plan found them: a file streamed from
