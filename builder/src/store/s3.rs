@@ -346,7 +346,16 @@ impl S3Store {
         }
         let verdict = self.probe_refusals(&key, meta, body).await;
         // 4. Clean up (a leftover is collected by `gc`).
-        if let Err(e) = self.delete(std::slice::from_ref(&key)).await {
+        let deleted = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(&key))
+            .send()
+            .await;
+        if let Err(e) = deleted {
+            let f = self.classify(&key, "DeleteObject", e);
+            let e = self.unexpected(&key, "DeleteObject", f);
             tracing::warn!("could not delete the probe object (gc removes it later): {e}");
         }
         verdict
