@@ -111,11 +111,21 @@ struct Race {
     bytes: Bytes,
 }
 
+/// PUTs of one key held until `count` of them are waiting (see [`S3Server::gate_puts`]).
+#[derive(Debug)]
+struct Gate {
+    key: String,
+    count: usize,
+    arrived: usize,
+    open: Arc<tokio::sync::Notify>,
+}
+
 #[derive(Debug)]
 struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     enforce_preconditions: AtomicBool,
     races: Mutex<Vec<Race>>,
+    gates: Mutex<Vec<Gate>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -123,6 +133,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Waits at `key`'s gate, if one is set and not yet full: until the last PUT the gate waits
+    /// for arrives (or 20 s pass, so a writer that never comes does not hang a test).
+    async fn pass_gate(&self, key: &str) {
+        let wait = {
+            let mut gates = lock(&self.gates);
+            let Some(i) = gates.iter().position(|g| g.key == key && g.arrived < g.count) else {
+                return;
+            };
+            let gate = &mut gates[i];
+            gate.arrived += 1;
+            if gate.arrived == gate.count {
+                gate.open.notify_waiters();
+                gates.remove(i);
+                None
+            } else {
+                // Created under the lock: it receives the `notify_waiters` of the last arrival.
+                Some(Arc::clone(&gate.open).notified_owned())
+            }
+        };
+        if let Some(open) = wait {
+            let _ = tokio::time::timeout(Duration::from_secs(20), open).await;
+        }
+    }
+
     fn take_race(&self, key: &str, timing: RaceTiming) -> Option<Bytes> {
         let mut races = lock(&self.races);
         let i = races.iter().position(|r| r.key == key && r.timing == timing)?;
@@ -152,6 +186,7 @@ impl S3Server {
             requests: Mutex::new(Vec::new()),
             enforce_preconditions: AtomicBool::new(true),
             races: Mutex::new(Vec::new()),
+            gates: Mutex::new(Vec::new()),
         });
         let mut builder = S3ServiceBuilder::new(AtlasS3 {
             fs,
@@ -242,6 +277,19 @@ impl S3Server {
             key: key.to_owned(),
             timing,
             bytes: bytes.into(),
+        });
+    }
+
+    /// Makes the next `count` `PutObject`s of `key` (the full key in the bucket) arrive together:
+    /// each waits until the last one is there, then all go on at once and are served one after
+    /// another, like writers whose requests reach the store in the same instant. (A writer that
+    /// never sends its PUT releases the others after 20 s.)
+    pub fn gate_puts(&self, key: &str, count: usize) {
+        lock(&self.shared.gates).push(Gate {
+            key: key.to_owned(),
+            count,
+            arrived: 0,
+            open: Arc::new(tokio::sync::Notify::new()),
         });
     }
 
@@ -379,7 +427,9 @@ const MAX_DELETE_KEYS: usize = 1000;
 /// does not: the `Content-MD5` header is required for general purpose buckets and must be the
 /// body's MD5 (S3 API reference, DeleteObjects; a missing one is `InvalidRequest`, a wrong one
 /// `BadDigest`), and at most 1,000 keys (`MalformedXML`). Other requests pass through unchanged.
-async fn check_multi_delete(req: hyper::Request<s3s::Body>) -> Result<hyper::Request<s3s::Body>, s3s::HttpResponse> {
+async fn check_multi_delete(
+    req: hyper::Request<s3s::Body>,
+) -> Result<hyper::Request<s3s::Body>, s3s::HttpResponse> {
     let is_delete = req.method() == hyper::Method::POST
         && req
             .uri()
@@ -392,7 +442,13 @@ async fn check_multi_delete(req: hyper::Request<s3s::Body>) -> Result<hyper::Req
     let (parts, mut body) = req.into_parts();
     let bytes = match body.store_all_limited(2 * 1024 * 1024).await {
         Ok(b) => b,
-        Err(_) => return Err(s3_error_response(400, "MalformedXML", "The request body is too large.")),
+        Err(_) => {
+            return Err(s3_error_response(
+                400,
+                "MalformedXML",
+                "The request body is too large.",
+            ));
+        }
     };
     let Some(given) = parts.headers.get("content-md5").and_then(|v| v.to_str().ok()) else {
         return Err(s3_error_response(
@@ -568,6 +624,7 @@ async fn drain(body: Option<StreamingBlob>) {
 #[async_trait::async_trait]
 impl S3 for AtlasS3 {
     async fn put_object(&self, mut req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        self.shared.pass_gate(&req.input.key).await;
         let _guard = self.write_lock.lock().await;
         let bucket = req.input.bucket.clone();
         let key = req.input.key.clone();

@@ -350,10 +350,13 @@ async fn rebuild_is_byte_identical_and_uploads_nothing_new() {
         Some(layout::mrpack_key("expo", &w.plan.build_id))
     );
     // The pointer names the build's immutable pack file; the channel's pack.toml is its copy.
-    let tree = atlas_builder::export::packwiz::tree(&w.plan.manifest, &w.plan.build_id, &w.exports)
-        .expect("tree");
+    let tree =
+        atlas_builder::export::packwiz::tree(&w.plan.manifest, &w.plan.build_id, &w.exports).expect("tree");
     let pack_key = tree.pack_key("expo", "dev");
-    assert!(pack_key.starts_with("packs/expo/channels/dev/packwiz/pack-"), "{pack_key}");
+    assert!(
+        pack_key.starts_with("packs/expo/channels/dev/packwiz/pack-"),
+        "{pack_key}"
+    );
     assert_eq!(verified.payload.exports.packwiz, Some(pack_key));
     assert_eq!(
         w.get(&w.exports.url_of(&layout::packwiz_pack_key("expo", "dev"))),

@@ -15,6 +15,7 @@ mod packwiz_parse;
 mod packwiz_real;
 mod pointer_race;
 mod publish;
+mod publish_race;
 mod resolve;
 mod s3_store;
 mod schemas;

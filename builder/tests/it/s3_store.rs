@@ -205,12 +205,18 @@ async fn store_ignoring_preconditions_is_refused() {
     assert!(matches!(err, StoreError::Unconditional { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("--allow-unconditional-store"), "{text}");
-    assert!(text.contains("If-None-Match: * over an existing object succeeded"), "{text}");
+    assert!(
+        text.contains("If-None-Match: * over an existing object succeeded"),
+        "{text}"
+    );
     let immutable = store
         .put_immutable("blobs/x", Body::Bytes(bytes(b"x")), BLOB)
         .await
         .expect_err("refused");
-    assert!(matches!(immutable, StoreError::Unconditional { .. }), "{immutable:?}");
+    assert!(
+        matches!(immutable, StoreError::Unconditional { .. }),
+        "{immutable:?}"
+    );
     assert!(store.check_conditional_writes().await.is_err());
     // Probed once (create, a second create), with a scratch object that was then deleted;
     // no real object was written.
@@ -219,7 +225,13 @@ async fn store_ignoring_preconditions_is_refused() {
         .requests()
         .into_iter()
         .filter(|r| r.path.contains("/atlas-probe/"))
-        .map(|r| (r.method.clone(), r.status, r.header("if-none-match").map(str::to_owned)))
+        .map(|r| {
+            (
+                r.method.clone(),
+                r.status,
+                r.header("if-none-match").map(str::to_owned),
+            )
+        })
         .collect();
     assert_eq!(
         probes,
@@ -330,7 +342,9 @@ async fn listing_pages_and_batched_deletes() {
     let server = S3Server::start(BUCKET).expect("server");
     let store = connect(&server, "pre").await;
     let n = 2345;
-    let keys: Vec<String> = (0..n).map(|i| format!("blobs/sha256/{:02x}/k{i:05}", i % 256)).collect();
+    let keys: Vec<String> = (0..n)
+        .map(|i| format!("blobs/sha256/{:02x}/k{i:05}", i % 256))
+        .collect();
     for k in &keys {
         let p = server.object_path(&format!("pre/{k}"));
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
@@ -360,9 +374,16 @@ async fn listing_pages_and_batched_deletes() {
         .filter(|r| r.method == "POST")
         .collect();
     assert_eq!(deletes.len(), 3);
-    assert!(deletes.iter().all(|r| r.status == 200 && r.header("content-md5").is_some()));
+    assert!(
+        deletes
+            .iter()
+            .all(|r| r.status == 200 && r.header("content-md5").is_some())
+    );
     assert!(store.list("").await.expect("list").is_empty());
-    assert!(server.object("outside").is_some(), "outside the prefix: untouched");
+    assert!(
+        server.object("outside").is_some(),
+        "outside the prefix: untouched"
+    );
 
     // The stand-in is as strict as S3: a multi-object delete without Content-MD5 is refused.
     let bare = store
