@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod deps;
 mod exports;
+mod gc;
 mod keyset;
 mod packwiz_corpus;
 mod packwiz_parse;

@@ -10,13 +10,11 @@
 //! one wins: the S3 server's `gate_puts`, or a gate in front of the directory
 //! store), which makes the losers' path certain to run.
 
-use std::io::Read as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use atlas_builder::exit::HasExitClass as _;
 use atlas_builder::export::ExportOptions;
-use atlas_builder::export::packwiz::tree;
 use atlas_builder::promote::{PromoteFrom, PromoteRequest};
 use atlas_builder::publish::{PublishOptions, PublishRequest};
 use atlas_builder::repo::PackSource;
@@ -24,12 +22,12 @@ use atlas_builder::resolve::ModOptions;
 use atlas_builder::store::{
     Body, DirStore, Expected, Listed, Object, ObjectMeta, PutOutcome, S3Settings, S3Store, Store, StoreError,
 };
-use atlas_proto::pointer::SignedPointer;
 use atlas_proto::{SecretKey, Sha256Digest, layout};
 use atlas_testkit::git::GitRepo;
 use atlas_testkit::http::StaticServer;
 use atlas_testkit::s3::{ACCESS_KEY, REGION, S3Server, SECRET_KEY};
 
+use crate::common::consistency::check_one_build;
 use crate::common::{builder, text};
 
 const PACK: &str = "race";
@@ -121,86 +119,6 @@ async fn promote(
             Err(code)
         }
     }
-}
-
-/// Checks that the channel's pointer, packwiz tree and `.mrpack` describe one
-/// build, and returns it.
-pub async fn check_one_build(store: &dyn Store, exports: &ExportOptions, channel: &str) -> Sha256Digest {
-    let pointer_key = layout::pointer_key(PACK, channel);
-    let obj = store
-        .get(&pointer_key, 65_536)
-        .await
-        .expect("get")
-        .expect("pointer");
-    let payload = SignedPointer::parse(&obj.bytes)
-        .and_then(|p| p.payload_unverified())
-        .expect("payload");
-    let build: Sha256Digest = payload.build.parse().expect("build id");
-    let manifest_bytes = atlas_builder::builds::manifest_bytes(store, PACK, &build)
-        .await
-        .expect("manifest");
-    let manifest = atlas_proto::manifest::decode(&manifest_bytes, &atlas_proto::Limits::DEFAULT.manifest)
-        .expect("decode");
-    // The history entry of the live version is the pointer itself.
-    let hist = store
-        .get(&layout::history_key(PACK, channel, payload.version), 65_536)
-        .await
-        .expect("get")
-        .expect("history entry of the live version");
-    assert_eq!(hist.bytes, obj.bytes);
-    // The .mrpack: named by the pointer, the build's own, stored.
-    let mrpack_key = layout::mrpack_key(PACK, &build);
-    assert_eq!(payload.exports.mrpack.as_deref(), Some(mrpack_key.as_str()));
-    let mrpack = store
-        .get(&mrpack_key, 1 << 26)
-        .await
-        .expect("get")
-        .expect("mrpack");
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(mrpack.bytes.to_vec())).expect("zip");
-    let mut index = String::new();
-    zip.by_name("modrinth.index.json")
-        .expect("index")
-        .read_to_string(&mut index)
-        .expect("read");
-    let index: serde_json::Value = serde_json::from_str(&index).expect("json");
-    assert_eq!(index["summary"], format!("Atlas build {build}"));
-    // The packwiz tree: the pointer names this build's pack file, pack.toml is that file,
-    // its index hash is the SHA-256 of the index it names, and every metafile is there.
-    let t = tree(&manifest, &build, exports).expect("tree");
-    assert_eq!(payload.exports.packwiz, Some(t.pack_key(PACK, channel)));
-    let prefix = layout::packwiz_prefix(PACK, channel);
-    let read = |k: String| async move {
-        store
-            .get(&k, 1 << 22)
-            .await
-            .expect("get")
-            .unwrap_or_else(|| panic!("`{k}` missing"))
-            .bytes
-    };
-    let pack_toml = read(layout::packwiz_pack_key(PACK, channel)).await;
-    assert_eq!(
-        pack_toml.as_ref(),
-        t.pack.1.as_slice(),
-        "pack.toml describes build {build}"
-    );
-    let parsed: toml::Table = toml::from_str(std::str::from_utf8(&pack_toml).expect("utf8")).expect("toml");
-    let index_file = parsed["index"]["file"].as_str().expect("index file");
-    let index_hash = parsed["index"]["hash"].as_str().expect("index hash");
-    let index_bytes = read(format!("{prefix}{index_file}")).await;
-    assert_eq!(Sha256Digest::of(&index_bytes).to_hex(), index_hash);
-    let index: toml::Table = toml::from_str(std::str::from_utf8(&index_bytes).expect("utf8")).expect("toml");
-    let files = index["files"].as_array().expect("files");
-    assert_eq!(files.len(), manifest.files.len());
-    for f in files {
-        let name = f["file"].as_str().expect("file");
-        let bytes = read(format!("{prefix}{name}")).await;
-        assert_eq!(
-            Sha256Digest::of(&bytes).to_hex(),
-            f["hash"].as_str().expect("hash"),
-            "{name}"
-        );
-    }
-    build
 }
 
 /// A directory store whose pointer writes wait at a gate until `n` writers
@@ -316,7 +234,7 @@ async fn races(
         let promoted = &pool[round * 2..round * 2 + 2];
         arm(4);
         let outcomes = race(store, &key, exports, &repos, promoted, cache.path()).await;
-        let live = check_one_build(store, exports, LIVE).await;
+        let live = check_one_build(store, exports, PACK, LIVE).await;
         let winners: Vec<_> = outcomes.iter().filter(|(_, c)| *c == 0).collect();
         assert!(!winners.is_empty(), "round {round}: someone wins: {outcomes:?}");
         assert!(
@@ -473,7 +391,7 @@ async fn binaries_race_and_losers_exit_5() {
             })
             .await
             .expect("join");
-            let live = check_one_build(store, exports, LIVE).await;
+            let live = check_one_build(store, exports, PACK, LIVE).await;
             let mut winners = Vec::new();
             for out in &outs {
                 match out.status.code() {
