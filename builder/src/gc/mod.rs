@@ -61,7 +61,8 @@ impl HasExitClass for GcError {
             Self::Build(e) => e.exit_class(),
             Self::Unreadable { .. } => ExitClass::Store,
             Self::Raced { .. } => ExitClass::Conflict,
-            Self::Options(_) => ExitClass::Error,
+            // A flag out of range: a bad command line.
+            Self::Options(_) => ExitClass::Usage,
         }
     }
 }

@@ -20,3 +20,4 @@ mod publish_race;
 mod resolve;
 mod s3_store;
 mod schemas;
+mod store_cli;
