@@ -168,9 +168,9 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
         ..Default::default()
     };
     let tree = match exports {
-        Some(e) => {
-            Some(crate::export::prepare_packwiz(store, &decoded, &build, to, e, 8, &mut report).await?)
-        }
+        Some(e) => Some(
+            crate::export::packwiz::prepare_packwiz(store, &decoded, &build, to, e, 8, &mut report).await?,
+        ),
         None => {
             let current = crate::pointer::read_current(store, pack, to).await?;
             if current.is_some_and(|c| c.payload.exports.packwiz.is_some()) {
@@ -197,7 +197,7 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
     })
     .await?;
     if let Some(tree) = &tree {
-        crate::export::finish_packwiz(store, pack, to, tree, &mut report).await?;
+        crate::export::packwiz::finish_packwiz(store, pack, to, tree, &mut report).await?;
     }
     Ok(PromoteReport {
         pack: pack.to_owned(),

@@ -224,7 +224,7 @@ pub async fn resign(ctx: &Context, args: ResignArgs) -> Result<(), CliError> {
                 ))
             })?;
         // A publish that stopped after its pointer left pack.toml behind: catch up.
-        crate::export::repair_channel_pack(store.as_ref(), &args.pack, channel)
+        crate::export::packwiz::repair_channel_pack(store.as_ref(), &args.pack, channel)
             .await
             .map_err(|e| CliError::with_class(e.writer_class(), e))?;
         updates.push(update);

@@ -35,7 +35,7 @@ use atlas_proto::Sha256Digest;
 use atlas_proto::layout::{self, CACHE_IMMUTABLE, CACHE_POINTER, CONTENT_TYPE_TOML};
 use atlas_proto::v1::{LoaderKind, Manifest, Side};
 
-use super::{ExportError, ExportOptions};
+use super::{ChannelPackStatus, ExportError, ExportOptions, ExportReport};
 use crate::pointer::read_current;
 use crate::store::{Body, Expected, ObjectMeta, PutOutcome, Store, StoreError};
 
@@ -353,19 +353,6 @@ pub async fn write_build_tree(
     Ok(written)
 }
 
-/// What became of a channel's `pack.toml`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelPackStatus {
-    /// Replaced with the pack file this writer's pointer names.
-    Written,
-    /// It already had those bytes.
-    Unchanged,
-    /// The channel's pointer names another pack file now (a newer publish
-    /// or promote): left to that writer.
-    Superseded,
-}
-
 /// Attempts at the channel `pack.toml`'s compare-and-swap (each loss means
 /// another writer changed it meanwhile).
 const CHANNEL_PACK_ATTEMPTS: u32 = 16;
@@ -437,6 +424,84 @@ fn backoff(attempt: u32) -> Duration {
         Err(_) => 0,
     };
     Duration::from_millis(base / 2 + jitter)
+}
+
+/// Writes `build`'s packwiz files into `channel`'s folder, before the pointer
+/// that names them; `report` then names the pack file. Returns the tree, for
+/// [`finish_packwiz`] after the pointer.
+pub async fn prepare_packwiz(
+    store: &dyn Store,
+    manifest: &Manifest,
+    build: &Sha256Digest,
+    channel: &str,
+    opts: &ExportOptions,
+    concurrency: usize,
+    report: &mut ExportReport,
+) -> Result<BuildTree, ExportError> {
+    let tree = tree(manifest, build, opts)?;
+    report.packwiz_written = write_build_tree(store, &manifest.pack_id, channel, &tree, concurrency).await?;
+    report.packwiz = Some(tree.pack_key(&manifest.pack_id, channel));
+    report.skipped.extend(tree.skipped.iter().cloned());
+    Ok(tree)
+}
+
+/// After the pointer: brings the channel's `pack.toml` in step with it
+/// (unless a newer pointer names another pack file by now).
+pub async fn finish_packwiz(
+    store: &dyn Store,
+    pack: &str,
+    channel: &str,
+    tree: &BuildTree,
+    report: &mut ExportReport,
+) -> Result<(), ExportError> {
+    let key = tree.pack_key(pack, channel);
+    let status = update_channel_pack(store, pack, channel, &key, &tree.pack.1).await?;
+    if status == ChannelPackStatus::Superseded {
+        tracing::info!(
+            "channel `{channel}`'s pointer names another build's packwiz files by now; its writer updates pack.toml"
+        );
+    }
+    report.packwiz_channel = Some(status);
+    Ok(())
+}
+
+/// Brings `channel`'s `pack.toml` in step with the pack file its pointer
+/// names now (what `resign` does, repairing a publish that stopped between
+/// its pointer and its `pack.toml`). `None` when the pointer names no
+/// format-1.3 pack file.
+pub async fn repair_channel_pack(
+    store: &dyn Store,
+    pack: &str,
+    channel: &str,
+) -> Result<Option<ChannelPackStatus>, ExportError> {
+    let current = read_current(store, pack, channel)
+        .await
+        .map_err(|e| ExportError::Pointer(e.to_string()))?;
+    let Some(key) = current.and_then(|c| c.payload.exports.packwiz) else {
+        return Ok(None);
+    };
+    let prefix = layout::packwiz_prefix(pack, channel);
+    let immutable = key
+        .strip_prefix(&prefix)
+        .is_some_and(|name| name.starts_with("pack-") && !name.contains('/'));
+    if !immutable {
+        return Ok(None);
+    }
+    let limit = atlas_proto::Limits::DEFAULT.export_object_bytes;
+    let Some(obj) = store.get(&key, limit).await? else {
+        return Err(ExportError::Toml(format!(
+            "the pointer of channel `{channel}` names `{key}`, which is missing; publish or promote again"
+        )));
+    };
+    if Sha256Digest::of(&obj.bytes).to_hex() != key[prefix.len() + "pack-".len()..].trim_end_matches(".toml")
+    {
+        return Err(ExportError::Toml(format!(
+            "`{key}` does not hash to its name; the store is damaged, publish or promote again"
+        )));
+    }
+    update_channel_pack(store, pack, channel, &key, &obj.bytes)
+        .await
+        .map(Some)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use serde::Serialize;
 use atlas_proto::pointer::SignedPointer;
 use atlas_proto::{Limits, Sha256Digest, layout};
 
-use super::GcError;
+use super::error::GcError;
 use super::scan::{Kind, classify};
 use crate::store::{Listed, Store};
 
@@ -79,6 +79,9 @@ pub struct Keep {
     pub warnings: Vec<String>,
 }
 
+/// A channel's history entries: (version, written).
+type History = Vec<(u64, SystemTime)>;
+
 /// A channel's pointer or history entry, as far as gc cares.
 struct Named {
     version: u64,
@@ -120,7 +123,7 @@ impl Keep {
     ) -> Result<Self, GcError> {
         let mut keep = Keep::default();
         // Channels: by pointer, and by history (a channel whose pointer is gone keeps its history's builds).
-        let mut channels: BTreeMap<&str, (bool, Vec<(u64, SystemTime)>)> = BTreeMap::new();
+        let mut channels: BTreeMap<&str, (bool, History)> = BTreeMap::new();
         for e in entries {
             match &e.kind {
                 Kind::Pointer { pack: p, channel } if p == pack => {
@@ -140,7 +143,7 @@ impl Keep {
         }
         let mut packfiles: Vec<String> = Vec::new();
         for (channel, (has_pointer, mut history)) in channels {
-            history.sort_by(|a, b| b.0.cmp(&a.0));
+            history.sort_by_key(|h| std::cmp::Reverse(h.0));
             let (ck, files) = channel_keep(store, pack, channel, has_pointer, &history, rules).await?;
             for b in &ck.kept {
                 if let Ok(d) = b.parse() {

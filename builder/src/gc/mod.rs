@@ -10,6 +10,7 @@
 //! in batches of 1,000, so a publish or promote that ran meanwhile keeps
 //! what it named (docs/FORMAT.md §8 says what remains to chance).
 
+pub mod error;
 pub mod keep;
 pub mod scan;
 
@@ -20,9 +21,8 @@ use serde::Serialize;
 
 use atlas_proto::Sha256Digest;
 
-use crate::builds::BuildLookupError;
-use crate::exit::{ExitClass, HasExitClass};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
+pub use error::GcError;
 use keep::{ChannelKeep, Entry, Keep, Rules};
 use scan::Kind;
 
@@ -37,35 +37,6 @@ pub const DEFAULT_KEEP_BUILDS: usize = 10;
 pub const MIN_KEEP_BUILDS: usize = 4;
 /// Objects deleted per step.
 const BATCH: usize = 1000;
-
-#[derive(Debug, thiserror::Error)]
-pub enum GcError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Build(BuildLookupError),
-    #[error("`{key}` is unreadable ({message}); nothing was deleted: repair or remove it first")]
-    Unreadable { key: String, message: String },
-    #[error(
-        "channel `{channel}` was pointed at build {build} while gc ran, and gc had already deleted that build's objects; publish or promote it again (nothing more was deleted)"
-    )]
-    Raced { channel: String, build: String },
-    #[error("{0}")]
-    Options(String),
-}
-
-impl HasExitClass for GcError {
-    fn exit_class(&self) -> ExitClass {
-        match self {
-            Self::Store(e) => e.exit_class(),
-            Self::Build(e) => e.exit_class(),
-            Self::Unreadable { .. } => ExitClass::Store,
-            Self::Raced { .. } => ExitClass::Conflict,
-            // A flag out of range: a bad command line.
-            Self::Options(_) => ExitClass::Usage,
-        }
-    }
-}
 
 /// How to collect.
 #[derive(Debug, Clone, Copy)]

@@ -291,7 +291,7 @@ async fn upload(
     let mut exports = match req.exports {
         Some(e) => {
             let mut r = crate::export::mrpack::write_build_exports(plan, source, store, e).await?;
-            let tree = crate::export::prepare_packwiz(
+            let tree = crate::export::packwiz::prepare_packwiz(
                 store,
                 &plan.manifest,
                 &plan.build_id,
@@ -324,7 +324,7 @@ async fn upload(
     );
     // 6. The channel's packwiz pack.toml, while the pointer names this build's.
     if let Some((r, tree)) = exports.as_mut() {
-        crate::export::finish_packwiz(store, pack, &opts.channel, tree, r).await?;
+        crate::export::packwiz::finish_packwiz(store, pack, &opts.channel, tree, r).await?;
     }
     report.exports = exports.map(|(r, _)| r);
     Ok(report)
