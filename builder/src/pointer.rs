@@ -89,6 +89,10 @@ pub async fn keep_in_history(
     pointer: &Bytes,
 ) -> Result<(), StoreError> {
     let key = history_key(pack, channel, version);
+    // Looked up first: a publish that changes nothing writes nothing.
+    if store.exists(&key).await? {
+        return Ok(());
+    }
     store
         .put_immutable(&key, Body::Bytes(pointer.clone()), ObjectMeta::HISTORY)
         .await
@@ -245,7 +249,11 @@ async fn point_channel_once(req: &PointerRequest<'_>) -> Result<PointerUpdate, P
         .await?;
     // The pointer is live: a failure here only delays the history entry
     // (the next writer adds it before replacing this version).
-    if let Err(e) = keep_in_history(store, pack, channel, payload.version, &envelope).await {
+    let entry = history_key(pack, channel, payload.version);
+    let kept = store
+        .put_immutable(&entry, Body::Bytes(envelope.clone()), ObjectMeta::HISTORY)
+        .await;
+    if let Err(e) = kept {
         tracing::warn!(
             "channel `{channel}` points at build {} (version {}), but its history entry could not be written ({e}); the next publish, promote or resign adds it",
             payload.build,
