@@ -555,21 +555,6 @@ async fn killed_sync_resumes_with_a_range(s: &mut Scenario) {
     assert_eq!(s.installed(), want);
     assert!(!partial.exists(), "nothing left to resume");
     let hits = s.server.hits_since(since);
-    let all = s.server.hits();
-    eprintln!(
-        "DEBUG since={since} total={} tail={:?}",
-        all.len(),
-        all.iter()
-            .rev()
-            .take(8)
-            .map(|h| (
-                h.key.get(..20).unwrap_or(&h.key).to_owned(),
-                h.status,
-                h.bytes,
-                h.range.clone()
-            ))
-            .collect::<Vec<_>>()
-    );
     let got: Vec<(&str, u16, Option<&str>)> = hits
         .iter()
         .map(|h| (h.key.as_str(), h.status, h.range.as_deref()))
