@@ -3,7 +3,9 @@
 //! it grows past the size the manifest declares. Memory use is bounded by the
 //! chunk size times the parallelism, whatever the file sizes. Transient
 //! failures are retried with backoff, and a broken transfer resumes where it
-//! stopped (see [`crate::retry`]).
+//! stopped (see [`crate::retry`]); big blobs from a remote store are written
+//! to `.atlas/partial/` so that the next run resumes them too
+//! (see [`crate::partial`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,9 @@ use atlas_proto::IoError;
 use crate::cache::BlobCache;
 use crate::durable;
 use crate::error::SyncError;
+use crate::exit;
 use crate::interrupt::Interrupt;
+use crate::partial::{PartialDir, Resume};
 use crate::plan::{Plan, PlannedFile};
 use crate::progress::Progress;
 use crate::retry::{Retrier, RetryPolicy};
@@ -54,6 +58,22 @@ pub struct Transfer<'a> {
     pub(crate) prefetched: Option<&'a BlobDir>,
     /// Checked before each blob and each chunk of one.
     pub interrupt: &'a Interrupt,
+    /// Where big downloads are kept across runs (`None`: nowhere).
+    pub partial: Option<&'a PartialDir>,
+}
+
+/// One blob [`fetch_blob`] has.
+#[derive(Debug)]
+struct Fetched {
+    digest: Sha256Digest,
+    /// In the partial directory until every download is done (else in staging).
+    in_partial: bool,
+    /// Bytes received from the network for it by this run.
+    bytes: u64,
+    /// Still to be kept in the shared cache (once in staging).
+    cache: bool,
+    /// Written by this run (or an earlier one): to be made durable.
+    written: bool,
 }
 
 /// Downloads every blob the plan needs into `staging`.
@@ -67,6 +87,11 @@ pub(crate) async fn download_all(
     transfer: Transfer<'_>,
     progress: &dyn Progress,
 ) -> Result<Staged, SyncError> {
+    if let Some(p) = transfer.partial {
+        // Only what this plan downloads is worth keeping.
+        let keep: BTreeMap<_, _> = plan.downloads().iter().map(|f| (f.sha256, f.size)).collect();
+        p.clean(&keep);
+    }
     // The futures are built first (not by a closure inside the stream) so
     // that callers can prove the whole download `Send` and spawn it.
     let syncs = PendingSyncs::default();
@@ -75,19 +100,50 @@ pub(crate) async fn download_all(
         .into_iter()
         .map(|f| fetch_blob(source, f, staging, transfer, progress, &syncs))
         .collect();
-    let (staged, unsynced) = futures_util::stream::iter(jobs)
+    let (fetched, unsynced) = futures_util::stream::iter(jobs)
         .buffer_unordered(transfer.parallelism.max(1))
         .try_fold(
-            (Staged::default(), false),
-            |(mut acc, mut unsynced), (digest, path, bytes)| async move {
-                acc.blobs.insert(digest, path);
-                acc.bytes += bytes;
-                unsynced |= bytes > 0;
+            (Vec::new(), false),
+            |(mut acc, mut unsynced), f: Fetched| async move {
+                unsynced |= f.written;
+                acc.push(f);
                 Ok((acc, unsynced))
             },
         )
         .await?;
     syncs.wait().await?;
+    // Every download is verified: the ones kept in the partial directory
+    // move into staging, and nothing is left there to resume.
+    let mut staged = Staged::default();
+    for f in fetched {
+        if f.in_partial
+            && let Some(p) = transfer.partial
+        {
+            let (p, d) = (p.clone(), f.digest);
+            let shard = staging.shard(&d, true)?.ok_or_else(|| {
+                SyncError::Internal(format!(
+                    "no staging directory for {}",
+                    staging.display(&d).display()
+                ))
+            })?;
+            let name = BlobDir::name(&d);
+            let cache = transfer.cache.filter(|_| f.cache).cloned();
+            tokio::task::spawn_blocking(move || {
+                p.finish(&d, &shard, &name)?;
+                if let Some(c) = cache {
+                    c.keep(&d, &shard, &name);
+                }
+                Ok::<_, SyncError>(())
+            })
+            .await
+            .map_err(|e| SyncError::Internal(format!("staging task failed: {e}")))??;
+        }
+        staged.blobs.insert(f.digest, staging.display(&f.digest));
+        staged.bytes += f.bytes;
+    }
+    if let Some(p) = transfer.partial {
+        p.clean(&BTreeMap::new());
+    }
     if durable::SYNC_ONCE && unsynced {
         let dir = staging.root().try_clone()?;
         tokio::task::spawn_blocking(move || dir.sync_filesystem())
@@ -143,6 +199,15 @@ enum Loc<'a> {
     Url(&'a str),
 }
 
+impl Loc<'_> {
+    fn url(&self, source: &Source) -> String {
+        match self {
+            Loc::Key(k) => source.url_of(k),
+            Loc::Url(u) => (*u).to_owned(),
+        }
+    }
+}
+
 /// Fetches one blob, from the store or (for upstream-only files) from the
 /// first upstream URL that serves the right bytes.
 async fn fetch_blob(
@@ -152,13 +217,20 @@ async fn fetch_blob(
     transfer: Transfer<'_>,
     progress: &dyn Progress,
     syncs: &PendingSyncs,
-) -> Result<(Sha256Digest, PathBuf, u64), SyncError> {
+) -> Result<Fetched, SyncError> {
     transfer.interrupt.check()?;
     let done = staging.display(&file.sha256);
     let shard = staging
         .shard(&file.sha256, true)?
         .ok_or_else(|| SyncError::Internal(format!("no staging directory for {}", done.display())))?;
     let done_name = BlobDir::name(&file.sha256);
+    let taken = Fetched {
+        digest: file.sha256,
+        in_partial: false,
+        bytes: 0,
+        cache: false,
+        written: false,
+    };
     // Prefetching writes into the prefetched blobs themselves, which a
     // later run looks for by name: a download goes under another name and
     // is renamed once verified. Staging is emptied at the start of every run
@@ -182,14 +254,14 @@ async fn fetch_blob(
             Take::Move
         };
         let ((to, to_name), d, size) = (staged.clone(), file.sha256, file.size);
-        let taken =
+        let took =
             tokio::task::spawn_blocking(move || verified::take(&dir, &name, &to, &to_name, &d, size, how))
                 .await
                 .map_err(|e| SyncError::Internal(format!("prefetch task failed: {e}")))??;
-        if taken == Taken::Verified {
+        if took == Taken::Verified {
             tracing::debug!(path = %file.path, "taken from the prefetched blobs");
             progress.blob_done(&file.path);
-            return Ok((file.sha256, done, 0));
+            return Ok(taken);
         }
     }
     let cache = transfer.cache.filter(|_| BlobCache::cacheable(&file.path));
@@ -201,22 +273,32 @@ async fn fetch_blob(
         if hit {
             tracing::debug!(path = %file.path, "taken from the shared cache");
             progress.blob_done(&file.path);
-            return Ok((file.sha256, done, 0));
+            return Ok(taken);
         }
     }
-    let keep = || {
-        if let Some(c) = cache {
-            c.keep(&file.sha256, &shard, &done_name);
-        }
-    };
     let part = (&shard, part_name.as_str());
+    // A blob in staging goes into the cache now; one in the partial
+    // directory once it moves to staging (`download_all`).
+    let finished = |in_partial: bool, bytes: u64| -> Result<Fetched, SyncError> {
+        if !in_partial {
+            finish(part, &done_name)?;
+            if let Some(c) = cache {
+                c.keep(&file.sha256, &shard, &done_name);
+            }
+        }
+        progress.blob_done(&file.path);
+        Ok(Fetched {
+            digest: file.sha256,
+            in_partial,
+            bytes,
+            cache: in_partial && cache.is_some(),
+            written: true,
+        })
+    };
     if !file.upstream_only {
         let key = layout::blob_key(&file.sha256);
-        let n = download_resumable(source, Loc::Key(&key), file, part, transfer, progress, syncs).await?;
-        finish(part, &done_name)?;
-        keep();
-        progress.blob_done(&file.path);
-        return Ok((file.sha256, done, n));
+        let (at, n) = download(source, Loc::Key(&key), file, part, transfer, progress, syncs).await?;
+        return finished(at.is_some(), n);
     }
     let mut last = SyncError::Conflict {
         path: file.path.clone(),
@@ -228,18 +310,26 @@ async fn fetch_blob(
         .filter(|u| u.url.starts_with("https://") || u.url.starts_with("http://"))
     {
         let url = upstream.url.as_str();
-        let fetched =
-            match download_resumable(source, Loc::Url(url), file, part, transfer, progress, syncs).await {
-                Ok(n) => check_upstream_hashes(part, file, upstream).await.map(|()| n),
-                Err(e) => Err(e),
-            };
-        match fetched {
-            Ok(n) => {
-                finish(part, &done_name)?;
-                keep();
-                progress.blob_done(&file.path);
-                return Ok((file.sha256, done, n));
+        let fetched = match download(source, Loc::Url(url), file, part, transfer, progress, syncs).await {
+            Ok((at, n)) => {
+                let checked = match &at {
+                    Some((dir, name)) => check_upstream_hashes((dir, name), file, upstream).await,
+                    None => check_upstream_hashes(part, file, upstream).await,
+                };
+                match checked {
+                    Ok(()) => Ok((at.is_some(), n)),
+                    Err(e) => {
+                        if let (Some(p), Some(_)) = (transfer.partial, &at) {
+                            p.discard(&file.sha256);
+                        }
+                        Err(e)
+                    }
+                }
             }
+            Err(e) => Err(e),
+        };
+        match fetched {
+            Ok((in_partial, n)) => return finished(in_partial, n),
             Err(e) => {
                 tracing::warn!(path = %file.path, %url, "upstream failed: {e}");
                 last = e;
@@ -247,6 +337,63 @@ async fn fetch_blob(
         }
     }
     Err(last)
+}
+
+/// Where a download landed when not in staging: the partial directory and the name in it.
+type InPartial = Option<(Arc<SafeDir>, String)>;
+
+/// Downloads one blob, into the partial directory when it is big and comes
+/// over the network (so the next run can resume it), else into `dest`
+/// (in staging). Returns where it is (`None`: `dest`) and the bytes received.
+async fn download(
+    source: &Source,
+    loc: Loc<'_>,
+    file: &PlannedFile,
+    dest: (&Arc<SafeDir>, &str),
+    transfer: Transfer<'_>,
+    progress: &dyn Progress,
+    syncs: &PendingSyncs,
+) -> Result<(InPartial, u64), SyncError> {
+    let remote = matches!(loc, Loc::Url(_)) || !source.is_local();
+    if let Some(partial) = transfer
+        .partial
+        .filter(|_| remote && PartialDir::wants(file.size))
+    {
+        let url = loc.url(source);
+        let (p, d, size) = (partial.clone(), file.sha256, file.size);
+        let opened = tokio::task::spawn_blocking(move || p.open(&d, size, &url))
+            .await
+            .map_err(|e| SyncError::Internal(format!("partial download task failed: {e}")))??;
+        if let Some(resume) = opened {
+            let at = (Arc::clone(&resume.dir), resume.name.clone());
+            let kept = Some((partial, resume));
+            return match download_resumable(
+                source,
+                loc,
+                file,
+                kept,
+                (&at.0, &at.1),
+                transfer,
+                progress,
+                syncs,
+            )
+            .await
+            {
+                Ok(n) => Ok((Some(at), n)),
+                Err(e) => {
+                    // Wrong bytes are not worth resuming, nor bytes that
+                    // filled the disk; what the network or an interrupt cut
+                    // short is left for the next run.
+                    if matches!(e.exit_code(), exit::INTEGRITY | exit::LOCAL) {
+                        partial.discard(&file.sha256);
+                    }
+                    Err(e)
+                }
+            };
+        }
+    }
+    let n = download_resumable(source, loc, file, None, dest, transfer, progress, syncs).await?;
+    Ok((None, n))
 }
 
 /// Checks the hashes the upstream itself publishes (recorded in the
@@ -306,80 +453,133 @@ fn finish((dir, part): (&Arc<SafeDir>, &str), done: &str) -> Result<(), SyncErro
 /// Downloads one blob into `dest`, retrying transient failures; a transfer
 /// that breaks midway resumes with a range request at the first missing
 /// byte. The hasher carries over, so the hash covers the whole file; when the
-/// server ignores the range, the file and the hasher start again from zero.
+/// server ignores the range (or `If-Range` says the object changed), the
+/// file and the hasher start again from zero. With `kept`, `dest` is that
+/// partial download: its bytes from an earlier run were hashed already, the
+/// rest is asked for, and if the whole does not verify it is downloaded
+/// once more from zero. Returns the bytes received.
+#[allow(clippy::too_many_arguments)]
 async fn download_resumable(
     source: &Source,
     loc: Loc<'_>,
     file: &PlannedFile,
+    kept: Option<(&PartialDir, Resume)>,
     (dir, name): (&Arc<SafeDir>, &str),
     transfer: Transfer<'_>,
     progress: &dyn Progress,
     syncs: &PendingSyncs,
 ) -> Result<u64, SyncError> {
     let dest = dir.join(name);
-    let mut out = StagingFile::new(Arc::clone(dir), name, file.size);
-    let mut counter = HashingCounter::new();
-    let mut retry = Retrier::new(transfer.retry, transfer.deadline);
-    let mut url = match loc {
-        Loc::Key(k) => source.url_of(k),
-        Loc::Url(u) => u.to_owned(),
+    let (mut out, mut counter, mut if_range, partial) = match kept {
+        Some((p, r)) => (
+            StagingFile::resume(Arc::clone(dir), name, r.file),
+            r.counter,
+            r.if_range,
+            Some(p),
+        ),
+        None => (
+            StagingFile::new(Arc::clone(dir), name, file.size),
+            HashingCounter::new(),
+            None,
+            None,
+        ),
     };
+    // Bytes kept from an earlier run: checked with the rest.
+    let mut earlier = counter.len();
+    if earlier > 0 {
+        progress.bytes(earlier);
+    }
+    let mut received = 0;
+    let mut url = loc.url(source);
     loop {
-        let offset = counter.len();
-        let result = async {
-            let (mut body, start) = match loc {
-                Loc::Key(k) => source.open_key_at(k, offset).await?,
-                Loc::Url(u) => source.open_url_at(u, offset, "").await?,
-            };
-            url = body.url().to_owned();
-            if start == Start::FromZero {
-                tracing::info!(%url, offset, "the server ignored the range; starting again from 0");
-                counter = HashingCounter::new();
-                out.restart();
-            } else if offset > 0 {
-                tracing::info!(%url, offset, "resuming");
-            }
-            stream_into(&mut body, file, &mut out, &mut counter, transfer, progress).await
-        }
-        .await;
-        match result {
-            Ok(()) => break,
-            // Every declared byte arrived before the connection broke (e.g. a
-            // too-large Content-Length): the hash check below decides.
-            Err(e) if counter.len() == file.size && e.is_transient() => break,
-            Err(e) => {
-                if counter.len() > offset {
-                    retry.progressed();
+        // A kept download may be complete already; anything else asks.
+        if partial.is_none() || counter.len() < file.size {
+            let mut retry = Retrier::new(transfer.retry, transfer.deadline);
+            loop {
+                let offset = counter.len();
+                let result = async {
+                    let ir = if_range.as_deref().filter(|_| offset > 0);
+                    let (mut body, start) = match loc {
+                        Loc::Key(k) => source.open_key_at(k, offset, ir).await?,
+                        Loc::Url(u) => source.open_url_at(u, offset, ir, "").await?,
+                    };
+                    url = body.url().to_owned();
+                    let from_zero = offset == 0 || start == Start::FromZero;
+                    if start == Start::FromZero && offset > 0 {
+                        tracing::info!(%url, offset, "the server sent the whole object (range ignored, or it changed); starting again from 0");
+                        counter = HashingCounter::new();
+                        out.restart();
+                        earlier = 0;
+                    } else if offset > 0 {
+                        tracing::info!(%url, offset, "resuming");
+                    }
+                    if from_zero {
+                        if_range = body.if_range().map(str::to_owned);
+                        if let Some(p) = partial {
+                            p.record(&file.sha256, file.size, &url, if_range.as_deref())?;
+                        }
+                    }
+                    stream_into(&mut body, file, &mut out, &mut counter, &mut received, transfer, progress).await
                 }
-                if !retry.again(&e).await {
-                    return Err(e);
+                .await;
+                match result {
+                    Ok(()) => break,
+                    // Every declared byte arrived before the connection broke (e.g. a
+                    // too-large Content-Length): the hash check below decides.
+                    Err(e) if counter.len() == file.size && e.is_transient() => break,
+                    // The server has fewer bytes than were kept: start again from zero.
+                    Err(SyncError::HttpStatus { status: 416, .. }) if offset > 0 => {
+                        tracing::info!(%url, offset, "the range cannot be satisfied; starting again from 0");
+                        counter = HashingCounter::new();
+                        out.restart();
+                        earlier = 0;
+                        if_range = None;
+                    }
+                    Err(e) => {
+                        // Progress earns a fresh retry budget, unless it came
+                        // too slowly to count (a trickle must not go on forever).
+                        if counter.len() > offset && !matches!(e, SyncError::TooSlow { .. }) {
+                            retry.progressed();
+                        }
+                        if !retry.again(&e).await {
+                            return Err(e);
+                        }
+                    }
                 }
             }
         }
+        let (digest, len) = counter.clone().finish();
+        if (len != file.size || digest != file.sha256) && earlier > 0 {
+            tracing::warn!(%url, bytes = earlier, "the bytes kept from an earlier run do not verify; downloading again from zero");
+            counter = HashingCounter::new();
+            out.restart();
+            earlier = 0;
+            if_range = None;
+            continue;
+        }
+        let big = file.size >= WRITEBACK_FROM;
+        let out = out.close(big && durable::SYNC_ONCE).await?;
+        if !durable::SYNC_ONCE {
+            syncs.start(out, &dest);
+        }
+        if len != file.size {
+            return Err(SyncError::BlobSize {
+                path: file.path.clone(),
+                url,
+                expected: file.size,
+                actual: len,
+            });
+        }
+        if digest != file.sha256 {
+            return Err(SyncError::BlobHash {
+                path: file.path.clone(),
+                url,
+                expected: file.sha256.to_hex(),
+                actual: digest.to_hex(),
+            });
+        }
+        return Ok(received);
     }
-    let big = file.size >= WRITEBACK_FROM;
-    let out = out.close(big && durable::SYNC_ONCE).await?;
-    if !durable::SYNC_ONCE {
-        syncs.start(out, &dest);
-    }
-    let (digest, len) = counter.finish();
-    if len != file.size {
-        return Err(SyncError::BlobSize {
-            path: file.path.clone(),
-            url,
-            expected: file.size,
-            actual: len,
-        });
-    }
-    if digest != file.sha256 {
-        return Err(SyncError::BlobHash {
-            path: file.path.clone(),
-            url,
-            expected: file.sha256.to_hex(),
-            actual: digest.to_hex(),
-        });
-    }
-    Ok(len)
 }
 
 /// Appends `body` to `out`, hashing and counting; stops at the declared size.
@@ -390,12 +590,14 @@ async fn stream_into(
     file: &PlannedFile,
     out: &mut StagingFile,
     counter: &mut HashingCounter,
+    received: &mut u64,
     transfer: Transfer<'_>,
     progress: &dyn Progress,
 ) -> Result<(), SyncError> {
     let mut write_failed = false;
     let copied = async {
         while let Some(chunk) = body.chunk().await? {
+            *received += chunk.len() as u64;
             transfer.interrupt.check()?;
             if counter.len() + chunk.len() as u64 > file.size {
                 return Err(SyncError::BlobTooLong {

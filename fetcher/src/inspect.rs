@@ -140,7 +140,7 @@ pub fn verify(dir: &Path, threads: usize) -> Result<Verification, SyncError> {
             let seen = match tree.parent(&f.path, false)? {
                 Some((d, name)) => match d.open_read(name) {
                     Ok(Some(file)) => Some(verified::hash_reader(file).ok()),
-                    Ok(None) | Err(SyncError::Link { .. } | SyncError::NotAFile { .. }) => None,
+                    Ok(None) | Err(SyncError::Link { .. } | SyncError::NotARegularFile { .. }) => None,
                     Err(e) => return Err(e),
                 },
                 None => None,

@@ -232,6 +232,11 @@ fn remove_empty_dirs(tree: &Tree<'_>, rels: std::collections::BTreeSet<String>) 
     Ok(())
 }
 
+/// One staged blob (its shard and name) and where it goes: each
+/// placement's directory, name and executable bit (the last one gets the
+/// blob itself, the others copies).
+type Move<'a> = (std::sync::Arc<SafeDir>, String, Vec<(&'a str, &'a str, bool)>);
+
 /// Applies (or finishes applying) the journal, writes the state, deletes the journal.
 pub fn forward(local: &Local, j: &Journal) -> Result<(), SyncError> {
     let pause = pause();
@@ -290,7 +295,7 @@ pub fn forward(local: &Local, j: &Journal) -> Result<(), SyncError> {
         moves.push((src, src_name, placements));
     }
     let staging_root = staging.as_ref().map(BlobDir::root);
-    let place = |(src, src_name, placements): &(std::sync::Arc<SafeDir>, String, Vec<(&str, &str, bool)>)| -> Result<(), SyncError> {
+    let place = |(src, src_name, placements): &Move<'_>| -> Result<(), SyncError> {
         let Some(((parent, name, executable), copies)) = placements.split_last() else {
             return Ok(());
         };

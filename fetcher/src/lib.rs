@@ -53,6 +53,8 @@ pub mod interrupt;
 pub mod journal;
 pub mod local;
 pub mod lock;
+pub mod lock_owner;
+pub mod partial;
 pub mod place;
 pub mod plan;
 pub mod progress;

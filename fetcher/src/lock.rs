@@ -79,7 +79,7 @@ impl DirLock {
         let state = lock.local.dir()?.create_dir(STATE_DIR)?;
         let file = state.open_or_create(LOCK_FILE);
         lock.local.set_state(state);
-        let file = file?;
+        let mut file = file?;
         // A lock just released can look held for an instant: a process
         // forked in between (this one starting a server, say) shares the
         // lock until its exec closes the descriptor. A short grace period
@@ -96,6 +96,7 @@ impl DirLock {
                 Err(TryLockError::Error(e)) => return Err(IoError::at("locking", &path)(e).into()),
             }
         }
+        crate::lock_owner::record(&mut file, &path);
         lock.file = Some(file);
         Ok(lock)
     }

@@ -207,7 +207,7 @@ impl SafeDir {
         };
         let meta = f.metadata().map_err(io_at("reading", &self.join(name)))?;
         if !meta.is_file() {
-            return Err(SyncError::NotAFile {
+            return Err(SyncError::NotARegularFile {
                 path: self.join(name),
             });
         }
@@ -258,7 +258,7 @@ impl SafeDir {
             .map_err(io_at("creating", &self.join(name)))?
             .is_file()
         {
-            return Err(SyncError::NotAFile {
+            return Err(SyncError::NotARegularFile {
                 path: self.join(name),
             });
         }
@@ -266,10 +266,11 @@ impl SafeDir {
     }
 
     /// Opens (creating if needed, never truncating) the regular file `name`
-    /// for writing, refusing a link (the lock file).
+    /// for reading and writing, refusing a link (the lock file).
     pub fn open_or_create(&self, name: &str) -> Result<std::fs::File, SyncError> {
         let mut o = OpenOptions::new();
-        o.write(true).create(true).truncate(false);
+        o.read(true).write(true).create(true).truncate(false);
+        mode(&mut o, false);
         nonblocking(&mut o);
         let f = self.open_with(name, &mut o, "opening")?;
         if !f
@@ -277,7 +278,7 @@ impl SafeDir {
             .map_err(io_at("opening", &self.join(name)))?
             .is_file()
         {
-            return Err(SyncError::NotAFile {
+            return Err(SyncError::NotARegularFile {
                 path: self.join(name),
             });
         }
@@ -501,7 +502,7 @@ mod tests {
         nix::unistd::mkfifo(&root.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
         let d = SafeDir::open_ambient(root.path()).expect("open");
         let e = d.open_read("fifo").expect_err("a fifo");
-        assert!(matches!(e, SyncError::NotAFile { .. }), "{e}");
+        assert!(matches!(e, SyncError::NotARegularFile { .. }), "{e}");
         assert!(d.read_capped("absent", 10).expect("absent").is_none());
     }
 

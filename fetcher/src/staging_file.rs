@@ -26,6 +26,8 @@ pub(crate) struct StagingFile {
     /// `None` until the first write reaches the disk (or after [`Self::restart`]).
     file: Option<std::fs::File>,
     buf: Vec<u8>,
+    /// Empty the file before the next write ([`Self::restart`] of an open file).
+    truncate: bool,
 }
 
 impl StagingFile {
@@ -39,6 +41,19 @@ impl StagingFile {
             name: name.to_owned(),
             file: None,
             buf: Vec::with_capacity(cap),
+            truncate: false,
+        }
+    }
+
+    /// Appends to `file`, already open where the next byte goes (a partial
+    /// download kept from an earlier run, see [`crate::partial`]).
+    pub(crate) fn resume(dir: Arc<SafeDir>, name: &str, file: std::fs::File) -> Self {
+        Self {
+            dir,
+            name: name.to_owned(),
+            file: Some(file),
+            buf: Vec::with_capacity(WRITE_BUFFER),
+            truncate: false,
         }
     }
 
@@ -61,11 +76,18 @@ impl StagingFile {
         let file = self.file.take();
         let mut buf = std::mem::take(&mut self.buf);
         let (dir, name) = (Arc::clone(&self.dir), self.name.clone());
+        let truncate = std::mem::take(&mut self.truncate);
         let (file, buf) = tokio::task::spawn_blocking(move || {
             let mut f = match file {
                 Some(f) => f,
                 None => dir.create(&name)?,
             };
+            if truncate {
+                use std::io::Seek as _;
+                f.set_len(0)
+                    .and_then(|()| f.rewind())
+                    .map_err(IoError::at("truncating staging file", dir.join(&name)))?;
+            }
             f.write_all(&buf)
                 .map_err(IoError::at("writing staging file", dir.join(&name)))?;
             buf.clear();
@@ -85,14 +107,15 @@ impl StagingFile {
     /// zero (used when a server ignores a range request).
     pub(crate) fn restart(&mut self) {
         self.buf.clear();
-        self.file = None; // the next flush's create truncates it
+        // The next flush empties the file through the same descriptor.
+        self.truncate = self.file.is_some();
     }
 
     /// Writes what is left and hands back the file (for an fsync). With
     /// `writeback`, the file's write-back starts in the same blocking call
     /// (see [`crate::durable::start_writeback`]).
     pub(crate) async fn close(mut self, writeback: bool) -> Result<std::fs::File, SyncError> {
-        if self.file.is_none() || !self.buf.is_empty() || writeback {
+        if self.file.is_none() || !self.buf.is_empty() || self.truncate || writeback {
             self.flush_then(writeback).await?;
         }
         self.file.ok_or_else(|| {

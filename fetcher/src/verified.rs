@@ -119,7 +119,7 @@ pub fn take(
     let src = match from.open_read(name) {
         Ok(Some(f)) => f,
         Ok(None) => return Ok(Taken::Missing),
-        Err(e @ (SyncError::Link { .. } | SyncError::NotAFile { .. })) => {
+        Err(e @ (SyncError::Link { .. } | SyncError::NotARegularFile { .. })) => {
             tracing::warn!("not using {}: {e}", from.join(name).display());
             return Ok(Taken::Missing);
         }

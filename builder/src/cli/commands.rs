@@ -7,7 +7,7 @@ use anyhow::{Context as _, anyhow};
 use atlas_proto::layout::{validate_channel, validate_pack_id};
 
 use super::args::{
-    CheckArgs, DiffArgs, KeyCommand, KeygenArgs, PlanArgs, PromoteArgs, PublishArgs, ResignArgs,
+    CheckArgs, DiffArgs, GcArgs, KeyCommand, KeygenArgs, PlanArgs, PromoteArgs, PublishArgs, ResignArgs,
 };
 use super::error::CliError;
 use super::render::{self, emit};
@@ -68,6 +68,7 @@ pub async fn publish(ctx: &Context, args: PublishArgs) -> Result<(), CliError> {
         key: key.as_ref(),
         plan: PlanOptions {
             repository_url: args.repository_url.clone(),
+            ..PlanOptions::default()
         },
         keys_dir: keys_dir.as_deref(),
         exports: exports.as_ref(),
@@ -85,6 +86,7 @@ pub async fn plan(ctx: &Context, args: PlanArgs) -> Result<(), CliError> {
     let published = crate::publish::run(PublishRequest {
         plan: PlanOptions {
             repository_url: args.repository_url.clone(),
+            ..PlanOptions::default()
         },
         exports: exports.as_ref(),
         ..PublishRequest::new(
@@ -223,6 +225,10 @@ pub async fn resign(ctx: &Context, args: ResignArgs) -> Result<(), CliError> {
                     store.describe()
                 ))
             })?;
+        // A publish that stopped after its pointer left pack.toml behind: catch up.
+        crate::export::packwiz::repair_channel_pack(store.as_ref(), &args.pack, channel)
+            .await
+            .map_err(|e| CliError::with_class(e.writer_class(), e))?;
         updates.push(update);
     }
     if let Some(gh) = &ctx.github {
@@ -230,6 +236,19 @@ pub async fn resign(ctx: &Context, args: ResignArgs) -> Result<(), CliError> {
         gh.emit(&outputs, &summary)?;
     }
     ctx.emit(&updates, || render::resign(&updates))
+}
+
+/// `gc`.
+pub async fn gc(ctx: &Context, args: GcArgs) -> Result<(), CliError> {
+    let store = args.store.open().await?;
+    let options = crate::gc::GcOptions {
+        grace: args.grace,
+        keep_builds: args.keep_builds,
+        now: std::time::SystemTime::now(),
+        delete: args.delete,
+    };
+    let report = crate::gc::run(store.as_ref(), &args.pack, options).await?;
+    ctx.emit(&report, || render::gc(&report))
 }
 
 /// `key init-root`, `key rotate`, `key revoke`.

@@ -60,6 +60,7 @@ impl Syncer {
             etag: check.etag.clone(),
             expires_at: p.payload.expires_at,
             trusted_keys: check.trusted_keys.clone(),
+            fetched_at: Some(self.now()),
         };
         if check.trust.channels.get(&key) == Some(&entry) {
             return None;
@@ -176,6 +177,7 @@ impl Syncer {
             Some(dir) => Some(crate::cache::BlobCache::open(dir)?),
             None => None,
         };
+        let partial = crate::partial::PartialDir::new(Arc::new(local.state()?.try_clone()?));
         let transfer = Transfer {
             parallelism: self.opts.parallelism,
             retry: &self.opts.retry,
@@ -183,6 +185,7 @@ impl Syncer {
             cache: cache.as_ref(),
             prefetched: prefetched.as_ref(),
             interrupt: &self.opts.interrupt,
+            partial: Some(&partial),
         };
         let staged = self
             .by(

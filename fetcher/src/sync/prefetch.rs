@@ -56,6 +56,7 @@ impl Syncer {
             Some(c) => Some(BlobCache::open(c)?),
             None => None,
         };
+        let partial = crate::partial::PartialDir::new(std::sync::Arc::new(local.state()?.try_clone()?));
         let transfer = Transfer {
             parallelism: self.opts.parallelism,
             retry: &self.opts.retry,
@@ -64,6 +65,7 @@ impl Syncer {
             // Blobs already here stay (a rename onto itself).
             prefetched: Some(dir),
             interrupt: &self.opts.interrupt,
+            partial: Some(&partial),
         };
         let staged = self
             .by(
@@ -80,8 +82,11 @@ impl Syncer {
 
 /// Deletes the prefetched blobs (after a successful apply used them; a
 /// link in their place is removed, never followed).
-pub(super) fn discard(local: &Local) {
-    if let Err(e) = local.state().and_then(|s| s.remove_all(PREFETCH_DIR)) {
+pub fn discard(local: &Local) {
+    let Some(state) = local.try_state() else {
+        return; // no `.atlas/`: nothing prefetched
+    };
+    if let Err(e) = state.remove_all(PREFETCH_DIR) {
         tracing::warn!("cannot remove {}: {e}", local.paths.prefetch.display());
     }
 }
