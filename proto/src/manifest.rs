@@ -57,6 +57,14 @@ pub fn encode(manifest: &Manifest) -> Result<Vec<u8>, ManifestError> {
     zstd::stream::encode_all(raw.as_slice(), ZSTD_LEVEL).map_err(|e| ManifestError::Zstd(e.to_string()))
 }
 
+/// The most bytes [`encode`] can store for a manifest whose protobuf
+/// encoding is `encoded_len` bytes long (zstd's compression bound): a writer
+/// that only checks a manifest against a stored-size cap compresses it only
+/// when this bound exceeds the cap.
+pub fn stored_len_bound(encoded_len: usize) -> usize {
+    zstd::zstd_safe::compress_bound(encoded_len)
+}
+
 /// The build id of stored manifest bytes.
 pub fn build_id(stored: &[u8]) -> Sha256Digest {
     Sha256Digest::of(stored)

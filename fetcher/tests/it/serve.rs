@@ -326,7 +326,9 @@ async fn headers_of_every_object_class(s: &mut Scenario) {
         Class::Manifest,
         Class::Blob,
         Class::Mrpack,
-        Class::Packwiz,
+        Class::PackwizEntry,
+        Class::PackwizImmutable,
+        Class::History,
         Class::Page,
         Class::Hidden,
     ];
