@@ -260,3 +260,29 @@ async fn links_in_the_shared_cache_are_never_followed() {
     assert!(err.to_string().contains("is a symbolic link"), "{err}");
     assert_eq!(snapshot(&outside), before, "gc deleted nothing there");
 }
+
+#[tokio::test]
+async fn a_linked_partial_directory_is_not_used_and_its_target_untouched() {
+    // `.atlas/partial/` keeps big downloads across runs; as a link it is
+    // left alone (downloads go to staging), never written or cleaned through.
+    let mut h = Host::installed().await;
+    h.link("partial", &h.outside());
+    let before = snapshot(&h.outside());
+    let mut v2 = build("v2");
+    v2.push(f("mods/big.jar", &vec![7u8; 2 << 20]));
+    h.store.publish(&v2);
+    let r = h.syncer(OnModified::Keep).sync(false, &NoProgress).await;
+    assert_eq!(
+        snapshot(&h.outside()),
+        before,
+        "nothing kept or removed there: {r:?}"
+    );
+    r.expect("the update goes through without keeping partial downloads");
+    assert_eq!(files(&h.dir()), expected(&v2));
+    assert!(
+        std::fs::symlink_metadata(h.state("partial"))
+            .expect("still there")
+            .is_symlink(),
+        "the link itself is left for the administrator"
+    );
+}
