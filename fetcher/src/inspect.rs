@@ -41,8 +41,8 @@ pub struct Status {
 /// Reads the state of `dir` (writes nothing, takes no lock).
 pub fn status(dir: &Path) -> Result<Status, SyncError> {
     let local = Local::open(&StatePaths::new(dir))?;
-    let install = state::load_install(&local)?;
-    let trust = state::load_trust(&local)?;
+    let install = local.load_install()?;
+    let trust = local.load_trust()?;
     let journal_pending = journal::load(&local)?.is_some();
     let Some(i) = install else {
         return Ok(Status {
@@ -114,7 +114,7 @@ pub fn verify(dir: &Path, threads: usize) -> Result<Verification, SyncError> {
     let lock = DirLock::acquire(&StatePaths::new(dir))?;
     let local = lock.local();
     let journal_pending = journal::load(local)?.is_some();
-    let Some(install) = state::load_install(local)? else {
+    let Some(install) = local.load_install()? else {
         return Err(SyncError::Conflict {
             path: dir.display().to_string(),
             reason: "nothing is installed here (no .atlas/install.json): run `atlas-fetcher sync` first"

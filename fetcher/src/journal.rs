@@ -561,10 +561,7 @@ mod tests {
             ("n/c", b"c"),
         ]);
         assert_eq!(tree(&paths.dir), want);
-        assert_eq!(
-            state::load_install(&local(&paths)).expect("load"),
-            Some(j.install)
-        );
+        assert_eq!(local(&paths).load_install().expect("load"), Some(j.install));
         assert!(load(&local(&paths)).expect("load").is_none() && !bak.exists() && !paths.staging.exists());
         assert_eq!(recover(&local(&paths)).expect("again"), Recovery::Clean);
     }
@@ -590,10 +587,7 @@ mod tests {
             ("n/c", b"c"),
         ]);
         assert_eq!(tree(&paths.dir), want);
-        assert_eq!(
-            state::load_install(&local(&paths)).expect("load"),
-            Some(j.install)
-        );
+        assert_eq!(local(&paths).load_install().expect("load"), Some(j.install));
     }
 
     #[test]
@@ -614,7 +608,7 @@ mod tests {
             !paths.dir.join("n").exists(),
             "directories the apply created are pruned"
         );
-        assert_eq!(state::load_install(&local(&paths)).expect("load"), j.previous);
+        assert_eq!(local(&paths).load_install().expect("load"), j.previous);
     }
 
     #[test]

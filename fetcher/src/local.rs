@@ -7,7 +7,12 @@
 
 use crate::error::SyncError;
 use crate::safe_dir::SafeDir;
-use crate::state::{STATE_DIR, StatePaths};
+use std::collections::BTreeMap;
+
+use crate::state::{
+    INSTALL_FILE, InstallState, STATE_DIR, STATE_FORMAT, StatePaths, TRUST_FILE, TrustState, parse_install,
+    parse_trust,
+};
 
 /// Largest state file read (`install.json` of a pack of 100,000 files is
 /// about 25 MB): a bigger one is refused rather than read into memory.
@@ -95,5 +100,38 @@ impl Local {
             Some(s) => s.read_capped(name, STATE_FILE_CAP),
             None => Ok(None),
         }
+    }
+
+    /// Loads `trust.json` through the state directory (never following a
+    /// link); a missing file is an empty state.
+    pub fn load_trust(&self) -> Result<TrustState, SyncError> {
+        match self.read_state(TRUST_FILE)? {
+            Some(b) => parse_trust(&self.paths.trust, &b),
+            None => Ok(TrustState {
+                format: STATE_FORMAT,
+                channels: BTreeMap::new(),
+                last_time: None,
+            }),
+        }
+    }
+
+    /// Loads `install.json` through the state directory; `None` if there is none.
+    pub fn load_install(&self) -> Result<Option<InstallState>, SyncError> {
+        self.read_state(INSTALL_FILE)?
+            .map(|b| parse_install(&self.paths.install, &b))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_directory_has_no_state() {
+        let d = tempfile::tempdir().expect("tmp");
+        let local = Local::open(&StatePaths::new(&d.path().join("none"))).expect("open");
+        assert!(local.load_install().expect("missing ok").is_none());
+        assert!(local.load_trust().expect("missing ok").channels.is_empty());
     }
 }

@@ -12,7 +12,6 @@ use atlas_proto::pointer::LastAccepted;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SyncError;
-use crate::local::Local;
 use crate::select::Selection;
 use crate::side::InstallSide;
 
@@ -243,27 +242,6 @@ fn check_format(path: &Path, v: &serde_json::Value) -> Result<(), SyncError> {
     }
 }
 
-/// Loads `trust.json` through `local`'s state directory (never following a
-/// link); a missing file is an empty state.
-pub fn load_trust(local: &Local) -> Result<TrustState, SyncError> {
-    match local.read_state(TRUST_FILE)? {
-        Some(b) => parse_trust(&local.paths.trust, &b),
-        None => Ok(TrustState {
-            format: STATE_FORMAT,
-            channels: BTreeMap::new(),
-            last_time: None,
-        }),
-    }
-}
-
-/// Loads `install.json` through `local`'s state directory; `None` if there is none.
-pub fn load_install(local: &Local) -> Result<Option<InstallState>, SyncError> {
-    local
-        .read_state(INSTALL_FILE)?
-        .map(|b| parse_install(&local.paths.install, &b))
-        .transpose()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,8 +301,5 @@ mod tests {
         assert!(err(&good.replace("\"server\"", "\"both\"")).contains("unknown variant"));
         assert!(err(&good.replace(r#""size":3"#, r#""size":3,"extra":1"#)).contains("unknown field"));
         assert!(err(&good.replace(&hexd(b"x"), "abc")).contains("SHA-256"));
-        let d = tempfile::tempdir().expect("tmp");
-        let local = Local::open(&StatePaths::new(&d.path().join("none"))).expect("open");
-        assert!(load_install(&local).expect("missing ok").is_none());
     }
 }

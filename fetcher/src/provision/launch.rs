@@ -53,7 +53,7 @@ impl LaunchDescription {
             Some(state) => match state.read_capped(LAUNCH_FILE, cap) {
                 Ok(Some(b)) => b,
                 Ok(None) => return Ok(None),
-                Err(crate::SyncError::State { message, .. }) => {
+                Err(crate::error::SyncError::State { message, .. }) => {
                     return Err(ProvisionError::State { path, message });
                 }
                 Err(e) => return Err(e.into()),

@@ -12,7 +12,7 @@ use super::launch::Loader;
 use crate::history;
 use crate::side::InstallSide;
 use crate::source;
-use crate::state::{self, StatePaths};
+use crate::state::StatePaths;
 
 /// Default time a loader installer may run.
 pub const DEFAULT_INSTALLER_TIMEOUT: Duration = Duration::from_secs(600);
@@ -90,7 +90,8 @@ impl ProvisionOptions {
     /// loader from its manifest (kept in `.atlas/builds/`).
     pub fn for_install(dir: &Path) -> Result<Self, ProvisionError> {
         let local = crate::local::Local::open(&StatePaths::new(dir))?;
-        let install = state::load_install(&local)?
+        let install = local
+            .load_install()?
             .ok_or_else(|| ProvisionError::NotInstalled { dir: dir.to_owned() })?;
         if install.side != InstallSide::Server {
             return Err(ProvisionError::Usage(format!(

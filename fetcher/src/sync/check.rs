@@ -79,7 +79,7 @@ impl Syncer {
         self.opts.interrupt.check()?;
         let (pack, channel) = (self.opts.pack.as_str(), self.opts.channel.as_str());
         let local = Local::open(&self.paths)?;
-        let trust = state::load_trust(&local)?;
+        let trust = local.load_trust()?;
         let now = self.now();
         if let Some(last) = trust.last_time
             && now.saturating_add(CLOCK_SLACK_SECS) < last
@@ -101,7 +101,7 @@ impl Syncer {
             }
             None => (None, false, self.opts.keys.clone(), 1, self.key_ids.clone()),
         };
-        let install = state::load_install(&local)?;
+        let install = local.load_install()?;
         let mut entry = trust.channels.get(&state::channel_key(pack, channel)).cloned();
         // Fast-forward recovery: the rollback floor (and the ETag) belong to
         // the signing keys that were trusted when it was set. Once those

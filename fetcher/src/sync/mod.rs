@@ -49,7 +49,7 @@ use crate::safe_dir::SafeDir;
 use crate::select::Selection;
 use crate::side::InstallSide;
 use crate::source::{self, Source};
-use crate::state::{self, InstallState, InstalledFile, StatePaths, TrustState};
+use crate::state::{InstallState, InstalledFile, StatePaths, TrustState};
 use crate::verified;
 
 /// How far the clock may be behind the last time recorded in `trust.json`
@@ -175,7 +175,7 @@ impl SyncOptions {
     /// The install recorded in `dir`; `to` says what needs it (`"roll back"`).
     fn recorded_install(&self, to: &str) -> Result<InstallState, SyncError> {
         let local = Local::open(&StatePaths::new(&self.dir))?;
-        state::load_install(&local)?.ok_or_else(|| SyncError::Conflict {
+        local.load_install()?.ok_or_else(|| SyncError::Conflict {
             path: self.dir.display().to_string(),
             reason: format!("nothing is installed here (no .atlas/install.json): nothing to {to}"),
         })

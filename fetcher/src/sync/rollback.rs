@@ -48,7 +48,7 @@ impl Syncer {
             target.build.0,
             install.version,
             manifest,
-            state::load_trust(&local)?,
+            local.load_trust()?,
             install.clone(),
         );
         let plan = self.plan(&check, progress)?;

@@ -219,7 +219,7 @@ impl Actor {
     pub(crate) fn installed_manifest(&self) -> Option<Manifest> {
         let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
         let local = atlas_fetcher::local::Local::open(&paths).ok()?;
-        let install = atlas_fetcher::state::load_install(&local).ok()??;
+        let install = local.load_install().ok()??;
         atlas_fetcher::history::load(
             &local,
             &install.build.0,
@@ -235,7 +235,7 @@ impl Actor {
     pub(crate) fn refresh_build(&self) {
         let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
         let local = atlas_fetcher::local::Local::open(&paths);
-        if let Ok(Some(i)) = local.and_then(|l| atlas_fetcher::state::load_install(&l)) {
+        if let Ok(Some(i)) = local.and_then(|l| l.load_install()) {
             let version = self
                 .installed_manifest()
                 .map(|m| m.version)
