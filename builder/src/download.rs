@@ -221,14 +221,30 @@ pub enum DownloadError {
         message: String,
         attempts: u32,
     },
-    #[error("download cache: {0}")]
+    #[error("download cache")]
     Cache(#[from] std::io::Error),
+}
+
+impl DownloadError {
+    /// The URL when the failure is the network's or the server's (unreachable,
+    /// cut short, 429 or 5xx after the retries), not the pack's.
+    pub fn outage_url(&self) -> Option<&str> {
+        match self {
+            Self::Network { url, .. } | Self::Truncated { url, .. } | Self::WaitTooLong { url, .. } => Some(url),
+            Self::Status { url, status, .. } if *status == 429 || *status >= 500 => Some(url),
+            _ => None,
+        }
+    }
 }
 
 impl crate::exit::HasExitClass for DownloadError {
     fn exit_class(&self) -> crate::exit::ExitClass {
-        // A mod that cannot be downloaded makes the pack unbuildable.
-        crate::exit::ExitClass::Pack
+        // A mod that cannot be downloaded makes the pack unbuildable, unless
+        // its host is down: then the network is at fault (exit 4).
+        match self.outage_url() {
+            Some(_) => crate::exit::ExitClass::Network,
+            None => crate::exit::ExitClass::Pack,
+        }
     }
 }
 
@@ -402,7 +418,7 @@ impl Downloader {
                         Some(w) => w,
                         None => retry.backoff(attempt - 1, jitter()),
                     };
-                    tracing::info!(url = %req.url, attempt, ?wait, error = %err, "retrying download");
+                    tracing::debug!(url = %req.url, attempt, ?wait, error = %err, "retrying download");
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     self.sleeper.sleep(wait).await;
                     attempt += 1;

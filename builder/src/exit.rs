@@ -18,6 +18,9 @@ pub enum ExitClass {
     Pack,
     /// 4: the store could not be read or written.
     Store,
+    /// 4 as well: an upstream host (Modrinth, CurseForge, a mod's URL)
+    /// could not be reached after the retries, or kept failing (5xx, 429).
+    Network,
     /// 5: another publish or promote changed the channel meanwhile; run again.
     Conflict,
     /// 6: no usable signing key.
@@ -26,12 +29,13 @@ pub enum ExitClass {
 
 impl ExitClass {
     /// Every class, in code order.
-    pub const ALL: [ExitClass; 7] = [
+    pub const ALL: [ExitClass; 8] = [
         Self::Ok,
         Self::Error,
         Self::Usage,
         Self::Pack,
         Self::Store,
+        Self::Network,
         Self::Conflict,
         Self::Key,
     ];
@@ -43,11 +47,39 @@ impl ExitClass {
             Self::Error => 1,
             Self::Usage => 2,
             Self::Pack => 3,
-            Self::Store => 4,
+            Self::Store | Self::Network => 4,
             Self::Conflict => 5,
             Self::Key => 6,
         }
     }
+
+    /// The class's name in the `--json` error object (`"kind"`).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "internal",
+            Self::Usage => "usage",
+            Self::Pack => "pack",
+            Self::Store => "store",
+            Self::Network => "network",
+            Self::Conflict => "conflict",
+            Self::Key => "key",
+        }
+    }
+}
+
+/// An error's message followed by each of its causes, `outer: cause: cause`.
+/// Each error type says its cause either in its own message or as its
+/// `source()`, never both, so every cause appears once.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
 }
 
 /// An error that knows its exit class.
@@ -62,7 +94,7 @@ mod tests {
     #[test]
     fn codes_are_the_readme_table() {
         let codes: Vec<u8> = ExitClass::ALL.iter().map(|c| c.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 4, 5, 6]);
     }
 
     /// Every `thiserror` type of the crate implements [`HasExitClass`]: a

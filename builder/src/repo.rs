@@ -36,7 +36,7 @@ pub enum RepoError {
     TooLarge { what: String, size: u64, limit: u64 },
     #[error("git: {0}")]
     Git(String),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]

@@ -40,6 +40,11 @@ impl CliError {
     pub fn error(&self) -> &anyhow::Error {
         &self.error
     }
+
+    /// The error and each of its causes once: `outer: cause: cause`.
+    pub fn message(&self) -> String {
+        crate::exit::chain(self.error.as_ref())
+    }
 }
 
 impl<E: HasExitClass + Send + Sync + 'static> From<E> for CliError {
