@@ -216,15 +216,13 @@ pub async fn resign(ctx: &Context, args: ResignArgs) -> Result<(), CliError> {
     for channel in &args.channels {
         validate_channel(channel).map_err(CliError::other)?;
         let lifetime = args.signing.expires_in(None);
-        let update = crate::pointer::resign(store.as_ref(), &key, &args.pack, channel, now(), lifetime)
-            .await?
-            .ok_or_else(|| {
-                CliError::other(anyhow!(
-                    "channel `{channel}` of pack `{}` has no pointer in {}",
-                    args.pack,
-                    store.describe()
-                ))
-            })?;
+        let Some(update) =
+            crate::pointer::resign(store.as_ref(), &key, &args.pack, channel, now(), lifetime).await?
+        else {
+            return Err(crate::builds::missing(store.as_ref(), &args.pack, Some(channel))
+                .await
+                .into());
+        };
         // A publish that stopped after its pointer left pack.toml behind: catch up.
         crate::export::packwiz::repair_channel_pack(store.as_ref(), &args.pack, channel)
             .await

@@ -129,6 +129,11 @@ pub async fn run(store: &dyn Store, pack: &str, opts: GcOptions) -> Result<GcRep
         keep_builds: opts.keep_builds,
     };
     let entries: Vec<Entry> = store.list("").await?.into_iter().map(Entry::new).collect();
+    // A mistyped pack is told apart from a store that holds nothing.
+    let own = format!("packs/{pack}/");
+    if !entries.iter().any(|e| e.key.starts_with(&own)) {
+        return Err(GcError::Build(crate::builds::missing(store, pack, None).await));
+    }
     let mut keep = Keep::compute(store, pack, &entries, rules).await?;
     let mut report = GcReport {
         store: store.describe(),
