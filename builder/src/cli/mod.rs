@@ -11,6 +11,7 @@ pub mod error;
 pub mod progress;
 pub mod render;
 pub mod settings;
+pub mod transfer;
 
 use std::process::ExitCode;
 
