@@ -5,7 +5,6 @@ use bytes::Bytes;
 
 use atlas_proto::{Sha256Digest, layout, manifest};
 
-
 use crate::pointer::{PointerUpdateError, read_current};
 use crate::store::{Store, StoreError};
 
@@ -20,7 +19,10 @@ pub enum BuildLookupError {
         "store {store} holds no pack: it does not exist, or nothing was published there yet; check --store (or ATLAS_STORE)"
     )]
     NoStore { store: String },
-    #[error("pack `{pack}` is not in {store}; {}", known_list("packs", "check --pack", known))]
+    #[error(
+        "pack `{pack}` is not in {store}; {}",
+        known_list("packs", "check --pack", known)
+    )]
     NoPack {
         pack: String,
         store: String,
@@ -74,7 +76,11 @@ fn known_list(what: &str, otherwise: &str, known: &[String]) -> String {
         [] => otherwise.to_owned(),
         [nearest, ..] => format!(
             "did you mean `{nearest}`? The {what} there: {}",
-            known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -102,7 +108,12 @@ pub async fn missing(store: &dyn Store, pack: &str, channel: Option<&str>) -> Bu
     };
     let packs: Vec<String> = listed
         .iter()
-        .filter_map(|l| l.key.strip_prefix("packs/")?.split_once('/').map(|(p, _)| p.to_owned()))
+        .filter_map(|l| {
+            l.key
+                .strip_prefix("packs/")?
+                .split_once('/')
+                .map(|(p, _)| p.to_owned())
+        })
         .collect();
     if packs.is_empty() {
         return BuildLookupError::NoStore {

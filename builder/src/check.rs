@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::pack::{NativePack, PACK_FILE, PackError};
 use crate::packwiz::toml_doc::{self, Keys};
-use crate::packwiz::{self, Diagnostic, DirFiles, EntryStatus, PackFiles, PackwizError, PackwizPack, Severity};
+use crate::packwiz::{
+    self, Diagnostic, DirFiles, EntryStatus, PackFiles, PackwizError, PackwizPack, Severity,
+};
 use crate::plan::{PlanError, PlanOptions};
 use crate::repo::PackSource;
 
@@ -147,14 +149,20 @@ impl CheckReport {
             PackFormat::Native => "Atlas pack",
             PackFormat::Unknown => "pack",
         };
-        let _ = write!(
-            s,
-            "{format} `{}` ({:?} {}) in {}",
-            self.id.as_deref().unwrap_or("?"),
-            self.name.as_deref().unwrap_or("?"),
-            self.version.as_deref().unwrap_or(""),
-            self.pack_dir
-        );
+        let _ = write!(s, "{format}");
+        if let Some(id) = &self.id {
+            let _ = write!(s, " `{id}`");
+        }
+        match (&self.name, &self.version) {
+            (Some(name), Some(version)) => {
+                let _ = write!(s, " ({name:?} {version})");
+            }
+            (Some(name), None) => {
+                let _ = write!(s, " ({name:?})");
+            }
+            _ => {}
+        }
+        let _ = write!(s, " in {}", self.pack_dir);
         if let Some(mc) = &self.minecraft {
             let _ = write!(
                 s,
@@ -426,7 +434,10 @@ const NATIVE_KEYS: Keys = Keys::Only(&[
     ("name", Keys::Any),
     ("version", Keys::Any),
     ("minecraft", Keys::Any),
-    ("loader", Keys::Only(&[("kind", Keys::Any), ("version", Keys::Any)])),
+    (
+        "loader",
+        Keys::Only(&[("kind", Keys::Any), ("version", Keys::Any)]),
+    ),
     (
         "files",
         Keys::Only(&[
@@ -443,8 +454,14 @@ const NATIVE_KEYS: Keys = Keys::Only(&[
         "mods",
         Keys::Only(&[
             ("name", Keys::Any),
-            ("modrinth", Keys::Only(&[("project", Keys::Any), ("version", Keys::Any)])),
-            ("curseforge", Keys::Only(&[("project", Keys::Any), ("file", Keys::Any)])),
+            (
+                "modrinth",
+                Keys::Only(&[("project", Keys::Any), ("version", Keys::Any)]),
+            ),
+            (
+                "curseforge",
+                Keys::Only(&[("project", Keys::Any), ("file", Keys::Any)]),
+            ),
             ("url", Keys::Any),
             ("hash", Keys::Any),
             ("path", Keys::Any),
@@ -467,7 +484,14 @@ fn native_error(report: &mut CheckReport, pack_toml: &[u8], e: &PlanError) {
     if let Ok(text) = std::str::from_utf8(pack_toml)
         && let Ok(doc) = toml_doc::parse(PACK_FILE, text)
     {
-        toml_doc::unknown_keys(PACK_FILE, text, doc.get_ref(), NATIVE_KEYS, Severity::Error, &mut unknown);
+        toml_doc::unknown_keys(
+            PACK_FILE,
+            text,
+            doc.get_ref(),
+            NATIVE_KEYS,
+            Severity::Error,
+            &mut unknown,
+        );
         // The header still names the pack when the rest does not parse.
         if report.id.is_none()
             && let Some(toml::de::DeValue::String(id)) = doc.get_ref().get("id").map(|v| v.get_ref())

@@ -235,7 +235,9 @@ impl DownloadError {
     /// cut short, 429 or 5xx after the retries), not the pack's.
     pub fn outage_url(&self) -> Option<&str> {
         match self {
-            Self::Network { url, .. } | Self::Truncated { url, .. } | Self::WaitTooLong { url, .. } => Some(url),
+            Self::Network { url, .. } | Self::Truncated { url, .. } | Self::WaitTooLong { url, .. } => {
+                Some(url)
+            }
             Self::Status { url, status, .. } if *status == 429 || *status >= 500 => Some(url),
             _ => None,
         }

@@ -202,7 +202,10 @@ impl PackSource {
             match self.files.get(path) {
                 None => changes.push((path.clone(), "new")),
                 Some(committed) => {
-                    let same = match (self.read_content(&committed.content), self.read_content(&file.content)) {
+                    let same = match (
+                        self.read_content(&committed.content),
+                        self.read_content(&file.content),
+                    ) {
                         (Ok(a), Ok(b)) => a == b,
                         _ => false,
                     };

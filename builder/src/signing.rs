@@ -54,7 +54,9 @@ pub fn load_secret_key(file: Option<&Path>) -> Result<SecretKey, SigningError> {
             source,
         })?;
         if atlas_proto::PublicKey::parse(&text).is_ok() {
-            return Err(SigningError::PublicKeyGiven { path: path.to_owned() });
+            return Err(SigningError::PublicKeyGiven {
+                path: path.to_owned(),
+            });
         }
         warn_if_readable_by_others(path);
         return SecretKey::parse(&text).map_err(|source| SigningError::Key {

@@ -67,7 +67,11 @@ impl Run {
             return String::new();
         }
         // Whole bytes per second are precise enough for a log line.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
         let per_sec = (self.bytes_done as f64 / secs) as u64;
         format!(", {}/s", human_bytes(per_sec))
     }
@@ -118,6 +122,7 @@ fn bar(files: usize, bytes: Option<u64>) -> ProgressBar {
             "{prefix} {msg} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
         ),
         None => (files as u64, "{prefix} {msg} [{wide_bar}] {elapsed}"),
+        // (`msg` then carries the bytes and the rate; no ETA without sizes.)
     };
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template(template) {
@@ -157,10 +162,12 @@ impl Progress for CliProgress {
     fn bytes(&self, stage: Stage, n: u64) {
         self.with_run(stage, |run| {
             run.bytes_done += n;
-            if let Some(bar) = &run.bar
-                && run.bytes.is_some()
-            {
-                bar.inc(n);
+            if let Some(bar) = &run.bar {
+                match run.bytes {
+                    Some(_) => bar.inc(n),
+                    // Sizes unknown: the bar counts files, the message bytes and rate.
+                    None => bar.set_message(format!("{}{}", run.counts(), run.rate())),
+                }
             }
             Self::periodic(run);
         });
@@ -170,9 +177,12 @@ impl Progress for CliProgress {
         self.with_run(stage, |run| {
             run.files_done += 1;
             if let Some(bar) = &run.bar {
-                bar.set_message(format!("{}/{} files", run.files_done, run.files));
-                if run.bytes.is_none() {
-                    bar.inc(1);
+                match run.bytes {
+                    Some(_) => bar.set_message(format!("{}/{} files", run.files_done, run.files)),
+                    None => {
+                        bar.set_message(format!("{}{}", run.counts(), run.rate()));
+                        bar.inc(1);
+                    }
                 }
             }
             Self::periodic(run);
@@ -190,9 +200,12 @@ impl Progress for CliProgress {
         if let Some(bar) = &run.bar {
             bar.finish_and_clear();
         }
+        let outcome = match run.files_done < run.files {
+            true => format!("{} stopped after", stage.verb()),
+            false => stage.done().to_owned(),
+        };
         Self::line(&format!(
-            "{} {} in {:.1} s{}",
-            stage.done(),
+            "{outcome} {} in {:.1} s{}",
             run.counts(),
             run.started.elapsed().as_secs_f64(),
             run.rate()

@@ -27,10 +27,10 @@ use crate::export::{ExportError, ExportOptions, ExportReport};
 use crate::keyset::KeysetCmdError;
 use crate::plan::{BlobSource, BuildPlan, PlanOptions, PlanSummary};
 use crate::pointer::{PointerRequest, PointerUpdate, PointerUpdateError, point_channel};
+use crate::progress::Stage;
 use crate::repo::{Content, PackSource, RepoError};
 use crate::resolve::fetch::landed_channel;
 use crate::resolve::{ModOptions, ModsReport};
-use crate::progress::Stage;
 use crate::store::{Body, ObjectMeta, PutOutcome, Store, StoreError};
 
 use early::EarlyUploads;

@@ -47,8 +47,12 @@ impl ModError {
     pub fn outage_host(&self) -> Option<String> {
         let url = match self {
             Self::Download(e) => e.outage_url()?,
-            Self::Modrinth(modrinth::ModrinthError::Api { url, outage: true, .. }) => url,
-            Self::CurseForge(curseforge::CurseForgeError::Api { url, outage: true, .. }) => url,
+            Self::Modrinth(modrinth::ModrinthError::Api {
+                url, outage: true, ..
+            }) => url,
+            Self::CurseForge(curseforge::CurseForgeError::Api {
+                url, outage: true, ..
+            }) => url,
             Self::CurseForge(curseforge::CurseForgeError::Forbidden {
                 url,
                 overloaded: true,
