@@ -194,3 +194,25 @@ pub async fn manifest_bytes(
     }
     Ok(obj.bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_name_first() {
+        let names = ["production", "beta", "dev"].map(str::to_owned).to_vec();
+        assert_eq!(nearest_first("btea", names.clone())[0], "beta");
+        assert_eq!(nearest_first("prod", names)[0], "production");
+        let e = BuildLookupError::NoChannel {
+            pack: "p".into(),
+            channel: "btea".into(),
+            store: "s".into(),
+            known: vec!["beta".into(), "dev".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "channel `btea` of pack `p` has no pointer in s; did you mean `beta`? The channels there: `beta`, `dev`"
+        );
+    }
+}

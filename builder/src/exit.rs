@@ -166,4 +166,48 @@ mod tests {
             "error types without an exit class (add `impl HasExitClass for T`): {missing:?}"
         );
     }
+
+    /// No `thiserror` message of the crate both prints its cause and
+    /// exposes it as its source: the command line prints the chain, so the
+    /// cause would appear twice (issue 20 item 3).
+    #[test]
+    fn no_error_message_repeats_its_source() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut dirs = vec![src];
+        let mut doubled = Vec::new();
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).expect("read src") {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    dirs.push(p);
+                    continue;
+                }
+                if p.extension().is_none_or(|x| x != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&p).expect("read");
+                let lines: Vec<&str> = text.lines().collect();
+                for (i, line) in lines.iter().enumerate() {
+                    let line = line.trim_start();
+                    if !line.starts_with("#[error(") || line.contains("transparent") {
+                        continue;
+                    }
+                    // `{source}` is always a source (thiserror treats a field of that name as one).
+                    let positional = line.contains("{0}")
+                        && lines
+                            .iter()
+                            .skip(i + 1)
+                            .take(2)
+                            .any(|l| l.contains("#[from]") || l.contains("#[source]"));
+                    if line.contains("{source") || positional {
+                        doubled.push(format!("{}:{}", p.display(), i + 1));
+                    }
+                }
+            }
+        }
+        assert!(
+            doubled.is_empty(),
+            "messages that print their source, which the chain prints again: {doubled:?}"
+        );
+    }
 }

@@ -166,3 +166,43 @@ fn describe(errors: &[ModError]) -> String {
     };
     std::iter::once(head).chain(lines).collect::<Vec<_>>().join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outage(host: &str) -> ModError {
+        ModError::Modrinth(modrinth::ModrinthError::Api {
+            url: format!("http://{host}/v2/versions"),
+            message: "unreachable after 4 attempts: refused".into(),
+            outage: true,
+        })
+    }
+
+    fn invalid() -> ModError {
+        ModError::Invalid {
+            name: "x".into(),
+            defined_in: "pack.toml mods[3]".into(),
+            message: "bad".into(),
+        }
+    }
+
+    #[test]
+    fn outages_are_summed_up_per_host_and_exit_4() {
+        let e = ModErrors(vec![outage("a:1"), outage("a:1"), outage("b:2")]);
+        assert_eq!(e.exit_class(), ExitClass::Network);
+        let text = e.to_string();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text.contains("a:1 unreachable or failing, 2 mod(s)"), "{text}");
+        assert!(text.contains("b:2 unreachable or failing, 1 mod(s)"), "{text}");
+    }
+
+    #[test]
+    fn one_mistake_in_the_pack_makes_it_exit_3() {
+        let e = ModErrors(vec![outage("a:1"), invalid()]);
+        assert_eq!(e.exit_class(), ExitClass::Pack);
+        let text = e.to_string();
+        assert!(text.contains("pack.toml mods[3]: x: bad"), "{text}");
+        assert!(text.contains("(1 host(s) unreachable)"), "{text}");
+    }
+}
