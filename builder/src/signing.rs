@@ -65,6 +65,9 @@ pub fn load_secret_key(file: Option<&Path>) -> Result<SecretKey, SigningError> {
         });
     }
     match std::env::var(SIGNING_KEY_ENV) {
+        Ok(text) if atlas_proto::PublicKey::parse(&text).is_ok() => Err(SigningError::PublicKeyGiven {
+            path: PathBuf::from(SIGNING_KEY_ENV),
+        }),
         Ok(text) if !text.trim().is_empty() => SecretKey::parse(&text).map_err(|source| SigningError::Key {
             origin: SIGNING_KEY_ENV.to_owned(),
             source,

@@ -61,6 +61,16 @@ impl Run {
         format!("{}/{} files, {bytes}", self.files_done, self.files)
     }
 
+    /// The periodic line, when plain lines are written and the last one is
+    /// [`LINE_EVERY`] old.
+    fn due_line(&mut self, now: Instant) -> Option<String> {
+        if self.bar.is_some() || now.saturating_duration_since(self.last_line) < LINE_EVERY {
+            return None;
+        }
+        self.last_line = now;
+        Some(format!("{}: {}{}", self.stage.verb(), self.counts(), self.rate()))
+    }
+
     fn rate(&self) -> String {
         let secs = self.started.elapsed().as_secs_f64();
         if secs < 0.001 {
@@ -108,9 +118,8 @@ impl CliProgress {
 
     /// A plain line when the last one is old enough.
     fn periodic(run: &mut Run) {
-        if run.bar.is_none() && run.last_line.elapsed() >= LINE_EVERY {
-            run.last_line = Instant::now();
-            Self::line(&format!("{}: {}{}", run.stage.verb(), run.counts(), run.rate()));
+        if let Some(line) = run.due_line(Instant::now()) {
+            Self::line(&line);
         }
     }
 }
@@ -232,8 +241,18 @@ mod tests {
         p.bytes(Stage::Upload, 1024);
         p.file_done(Stage::Upload);
         p.bytes(Stage::Download, 99);
-        let guard = p.run.lock().expect("lock");
-        let run = guard.as_ref().expect("a run");
+        let mut guard = p.run.lock().expect("lock");
+        let run = guard.as_mut().expect("a run");
         assert_eq!(run.counts(), "1/2 files, 1.0 KiB of 2.0 KiB");
+        // One line per LINE_EVERY, however many events arrive.
+        let t0 = run.last_line;
+        assert_eq!(run.due_line(t0 + Duration::from_secs(1)), None);
+        let line = run.due_line(t0 + LINE_EVERY).expect("a line after LINE_EVERY");
+        assert!(
+            line.starts_with("uploading: 1/2 files, 1.0 KiB of 2.0 KiB"),
+            "{line}"
+        );
+        assert_eq!(run.due_line(t0 + LINE_EVERY + Duration::from_secs(1)), None);
+        assert!(run.due_line(t0 + 2 * LINE_EVERY).is_some());
     }
 }
