@@ -53,21 +53,21 @@ pub enum SyncError {
     NotAFile { url: String, kind: &'static str },
 
     // ---- trust (exit 5) ----
-    #[error("rejected the channel pointer at {url}: {source}")]
+    #[error("rejected the channel pointer at {url}: {reason}")]
     Trust {
         url: String,
-        #[source]
-        source: PointerError,
+        /// Printed in the message, so not also a `source()`: each error's
+        /// text appears once.
+        reason: PointerError,
     },
     #[error(
-        "rejected the keyset at {origin}: {source}; nothing was changed (if the creator rotated keys, \
+        "rejected the keyset at {origin}: {reason}; nothing was changed (if the creator rotated keys, \
          ask them for the current keys/<N>.json and configure it with --root)"
     )]
     Keyset {
         /// URL of the keyset, or the `--root` file.
         origin: String,
-        #[source]
-        source: atlas_proto::keyset::KeysetError,
+        reason: atlas_proto::keyset::KeysetError,
     },
     #[error(
         "the keyset chain is longer than {cap} new keysets from version {from} (found {url}): \
@@ -97,11 +97,10 @@ pub enum SyncError {
         expected: String,
         actual: String,
     },
-    #[error("manifest at {url} is invalid: {source}")]
+    #[error("manifest at {url} is invalid: {reason}")]
     ManifestInvalid {
         url: String,
-        #[source]
-        source: ManifestError,
+        reason: ManifestError,
     },
     #[error("manifest at {url} is for pack `{got}`, expected `{expected}`")]
     ManifestWrongPack {
@@ -233,7 +232,7 @@ mod tests {
     fn classes() {
         let e = SyncError::Trust {
             url: "u".into(),
-            source: PointerError::Rollback { last: 2, got: 1 },
+            reason: PointerError::Rollback { last: 2, got: 1 },
         };
         assert_eq!(e.exit_code(), exit::TRUST);
         assert!(e.to_string().contains("rollback"));

@@ -54,7 +54,7 @@ pub fn load_root(path: &Path, pack: &str) -> Result<Keyset, SyncError> {
     std::fs::File::open(path)
         .and_then(|f| f.take(Limits::DEFAULT.keyset_bytes + 1).read_to_end(&mut bytes))
         .map_err(|e| SyncError::Usage(format!("--root: cannot read the root of trust `{origin}`: {e}")))?;
-    keyset::parse_root(&bytes, pack).map_err(|source| SyncError::Keyset { origin, source })
+    keyset::parse_root(&bytes, pack).map_err(|source| SyncError::Keyset { origin, reason: source })
 }
 
 fn anchor_id(root: &Keyset) -> String {
@@ -138,7 +138,7 @@ impl Syncer {
             }
             let err = |source| SyncError::Keyset {
                 origin: url.clone(),
-                source,
+                reason: source,
             };
             let next = current
                 .verify_next(&SignedKeyset::parse(&bytes).map_err(err)?)
