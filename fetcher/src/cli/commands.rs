@@ -14,7 +14,8 @@ use crate::exit;
 use crate::inspect;
 use crate::provision;
 use crate::side::InstallSide;
-use crate::source::DEFAULT_TIMEOUT;
+use crate::not_found;
+use crate::source::{DEFAULT_TIMEOUT, Source};
 use crate::sync::Syncer;
 
 /// `sync`: the sync, then (with `--provision`) provisioning.
@@ -25,11 +26,18 @@ pub(super) async fn sync(args: SyncArgs) -> Result<i32, Failure> {
         return Err(SyncError::Usage("--provision is for server installs (--side server)".into()).into());
     }
     let (dir, timeout) = (opts.dir.clone(), opts.timeout);
+    let (pack, channel) = (opts.pack.clone(), opts.channel.clone());
+    let source = Source::parse_with(&opts.source, opts.net_limits())?;
     let syncer = Syncer::new(opts)?;
     let progress = CliProgress::new(args.json);
     let result = syncer.sync(args.dry_run, &progress).await;
     progress.finish();
-    let report = result?;
+    let report = match result {
+        Ok(r) => r,
+        // A pointer that is not there: say whether the store, the pack or
+        // the channel is wrong, and what exists.
+        Err(e) => return Err(not_found::explain(e, &source, &pack, &channel).await.into()),
+    };
     if !provision {
         render::report(&report, args.json)?;
         return Ok(report.exit_code());

@@ -37,11 +37,23 @@ struct StoredKeyset {
 /// Reads a `--key` value: the inline `ed25519:...` text or a path to a file holding it.
 pub fn load_key(spec: &str) -> Result<PublicKey, SyncError> {
     let spec = spec.trim();
+    let secret = |what: &str| {
+        SyncError::Usage(format!(
+            "--key {what} is a secret signing key, not a public key: give the public key instead (the \
+             `.pub` file made beside it, or its `ed25519:` line), and keep the secret key off this host"
+        ))
+    };
+    if spec.starts_with("ed25519-secret:") {
+        return Err(secret("value"));
+    }
     if spec.starts_with("ed25519:") {
         return PublicKey::parse(spec).map_err(|e| SyncError::Usage(format!("--key `{spec}`: {e}")));
     }
     let text = std::fs::read_to_string(spec)
         .map_err(|e| SyncError::Usage(format!("--key: cannot read public key file `{spec}`: {e}")))?;
+    if text.lines().any(|l| l.trim_start().starts_with("ed25519-secret:")) {
+        return Err(secret(&format!("file `{spec}`")));
+    }
     PublicKey::parse(&text).map_err(|e| SyncError::Usage(format!("--key file `{spec}`: {e}")))
 }
 
