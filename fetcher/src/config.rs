@@ -17,7 +17,10 @@ use crate::plan::OnModified;
 use crate::settings::SyncSettings;
 use crate::side::InstallSide;
 
-/// Settings of `atlas-fetcher sync`; every one optional here.
+/// Settings of `atlas-fetcher sync`; every one optional here. Keys are
+/// spelled like the flags (`connect-timeout`, as pack.toml spells its keys)
+/// or with `_` (`connect_timeout`); giving both spellings of one key is an
+/// error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FetcherConfig {
@@ -36,16 +39,21 @@ pub struct FetcherConfig {
     /// Per-request timeout, seconds.
     pub timeout: Option<u64>,
     /// Connect timeout, seconds.
+    #[serde(alias = "connect-timeout")]
     pub connect_timeout: Option<u64>,
     /// Response header timeout, seconds.
+    #[serde(alias = "header-timeout")]
     pub header_timeout: Option<u64>,
     /// Low-speed limit, bytes per second (0: none).
+    #[serde(alias = "low-speed-limit")]
     pub low_speed_limit: Option<u64>,
     /// Stretch the low-speed limit is measured over, seconds.
+    #[serde(alias = "low-speed-time")]
     pub low_speed_time: Option<u64>,
     /// Overall deadline, seconds.
     pub deadline: Option<u64>,
     pub retries: Option<u32>,
+    #[serde(alias = "on-modified")]
     pub on_modified: Option<OnModified>,
     #[serde(default)]
     pub enable: Vec<String>,

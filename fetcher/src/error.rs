@@ -154,6 +154,17 @@ pub enum SyncError {
     State { path: PathBuf, message: String },
     #[error("cannot install `{path}`: {reason}")]
     Conflict { path: String, reason: String },
+    #[error(
+        "nothing is installed in {}: it has no .atlas/install.json, so there is nothing to {action} \
+         (check --dir; `atlas-fetcher sync` installs a build)",
+        dir.display()
+    )]
+    NotInstalled { dir: PathBuf, action: String },
+    #[error(
+        "the blob cache {} does not exist: check --cache, the directory `sync --cache` fills",
+        path.display()
+    )]
+    NoCache { path: PathBuf },
 
     // ---- internal (exit 1) ----
     #[error("internal error: {0}")]
@@ -192,7 +203,11 @@ impl SyncError {
             | Self::BlobHash { .. }
             | Self::UpstreamHash { .. }
             | Self::UnsafePath(_) => exit::INTEGRITY,
-            Self::Io(_) | Self::State { .. } | Self::Conflict { .. } => exit::LOCAL,
+            Self::Io(_)
+            | Self::State { .. }
+            | Self::Conflict { .. }
+            | Self::NotInstalled { .. }
+            | Self::NoCache { .. } => exit::LOCAL,
             Self::Locked { .. } => exit::LOCKED,
             Self::Internal(_) | Self::Interrupted => exit::INTERNAL,
         }

@@ -83,6 +83,13 @@ pub(super) async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
 
 /// `cache-gc`: bound the shared blob cache.
 pub(super) fn cache_gc(args: &CacheGcArgs) -> Result<i32, Failure> {
+    // `open` creates the cache for `sync`; gc on a mistyped path must not.
+    if !args.cache.is_dir() {
+        return Err(SyncError::NoCache {
+            path: args.cache.clone(),
+        }
+        .into());
+    }
     let cache = BlobCache::open(&args.cache)?;
     let r = cache.gc(args.max_mib.saturating_mul(1024 * 1024))?;
     render::cache_gc(&r, args.json)?;
@@ -96,10 +103,7 @@ pub(super) async fn rollback(args: RollbackArgs) -> Result<i32, Failure> {
     let result = syncer.rollback(args.dry_run, &progress).await;
     progress.finish();
     let report = result?;
-    render::report(&report, args.json)?;
-    if !args.json && !args.dry_run {
-        render::rolled_back(&report)?;
-    }
+    render::rollback(&report, args.json)?;
     Ok(report.exit_code())
 }
 
