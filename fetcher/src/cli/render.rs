@@ -218,7 +218,7 @@ pub(super) fn cache_gc(r: &GcReport, json: bool) -> io::Result<()> {
     }
     writeln!(
         out,
-        "removed {} blobs ({} bytes); {} bytes held only by the cache; {} blobs in use by instances kept",
+        "removed {} blobs ({} bytes); {} bytes held only by the cache; {} blobs still used by instances stay",
         r.removed, r.freed_bytes, r.cache_only_bytes, r.in_use
     )
 }
