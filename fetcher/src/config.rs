@@ -69,6 +69,50 @@ fn bad(path: &Path, message: impl Into<String>) -> SyncError {
     SyncError::Usage(format!("config file {}: {}", path.display(), message.into()))
 }
 
+/// Every key a config file may hold, as the flags spell them.
+const KEYS: &[&str] = &[
+    "source",
+    "pack",
+    "channel",
+    "keys",
+    "root",
+    "dir",
+    "side",
+    "parallelism",
+    "timeout",
+    "connect-timeout",
+    "header-timeout",
+    "low-speed-limit",
+    "low-speed-time",
+    "deadline",
+    "retries",
+    "on-modified",
+    "enable",
+    "disable",
+    "cache",
+    "provision",
+];
+
+/// A TOML error, with "did you mean `…`?" after an unknown key that is a
+/// near miss of a known one.
+fn with_suggestion(message: &str) -> String {
+    let unknown = message
+        .split("unknown field `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next());
+    let nearest = unknown.and_then(|u| {
+        let u = u.replace('_', "-");
+        KEYS.iter()
+            .map(|k| (strsim::damerau_levenshtein(&u, k), *k))
+            .filter(|(d, k)| *d <= 2 || k.starts_with(u.as_str()))
+            .min()
+    });
+    match nearest {
+        Some((_, k)) => format!("{message}\n(did you mean `{k}`?)"),
+        None => message.to_owned(),
+    }
+}
+
 impl FetcherConfig {
     /// Reads and checks a configuration file; relative paths in it are made
     /// relative to its directory.
@@ -83,7 +127,7 @@ impl FetcherConfig {
         if text.len() as u64 > cap {
             return Err(bad(path, format!("larger than {cap} bytes")));
         }
-        let mut cfg: Self = toml::from_str(&text).map_err(|e| bad(path, e.to_string().trim_end()))?;
+        let mut cfg: Self = toml::from_str(&text).map_err(|e| bad(path, with_suggestion(e.to_string().trim_end())))?;
         if cfg.parallelism.is_some_and(|p| !(1..=64).contains(&p)) {
             return Err(bad(path, "`parallelism` must be from 1 to 64"));
         }

@@ -569,7 +569,7 @@ impl Source {
                     .await
                     .map_err(|e| SyncError::Unreachable {
                         url: url.clone(),
-                        message: e.to_string(),
+                        message: error_chain(&e.without_url()),
                     })?;
                 Ok(resp.status().is_success())
             }

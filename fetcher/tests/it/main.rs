@@ -12,6 +12,7 @@ mod faults;
 mod inspect;
 mod install_script;
 mod kill;
+mod mistakes;
 mod modified;
 mod optional;
 mod prefetch;
