@@ -24,5 +24,6 @@ mod serve;
 mod slow;
 mod symlinks;
 mod sync;
+mod terminal;
 mod upstream;
 mod validators;
