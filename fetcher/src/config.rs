@@ -127,7 +127,8 @@ impl FetcherConfig {
         if text.len() as u64 > cap {
             return Err(bad(path, format!("larger than {cap} bytes")));
         }
-        let mut cfg: Self = toml::from_str(&text).map_err(|e| bad(path, with_suggestion(e.to_string().trim_end())))?;
+        let mut cfg: Self =
+            toml::from_str(&text).map_err(|e| bad(path, with_suggestion(e.to_string().trim_end())))?;
         if cfg.parallelism.is_some_and(|p| !(1..=64).contains(&p)) {
             return Err(bad(path, "`parallelism` must be from 1 to 64"));
         }

@@ -98,10 +98,7 @@ pub enum SyncError {
         actual: String,
     },
     #[error("manifest at {url} is invalid: {reason}")]
-    ManifestInvalid {
-        url: String,
-        reason: ManifestError,
-    },
+    ManifestInvalid { url: String, reason: ManifestError },
     #[error("manifest at {url} is for pack `{got}`, expected `{expected}`")]
     ManifestWrongPack {
         url: String,

@@ -96,7 +96,8 @@ pub async fn diagnose(source: &Source, pack: &str, channel: &str) -> Missing {
             Err(_) => break,
         }
     }
-    let pack_exists = !found.is_empty() || matches!(source.probe(&layout::keyset_key(pack, 1)).await, Ok(true));
+    let pack_exists =
+        !found.is_empty() || matches!(source.probe(&layout::keyset_key(pack, 1)).await, Ok(true));
     if pack_exists {
         Missing::Channel {
             pack: pack.to_owned(),
@@ -104,7 +105,9 @@ pub async fn diagnose(source: &Source, pack: &str, channel: &str) -> Missing {
             channels: nearest_first(channel, found),
         }
     } else {
-        Missing::PackOrStore { pack: pack.to_owned() }
+        Missing::PackOrStore {
+            pack: pack.to_owned(),
+        }
     }
 }
 

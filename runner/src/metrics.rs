@@ -58,10 +58,7 @@ pub enum MetricsError {
         reason: std::io::Error,
     },
     #[error("the metrics endpoint on {addr} failed: {reason}")]
-    Serve {
-        addr: String,
-        reason: std::io::Error,
-    },
+    Serve { addr: String, reason: std::io::Error },
 }
 
 type Labels = Vec<(String, String)>;

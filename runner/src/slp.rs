@@ -206,13 +206,11 @@ async fn exchange(addr: SocketAddr, during: &mut &'static str) -> Result<ServerS
     *during = "sending the status request";
     let mut req = handshake(PING_PROTOCOL, &addr.ip().to_string(), addr.port());
     req.extend_from_slice(&encode_packet(0x00, &[]));
-    s.write_all(&req)
-        .await
-        .map_err(|source| SlpError::Io {
-                addr,
-                during,
-                reason: source,
-            })?;
+    s.write_all(&req).await.map_err(|source| SlpError::Io {
+        addr,
+        during,
+        reason: source,
+    })?;
 
     *during = "reading the status response";
     let fail = |during, e| wire_error(addr, during, e);
@@ -232,10 +230,10 @@ async fn exchange(addr: SocketAddr, during: &mut &'static str) -> Result<ServerS
     s.write_all(&encode_packet(0x01, &token.to_be_bytes()))
         .await
         .map_err(|source| SlpError::Io {
-                addr,
-                during,
-                reason: source,
-            })?;
+            addr,
+            during,
+            reason: source,
+        })?;
     let (id, data) = read_packet(&mut s, 64).await.map_err(|e| fail(*during, e))?;
     let latency = sent.elapsed();
     if id != 0x01 || data != token.to_be_bytes() {
@@ -252,10 +250,10 @@ fn wire_error(addr: SocketAddr, during: &'static str, e: WireError) -> SlpError 
     match e {
         WireError::Closed => SlpError::Closed { addr, during },
         WireError::Io(source) => SlpError::Io {
-                addr,
-                during,
-                reason: source,
-            },
+            addr,
+            during,
+            reason: source,
+        },
         other => SlpError::Protocol {
             addr,
             during,

@@ -12,9 +12,9 @@ use crate::cache::BlobCache;
 use crate::error::SyncError;
 use crate::exit;
 use crate::inspect;
+use crate::not_found;
 use crate::provision;
 use crate::side::InstallSide;
-use crate::not_found;
 use crate::source::{DEFAULT_TIMEOUT, Source};
 use crate::sync::Syncer;
 

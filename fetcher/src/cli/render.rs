@@ -233,7 +233,11 @@ pub(super) fn rollback(r: &Report, json: bool) -> io::Result<()> {
     changes_and_kept(r, &mut out)?;
     let short = |b: &str| b.get(..12).unwrap_or(b).to_owned();
     let from = r.previous_build.as_deref().map_or_else(|| "?".to_owned(), short);
-    let verb = if r.dry_run { "would roll back" } else { "rolled back" };
+    let verb = if r.dry_run {
+        "would roll back"
+    } else {
+        "rolled back"
+    };
     writeln!(
         out,
         "{}/{} {verb} from build {from} to build {} (version {}): {} added, {} updated, {} removed, \
@@ -246,7 +250,11 @@ pub(super) fn rollback(r: &Report, json: bool) -> io::Result<()> {
         r.files.updated.len(),
         r.files.removed.len(),
         r.counts.kept,
-        if r.dry_run { r.bytes_planned } else { r.bytes_downloaded },
+        if r.dry_run {
+            r.bytes_planned
+        } else {
+            r.bytes_downloaded
+        },
         if r.dry_run { "to download" } else { "downloaded" },
     )
 }
@@ -268,11 +276,16 @@ fn relative(d: i64) -> String {
     if a < 60 {
         return "just now".into();
     }
-    let (n, unit) = [(86_400 * 365, "year"), (86_400, "day"), (3_600, "hour"), (60, "minute")]
-        .into_iter()
-        .find(|(s, _)| a >= *s)
-        .map(|(s, u)| (a / s, u))
-        .unwrap_or((a / 60, "minute"));
+    let (n, unit) = [
+        (86_400 * 365, "year"),
+        (86_400, "day"),
+        (3_600, "hour"),
+        (60, "minute"),
+    ]
+    .into_iter()
+    .find(|(s, _)| a >= *s)
+    .map(|(s, u)| (a / s, u))
+    .unwrap_or((a / 60, "minute"));
     let plural = if n == 1 { "" } else { "s" };
     if d < 0 {
         format!("{n} {unit}{plural} ago")
@@ -289,7 +302,10 @@ mod tests {
     fn times_are_dates_with_a_relative_time() {
         // 2026-12-06 01:30:00 UTC
         let t = 1_796_520_600;
-        assert_eq!(when(t, t as i64 + 3 * 3600 + 59), "2026-12-06 01:30 UTC (3 hours ago)");
+        assert_eq!(
+            when(t, t as i64 + 3 * 3600 + 59),
+            "2026-12-06 01:30 UTC (3 hours ago)"
+        );
         assert_eq!(when(t, t as i64 - 86_400), "2026-12-06 01:30 UTC (in 1 day)");
         assert_eq!(when(t, t as i64 + 5), "2026-12-06 01:30 UTC (just now)");
     }

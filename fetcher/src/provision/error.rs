@@ -20,10 +20,7 @@ pub enum ProvisionError {
          (Java 17 or newer for current loaders) or name one with --java",
         java.display()
     )]
-    JavaMissing {
-        java: PathBuf,
-        reason: std::io::Error,
-    },
+    JavaMissing { java: PathBuf, reason: std::io::Error },
     #[error(
         "{} holds no installed build to provision: run `atlas-fetcher sync` (server side) first",
         dir.display()

@@ -51,7 +51,10 @@ pub fn load_key(spec: &str) -> Result<PublicKey, SyncError> {
     }
     let text = std::fs::read_to_string(spec)
         .map_err(|e| SyncError::Usage(format!("--key: cannot read public key file `{spec}`: {e}")))?;
-    if text.lines().any(|l| l.trim_start().starts_with("ed25519-secret:")) {
+    if text
+        .lines()
+        .any(|l| l.trim_start().starts_with("ed25519-secret:"))
+    {
         return Err(secret(&format!("file `{spec}`")));
     }
     PublicKey::parse(&text).map_err(|e| SyncError::Usage(format!("--key file `{spec}`: {e}")))
@@ -66,7 +69,10 @@ pub fn load_root(path: &Path, pack: &str) -> Result<Keyset, SyncError> {
     std::fs::File::open(path)
         .and_then(|f| f.take(Limits::DEFAULT.keyset_bytes + 1).read_to_end(&mut bytes))
         .map_err(|e| SyncError::Usage(format!("--root: cannot read the root of trust `{origin}`: {e}")))?;
-    keyset::parse_root(&bytes, pack).map_err(|source| SyncError::Keyset { origin, reason: source })
+    keyset::parse_root(&bytes, pack).map_err(|source| SyncError::Keyset {
+        origin,
+        reason: source,
+    })
 }
 
 fn anchor_id(root: &Keyset) -> String {

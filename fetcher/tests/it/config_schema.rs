@@ -70,7 +70,12 @@ fn keys_are_spelled_like_the_flags_or_with_underscores_not_both() {
     std::fs::write(&p, kebab).expect("write");
     let c = FetcherConfig::load(&p).expect("the flags' spelling");
     assert_eq!(
-        (c.connect_timeout, c.header_timeout, c.low_speed_limit, c.low_speed_time),
+        (
+            c.connect_timeout,
+            c.header_timeout,
+            c.low_speed_limit,
+            c.low_speed_time
+        ),
         (Some(3), Some(4), Some(5), Some(6))
     );
     let snake = kebab.replace('-', "_");

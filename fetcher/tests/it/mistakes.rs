@@ -26,10 +26,7 @@ impl Host {
         std::fs::write(work.path().join("signing.pub"), store.public().to_text()).expect("pub");
         std::fs::write(
             work.path().join("signing.key"),
-            format!(
-                "# Atlas channel signing key (SECRET).\n{}\n",
-                store.key.to_text()
-            ),
+            format!("# Atlas channel signing key (SECRET).\n{}\n", store.key.to_text()),
         )
         .expect("key");
         Self { store, work }
@@ -43,7 +40,7 @@ impl Host {
     /// they name.
     fn sync(&self, source: &str, args: &[&str]) -> Command {
         let mut c = fetcher();
-        let mut flags = vec![
+        let mut flags = [
             ("--source", source.to_owned()),
             ("--pack", PACK.to_owned()),
             ("--channel", CHANNEL.to_owned()),
@@ -57,7 +54,8 @@ impl Host {
                 None => extra.extend(pair.iter().map(|s| (*s).to_owned())),
             }
         }
-        c.arg("sync").args(flags.iter().flat_map(|(n, v)| [n.to_string(), v.clone()]));
+        c.arg("sync")
+            .args(flags.iter().flat_map(|(n, v)| [n.to_string(), v.clone()]));
         c.args(["--retries", "0"]).args(extra);
         c
     }

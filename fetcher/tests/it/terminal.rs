@@ -87,7 +87,10 @@ fn no_color_keeps_a_terminal_plain() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (out, code) = on_a_terminal(sync(&s, &tmp.path().join("d"), false, true));
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("fetching channel pointer"), "the log is there: {out:?}");
+    assert!(
+        out.contains("fetching channel pointer"),
+        "the log is there: {out:?}"
+    );
     // The progress bar may still move the cursor; no colour (SGR, `ESC[…m`) is left.
     let sgr = sgr_sequences(&out);
     assert!(sgr.is_empty(), "colour despite NO_COLOR: {sgr:?}");
@@ -122,7 +125,10 @@ fn a_pipe_gets_plain_lines_and_no_escape_codes() {
         String::from_utf8_lossy(&o.stderr),
     );
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(!out.contains(ESC) && !err.contains(ESC), "escape codes into a pipe: {err:?}");
+    assert!(
+        !out.contains(ESC) && !err.contains(ESC),
+        "escape codes into a pipe: {err:?}"
+    );
     assert!(
         err.lines().any(|l| l.starts_with("downloading 2 files")),
         "one plain line per phase: {err}"

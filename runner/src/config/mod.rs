@@ -24,10 +24,7 @@ pub const DEFAULT_SOCKET: &str = "/run/atlas-runner/runner.sock";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the runner config {path}: {reason}")]
-    Read {
-        path: PathBuf,
-        reason: std::io::Error,
-    },
+    Read { path: PathBuf, reason: std::io::Error },
     #[error("{path} is larger than {}; is it the right file?", human_bytes(*limit))]
     TooLarge { path: PathBuf, limit: u64 },
     #[error("{path} is not a valid runner config: {message}")]
