@@ -160,3 +160,47 @@ fn json_is_one_object_on_stdout_and_no_progress() {
     let v: serde_json::Value = serde_json::from_str(tty.trim()).expect("one JSON object");
     assert_eq!(v["outcome"], "updated");
 }
+
+#[test]
+fn rollback_and_status_read_as_people_speak() {
+    let mut s = store();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("d");
+    let o = sync(&s, &dir, false, true).output().expect("v1");
+    assert_eq!(o.status.code(), Some(0));
+    s.publish(&[f("mods/a.jar", b"v2"), f("config/b.toml", b"b")]);
+    let o = sync(&s, &dir, false, true).output().expect("v2");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("1 updated") && out.contains("1 unchanged"), "{out}");
+    let o = Command::new(env!("CARGO_BIN_EXE_atlas-fetcher"))
+        .arg("rollback")
+        .arg("--source")
+        .arg(s.root())
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .expect("rollback");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains(&format!("{PACK}/{CHANNEL} rolled back from build ")) && out.contains("1 updated"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("updated to version"),
+        "says it rolled back, not updated: {out}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_atlas-fetcher"))
+        .arg("status")
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .expect("status");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("expires   20") && out.contains(" UTC (in "),
+        "expiry as a date: {out}"
+    );
+    assert!(out.contains(" UTC (just now)"), "last check as a date: {out}");
+    assert!(!out.contains("unix seconds"), "{out}");
+}
