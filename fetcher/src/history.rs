@@ -57,7 +57,7 @@ pub fn load(
     }
     let m = manifest::decode(&bytes, &limits.manifest).map_err(|source| SyncError::ManifestInvalid {
         url: url.clone(),
-        source,
+        reason: source,
     })?;
     if m.pack_id != pack {
         return Err(SyncError::ManifestWrongPack {

@@ -53,6 +53,7 @@ pub mod interrupt;
 pub mod journal;
 pub mod lock;
 pub mod lock_owner;
+pub mod not_found;
 pub mod partial;
 pub mod place;
 pub mod plan;

@@ -172,9 +172,9 @@ impl SyncOptions {
     /// The install recorded in `dir`; `to` says what needs it (`"roll back"`).
     fn recorded_install(&self, to: &str) -> Result<InstallState, SyncError> {
         let paths = StatePaths::new(&self.dir);
-        state::load_install(&paths.install)?.ok_or_else(|| SyncError::Conflict {
-            path: self.dir.display().to_string(),
-            reason: format!("nothing is installed here (no .atlas/install.json): nothing to {to}"),
+        state::load_install(&paths.install)?.ok_or_else(|| SyncError::NotInstalled {
+            dir: self.dir.clone(),
+            action: to.to_owned(),
         })
     }
 
