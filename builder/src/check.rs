@@ -10,7 +10,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::pack::{NativePack, PACK_FILE, PackError};
-use crate::packwiz::{self, Diagnostic, DirFiles, EntryStatus, PackFiles, PackwizError, PackwizPack};
+use crate::packwiz::toml_doc::{self, Keys};
+use crate::packwiz::{
+    self, Diagnostic, DirFiles, EntryStatus, PackFiles, PackwizError, PackwizPack, Severity,
+};
 use crate::plan::{PlanError, PlanOptions};
 use crate::repo::PackSource;
 
@@ -81,6 +84,8 @@ pub struct CheckReport {
     /// The pack directory as given.
     pub pack_dir: String,
     pub format: PackFormat,
+    /// The pack id (native: `id`; packwiz: from the name or `--pack-id`'s default).
+    pub id: Option<String>,
     pub name: Option<String>,
     pub version: Option<String>,
     pub minecraft: Option<String>,
@@ -100,6 +105,7 @@ impl CheckReport {
         Self {
             pack_dir: pack_dir.to_owned(),
             format,
+            id: None,
             name: None,
             version: None,
             minecraft: None,
@@ -143,13 +149,20 @@ impl CheckReport {
             PackFormat::Native => "Atlas pack",
             PackFormat::Unknown => "pack",
         };
-        let _ = write!(
-            s,
-            "{format} {:?} {} in {}",
-            self.name.as_deref().unwrap_or("?"),
-            self.version.as_deref().unwrap_or(""),
-            self.pack_dir
-        );
+        let _ = write!(s, "{format}");
+        if let Some(id) = &self.id {
+            let _ = write!(s, " `{id}`");
+        }
+        match (&self.name, &self.version) {
+            (Some(name), Some(version)) => {
+                let _ = write!(s, " ({name:?} {version})");
+            }
+            (Some(name), None) => {
+                let _ = write!(s, " ({name:?})");
+            }
+            _ => {}
+        }
+        let _ = write!(s, " in {}", self.pack_dir);
         if let Some(mc) = &self.minecraft {
             let _ = write!(
                 s,
@@ -237,6 +250,7 @@ pub fn check_source(source: &PackSource, pack_dir: &str) -> Result<CheckReport, 
             match crate::build::native::check(source, &PlanOptions::default()) {
                 Ok(manifest) => {
                     let m = &manifest;
+                    report.id = Some(m.pack_id.clone());
                     report.name = Some(m.name.clone());
                     report.version = Some(m.version.clone());
                     report.minecraft = Some(m.minecraft_version.clone());
@@ -259,7 +273,7 @@ pub fn check_source(source: &PackSource, pack_dir: &str) -> Result<CheckReport, 
                         report.summary.optional += usize::from(f.optional);
                     }
                 }
-                Err(e) => report.diagnostics.push(plan_diagnostic(&e)),
+                Err(e) => native_error(&mut report, &bytes, &e),
             }
             report
         }
@@ -273,7 +287,41 @@ pub fn check_source(source: &PackSource, pack_dir: &str) -> Result<CheckReport, 
             }
         }
     }
+    worktree_warning(source, &mut report);
     Ok(report.finish(started))
+}
+
+/// Warns when the working tree differs from the commit checked: what is
+/// built is the commit, so uncommitted edits are neither checked nor built.
+fn worktree_warning(source: &PackSource, report: &mut CheckReport) {
+    let changes = match source.worktree_changes() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!("comparing the working tree with HEAD: {}", crate::exit::chain(&e));
+            return;
+        }
+    };
+    if changes.is_empty() {
+        return;
+    }
+    const SHOWN: usize = 5;
+    let mut list = changes.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if changes.len() > SHOWN {
+        list.push_str(&format!(" and {} more", changes.len() - SHOWN));
+    }
+    let commit = &source.commit.id[..12.min(source.commit.id.len())];
+    let dir = match source.commit.subdirectory.as_str() {
+        "" => ".",
+        sub => sub,
+    };
+    report.diagnostics.push(Diagnostic::warning(
+        dir,
+        None,
+        format!(
+            "the working tree differs from HEAD ({list}): checked commit {commit}, which is what publish builds; \
+             commit the changes, or pass --allow-dirty to check the working tree"
+        ),
+    ));
 }
 
 /// Checks the pack in a plain directory (which need not be a git repository).
@@ -288,7 +336,7 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport, CheckError> {
     let mut report = match read_pack_toml(&files)? {
         Some(bytes) if !is_packwiz(&bytes) => {
             let mut report = CheckReport::new(&pack_dir, PackFormat::Native);
-            let parsed = String::from_utf8(bytes)
+            let parsed = String::from_utf8(bytes.clone())
                 .map_err(|_| PackError::Invalid {
                     file: PACK_FILE.to_owned(),
                     field: "(file)".into(),
@@ -297,6 +345,7 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport, CheckError> {
                 .and_then(|text| NativePack::parse(&text, PACK_FILE));
             match parsed {
                 Ok(p) => {
+                    report.id = Some(p.id);
                     report.name = Some(p.name);
                     report.version = Some(p.version);
                     report.minecraft = Some(p.minecraft);
@@ -312,7 +361,7 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport, CheckError> {
                         "native pack outside git: only pack.toml was checked (use --repo to plan the build)",
                     ));
                 }
-                Err(e) => report.diagnostics.push(plan_diagnostic(&PlanError::Pack(e))),
+                Err(e) => native_error(&mut report, &bytes, &PlanError::Pack(e)),
             }
             report
         }
@@ -343,6 +392,7 @@ fn check_files(files: &impl PackFiles, pack_dir: &str) -> CheckReport {
     };
     report.diagnostics = diags;
     let p = &pack.pack;
+    report.id = Some(crate::plan::pack_id_from_name(&p.name));
     report.name = Some(p.name.clone());
     report.version = p.version.clone();
     report.minecraft = Some(p.minecraft.clone());
@@ -375,6 +425,87 @@ fn check_files(files: &impl PackFiles, pack_dir: &str) -> CheckReport {
         }
     }
     report
+}
+
+/// The fields of a native `pack.toml` (`crate::pack::NativePack`), for
+/// reporting every unknown field at once: serde stops at the first.
+const NATIVE_KEYS: Keys = Keys::Only(&[
+    ("id", Keys::Any),
+    ("name", Keys::Any),
+    ("version", Keys::Any),
+    ("minecraft", Keys::Any),
+    (
+        "loader",
+        Keys::Only(&[("kind", Keys::Any), ("version", Keys::Any)]),
+    ),
+    (
+        "files",
+        Keys::Only(&[
+            ("include", Keys::Any),
+            ("exclude", Keys::Any),
+            ("side", Keys::Any),
+            ("optional", Keys::Any),
+            ("default", Keys::Any),
+            ("preserve", Keys::Any),
+            ("description", Keys::Any),
+        ]),
+    ),
+    (
+        "mods",
+        Keys::Only(&[
+            ("name", Keys::Any),
+            (
+                "modrinth",
+                Keys::Only(&[("project", Keys::Any), ("version", Keys::Any)]),
+            ),
+            (
+                "curseforge",
+                Keys::Only(&[("project", Keys::Any), ("file", Keys::Any)]),
+            ),
+            ("url", Keys::Any),
+            ("hash", Keys::Any),
+            ("path", Keys::Any),
+            ("side", Keys::Any),
+            ("optional", Keys::Any),
+            ("default", Keys::Any),
+            ("filename", Keys::Any),
+            ("dir", Keys::Any),
+            ("mirror", Keys::Any),
+            ("description", Keys::Any),
+        ]),
+    ),
+]);
+
+/// Adds the native pack's parse or plan error to `report`, after every
+/// unknown field of its `pack.toml` (with the nearest known name): serde
+/// reports only the first, and a creator should fix them all in one go.
+fn native_error(report: &mut CheckReport, pack_toml: &[u8], e: &PlanError) {
+    let mut unknown = Vec::new();
+    if let Ok(text) = std::str::from_utf8(pack_toml)
+        && let Ok(doc) = toml_doc::parse(PACK_FILE, text)
+    {
+        toml_doc::unknown_keys(
+            PACK_FILE,
+            text,
+            doc.get_ref(),
+            NATIVE_KEYS,
+            Severity::Error,
+            &mut unknown,
+        );
+        // The header still names the pack when the rest does not parse.
+        if report.id.is_none()
+            && let Some(toml::de::DeValue::String(id)) = doc.get_ref().get("id").map(|v| v.get_ref())
+        {
+            report.id = Some(id.to_string());
+        }
+    }
+    let first = plan_diagnostic(e);
+    // The serde error is the first unknown field again: keep the fuller list.
+    let repeated = !unknown.is_empty() && first.message.contains("unknown field");
+    report.diagnostics.extend(unknown);
+    if !repeated {
+        report.diagnostics.push(first);
+    }
 }
 
 /// One diagnostic for a native pack's planning error.

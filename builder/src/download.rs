@@ -86,6 +86,8 @@ impl RetryPolicy {
 
 pub use atlas_proto::retry::{jitter, parse_retry_after};
 
+use crate::progress::Stage;
+
 /// Download settings.
 #[derive(Debug, Clone)]
 pub struct DownloadOptions {
@@ -100,6 +102,8 @@ pub struct DownloadOptions {
     /// keeps the cache's files (see [`crate::store::Store::keeps_cached_files`]),
     /// so they are on disk by the time the store syncs.
     pub write_mode: WriteMode,
+    /// Files and bytes as they arrive (a bar on the command line).
+    pub progress: crate::progress::SharedProgress,
 }
 
 impl Default for DownloadOptions {
@@ -110,6 +114,7 @@ impl Default for DownloadOptions {
             timeout: Duration::from_secs(30),
             max_size: atlas_proto::Limits::DEFAULT.mod_file_bytes,
             write_mode: WriteMode::Buffered,
+            progress: crate::progress::none(),
         }
     }
 }
@@ -221,14 +226,32 @@ pub enum DownloadError {
         message: String,
         attempts: u32,
     },
-    #[error("download cache: {0}")]
+    #[error("download cache")]
     Cache(#[from] std::io::Error),
+}
+
+impl DownloadError {
+    /// The URL when the failure is the network's or the server's (unreachable,
+    /// cut short, 429 or 5xx after the retries), not the pack's.
+    pub fn outage_url(&self) -> Option<&str> {
+        match self {
+            Self::Network { url, .. } | Self::Truncated { url, .. } | Self::WaitTooLong { url, .. } => {
+                Some(url)
+            }
+            Self::Status { url, status, .. } if *status == 429 || *status >= 500 => Some(url),
+            _ => None,
+        }
+    }
 }
 
 impl crate::exit::HasExitClass for DownloadError {
     fn exit_class(&self) -> crate::exit::ExitClass {
-        // A mod that cannot be downloaded makes the pack unbuildable.
-        crate::exit::ExitClass::Pack
+        // A mod that cannot be downloaded makes the pack unbuildable, unless
+        // its host is down: then the network is at fault (exit 4).
+        match self.outage_url() {
+            Some(_) => crate::exit::ExitClass::Network,
+            None => crate::exit::ExitClass::Pack,
+        }
     }
 }
 
@@ -346,6 +369,10 @@ impl Downloader {
         // for a file already requested wait and then take it from the cache.
         let mut seen = std::collections::HashSet::new();
         let first: Vec<bool> = reqs.iter().map(|r| seen.insert(&r.expected)).collect();
+        let progress = &self.opts.progress;
+        let unique = reqs.iter().zip(&first).filter(|(_, f)| **f);
+        let bytes = unique.clone().map(|(r, _)| r.size).sum::<Option<u64>>();
+        progress.start(Stage::Download, unique.count(), bytes);
         let mut firsts: Vec<Option<Result<Downloaded, DownloadError>>> =
             stream::iter(reqs.iter().zip(&first).enumerate())
                 .map(|(i, (r, is_first))| async move {
@@ -354,6 +381,11 @@ impl Downloader {
                     }
                     let res = self.fetch(r).await;
                     if let Ok(d) = &res {
+                        if d.from_cache {
+                            // Not counted as it arrived: count it whole.
+                            progress.bytes(Stage::Download, d.size);
+                        }
+                        progress.file_done(Stage::Download);
                         landed(i, d);
                     }
                     Some(res)
@@ -361,6 +393,7 @@ impl Downloader {
                 .buffered(self.opts.concurrency.max(1))
                 .collect()
                 .await;
+        progress.finish(Stage::Download);
         let mut out = Vec::with_capacity(reqs.len());
         // Repeats are not announced to `landed`: the first request was.
         for (r, slot) in reqs.iter().zip(firsts.iter_mut()) {
@@ -402,7 +435,7 @@ impl Downloader {
                         Some(w) => w,
                         None => retry.backoff(attempt - 1, jitter()),
                     };
-                    tracing::info!(url = %req.url, attempt, ?wait, error = %err, "retrying download");
+                    tracing::debug!(url = %req.url, attempt, ?wait, error = %err, "retrying download");
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     self.sleeper.sleep(wait).await;
                     attempt += 1;
@@ -485,6 +518,7 @@ impl Downloader {
                 }
             };
             self.stats.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            self.opts.progress.bytes(Stage::Download, chunk.len() as u64);
             if sha.len() + chunk.len() as u64 > self.opts.max_size {
                 return Err(too_large());
             }

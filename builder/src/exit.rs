@@ -18,6 +18,9 @@ pub enum ExitClass {
     Pack,
     /// 4: the store could not be read or written.
     Store,
+    /// 4 as well: an upstream host (Modrinth, CurseForge, a mod's URL)
+    /// could not be reached after the retries, or kept failing (5xx, 429).
+    Network,
     /// 5: another publish or promote changed the channel meanwhile; run again.
     Conflict,
     /// 6: no usable signing key.
@@ -26,12 +29,13 @@ pub enum ExitClass {
 
 impl ExitClass {
     /// Every class, in code order.
-    pub const ALL: [ExitClass; 7] = [
+    pub const ALL: [ExitClass; 8] = [
         Self::Ok,
         Self::Error,
         Self::Usage,
         Self::Pack,
         Self::Store,
+        Self::Network,
         Self::Conflict,
         Self::Key,
     ];
@@ -43,11 +47,39 @@ impl ExitClass {
             Self::Error => 1,
             Self::Usage => 2,
             Self::Pack => 3,
-            Self::Store => 4,
+            Self::Store | Self::Network => 4,
             Self::Conflict => 5,
             Self::Key => 6,
         }
     }
+
+    /// The class's name in the `--json` error object (`"kind"`).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "internal",
+            Self::Usage => "usage",
+            Self::Pack => "pack",
+            Self::Store => "store",
+            Self::Network => "network",
+            Self::Conflict => "conflict",
+            Self::Key => "key",
+        }
+    }
+}
+
+/// An error's message followed by each of its causes, `outer: cause: cause`.
+/// Each error type says its cause either in its own message or as its
+/// `source()`, never both, so every cause appears once.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
 }
 
 /// An error that knows its exit class.
@@ -62,7 +94,7 @@ mod tests {
     #[test]
     fn codes_are_the_readme_table() {
         let codes: Vec<u8> = ExitClass::ALL.iter().map(|c| c.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 4, 5, 6]);
     }
 
     /// Every `thiserror` type of the crate implements [`HasExitClass`]: a
@@ -132,6 +164,50 @@ mod tests {
         assert!(
             missing.is_empty(),
             "error types without an exit class (add `impl HasExitClass for T`): {missing:?}"
+        );
+    }
+
+    /// No `thiserror` message of the crate both prints its cause and
+    /// exposes it as its source: the command line prints the chain, so the
+    /// cause would appear twice (issue 20 item 3).
+    #[test]
+    fn no_error_message_repeats_its_source() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut dirs = vec![src];
+        let mut doubled = Vec::new();
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).expect("read src") {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    dirs.push(p);
+                    continue;
+                }
+                if p.extension().is_none_or(|x| x != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&p).expect("read");
+                let lines: Vec<&str> = text.lines().collect();
+                for (i, line) in lines.iter().enumerate() {
+                    let line = line.trim_start();
+                    if !line.starts_with("#[error(") || line.contains("transparent") {
+                        continue;
+                    }
+                    // `{source}` is always a source (thiserror treats a field of that name as one).
+                    let positional = line.contains("{0}")
+                        && lines
+                            .iter()
+                            .skip(i + 1)
+                            .take(2)
+                            .any(|l| l.contains("#[from]") || l.contains("#[source]"));
+                    if line.contains("{source") || positional {
+                        doubled.push(format!("{}:{}", p.display(), i + 1));
+                    }
+                }
+            }
+        }
+        assert!(
+            doubled.is_empty(),
+            "messages that print their source, which the chain prints again: {doubled:?}"
         );
     }
 }

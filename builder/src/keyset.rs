@@ -32,7 +32,7 @@ pub enum KeysetCmdError {
         #[source]
         source: KeysetError,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]

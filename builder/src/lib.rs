@@ -28,6 +28,7 @@ pub mod pack;
 pub mod packwiz;
 pub mod plan;
 pub mod pointer;
+pub mod progress;
 pub mod promote;
 pub mod publish;
 pub mod repo;

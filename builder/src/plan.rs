@@ -38,7 +38,7 @@ pub enum PlanError {
     },
     #[error("pack file `{path}` cannot be installed: {message}")]
     BadPath { path: String, message: String },
-    #[error("the manifest is invalid: {0}")]
+    #[error("the manifest is invalid")]
     Manifest(#[from] manifest::ManifestError),
     #[error(
         "the manifest would hold {what}, more than the {limit} hosts accept (atlas_proto::Limits); install fewer files"

@@ -60,7 +60,8 @@ impl crate::exit::HasExitClass for PromoteError {
             Self::Store(e) => e.exit_class(),
             Self::Pointer(e) => e.exit_class(),
             Self::Export(e) => e.writer_class(),
-            Self::Build(_) | Self::Unverified { .. } | Self::MissingBlobs { .. } => ExitClass::Store,
+            Self::Build(e) => e.exit_class(),
+            Self::Unverified { .. } | Self::MissingBlobs { .. } => ExitClass::Store,
         }
     }
 }
@@ -117,17 +118,15 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
     let build = match &from {
         PromoteFrom::Build(b) => *b,
         PromoteFrom::Channel(channel) => {
-            let obj = store
+            let Some(obj) = store
                 .get(
                     &pointer_key(pack, channel),
                     atlas_proto::Limits::DEFAULT.pointer_bytes,
                 )
                 .await?
-                .ok_or_else(|| BuildLookupError::NoChannel {
-                    pack: pack.to_owned(),
-                    channel: channel.clone(),
-                    store: store.describe(),
-                })?;
+            else {
+                return Err(builds::missing(store, pack, Some(channel)).await.into());
+            };
             let unverified = |message: String| PromoteError::Unverified {
                 channel: channel.clone(),
                 store: store.describe(),

@@ -36,7 +36,7 @@ pub enum RepoError {
     TooLarge { what: String, size: u64, limit: u64 },
     #[error("git: {0}")]
     Git(String),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -180,6 +180,48 @@ impl PackSource {
 
     /// Reads a file of the pack whole (repository files are small: configs,
     /// scripts, the odd jar; mods from the web are streamed elsewhere).
+    /// What differs between the commit the pack was read from and the pack
+    /// directory's working tree: `modified X`, `new X` (not committed, not
+    /// ignored), `deleted X`, sorted by path. Empty when the source is the
+    /// working tree itself (`--allow-dirty`). A file too large to compare is
+    /// taken as modified.
+    pub fn worktree_changes(&self) -> Result<Vec<String>, RepoError> {
+        if self.commit.dirty {
+            return Ok(Vec::new());
+        }
+        let Some(workdir) = self.repo.workdir() else {
+            return Ok(Vec::new());
+        };
+        let root = match self.commit.subdirectory.as_str() {
+            "" => workdir.to_owned(),
+            sub => workdir.join(sub),
+        };
+        let disk = list_worktree(&root)?;
+        let mut changes = Vec::new();
+        for (path, file) in &disk {
+            match self.files.get(path) {
+                None => changes.push((path.clone(), "new")),
+                Some(committed) => {
+                    let same = match (
+                        self.read_content(&committed.content),
+                        self.read_content(&file.content),
+                    ) {
+                        (Ok(a), Ok(b)) => a == b,
+                        _ => false,
+                    };
+                    if !same {
+                        changes.push((path.clone(), "modified"));
+                    }
+                }
+            }
+        }
+        for path in self.files.keys().filter(|p| !disk.contains_key(*p)) {
+            changes.push((path.clone(), "deleted"));
+        }
+        changes.sort();
+        Ok(changes.into_iter().map(|(p, how)| format!("{how} {p}")).collect())
+    }
+
     pub fn read(&self, path: &str) -> Result<Vec<u8>, RepoError> {
         let file = self.files.get(path).ok_or_else(|| RepoError::Unsupported {
             path: path.to_owned(),

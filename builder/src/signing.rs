@@ -16,18 +16,24 @@ pub enum SigningError {
         "no signing key: set {SIGNING_KEY_ENV} to the content of the secret key file, or pass --key-file (create a key pair with `atlas-builder keygen`)"
     )]
     NoKey,
-    #[error("{origin}: {source}")]
+    #[error("{origin}")]
     Key {
         origin: String,
         #[source]
         source: KeyError,
     },
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{} holds a public key (`ed25519:...`), not a secret key: pass the secret key file \
+         (`NAME.key`, `ed25519-secret:...`) made by `atlas-builder keygen`; the `.pub` file is for hosts (--key)",
+        path.display()
+    )]
+    PublicKeyGiven { path: PathBuf },
     #[error(
         "{path} already exists; pass --force to overwrite it (the old key stops working for hosts that trust it)"
     )]
@@ -47,6 +53,11 @@ pub fn load_secret_key(file: Option<&Path>) -> Result<SecretKey, SigningError> {
             path: path.to_owned(),
             source,
         })?;
+        if atlas_proto::PublicKey::parse(&text).is_ok() {
+            return Err(SigningError::PublicKeyGiven {
+                path: path.to_owned(),
+            });
+        }
         warn_if_readable_by_others(path);
         return SecretKey::parse(&text).map_err(|source| SigningError::Key {
             origin: path.display().to_string(),
@@ -54,6 +65,9 @@ pub fn load_secret_key(file: Option<&Path>) -> Result<SecretKey, SigningError> {
         });
     }
     match std::env::var(SIGNING_KEY_ENV) {
+        Ok(text) if atlas_proto::PublicKey::parse(&text).is_ok() => Err(SigningError::PublicKeyGiven {
+            path: PathBuf::from(SIGNING_KEY_ENV),
+        }),
         Ok(text) if !text.trim().is_empty() => SecretKey::parse(&text).map_err(|source| SigningError::Key {
             origin: SIGNING_KEY_ENV.to_owned(),
             source,

@@ -17,7 +17,10 @@ use crate::plan::OnModified;
 use crate::settings::SyncSettings;
 use crate::side::InstallSide;
 
-/// Settings of `atlas-fetcher sync`; every one optional here.
+/// Settings of `atlas-fetcher sync`; every one optional here. Keys are
+/// spelled like the flags (`connect-timeout`, as pack.toml spells its keys)
+/// or with `_` (`connect_timeout`); giving both spellings of one key is an
+/// error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FetcherConfig {
@@ -36,16 +39,21 @@ pub struct FetcherConfig {
     /// Per-request timeout, seconds.
     pub timeout: Option<u64>,
     /// Connect timeout, seconds.
+    #[serde(alias = "connect-timeout")]
     pub connect_timeout: Option<u64>,
     /// Response header timeout, seconds.
+    #[serde(alias = "header-timeout")]
     pub header_timeout: Option<u64>,
     /// Low-speed limit, bytes per second (0: none).
+    #[serde(alias = "low-speed-limit")]
     pub low_speed_limit: Option<u64>,
     /// Stretch the low-speed limit is measured over, seconds.
+    #[serde(alias = "low-speed-time")]
     pub low_speed_time: Option<u64>,
     /// Overall deadline, seconds.
     pub deadline: Option<u64>,
     pub retries: Option<u32>,
+    #[serde(alias = "on-modified")]
     pub on_modified: Option<OnModified>,
     #[serde(default)]
     pub enable: Vec<String>,
@@ -59,6 +67,50 @@ pub struct FetcherConfig {
 
 fn bad(path: &Path, message: impl Into<String>) -> SyncError {
     SyncError::Usage(format!("config file {}: {}", path.display(), message.into()))
+}
+
+/// Every key a config file may hold, as the flags spell them.
+const KEYS: &[&str] = &[
+    "source",
+    "pack",
+    "channel",
+    "keys",
+    "root",
+    "dir",
+    "side",
+    "parallelism",
+    "timeout",
+    "connect-timeout",
+    "header-timeout",
+    "low-speed-limit",
+    "low-speed-time",
+    "deadline",
+    "retries",
+    "on-modified",
+    "enable",
+    "disable",
+    "cache",
+    "provision",
+];
+
+/// A TOML error, with "did you mean `…`?" after an unknown key that is a
+/// near miss of a known one.
+fn with_suggestion(message: &str) -> String {
+    let unknown = message
+        .split("unknown field `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next());
+    let nearest = unknown.and_then(|u| {
+        let u = u.replace('_', "-");
+        KEYS.iter()
+            .map(|k| (strsim::damerau_levenshtein(&u, k), *k))
+            .filter(|(d, k)| *d <= 2 || k.starts_with(u.as_str()))
+            .min()
+    });
+    match nearest {
+        Some((_, k)) => format!("{message}\n(did you mean `{k}`?)"),
+        None => message.to_owned(),
+    }
 }
 
 impl FetcherConfig {
@@ -75,7 +127,8 @@ impl FetcherConfig {
         if text.len() as u64 > cap {
             return Err(bad(path, format!("larger than {cap} bytes")));
         }
-        let mut cfg: Self = toml::from_str(&text).map_err(|e| bad(path, e.to_string().trim_end()))?;
+        let mut cfg: Self =
+            toml::from_str(&text).map_err(|e| bad(path, with_suggestion(e.to_string().trim_end())))?;
         if cfg.parallelism.is_some_and(|p| !(1..=64).contains(&p)) {
             return Err(bad(path, "`parallelism` must be from 1 to 64"));
         }

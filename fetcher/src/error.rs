@@ -53,21 +53,21 @@ pub enum SyncError {
     NotAFile { url: String, kind: &'static str },
 
     // ---- trust (exit 5) ----
-    #[error("rejected the channel pointer at {url}: {source}")]
+    #[error("rejected the channel pointer at {url}: {reason}")]
     Trust {
         url: String,
-        #[source]
-        source: PointerError,
+        /// Printed in the message, so not also a `source()`: each error's
+        /// text appears once.
+        reason: PointerError,
     },
     #[error(
-        "rejected the keyset at {origin}: {source}; nothing was changed (if the creator rotated keys, \
+        "rejected the keyset at {origin}: {reason}; nothing was changed (if the creator rotated keys, \
          ask them for the current keys/<N>.json and configure it with --root)"
     )]
     Keyset {
         /// URL of the keyset, or the `--root` file.
         origin: String,
-        #[source]
-        source: atlas_proto::keyset::KeysetError,
+        reason: atlas_proto::keyset::KeysetError,
     },
     #[error(
         "the keyset chain is longer than {cap} new keysets from version {from} (found {url}): \
@@ -97,12 +97,8 @@ pub enum SyncError {
         expected: String,
         actual: String,
     },
-    #[error("manifest at {url} is invalid: {source}")]
-    ManifestInvalid {
-        url: String,
-        #[source]
-        source: ManifestError,
-    },
+    #[error("manifest at {url} is invalid: {reason}")]
+    ManifestInvalid { url: String, reason: ManifestError },
     #[error("manifest at {url} is for pack `{got}`, expected `{expected}`")]
     ManifestWrongPack {
         url: String,
@@ -171,6 +167,17 @@ pub enum SyncError {
         path.display()
     )]
     NotARegularFile { path: PathBuf },
+    #[error(
+        "nothing is installed in {}: it has no .atlas/install.json, so there is nothing to {action} \
+         (check --dir; `atlas-fetcher sync` installs a build)",
+        dir.display()
+    )]
+    NotInstalled { dir: PathBuf, action: String },
+    #[error(
+        "the blob cache {} does not exist: check --cache, the directory `sync --cache` fills",
+        path.display()
+    )]
+    NoCache { path: PathBuf },
 
     // ---- internal (exit 1) ----
     #[error("internal error: {0}")]
@@ -214,7 +221,9 @@ impl SyncError {
             | Self::Conflict { .. }
             | Self::Link { .. }
             | Self::NotADirectory { .. }
-            | Self::NotARegularFile { .. } => exit::LOCAL,
+            | Self::NotARegularFile { .. }
+            | Self::NotInstalled { .. }
+            | Self::NoCache { .. } => exit::LOCAL,
             Self::Locked { .. } => exit::LOCKED,
             Self::Internal(_) | Self::Interrupted => exit::INTERNAL,
         }
@@ -254,7 +263,7 @@ mod tests {
     fn classes() {
         let e = SyncError::Trust {
             url: "u".into(),
-            source: PointerError::Rollback { last: 2, got: 1 },
+            reason: PointerError::Rollback { last: 2, got: 1 },
         };
         assert_eq!(e.exit_code(), exit::TRUST);
         assert!(e.to_string().contains("rollback"));

@@ -18,7 +18,8 @@ pub const TRUST: i32 = 5;
 /// Integrity failure: manifest or blob hash or size mismatch, manifest longer
 /// than declared, malformed manifest, unsafe path.
 pub const INTEGRITY: i32 = 6;
-/// Local filesystem error: cannot read or write the target directory or its state.
+/// Local filesystem error: cannot read or write the target directory or its
+/// state; nothing installed where `verify`/`rollback` look; no such blob cache.
 pub const LOCAL: i32 = 7;
 /// Another run holds the directory's lock (`DIR/.atlas/lock`); nothing was done.
 pub const LOCKED: i32 = 8;
@@ -62,7 +63,8 @@ Exit codes:
      rollback, version reused, expired pointer
   6  integrity failure: hash or size mismatch, manifest longer than
      declared, malformed manifest, unsafe path
-  7  local filesystem error (target directory or its .atlas/ state)
+  7  local filesystem error (target directory or its .atlas/ state,
+     nothing installed there, no such blob cache)
   8  locked: another run is working on this directory; nothing was done
   9  drift (verify): managed files changed or missing, or an interrupted
      apply is pending; `verify --repair` restores them";

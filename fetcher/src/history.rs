@@ -67,7 +67,7 @@ pub fn load(local: &Local, build: &Sha256Digest, pack: &str, limits: &Limits) ->
     }
     let m = manifest::decode(&bytes, &limits.manifest).map_err(|source| SyncError::ManifestInvalid {
         url: url.clone(),
-        source,
+        reason: source,
     })?;
     if m.pack_id != pack {
         return Err(SyncError::ManifestWrongPack {

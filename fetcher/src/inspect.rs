@@ -34,6 +34,9 @@ pub struct Status {
     pub kept_modified: usize,
     /// Expiry (Unix seconds) of the last accepted pointer for this pack/channel.
     pub pointer_expires_at: Option<u64>,
+    /// When (Unix seconds, this host's clock) a pointer was last accepted
+    /// in this directory: the last sync that checked the channel.
+    pub last_accepted_at: Option<u64>,
     /// A killed apply left a journal: the next run finishes or undoes it.
     pub journal_pending: bool,
 }
@@ -55,6 +58,7 @@ pub fn status(dir: &Path) -> Result<Status, SyncError> {
             files: 0,
             kept_modified: 0,
             pointer_expires_at: None,
+            last_accepted_at: trust.last_time,
             journal_pending,
         });
     };
@@ -72,6 +76,7 @@ pub fn status(dir: &Path) -> Result<Status, SyncError> {
         build: Some(i.build.0.to_hex()),
         side: Some(i.side),
         pointer_expires_at: expires,
+        last_accepted_at: trust.last_time,
         journal_pending,
     })
 }
@@ -115,10 +120,9 @@ pub fn verify(dir: &Path, threads: usize) -> Result<Verification, SyncError> {
     let local = lock.local();
     let journal_pending = journal::load(local)?.is_some();
     let Some(install) = local.load_install()? else {
-        return Err(SyncError::Conflict {
-            path: dir.display().to_string(),
-            reason: "nothing is installed here (no .atlas/install.json): run `atlas-fetcher sync` first"
-                .into(),
+        return Err(SyncError::NotInstalled {
+            dir: dir.to_owned(),
+            action: "verify".into(),
         });
     };
     let files: Vec<&InstalledFile> = install.files.iter().filter(|f| !f.preserve).collect();

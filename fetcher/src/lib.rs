@@ -54,6 +54,7 @@ pub mod journal;
 pub mod local;
 pub mod lock;
 pub mod lock_owner;
+pub mod not_found;
 pub mod partial;
 pub mod place;
 pub mod plan;

@@ -206,7 +206,7 @@ impl Report {
                     "would update to"
                 };
                 format!(
-                    "{}/{} {verb} version {}, build {}: {} added, {} updated, {} repaired, {} removed, {} kept{}; {} bytes {}",
+                    "{}/{} {verb} version {}, build {}: {} added, {} updated, {} repaired, {} removed, {} unchanged{}; {} bytes {}",
                     self.pack,
                     self.channel,
                     self.version,

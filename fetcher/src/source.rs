@@ -540,6 +540,65 @@ fn content_range_start(v: &str) -> Option<u64> {
     start.trim().parse().ok()
 }
 
+/// What a store holds where a listing is possible; see [`Source::probe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listing {
+    /// An HTTP(S) store: it cannot be listed, only probed object by object.
+    Unlisted,
+    /// A directory store whose directory does not exist.
+    NoStore,
+    /// The names in the directory (files and subdirectories), sorted; empty
+    /// when the directory is missing.
+    Names(Vec<String>),
+}
+
+impl Source {
+    /// Whether the store holds an object at `key`: a HEAD request (any
+    /// 2xx: yes; 404, 403, which S3-style buckets answer for a missing
+    /// object, or any other status: no), or a regular file of a directory
+    /// store. Network failures are errors.
+    pub async fn probe(&self, key: &str) -> Result<bool, SyncError> {
+        match &self.kind {
+            Kind::Http(_) => {
+                let url = self.url_of(key);
+                let resp = self
+                    .client
+                    .head(&url)
+                    .timeout(self.net.timeout)
+                    .send()
+                    .await
+                    .map_err(|e| SyncError::Unreachable {
+                        url: url.clone(),
+                        message: error_chain(&e.without_url()),
+                    })?;
+                Ok(resp.status().is_success())
+            }
+            Kind::Dir(root) => Ok(std::fs::metadata(root.join(key)).is_ok_and(|m| m.is_file())),
+        }
+    }
+
+    /// The names under `prefix` (a directory of the store's layout, e.g.
+    /// `packs/`) in a directory store; an HTTP store is [`Listing::Unlisted`].
+    pub fn list(&self, prefix: &str) -> Listing {
+        let Kind::Dir(root) = &self.kind else {
+            return Listing::Unlisted;
+        };
+        if !root.is_dir() {
+            return Listing::NoStore;
+        }
+        let mut names: Vec<String> = std::fs::read_dir(root.join(prefix))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        Listing::Names(names)
+    }
+}
+
 impl Source {
     /// Opens a file of a directory store; see [`open_regular`].
     async fn open_file(&self, path: &Path, hint: &str) -> Result<Body, SyncError> {

@@ -116,6 +116,19 @@ impl Updater {
         Ok(Syncer::new(self.sync_options()?)?)
     }
 
+    /// `e`, with what is missing spelled out when it is the channel
+    /// pointer's "not found" (a store, pack or channel that does not exist,
+    /// and what does: [`atlas_fetcher::not_found`]).
+    pub async fn explain(&self, e: SyncError) -> SyncError {
+        let Ok(opts) = self.sync_options() else {
+            return e;
+        };
+        let Ok(source) = atlas_fetcher::source::Source::parse_with(&opts.source, opts.net_limits()) else {
+            return e;
+        };
+        atlas_fetcher::not_found::explain(e, &source, &opts.pack, &opts.channel).await
+    }
+
     /// A syncer for `rollback` (no pointer read; pack, channel, side and
     /// optional files are those of the install).
     pub fn rollback_syncer(&self) -> Result<Syncer, ActionError> {

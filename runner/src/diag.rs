@@ -4,9 +4,10 @@
 
 use std::io::IsTerminal as _;
 
-/// Whether to colour output going to a stream that is (or is not) a terminal.
+/// Whether to colour output going to a stream that is (or is not) a
+/// terminal: the fetcher's rule, so every Atlas binary colours alike.
 pub fn color(is_terminal: bool) -> bool {
-    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    atlas_fetcher::cli::color(is_terminal)
 }
 
 /// Installs the tracing subscriber: `RUST_LOG`, else `default_filter`.

@@ -52,18 +52,13 @@ pub enum MetricsError {
          behind a firewall or reverse proxy"
     )]
     NotLoopback { addr: SocketAddr },
-    #[error("cannot listen for metrics on {addr}: {source}; pick a free port in [metrics] listen")]
+    #[error("cannot listen for metrics on {addr}: {reason}; pick a free port in [metrics] listen")]
     Bind {
         addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
-    #[error("the metrics endpoint on {addr} failed: {source}")]
-    Serve {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("the metrics endpoint on {addr} failed: {reason}")]
+    Serve { addr: String, reason: std::io::Error },
 }
 
 type Labels = Vec<(String, String)>;
@@ -227,7 +222,7 @@ pub async fn bind(addr: SocketAddr, allow_remote: bool) -> Result<TcpListener, M
     }
     TcpListener::bind(addr)
         .await
-        .map_err(|source| MetricsError::Bind { addr, source })
+        .map_err(|source| MetricsError::Bind { addr, reason: source })
 }
 
 async fn get_metrics(State(metrics): State<Metrics>) -> impl IntoResponse {
@@ -249,5 +244,5 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|source| MetricsError::Serve { addr, source })
+        .map_err(|source| MetricsError::Serve { addr, reason: source })
 }

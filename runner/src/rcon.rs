@@ -129,10 +129,10 @@ pub fn split_response(id: i32, body: &[u8]) -> Vec<Packet> {
 #[derive(Debug, thiserror::Error)]
 pub enum RconError {
     #[error(
-        "cannot connect to RCON at {addr}: {source}; check that the server is running with enable-rcon=true and rcon.port={port} in server.properties",
+        "cannot connect to RCON at {addr}: {reason}; check that the server is running with enable-rcon=true and rcon.port={port} in server.properties",
         port = addr.port()
     )]
-    Connect { addr: SocketAddr, source: io::Error },
+    Connect { addr: SocketAddr, reason: io::Error },
     #[error(
         "RCON at {addr} refused the password; check rcon.password in server.properties (and the runner's [rcon] password)"
     )]
@@ -150,11 +150,11 @@ pub enum RconError {
         "RCON at {addr} closed the connection while {during}; the server may be stopping or have crashed"
     )]
     Closed { addr: SocketAddr, during: &'static str },
-    #[error("RCON connection to {addr} failed while {during}: {source}")]
+    #[error("RCON connection to {addr} failed while {during}: {reason}")]
     Io {
         addr: SocketAddr,
         during: &'static str,
-        source: io::Error,
+        reason: io::Error,
     },
     #[error(
         "RCON at {addr} broke the protocol while {during}: {detail}; is that port really the server's rcon.port?"
@@ -187,7 +187,7 @@ impl RconClient {
         check_text("the RCON password", password)?;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
-            Ok(Err(source)) => return Err(RconError::Connect { addr, source }),
+            Ok(Err(source)) => return Err(RconError::Connect { addr, reason: source }),
             Err(_) => {
                 return Err(RconError::Timeout {
                     addr,
@@ -303,7 +303,7 @@ impl RconClient {
             Ok(Err(source)) => Err(RconError::Io {
                 addr: self.addr,
                 during,
-                source,
+                reason: source,
             }),
             Err(_) => Err(RconError::Timeout {
                 addr: self.addr,
@@ -322,7 +322,11 @@ impl RconClient {
             Ok(Err(FrameError::Io(e))) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 Err(RconError::Closed { addr, during })
             }
-            Ok(Err(FrameError::Io(source))) => Err(RconError::Io { addr, during, source }),
+            Ok(Err(FrameError::Io(source))) => Err(RconError::Io {
+                addr,
+                during,
+                reason: source,
+            }),
             Ok(Err(e)) => Err(self.protocol(during, e.to_string())),
             Err(_) => Err(RconError::Timeout {
                 addr,

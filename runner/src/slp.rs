@@ -37,10 +37,10 @@ pub struct ServerStatus {
 #[derive(Debug, thiserror::Error)]
 pub enum SlpError {
     #[error(
-        "cannot connect to the server at {addr} for a Server List Ping: {source}; is it running, with server-port={port} in server.properties?",
+        "cannot connect to the server at {addr} for a Server List Ping: {reason}; is it running, with server-port={port} in server.properties?",
         port = addr.port()
     )]
-    Connect { addr: SocketAddr, source: io::Error },
+    Connect { addr: SocketAddr, reason: io::Error },
     #[error(
         "the server at {addr} did not answer a Server List Ping within {} (while {during}); it may still be starting or be hung",
         humantime::format_duration(*after)
@@ -52,11 +52,11 @@ pub enum SlpError {
     },
     #[error("the server at {addr} closed the connection during a Server List Ping (while {during})")]
     Closed { addr: SocketAddr, during: &'static str },
-    #[error("Server List Ping to {addr} failed while {during}: {source}")]
+    #[error("Server List Ping to {addr} failed while {during}: {reason}")]
     Io {
         addr: SocketAddr,
         during: &'static str,
-        source: io::Error,
+        reason: io::Error,
     },
     #[error(
         "the server at {addr} broke the Server List Ping protocol while {during}: {detail}; is that port a Minecraft server?"
@@ -66,10 +66,10 @@ pub enum SlpError {
         during: &'static str,
         detail: String,
     },
-    #[error("the server at {addr} sent a status that is not valid JSON: {source}")]
+    #[error("the server at {addr} sent a status that is not valid JSON: {reason}")]
     Json {
         addr: SocketAddr,
-        source: serde_json::Error,
+        reason: serde_json::Error,
     },
 }
 
@@ -201,14 +201,16 @@ pub async fn ping(addr: SocketAddr, timeout: Duration) -> Result<ServerStatus, S
 async fn exchange(addr: SocketAddr, during: &mut &'static str) -> Result<ServerStatus, SlpError> {
     let mut s = TcpStream::connect(addr)
         .await
-        .map_err(|source| SlpError::Connect { addr, source })?;
+        .map_err(|source| SlpError::Connect { addr, reason: source })?;
     let _ = s.set_nodelay(true);
     *during = "sending the status request";
     let mut req = handshake(PING_PROTOCOL, &addr.ip().to_string(), addr.port());
     req.extend_from_slice(&encode_packet(0x00, &[]));
-    s.write_all(&req)
-        .await
-        .map_err(|source| SlpError::Io { addr, during, source })?;
+    s.write_all(&req).await.map_err(|source| SlpError::Io {
+        addr,
+        during,
+        reason: source,
+    })?;
 
     *during = "reading the status response";
     let fail = |during, e| wire_error(addr, during, e);
@@ -220,14 +222,18 @@ async fn exchange(addr: SocketAddr, during: &mut &'static str) -> Result<ServerS
         return Err(fail(*during, WireError::Truncated("expected packet 0x00")));
     }
     let (json, _) = read_string(&data).map_err(|e| fail(*during, e))?;
-    let status = parse_status(&json).map_err(|source| SlpError::Json { addr, source })?;
+    let status = parse_status(&json).map_err(|source| SlpError::Json { addr, reason: source })?;
 
     *during = "waiting for the pong";
     let token: i64 = 0x0A71_A55E_ED00;
     let sent = Instant::now();
     s.write_all(&encode_packet(0x01, &token.to_be_bytes()))
         .await
-        .map_err(|source| SlpError::Io { addr, during, source })?;
+        .map_err(|source| SlpError::Io {
+            addr,
+            during,
+            reason: source,
+        })?;
     let (id, data) = read_packet(&mut s, 64).await.map_err(|e| fail(*during, e))?;
     let latency = sent.elapsed();
     if id != 0x01 || data != token.to_be_bytes() {
@@ -243,7 +249,11 @@ async fn exchange(addr: SocketAddr, during: &mut &'static str) -> Result<ServerS
 fn wire_error(addr: SocketAddr, during: &'static str, e: WireError) -> SlpError {
     match e {
         WireError::Closed => SlpError::Closed { addr, during },
-        WireError::Io(source) => SlpError::Io { addr, during, source },
+        WireError::Io(source) => SlpError::Io {
+            addr,
+            during,
+            reason: source,
+        },
         other => SlpError::Protocol {
             addr,
             during,

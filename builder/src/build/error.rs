@@ -23,7 +23,7 @@ pub enum BuildError {
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Mrpack(#[from] MrpackError),
-    #[error("download cache {path}: {source}")]
+    #[error("download cache {}", path.display())]
     Cache {
         path: PathBuf,
         #[source]
@@ -33,7 +33,11 @@ pub enum BuildError {
 
 impl crate::exit::HasExitClass for BuildError {
     fn exit_class(&self) -> crate::exit::ExitClass {
-        // Whatever failed, the pack as it is cannot be built.
-        crate::exit::ExitClass::Pack
+        match self {
+            // An unreachable host is the network's fault, not the pack's.
+            Self::Fetch(e) => e.exit_class(),
+            // Whatever else failed, the pack as it is cannot be built.
+            _ => crate::exit::ExitClass::Pack,
+        }
     }
 }

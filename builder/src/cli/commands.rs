@@ -37,6 +37,14 @@ impl Context {
         Ok(settings::exports(self.public_url.as_deref())?)
     }
 
+    /// Mod options whose downloads and uploads show progress ([`super::transfer::Mode::detect`]).
+    fn mods(&self, args: &super::args::ModArgs) -> crate::resolve::ModOptions {
+        let mut o = args.options();
+        let mode = super::transfer::Mode::detect(self.json);
+        o.download.progress = std::sync::Arc::new(super::transfer::CliProgress::new(mode));
+        o
+    }
+
     fn emit<T: serde::Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> Result<(), CliError> {
         emit(self.json, value, human).map_err(CliError::other)
     }
@@ -72,7 +80,7 @@ pub async fn publish(ctx: &Context, args: PublishArgs) -> Result<(), CliError> {
         },
         keys_dir: keys_dir.as_deref(),
         exports: exports.as_ref(),
-        ..PublishRequest::new(&source, store.as_ref(), options, args.mods.options())
+        ..PublishRequest::new(&source, store.as_ref(), options, ctx.mods(&args.mods))
     })
     .await?;
     publish_outputs(ctx, store.as_ref(), &published, &channel).await
@@ -93,7 +101,7 @@ pub async fn plan(ctx: &Context, args: PlanArgs) -> Result<(), CliError> {
             &source,
             store.as_ref(),
             settings::plan_options(&args),
-            args.mods.options(),
+            ctx.mods(&args.mods),
         )
     })
     .await?;
@@ -216,15 +224,13 @@ pub async fn resign(ctx: &Context, args: ResignArgs) -> Result<(), CliError> {
     for channel in &args.channels {
         validate_channel(channel).map_err(CliError::other)?;
         let lifetime = args.signing.expires_in(None);
-        let update = crate::pointer::resign(store.as_ref(), &key, &args.pack, channel, now(), lifetime)
-            .await?
-            .ok_or_else(|| {
-                CliError::other(anyhow!(
-                    "channel `{channel}` of pack `{}` has no pointer in {}",
-                    args.pack,
-                    store.describe()
-                ))
-            })?;
+        let Some(update) =
+            crate::pointer::resign(store.as_ref(), &key, &args.pack, channel, now(), lifetime).await?
+        else {
+            return Err(crate::builds::missing(store.as_ref(), &args.pack, Some(channel))
+                .await
+                .into());
+        };
         // A publish that stopped after its pointer left pack.toml behind: catch up.
         crate::export::packwiz::repair_channel_pack(store.as_ref(), &args.pack, channel)
             .await

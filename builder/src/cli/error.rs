@@ -40,6 +40,11 @@ impl CliError {
     pub fn error(&self) -> &anyhow::Error {
         &self.error
     }
+
+    /// The error and each of its causes once: `outer: cause: cause`.
+    pub fn message(&self) -> String {
+        crate::exit::chain(self.error.as_ref())
+    }
 }
 
 impl<E: HasExitClass + Send + Sync + 'static> From<E> for CliError {
@@ -79,6 +84,19 @@ mod tests {
             key: "k".into(),
             message: "m".into(),
         }
+    }
+
+    /// The message names the file and gives the OS's reason once.
+    #[test]
+    fn the_message_gives_each_cause_once() {
+        let e = CliError::from(crate::signing::SigningError::Io {
+            path: "/k/atlas.key".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        assert_eq!(e.message(), "/k/atlas.key: entity not found");
+        assert_eq!((e.class().code(), e.class().kind()), (6, "key"));
+        let e = CliError::other(anyhow::Error::from(std::io::Error::other("disk full")).context("writing x"));
+        assert_eq!(e.message(), "writing x: disk full");
     }
 
     fn class(e: impl Into<CliError>) -> u8 {

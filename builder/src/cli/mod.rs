@@ -11,6 +11,7 @@ pub mod error;
 pub mod progress;
 pub mod render;
 pub mod settings;
+pub mod transfer;
 
 use std::process::ExitCode;
 
@@ -45,17 +46,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     progress::init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            progress::print_error(&anyhow::anyhow!("starting the async runtime: {e}"));
-            return ExitCode::from(ExitClass::Error.code());
-        }
-    };
-    match runtime.block_on(run(cli)) {
+    let json = cli.json;
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::other(anyhow::anyhow!("starting the async runtime: {e}")))
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    match result {
         Ok(()) => ExitCode::from(ExitClass::Ok.code()),
         Err(e) => {
-            progress::print_error(e.error());
+            render::failure(&e, json);
             ExitCode::from(e.class().code())
         }
     }

@@ -11,13 +11,13 @@ pub fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour(std::io::stderr().is_terminal()))
         .with_target(false)
         .init();
 }
 
-/// The last line of a failed run: the error with its causes.
-#[allow(clippy::print_stderr)]
-pub fn print_error(e: &anyhow::Error) {
-    eprintln!("error: {e:#}");
+/// Whether to colour output: only on a terminal, and never when `NO_COLOR`
+/// is set to a non-empty value (<https://no-color.org>).
+pub fn colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -29,6 +29,24 @@ pub fn emit<T: serde::Serialize>(
     Ok(())
 }
 
+/// How a failed command ends: with `--json`, one object on stdout
+/// (`outcome`, `kind`, `exit_code`, `error`: the fetcher's shape), and in
+/// every mode the `error: ...` line on stderr, each cause once.
+#[allow(clippy::print_stderr)]
+pub fn failure(e: &super::CliError, json: bool) {
+    let message = e.message();
+    if json {
+        let v = serde_json::json!({
+            "outcome": "error",
+            "kind": e.class().kind(),
+            "exit_code": e.class().code(),
+            "error": message,
+        });
+        println!("{v}");
+    }
+    eprintln!("error: {message}");
+}
+
 /// `publish` and `plan`.
 pub fn publish(report: &PublishReport) -> String {
     let mut s = format!(

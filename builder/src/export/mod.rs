@@ -31,7 +31,7 @@ pub enum ExportError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Repo(#[from] RepoError),
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         #[source]

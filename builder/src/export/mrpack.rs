@@ -139,7 +139,7 @@ pub fn write_mrpack<W: Write + Seek>(
         files,
         dependencies,
     };
-    let zip_err = |e: WriteError| ExportError::Zip(e.to_string());
+    let zip_err = |e: WriteError| ExportError::Zip(crate::exit::chain(&e));
     let mut zip = MrpackWriter::new(out, &index).map_err(zip_err)?;
     overrides.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, f, blob) in overrides {

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use atlas_proto::Sha256Digest;
 
+use crate::builds::BuildLookupError;
 use crate::store::Store;
 pub use error::GcError;
 use keep::{ChannelKeep, Entry, Keep, Rules};
@@ -129,6 +130,19 @@ pub async fn run(store: &dyn Store, pack: &str, opts: GcOptions) -> Result<GcRep
         keep_builds: opts.keep_builds,
     };
     let entries: Vec<Entry> = store.list("").await?.into_iter().map(Entry::new).collect();
+    // A mistyped pack (others are there, not this one) is refused with the
+    // packs the store holds; a store with no pack at all is still collected
+    // (the blobs of a first publish that failed).
+    let own = format!("packs/{pack}/");
+    if !entries.iter().any(|e| e.key.starts_with(&own)) {
+        let missing = crate::builds::missing(store, pack, None).await;
+        if matches!(
+            missing,
+            BuildLookupError::NoPack { .. } | BuildLookupError::Store(_)
+        ) {
+            return Err(GcError::Build(missing));
+        }
+    }
     let mut keep = Keep::compute(store, pack, &entries, rules).await?;
     let mut report = GcReport {
         store: store.describe(),

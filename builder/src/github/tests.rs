@@ -232,6 +232,7 @@ fn check_summary_lists_every_problem() {
     let r = CheckReport {
         pack_dir: "/ws/pack".into(),
         format: PackFormat::Packwiz,
+        id: Some("demo".into()),
         name: Some("Demo".into()),
         version: Some("1.0".into()),
         minecraft: None,

@@ -36,7 +36,7 @@ pub enum MrpackError {
     },
     #[error("{file}: {message}")]
     Limit { file: String, message: String },
-    #[error("{file}: download cache: {source}")]
+    #[error("{file}: download cache")]
     Cache {
         file: String,
         #[source]

@@ -15,7 +15,7 @@ pub enum WriteError {
     #[error("{0}")]
     Zip(String),
     /// Copying an override's bytes into the archive.
-    #[error("adding `{name}`: {source}")]
+    #[error("adding `{name}`")]
     Copy {
         name: String,
         #[source]

@@ -27,6 +27,7 @@ use crate::export::{ExportError, ExportOptions, ExportReport};
 use crate::keyset::KeysetCmdError;
 use crate::plan::{BlobSource, BuildPlan, PlanOptions, PlanSummary};
 use crate::pointer::{PointerRequest, PointerUpdate, PointerUpdateError, point_channel};
+use crate::progress::Stage;
 use crate::repo::{Content, PackSource, RepoError};
 use crate::resolve::fetch::landed_channel;
 use crate::resolve::{ModOptions, ModsReport};
@@ -258,6 +259,9 @@ async fn upload(
     };
     // 2. Upload missing blobs, a bounded number at a time. Bodies are read
     // when each upload starts, so memory holds at most `concurrency` blobs.
+    let progress = &req.mods.download.progress;
+    let upload_bytes = missing.iter().map(|(_, b)| b.size).sum();
+    progress.start(Stage::Upload, missing.len(), Some(upload_bytes));
     let mut uploads = stream::iter(missing)
         .map(|(digest, blob)| {
             let body = blob_body(source, blob);
@@ -265,14 +269,24 @@ async fn upload(
             async move {
                 let outcome = store.put_immutable(&k, body?, ObjectMeta::BLOB).await?;
                 tracing::debug!(blob = %k, path = %blob.path, ?outcome, "blob");
+                progress.bytes(Stage::Upload, blob.size);
+                progress.file_done(Stage::Upload);
                 Ok::<_, PublishError>(())
             }
         })
         .buffer_unordered(concurrency);
+    let mut failed = None;
     while let Some(r) = uploads.next().await {
-        r?;
+        if let Err(e) = r {
+            failed = Some(e);
+            break;
+        }
     }
     drop(uploads);
+    progress.finish(Stage::Upload);
+    if let Some(e) = failed {
+        return Err(e);
+    }
     store.sync_blobs().await?;
     // 3. The manifest, once every blob it names is stored (skipped when the
     // store already has it: a rebuild of the same commit uploads nothing).

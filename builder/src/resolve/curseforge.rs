@@ -128,7 +128,12 @@ pub enum CurseForgeError {
         url: String,
     },
     #[error("CurseForge API {url}: {message}; check {CURSEFORGE_KEY_ENV}, --curseforge-api and the network")]
-    Api { url: String, message: String },
+    Api {
+        url: String,
+        message: String,
+        /// Unreachable, or still 429/5xx after the retries (exit 4).
+        outage: bool,
+    },
     #[error(
         "CurseForge API {url} answered 403 Forbidden {attempts} times{}; either {CURSEFORGE_KEY_ENV} is not \
          a valid key (check it at https://console.curseforge.com) or CurseForge is limiting requests: \
@@ -215,10 +220,16 @@ impl CurseForgeClient {
         let api = |message: String| CurseForgeError::Api {
             url: url.clone(),
             message,
+            outage: false,
+        };
+        let outage = |message: String| CurseForgeError::Api {
+            url: url.clone(),
+            message,
+            outage: true,
         };
         let mut attempt = 1;
         loop {
-            let resp = self
+            let sent = self
                 .http
                 .post(&url)
                 .header("x-api-key", self.key.as_deref().unwrap_or_default())
@@ -226,8 +237,23 @@ impl CurseForgeClient {
                 .header("content-type", "application/json")
                 .body(body.to_string())
                 .send()
-                .await
-                .map_err(|e| api(error_chain(&e)))?;
+                .await;
+            let resp = match sent {
+                Ok(resp) => resp,
+                // Unreachable (refused, DNS, timeout): retried like a 5xx.
+                Err(e) if attempt < ATTEMPTS => {
+                    tracing::debug!(%url, attempt, error = %error_chain(&e), "CurseForge unreachable; retrying");
+                    self.sleeper.sleep(Duration::from_secs(1 << attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(outage(format!(
+                        "unreachable after {attempt} attempts: {}",
+                        error_chain(&e)
+                    )));
+                }
+            };
             let status = resp.status().as_u16();
             if matches!(status, 403 | 429) || status >= 500 {
                 let after = resp
@@ -244,7 +270,7 @@ impl CurseForgeClient {
                             overloaded: text.contains("too much traffic"),
                         }
                     } else {
-                        api(format!("answered HTTP {status} {attempt} times"))
+                        outage(format!("answered HTTP {status} {attempt} times"))
                     });
                 }
                 let wait = after.unwrap_or(Duration::from_secs(1 << attempt));

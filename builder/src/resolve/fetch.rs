@@ -32,7 +32,7 @@ pub enum FetchError {
     Mods(#[from] ModErrors),
     #[error(transparent)]
     Deps(#[from] DepErrors),
-    #[error("download cache {path}: {source}")]
+    #[error("download cache {path}")]
     Cache {
         path: PathBuf,
         #[source]
@@ -42,7 +42,11 @@ pub enum FetchError {
 
 impl crate::exit::HasExitClass for FetchError {
     fn exit_class(&self) -> crate::exit::ExitClass {
-        crate::exit::ExitClass::Pack
+        match self {
+            // Exit 4 when every mod failed because its host was unreachable.
+            Self::Mods(e) => e.exit_class(),
+            _ => crate::exit::ExitClass::Pack,
+        }
     }
 }
 

@@ -216,12 +216,13 @@ fn plan_needs_no_key_and_diff_prints_the_changelog() {
     assert!(human.contains("- Local Mod: local.jar ("), "{human}");
     assert!(human.contains("- added config/y.txt"), "{human}");
 
-    // An unknown build is a store error (4) naming the build.
+    // An unknown build is a bad command line (2, as a mistyped pack or
+    // channel is since issue 20) naming the build.
     let missing = "ab".repeat(32);
     let out = run(builder()
         .args(["diff", &first, &missing, "--pack", "clipack", "--store"])
         .arg(&store));
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains(&missing), "{}", text(&out.stderr));
 }
 

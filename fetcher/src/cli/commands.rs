@@ -12,9 +12,10 @@ use crate::cache::BlobCache;
 use crate::error::SyncError;
 use crate::exit;
 use crate::inspect;
+use crate::not_found;
 use crate::provision;
 use crate::side::InstallSide;
-use crate::source::DEFAULT_TIMEOUT;
+use crate::source::{DEFAULT_TIMEOUT, Source};
 use crate::sync::Syncer;
 
 /// `sync`: the sync, then (with `--provision`) provisioning.
@@ -25,11 +26,18 @@ pub(super) async fn sync(args: SyncArgs) -> Result<i32, Failure> {
         return Err(SyncError::Usage("--provision is for server installs (--side server)".into()).into());
     }
     let (dir, timeout) = (opts.dir.clone(), opts.timeout);
+    let (pack, channel) = (opts.pack.clone(), opts.channel.clone());
+    let source = Source::parse_with(&opts.source, opts.net_limits())?;
     let syncer = Syncer::new(opts)?;
     let progress = CliProgress::new(args.json);
     let result = syncer.sync(args.dry_run, &progress).await;
     progress.finish();
-    let report = result?;
+    let report = match result {
+        Ok(r) => r,
+        // A pointer that is not there: say whether the store, the pack or
+        // the channel is wrong, and what exists.
+        Err(e) => return Err(not_found::explain(e, &source, &pack, &channel).await.into()),
+    };
     if !provision {
         render::report(&report, args.json)?;
         return Ok(report.exit_code());
@@ -75,6 +83,13 @@ pub(super) async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
 
 /// `cache-gc`: bound the shared blob cache.
 pub(super) fn cache_gc(args: &CacheGcArgs) -> Result<i32, Failure> {
+    // `open` creates the cache for `sync`; gc on a mistyped path must not.
+    if !args.cache.is_dir() {
+        return Err(SyncError::NoCache {
+            path: args.cache.clone(),
+        }
+        .into());
+    }
     let cache = BlobCache::open(&args.cache)?;
     let r = cache.gc(args.max_mib.saturating_mul(1024 * 1024))?;
     render::cache_gc(&r, args.json)?;
@@ -88,10 +103,7 @@ pub(super) async fn rollback(args: RollbackArgs) -> Result<i32, Failure> {
     let result = syncer.rollback(args.dry_run, &progress).await;
     progress.finish();
     let report = result?;
-    render::report(&report, args.json)?;
-    if !args.json && !args.dry_run {
-        render::rolled_back(&report)?;
-    }
+    render::rollback(&report, args.json)?;
     Ok(report.exit_code())
 }
 

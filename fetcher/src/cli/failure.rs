@@ -14,13 +14,19 @@ pub struct Failure {
     pub message: String,
 }
 
-/// The error's message followed by each cause not already part of it.
-fn chain(e: &dyn std::error::Error) -> String {
+/// The error's message followed by each cause not already part of it: the
+/// error types print their cause in their own message (and most also expose
+/// it as `source()`, for library callers who walk the chain), so a cause
+/// whose text the message already holds is not printed a second time.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
+        let text = inner.to_string();
+        if !text.is_empty() && !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         cur = inner.source();
     }
     s
@@ -78,10 +84,7 @@ mod tests {
         let io = atlas_proto::IoError::at("reading", "/x")(std::io::Error::other("boom"));
         let f = Failure::from(SyncError::from(io));
         assert_eq!(f.code, exit::LOCAL);
-        assert_eq!(
-            f.message, "reading /x: boom: boom",
-            "the cause is appended as anyhow's {{:#}} did"
-        );
+        assert_eq!(f.message, "reading /x: boom", "each cause printed once");
         let f = Failure::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         assert_eq!(f.code, exit::INTERNAL);
     }

@@ -12,7 +12,7 @@ mod progress;
 mod render;
 mod settings;
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 
 use clap::Parser as _;
 
@@ -41,6 +41,7 @@ pub fn main() -> i32 {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(color(std::io::stderr().is_terminal()))
         .with_writer(std::io::stderr)
         .try_init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -56,6 +57,15 @@ pub fn main() -> i32 {
     // and a cron job, alive: the run's work, and the lock, are done.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     code
+}
+
+/// Whether to colour diagnostics going to a stream that is (or is not) a
+/// terminal: never into a pipe or file (cron mail, journald, CI logs), and
+/// not on a terminal either when `NO_COLOR` is set and not empty
+/// (<https://no-color.org>). clap applies the same rule to its own help and
+/// usage errors.
+pub fn color(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Runs a parsed command line; returns the exit code. Output goes to stdout/stderr.

@@ -32,6 +32,13 @@ pub(super) fn report(report: &Report, json: bool) -> io::Result<()> {
         let v = serde_json::to_string(report).map_err(io::Error::other)?;
         return writeln!(out, "{v}");
     }
+    changes_and_kept(report, &mut out)?;
+    writeln!(out, "{}", report.summary())
+}
+
+/// The dry run's changes, then the files you changed that were kept (left
+/// as you made them) and where replaced ones were backed up.
+fn changes_and_kept(report: &Report, out: &mut impl io::Write) -> io::Result<()> {
     if report.dry_run {
         let lines = [
             ("add", &report.files.added),
@@ -71,7 +78,7 @@ pub(super) fn report(report: &Report, json: bool) -> io::Result<()> {
     if let Some(d) = &report.backup_dir {
         writeln!(out, "backed up your changed files to {d}")?;
     }
-    writeln!(out, "{}", report.summary())
+    Ok(())
 }
 
 /// A sync followed by provisioning: the report with a `provision` member
@@ -140,6 +147,7 @@ pub(super) fn status(s: &Status, dir: &Path, json: bool) -> io::Result<()> {
         writeln!(out, "{}: nothing installed", dir.display())?;
     }
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let now_secs = || jiff::Timestamp::now().as_second();
     if s.installed {
         writeln!(out, "pack      {}", opt(s.pack.clone()))?;
         writeln!(out, "channel   {}", opt(s.channel.clone()))?;
@@ -148,14 +156,17 @@ pub(super) fn status(s: &Status, dir: &Path, json: bool) -> io::Result<()> {
         writeln!(out, "side      {}", opt(s.side.map(|v| v.as_str().to_owned())))?;
         writeln!(
             out,
-            "files     {} ({} changed by you and kept)",
+            "files     {} ({} kept: changed by you, left as they are)",
             s.files, s.kept_modified
         )?;
         writeln!(
             out,
             "expires   {}",
-            opt(s.pointer_expires_at.map(|t| format!("{t} (unix seconds)")))
+            opt(s.pointer_expires_at.map(|t| when(t, now_secs())))
         )?;
+    }
+    if let Some(t) = s.last_accepted_at {
+        writeln!(out, "checked   {}", when(t, now_secs()))?;
     }
     if s.journal_pending {
         writeln!(
@@ -218,16 +229,95 @@ pub(super) fn cache_gc(r: &GcReport, json: bool) -> io::Result<()> {
     }
     writeln!(
         out,
-        "removed {} blobs ({} bytes); {} bytes held only by the cache; {} blobs in use by instances kept",
+        "removed {} blobs ({} bytes); {} bytes held only by the cache; {} blobs still used by instances stay",
         r.removed, r.freed_bytes, r.cache_only_bytes, r.in_use
     )
 }
 
-/// The line after a rollback.
-pub(super) fn rolled_back(report: &Report) -> io::Result<()> {
-    let from = report.previous_build.as_deref().unwrap_or("?");
+/// What `rollback` did: one JSON object, or (as `sync`) the dry run's
+/// changes and kept files, then one line that says it rolled back.
+pub(super) fn rollback(r: &Report, json: bool) -> io::Result<()> {
+    if json {
+        return report(r, true);
+    }
+    let mut out = io::stdout().lock();
+    changes_and_kept(r, &mut out)?;
+    let short = |b: &str| b.get(..12).unwrap_or(b).to_owned();
+    let from = r.previous_build.as_deref().map_or_else(|| "?".to_owned(), short);
+    let verb = if r.dry_run {
+        "would roll back"
+    } else {
+        "rolled back"
+    };
     writeln!(
-        io::stdout(),
-        "rolled back from build {from}; `sync` stays here until the channel points to another build"
+        out,
+        "{}/{} {verb} from build {from} to build {} (version {}): {} added, {} updated, {} removed, \
+         {} unchanged; {} bytes {}; `sync` stays at this build until the channel points to another one",
+        r.pack,
+        r.channel,
+        short(&r.build),
+        r.version,
+        r.files.added.len(),
+        r.files.updated.len(),
+        r.files.removed.len(),
+        r.counts.kept,
+        if r.dry_run {
+            r.bytes_planned
+        } else {
+            r.bytes_downloaded
+        },
+        if r.dry_run { "to download" } else { "downloaded" },
     )
+}
+
+/// A time as a date and relative to `now` (both Unix seconds):
+/// `2026-12-06 01:30 UTC (3 hours ago)`.
+pub(super) fn when(t: u64, now: i64) -> String {
+    let secs = i64::try_from(t).unwrap_or(i64::MAX);
+    let date = jiff::Timestamp::from_second(secs)
+        .map(|ts| ts.strftime("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|_| format!("{t} (Unix seconds)"));
+    format!("{date} ({})", relative(secs.saturating_sub(now)))
+}
+
+/// `d` seconds from now in words, rounded down to the largest unit:
+/// `in 2 days`, `3 hours ago`, `just now`.
+fn relative(d: i64) -> String {
+    let a = d.unsigned_abs();
+    if a < 60 {
+        return "just now".into();
+    }
+    let (n, unit) = [
+        (86_400 * 365, "year"),
+        (86_400, "day"),
+        (3_600, "hour"),
+        (60, "minute"),
+    ]
+    .into_iter()
+    .find(|(s, _)| a >= *s)
+    .map(|(s, u)| (a / s, u))
+    .unwrap_or((a / 60, "minute"));
+    let plural = if n == 1 { "" } else { "s" };
+    if d < 0 {
+        format!("{n} {unit}{plural} ago")
+    } else {
+        format!("in {n} {unit}{plural}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_dates_with_a_relative_time() {
+        // 2026-12-06 01:30:00 UTC
+        let t = 1_796_520_600;
+        assert_eq!(
+            when(t, t as i64 + 3 * 3600 + 59),
+            "2026-12-06 01:30 UTC (3 hours ago)"
+        );
+        assert_eq!(when(t, t as i64 - 86_400), "2026-12-06 01:30 UTC (in 1 day)");
+        assert_eq!(when(t, t as i64 + 5), "2026-12-06 01:30 UTC (just now)");
+    }
 }

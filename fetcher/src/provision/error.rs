@@ -16,15 +16,11 @@ pub enum ProvisionError {
     #[error("{0}")]
     Usage(String),
     #[error(
-        "cannot run the Java executable `{}` for the loader installer: {source}; install a Java runtime \
+        "cannot run the Java executable `{}` for the loader installer: {reason}; install a Java runtime \
          (Java 17 or newer for current loaders) or name one with --java",
         java.display()
     )]
-    JavaMissing {
-        java: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    JavaMissing { java: PathBuf, reason: std::io::Error },
     #[error(
         "{} holds no installed build to provision: run `atlas-fetcher sync` (server side) first",
         dir.display()

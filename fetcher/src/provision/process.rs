@@ -37,7 +37,7 @@ pub(super) async fn run_installer(
         .spawn()
         .map_err(|source| ProvisionError::JavaMissing {
             java: o.java.clone(),
-            source,
+            reason: source,
         })?;
     let status = match tokio::time::timeout(o.installer_timeout, child.wait()).await {
         Ok(Ok(s)) if s.success() => return Ok(()),

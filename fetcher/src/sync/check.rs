@@ -142,7 +142,7 @@ impl Syncer {
         tracing::info!(%url, conditional = conditional.is_some(), "fetching channel pointer");
         let trust_err = |source| SyncError::Trust {
             url: url.clone(),
-            source,
+            reason: source,
         };
         let mut retry = Retrier::new(&self.opts.retry, deadline);
         let fetched = loop {
@@ -276,7 +276,7 @@ impl Syncer {
         let m = manifest::decode(&bytes, &self.opts.limits.manifest).map_err(|source| {
             SyncError::ManifestInvalid {
                 url: url.clone(),
-                source,
+                reason: source,
             }
         })?;
         if m.pack_id != self.opts.pack {

@@ -37,11 +37,26 @@ struct StoredKeyset {
 /// Reads a `--key` value: the inline `ed25519:...` text or a path to a file holding it.
 pub fn load_key(spec: &str) -> Result<PublicKey, SyncError> {
     let spec = spec.trim();
+    let secret = |what: &str| {
+        SyncError::Usage(format!(
+            "--key {what} is a secret signing key, not a public key: give the public key instead (the \
+             `.pub` file made beside it, or its `ed25519:` line), and keep the secret key off this host"
+        ))
+    };
+    if spec.starts_with("ed25519-secret:") {
+        return Err(secret("value"));
+    }
     if spec.starts_with("ed25519:") {
         return PublicKey::parse(spec).map_err(|e| SyncError::Usage(format!("--key `{spec}`: {e}")));
     }
     let text = std::fs::read_to_string(spec)
         .map_err(|e| SyncError::Usage(format!("--key: cannot read public key file `{spec}`: {e}")))?;
+    if text
+        .lines()
+        .any(|l| l.trim_start().starts_with("ed25519-secret:"))
+    {
+        return Err(secret(&format!("file `{spec}`")));
+    }
     PublicKey::parse(&text).map_err(|e| SyncError::Usage(format!("--key file `{spec}`: {e}")))
 }
 
@@ -54,7 +69,10 @@ pub fn load_root(path: &Path, pack: &str) -> Result<Keyset, SyncError> {
     std::fs::File::open(path)
         .and_then(|f| f.take(Limits::DEFAULT.keyset_bytes + 1).read_to_end(&mut bytes))
         .map_err(|e| SyncError::Usage(format!("--root: cannot read the root of trust `{origin}`: {e}")))?;
-    keyset::parse_root(&bytes, pack).map_err(|source| SyncError::Keyset { origin, source })
+    keyset::parse_root(&bytes, pack).map_err(|source| SyncError::Keyset {
+        origin,
+        reason: source,
+    })
 }
 
 fn anchor_id(root: &Keyset) -> String {
@@ -146,7 +164,7 @@ impl Syncer {
             }
             let err = |source| SyncError::Keyset {
                 origin: url.clone(),
-                source,
+                reason: source,
             };
             let next = current
                 .verify_next(&SignedKeyset::parse(&bytes).map_err(err)?)

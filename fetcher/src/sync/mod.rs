@@ -175,9 +175,9 @@ impl SyncOptions {
     /// The install recorded in `dir`; `to` says what needs it (`"roll back"`).
     fn recorded_install(&self, to: &str) -> Result<InstallState, SyncError> {
         let local = Local::open(&StatePaths::new(&self.dir))?;
-        local.load_install()?.ok_or_else(|| SyncError::Conflict {
-            path: self.dir.display().to_string(),
-            reason: format!("nothing is installed here (no .atlas/install.json): nothing to {to}"),
+        local.load_install()?.ok_or_else(|| SyncError::NotInstalled {
+            dir: self.dir.clone(),
+            action: to.to_owned(),
         })
     }
 

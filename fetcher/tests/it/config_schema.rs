@@ -58,3 +58,32 @@ fn schema_and_parser_refuse_the_same_mistakes() {
         assert!(FetcherConfig::load(&p).is_err(), "parser accepted: {case}");
     }
 }
+
+#[test]
+fn keys_are_spelled_like_the_flags_or_with_underscores_not_both() {
+    let v = validator();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let p = tmp.path().join("c.toml");
+    let kebab = "connect-timeout = 3\nheader-timeout = 4\nlow-speed-limit = 5\nlow-speed-time = 6\n\
+                 on-modified = \"backup\"\n";
+    assert!(v.is_valid(&json(kebab)), "schema refused the flags' spelling");
+    std::fs::write(&p, kebab).expect("write");
+    let c = FetcherConfig::load(&p).expect("the flags' spelling");
+    assert_eq!(
+        (
+            c.connect_timeout,
+            c.header_timeout,
+            c.low_speed_limit,
+            c.low_speed_time
+        ),
+        (Some(3), Some(4), Some(5), Some(6))
+    );
+    let snake = kebab.replace('-', "_");
+    assert!(v.is_valid(&json(&snake)));
+    std::fs::write(&p, &snake).expect("write");
+    assert_eq!(FetcherConfig::load(&p).expect("underscores"), c);
+    let both = "connect-timeout = 3\nconnect_timeout = 4\n";
+    assert!(!v.is_valid(&json(both)), "schema accepted both spellings");
+    std::fs::write(&p, both).expect("write");
+    assert!(FetcherConfig::load(&p).is_err(), "parser accepted both spellings");
+}

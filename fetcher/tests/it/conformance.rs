@@ -43,7 +43,7 @@ enum Expect {
 
 fn classify(e: &SyncError) -> Option<Expect> {
     Some(match e {
-        SyncError::Trust { source, .. } => match source {
+        SyncError::Trust { reason, .. } => match reason {
             PointerError::Rollback { .. } => Expect::Rollback,
             PointerError::Expired { .. } => Expect::Expired,
             PointerError::Untrusted { .. } => Expect::Untrusted,
@@ -52,7 +52,7 @@ fn classify(e: &SyncError) -> Option<Expect> {
             PointerError::TooLarge => Expect::PointerTooLarge,
             _ => return None,
         },
-        SyncError::Keyset { source, .. } => match source {
+        SyncError::Keyset { reason, .. } => match reason {
             KeysetError::Untrusted { .. } => Expect::KeysetUntrusted,
             KeysetError::TooLarge => Expect::KeysetTooLarge,
             _ => return None,

@@ -93,7 +93,7 @@ async fn nothing_to_roll_back_to_is_a_clear_error() {
     let work = tempfile::tempdir().expect("tmp");
     let dir = work.path().join("server");
     let err = rollback(&srv.url(), &dir).await.expect_err("nothing installed");
-    assert!(err.to_string().contains("nothing is installed here"), "{err}");
+    assert!(err.to_string().contains("nothing is installed in"), "{err}");
     store.publish(&build(1));
     sync(&srv.url(), &dir, &store.public()).await.expect("v1");
     let before = snapshot(&dir);

@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 pub enum BackupError {
     #[error("backup settings: {0}")]
     Config(String),
-    #[error("{action} {path}: {source}; check the path, free space and permissions")]
+    #[error("{action} {path}: {reason}; check the path, free space and permissions")]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("hot backup: `{command}` failed: {message}; is the server's console (RCON or stdin) working?")]
     Console { command: &'static str, message: String },
@@ -47,5 +46,9 @@ pub enum BackupError {
 
 pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError {
     let path = path.to_path_buf();
-    move |source| BackupError::Io { action, path, source }
+    move |source| BackupError::Io {
+        action,
+        path,
+        reason: source,
+    }
 }

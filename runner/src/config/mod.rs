@@ -23,12 +23,8 @@ pub const DEFAULT_SOCKET: &str = "/run/atlas-runner/runner.sock";
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the runner config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read the runner config {path}: {reason}")]
+    Read { path: PathBuf, reason: std::io::Error },
     #[error("{path} is larger than {}; is it the right file?", human_bytes(*limit))]
     TooLarge { path: PathBuf, limit: u64 },
     #[error("{path} is not a valid runner config: {message}")]
@@ -477,7 +473,7 @@ impl RunnerConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let read_error = |source| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            reason: source,
         };
         let limit = Limits::DEFAULT.config_bytes;
         let mut text = String::new();

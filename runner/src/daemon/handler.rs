@@ -243,7 +243,10 @@ impl DaemonHandler {
             let status = self.supervisor.status();
             let checked = async {
                 let syncer = u.syncer()?;
-                let check = syncer.check(&atlas_fetcher::NoProgress).await?;
+                let check = match syncer.check(&atlas_fetcher::NoProgress).await {
+                    Ok(c) => c,
+                    Err(e) => return Err(u.explain(e).await.into()),
+                };
                 let bad = (!status.bad_build.is_empty()).then_some(status.bad_build.as_str());
                 let report = match assess(&syncer, &check, &status.build, bad)? {
                     Found::Nothing(report, _) => report,

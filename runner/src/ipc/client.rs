@@ -69,7 +69,7 @@ impl Client {
             Ok(Err(source)) => {
                 return Err(IpcError::Connect {
                     path: path.to_path_buf(),
-                    source,
+                    reason: source,
                 });
             }
             Err(_) => {

@@ -68,8 +68,8 @@ pub mod code {
 /// What can go wrong on the control socket.
 #[derive(Debug, thiserror::Error)]
 pub enum IpcError {
-    #[error("cannot create the socket directory {}: {source}", path.display())]
-    CreateDir { path: PathBuf, source: io::Error },
+    #[error("cannot create the socket directory {}: {reason}", path.display())]
+    CreateDir { path: PathBuf, reason: io::Error },
     #[error(
         "another atlas-runnerd is already answering on {}: stop it first (systemctl stop atlas-runnerd) \
          or give this one another socket",
@@ -80,10 +80,10 @@ pub enum IpcError {
     UnsafeDir { message: String },
     #[error("{} exists and is not a socket: refusing to replace it", path.display())]
     NotASocket { path: PathBuf },
-    #[error("cannot listen on {}: {source}", path.display())]
-    Bind { path: PathBuf, source: io::Error },
-    #[error("{}", connect_message(path, source))]
-    Connect { path: PathBuf, source: io::Error },
+    #[error("cannot listen on {}: {reason}", path.display())]
+    Bind { path: PathBuf, reason: io::Error },
+    #[error("{}", connect_message(path, reason))]
+    Connect { path: PathBuf, reason: io::Error },
     #[error(
         "atlas-runnerd did not accept a connection on {} within {} s; is it hung? \
          (systemctl status atlas-runnerd)",

@@ -185,7 +185,7 @@ pub fn socket_dir_problem(dir: &Path, m: &fs::Metadata) -> Option<String> {
 fn secure_socket_dir(dir: &Path) -> Result<(), IpcError> {
     let m = fs::metadata(dir).map_err(|source| IpcError::CreateDir {
         path: dir.to_path_buf(),
-        source,
+        reason: source,
     })?;
     if let Some(problem) = socket_dir_problem(dir, &m) {
         return Err(IpcError::UnsafeDir { message: problem });
@@ -195,7 +195,7 @@ fn secure_socket_dir(dir: &Path) -> Result<(), IpcError> {
         fs::set_permissions(dir, fs::Permissions::from_mode(fixed)).map_err(|source| {
             IpcError::CreateDir {
                 path: dir.to_path_buf(),
-                source,
+                reason: source,
             }
         })?;
         warn!(
@@ -223,13 +223,13 @@ pub fn bind(path: &Path) -> Result<UnixListener, IpcError> {
                 .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o750)))
                 .map_err(|source| IpcError::CreateDir {
                     path: dir.to_path_buf(),
-                    source,
+                    reason: source,
                 })?;
         }
     }
     let bind_err = |source| IpcError::Bind {
         path: path.to_path_buf(),
-        source,
+        reason: source,
     };
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {

@@ -327,7 +327,8 @@ impl Actor {
             None => return Err(unchecked()),
             // The fetcher's own interrupt (see `Updater::syncer`), or a failure it caused.
             Some(Err(_)) if self.shutdown.is_requested() => return Err(unchecked()),
-            Some(r) => r?,
+            Some(Err(e)) => return Err(u.explain(e).await.into()),
+            Some(Ok(c)) => c,
         };
         let bad = self.sup.inner.lock().bad_build.clone();
         match assess(&syncer, &check, &current, bad.as_deref())? {

@@ -398,3 +398,30 @@ async fn the_packs_server_settings_reach_the_jvm_and_the_host_overrides_them() {
     );
     rig.terminate().await;
 }
+
+#[tokio::test]
+async fn a_mistyped_channel_is_told_apart_and_the_channels_there_are_named() {
+    let mut store = Store::new();
+    let srv = StaticServer::start(store.root()).expect("server");
+    store.publish(&build(1, ""));
+    let source = source_table_with(&srv.url(), &store, "0s", "1s").replace(
+        &format!("channel = \"{}\"", crate::store::CHANNEL),
+        "channel = \"deb\"",
+    );
+    assert!(source.contains("channel = \"deb\""), "{source}");
+    let cfg = format!("autostart = false\n{source}\n{}", server_table(""));
+    let mut rig = Rig::new(&cfg, "", false);
+    rig.start().await;
+    let o = cli(&rig, &["update", "check"]).await;
+    let err = text(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "pack `{PACK}` has no channel `deb`; it has {} (check --channel)",
+            crate::store::CHANNEL
+        )),
+        "{err}"
+    );
+    assert_eq!(err.matches("was not found").count(), 1, "said once: {err}");
+    rig.terminate().await;
+}

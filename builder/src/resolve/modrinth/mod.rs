@@ -104,7 +104,13 @@ pub enum ModrinthError {
         url: String,
     },
     #[error("Modrinth API {url}: {message}; check --modrinth-api and the network, then run again")]
-    Api { url: String, message: String },
+    Api {
+        url: String,
+        message: String,
+        /// Unreachable, or still 429/5xx after the retries: the network or
+        /// Modrinth is down, not the pack wrong (exit 4).
+        outage: bool,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -161,6 +167,12 @@ impl ModrinthClient {
         let api = |message: String| ModrinthError::Api {
             url: url.clone(),
             message,
+            outage: false,
+        };
+        let outage = |message: String| ModrinthError::Api {
+            url: url.clone(),
+            message,
+            outage: true,
         };
         let full = if query.is_empty() {
             ::url::Url::parse(&url)
@@ -180,12 +192,23 @@ impl ModrinthClient {
                 self.sleeper.sleep(wait).await;
                 rate.remaining = None;
             }
-            let resp = self
-                .http
-                .get(full.clone())
-                .send()
-                .await
-                .map_err(|e| api(error_chain(&e)))?;
+            let resp = match self.http.get(full.clone()).send().await {
+                Ok(resp) => resp,
+                // Unreachable (refused, DNS, timeout): retried like a 5xx.
+                Err(e) if attempt < ATTEMPTS => {
+                    drop(rate);
+                    tracing::debug!(%url, attempt, error = %error_chain(&e), "Modrinth unreachable; retrying");
+                    self.sleeper.sleep(Duration::from_secs(1 << attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(outage(format!(
+                        "unreachable after {attempt} attempts: {}",
+                        error_chain(&e)
+                    )));
+                }
+            };
             let header = |name: &str| {
                 resp.headers()
                     .get(name)
@@ -231,7 +254,11 @@ impl ModrinthClient {
                     .ok()
                     .and_then(|v| v["description"].as_str().map(|d| format!(": {d}")))
                     .unwrap_or_default();
-                return Err(api(format!("answered HTTP {status}{detail}")));
+                let message = format!("answered HTTP {status}{detail}");
+                return Err(match status == 429 || status >= 500 {
+                    true => outage(message),
+                    false => api(message),
+                });
             }
             let body = resp.bytes().await.map_err(|e| api(error_chain(&e)))?;
             return serde_json::from_slice(&body)
@@ -250,6 +277,7 @@ impl ModrinthClient {
             let ids = serde_json::to_string(chunk).map_err(|e| ModrinthError::Api {
                 url: self.base.clone(),
                 message: e.to_string(),
+                outage: false,
             })?;
             let got: Option<Vec<Version>> = self.get("/v2/versions", &[("ids", ids)]).await?;
             out.extend(got.unwrap_or_default());
@@ -305,13 +333,18 @@ impl ModrinthClient {
         let by_id: BTreeMap<String, Version> = match self.versions(&ids).await {
             Ok(v) => v.into_iter().map(|v| (v.id.clone(), v)).collect(),
             Err(e) => {
-                let msg = e.to_string();
+                // Every mod of the batch fails the same way: its message, once each.
+                let (msg, outage) = match e {
+                    ModrinthError::Api { message, outage, .. } => (message, outage),
+                    other => (other.to_string(), false),
+                };
                 return wanted_specs
                     .iter()
                     .map(|_| {
                         Err(ModrinthError::Api {
                             url: format!("{}/v2/versions", self.base),
                             message: msg.clone(),
+                            outage,
                         })
                     })
                     .collect();
