@@ -3,22 +3,29 @@
 //! (`.jar` and `.zip` files: servers never edit them in place) are kept there
 //! after a verified download and taken from there by later syncs of any
 //! instance, hard-linked where the filesystem allows and copied otherwise.
-//! A cached blob is re-hashed every time it is taken (the cache may be shared
-//! with other users), and a bad one is deleted and downloaded again.
+//! A cached blob is re-hashed every time it is taken, through the descriptor
+//! of the very file staged, and hard-linked only when no other user can
+//! change it afterwards (else copied; see [`crate::verified`]); a bad one is
+//! deleted and downloaded again. Nothing below the cache's root is reached
+//! through a link.
 //! `atlas-fetcher cache gc` bounds its size.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use atlas_proto::Sha256Digest;
 use serde::Serialize;
 
 use crate::error::SyncError;
-use atlas_proto::IoError;
+use crate::safe_dir::SafeDir;
+use crate::verified::{self, Take, Taken};
 
-/// A host-wide blob cache directory.
+/// A host-wide blob cache directory. Everything below its root is opened
+/// without following links ([`crate::safe_dir`]): the cache may be shared
+/// with other users.
 #[derive(Debug, Clone)]
 pub struct BlobCache {
-    root: PathBuf,
+    root: Arc<SafeDir>,
 }
 
 /// What [`BlobCache::gc`] did.
@@ -34,30 +41,23 @@ pub struct GcReport {
     pub in_use: usize,
 }
 
-/// Hard-links `from` at `to`, or copies it when linking is not possible.
-fn link_or_copy(from: &Path, to: &Path) -> std::io::Result<()> {
-    match std::fs::hard_link(from, to) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) => std::fs::copy(from, to).map(|_| ()),
-    }
-}
+const TOP: &str = "sha256";
 
 impl BlobCache {
     /// Opens (creating if needed) a cache directory.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, SyncError> {
-        let root = root.into();
-        std::fs::create_dir_all(&root).map_err(IoError::at("creating the blob cache", &root))?;
-        Ok(Self { root })
+        Ok(Self {
+            root: Arc::new(SafeDir::create_ambient(&root.into())?),
+        })
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        self.root.path()
     }
 
-    fn path(&self, d: &Sha256Digest) -> PathBuf {
-        let hex = d.to_hex();
-        self.root.join("sha256").join(&hex[..2]).join(hex)
+    /// The shard of `d` (`sha256/<2 hex>`), opened without following links.
+    fn shard(&self, d: &Sha256Digest, create: bool) -> Result<Option<SafeDir>, SyncError> {
+        self.root.walk(&format!("{TOP}/{}", &d.to_hex()[..2]), create)
     }
 
     /// Whether files at `path` are shared through the cache: archives that
@@ -67,72 +67,87 @@ impl BlobCache {
         lower.ends_with(".jar") || lower.ends_with(".zip")
     }
 
-    /// Puts the cached blob `d` of `size` bytes at `dest` (in staging) if the
-    /// cache has it intact; `false` when it must be downloaded.
-    pub fn take(&self, d: &Sha256Digest, size: u64, dest: &Path) -> Result<bool, SyncError> {
-        let src = self.path(d);
-        match std::fs::metadata(&src) {
-            Ok(m) if m.is_file() && m.len() == size => {}
-            _ => return Ok(false),
-        }
-        let _ = std::fs::remove_file(dest);
-        if let Err(e) = link_or_copy(&src, dest) {
-            tracing::warn!(blob = %d, "cannot take {} from the cache: {e}", src.display());
-            return Ok(false);
-        }
-        match crate::durable::hash_file(dest) {
-            Some(h) if h == *d => Ok(true),
-            _ => {
-                tracing::warn!(blob = %d, "cached blob {} is damaged; deleting it and downloading", src.display());
-                let _ = std::fs::remove_file(dest);
-                let _ = std::fs::remove_file(&src);
+    /// Puts the cached blob `d` of `size` bytes at `to/name` (in staging)
+    /// if the cache has it intact, verified as [`verified::take`] does
+    /// (hard-linked when only this user can change it, copied otherwise);
+    /// `false` when it must be downloaded. A damaged entry is deleted; a
+    /// link in the cache is never followed (a warning, then a download).
+    pub fn take(&self, d: &Sha256Digest, size: u64, to: &SafeDir, name: &str) -> Result<bool, SyncError> {
+        let taken = self.shard(d, false).and_then(|s| match s {
+            Some(s) => verified::take(&s, &d.to_hex(), to, name, d, size, Take::Link),
+            None => Ok(Taken::Missing),
+        });
+        match taken {
+            Ok(t) => Ok(t == Taken::Verified),
+            Err(e @ (SyncError::Link { .. } | SyncError::NotADirectory { .. })) => {
+                tracing::warn!(blob = %d, "not using the blob cache: {e}");
                 Ok(false)
             }
+            Err(e) => Err(e),
         }
     }
 
-    /// Keeps a verified staged blob (best effort: a failure only costs a
-    /// later download).
-    pub fn keep(&self, d: &Sha256Digest, staged: &Path) {
-        let dest = self.path(d);
-        if dest.exists() {
-            return;
+    /// Keeps the verified staged blob `from/name` (best effort: a failure,
+    /// a link in the cache included, only costs a later download).
+    pub fn keep(&self, d: &Sha256Digest, from: &SafeDir, name: &str) {
+        if let Err(e) = self.try_keep(d, from, name) {
+            tracing::warn!(blob = %d, "cannot keep the blob in the cache {}: {e}", self.root.path().display());
         }
-        let result = dest
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| match std::fs::hard_link(staged, &dest) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-                // Another filesystem: copy to a temporary name, then rename.
-                Err(_) => {
-                    let tmp = dest.with_extension("tmp");
-                    std::fs::copy(staged, &tmp).and_then(|_| std::fs::rename(&tmp, &dest))
-                }
-            });
-        if let Err(e) = result {
-            tracing::warn!(blob = %d, "cannot keep the blob in the cache {}: {e}", self.root.display());
+    }
+
+    fn try_keep(&self, d: &Sha256Digest, from: &SafeDir, name: &str) -> Result<(), SyncError> {
+        let hex = d.to_hex();
+        let Some(shard) = self.shard(d, true)? else {
+            return Ok(());
+        };
+        if shard.entry(&hex)?.is_some() {
+            return Ok(());
         }
+        match from.hard_link(name, &shard, &hex) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(_) => {} // another filesystem: copy
+        }
+        let Some(mut src) = from.open_read(name)? else {
+            return Ok(());
+        };
+        let (tmp, mut out) = shard.create_temp()?;
+        let copied = std::io::copy(&mut src, &mut out)
+            .and_then(|_| out.sync_all())
+            .map_err(|e| SyncError::from(atlas_proto::IoError::at("copying into", shard.join(&tmp))(e)))
+            .and_then(|()| shard.rename(&tmp, &shard, &hex));
+        if copied.is_err() {
+            let _ = shard.remove_file(&tmp);
+        }
+        copied
     }
 
     /// Deletes the oldest blobs that only the cache holds until those take
     /// at most `max_bytes`. Blobs an instance still links to are kept:
-    /// deleting the cache's name would free nothing.
+    /// deleting the cache's name would free nothing. A link in the cache is
+    /// refused, never followed.
     pub fn gc(&self, max_bytes: u64) -> Result<GcReport, SyncError> {
         let mut only_here = Vec::new();
         let mut report = GcReport::default();
-        let top = self.root.join("sha256");
-        let shards = match std::fs::read_dir(&top) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
-            Err(e) => return Err(IoError::at("reading the blob cache", &top)(e).into()),
+        let Some(top) = self.root.open_dir(TOP)? else {
+            return Ok(report);
         };
-        for shard in shards.filter_map(Result::ok) {
-            let Ok(entries) = std::fs::read_dir(shard.path()) else {
+        for (shard_name, m) in top.entries()? {
+            if m.is_symlink() {
+                return Err(SyncError::Link {
+                    target: top
+                        .read_link(&shard_name)
+                        .map_or_else(|_| "?".into(), |t| t.display().to_string()),
+                    link: top.join(&shard_name),
+                });
+            }
+            if !m.is_dir() {
+                continue;
+            }
+            let Some(shard) = top.open_dir(&shard_name)? else {
                 continue;
             };
-            for e in entries.filter_map(Result::ok) {
-                let Ok(m) = e.metadata() else { continue };
+            for (name, m) in shard.entries()? {
                 if !m.is_file() {
                     continue;
                 }
@@ -140,17 +155,19 @@ impl BlobCache {
                     report.in_use += 1;
                     continue;
                 }
-                let when = m.modified().unwrap_or(std::time::UNIX_EPOCH);
-                only_here.push((when, m.len(), e.path()));
+                let when = m.modified().map_or(std::time::UNIX_EPOCH, |t| t.into_std());
+                only_here.push((when, m.len(), shard_name.clone(), name));
             }
         }
         only_here.sort();
-        let mut total: u64 = only_here.iter().map(|(_, len, _)| len).sum();
-        for (_, len, path) in only_here {
+        let mut total: u64 = only_here.iter().map(|(_, len, _, _)| len).sum();
+        for (_, len, shard_name, name) in only_here {
             if total <= max_bytes {
                 break;
             }
-            std::fs::remove_file(&path).map_err(IoError::at("removing a cached blob", &path))?;
+            if let Some(shard) = top.open_dir(&shard_name)? {
+                shard.remove_file(&name)?;
+            }
             total -= len;
             report.removed += 1;
             report.freed_bytes += len;
@@ -161,13 +178,13 @@ impl BlobCache {
 }
 
 #[cfg(unix)]
-fn links(m: &std::fs::Metadata) -> u64 {
-    use std::os::unix::fs::MetadataExt as _;
+fn links(m: &cap_std::fs::Metadata) -> u64 {
+    use cap_std::fs::MetadataExt as _;
     m.nlink()
 }
 
 #[cfg(not(unix))]
-fn links(_: &std::fs::Metadata) -> u64 {
+fn links(_: &cap_std::fs::Metadata) -> u64 {
     1
 }
 
@@ -179,30 +196,37 @@ mod tests {
     fn keep_take_verify_and_gc() {
         let tmp = tempfile::tempdir().expect("tmp");
         let cache = BlobCache::open(tmp.path().join("cache")).expect("open");
-        let staging = tmp.path().join("staging");
-        std::fs::create_dir_all(&staging).expect("mkdir");
+        let staging = SafeDir::create_ambient(&tmp.path().join("staging")).expect("staging");
         let (a, b) = (b"jar a".as_slice(), b"jar b, longer".as_slice());
         let (da, db) = (Sha256Digest::of(a), Sha256Digest::of(b));
         for (d, bytes) in [(da, a), (db, b)] {
-            let p = staging.join(d.to_hex());
-            std::fs::write(&p, bytes).expect("write");
-            cache.keep(&d, &p);
-            std::fs::remove_file(&p).expect("rm staged");
+            std::fs::write(staging.join(&d.to_hex()), bytes).expect("write");
+            cache.keep(&d, &staging, &d.to_hex());
+            staging.remove_file(&d.to_hex()).expect("rm staged");
         }
-        let dest = staging.join("taken");
-        assert!(cache.take(&da, a.len() as u64, &dest).expect("take"));
-        assert_eq!(std::fs::read(&dest).expect("read"), a);
-        assert!(!cache.take(&da, 99, &dest).expect("size mismatch is a miss"));
+        let entry = |d: &Sha256Digest| {
+            let hex = d.to_hex();
+            tmp.path().join("cache/sha256").join(&hex[..2]).join(hex)
+        };
+        assert!(cache.take(&da, a.len() as u64, &staging, "taken").expect("take"));
+        assert_eq!(std::fs::read(staging.join("taken")).expect("read"), a);
+        assert!(
+            !cache
+                .take(&da, 99, &staging, "x")
+                .expect("size mismatch is a miss")
+        );
+        assert!(!entry(&da).exists(), "and the damaged entry is gone");
 
         // A damaged entry is a miss, and is deleted.
-        std::fs::write(cache.path(&db), b"jar B, longer").expect("damage");
-        assert!(!cache.take(&db, b.len() as u64, &staging.join("x")).expect("take"));
-        assert!(!cache.path(&db).exists());
+        std::fs::write(entry(&db), b"jar B, longer").expect("damage");
+        assert!(!cache.take(&db, b.len() as u64, &staging, "y").expect("take"));
+        assert!(!entry(&db).exists());
 
-        // `dest` still links to a's entry: in use, so gc keeps it.
+        // `taken` still links to a's content, kept again: in use, so gc keeps it.
+        cache.keep(&da, &staging, "taken");
         let r = cache.gc(0).expect("gc");
         assert_eq!((r.removed, r.in_use), (0, 1));
-        std::fs::remove_file(&dest).expect("rm");
+        staging.remove_file("taken").expect("rm");
         let r = cache.gc(0).expect("gc");
         assert_eq!(
             (r.removed, r.freed_bytes, r.cache_only_bytes),

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use atlas_proto::digest::HashingCounter;
 use atlas_proto::{Sha256Digest, layout};
@@ -26,9 +27,11 @@ use crate::partial::{PartialDir, Resume};
 use crate::plan::{Plan, PlannedFile};
 use crate::progress::Progress;
 use crate::retry::{Retrier, RetryPolicy};
+use crate::safe_dir::SafeDir;
 use crate::source::{Body, Source, Start};
-use crate::staging::{blob_path, legacy_blob_path};
+use crate::staging::BlobDir;
 use crate::staging_file::StagingFile;
+use crate::verified::{self, Take, Taken};
 
 /// Default number of blobs downloaded at once.
 pub const DEFAULT_PARALLELISM: usize = 8;
@@ -49,9 +52,10 @@ pub struct Transfer<'a> {
     pub deadline: Option<Instant>,
     /// The host's shared blob cache, if one is configured.
     pub cache: Option<&'a BlobCache>,
-    /// Blobs verified ahead of time by `Syncer::prefetch`, moved (not
-    /// downloaded) into staging when present with the right size.
-    pub prefetched: Option<&'a Path>,
+    /// Blobs downloaded ahead of time by `Syncer::prefetch`, moved (not
+    /// downloaded) into staging when their bytes hash right at that moment
+    /// ([`verified::take`]).
+    pub(crate) prefetched: Option<&'a BlobDir>,
     /// Checked before each blob and each chunk of one.
     pub interrupt: &'a Interrupt,
     /// Where big downloads are kept across runs (`None`: nowhere).
@@ -62,8 +66,8 @@ pub struct Transfer<'a> {
 #[derive(Debug)]
 struct Fetched {
     digest: Sha256Digest,
-    /// In staging, or in the partial directory until every download is done.
-    path: PathBuf,
+    /// In the partial directory until every download is done (else in staging).
+    in_partial: bool,
     /// Bytes received from the network for it by this run.
     bytes: u64,
     /// Still to be kept in the shared cache (once in staging).
@@ -72,14 +76,14 @@ struct Fetched {
     written: bool,
 }
 
-/// Downloads every blob the plan needs into `staging` (which must exist).
+/// Downloads every blob the plan needs into `staging`.
 ///
 /// Dropping the future stops the downloads; what was written stays in
 /// `staging` for the caller to remove (the sync's staging guard does).
-pub async fn download_all(
+pub(crate) async fn download_all(
     source: &Source,
     plan: &Plan,
-    staging: &Path,
+    staging: &BlobDir,
     transfer: Transfer<'_>,
     progress: &dyn Progress,
 ) -> Result<Staged, SyncError> {
@@ -112,30 +116,37 @@ pub async fn download_all(
     // move into staging, and nothing is left there to resume.
     let mut staged = Staged::default();
     for f in fetched {
-        let path = match transfer.partial.filter(|p| p.holds(&f.path)) {
-            Some(p) => {
-                let dest = blob_path(staging, &f.digest);
-                if let Some(shard) = dest.parent().filter(|s| !s.is_dir()) {
-                    std::fs::create_dir_all(shard)
-                        .map_err(IoError::at("creating staging directory", shard))?;
+        if f.in_partial
+            && let Some(p) = transfer.partial
+        {
+            let (p, d) = (p.clone(), f.digest);
+            let shard = staging.shard(&d, true)?.ok_or_else(|| {
+                SyncError::Internal(format!(
+                    "no staging directory for {}",
+                    staging.display(&d).display()
+                ))
+            })?;
+            let name = BlobDir::name(&d);
+            let cache = transfer.cache.filter(|_| f.cache).cloned();
+            tokio::task::spawn_blocking(move || {
+                p.finish(&d, &shard, &name)?;
+                if let Some(c) = cache {
+                    c.keep(&d, &shard, &name);
                 }
-                p.finish(&f.digest, &dest)?;
-                if let Some(c) = transfer.cache.filter(|_| f.cache) {
-                    c.keep(&f.digest, &dest);
-                }
-                dest
-            }
-            None => f.path,
-        };
-        staged.blobs.insert(f.digest, path);
+                Ok::<_, SyncError>(())
+            })
+            .await
+            .map_err(|e| SyncError::Internal(format!("staging task failed: {e}")))??;
+        }
+        staged.blobs.insert(f.digest, staging.display(&f.digest));
         staged.bytes += f.bytes;
     }
     if let Some(p) = transfer.partial {
         p.clean(&BTreeMap::new());
     }
     if durable::SYNC_ONCE && unsynced {
-        let dir = staging.to_owned();
-        tokio::task::spawn_blocking(move || durable::sync_filesystem(&dir))
+        let dir = staging.root().try_clone()?;
+        tokio::task::spawn_blocking(move || dir.sync_filesystem())
             .await
             .map_err(|e| SyncError::Internal(format!("sync task failed: {e}")))??;
     }
@@ -202,74 +213,83 @@ impl Loc<'_> {
 async fn fetch_blob(
     source: &Source,
     file: &PlannedFile,
-    staging: &Path,
+    staging: &BlobDir,
     transfer: Transfer<'_>,
     progress: &dyn Progress,
     syncs: &PendingSyncs,
 ) -> Result<Fetched, SyncError> {
     transfer.interrupt.check()?;
-    let done = blob_path(staging, &file.sha256);
-    let taken = |path: PathBuf| Fetched {
+    let done = staging.display(&file.sha256);
+    let shard = staging
+        .shard(&file.sha256, true)?
+        .ok_or_else(|| SyncError::Internal(format!("no staging directory for {}", done.display())))?;
+    let done_name = BlobDir::name(&file.sha256);
+    let taken = Fetched {
         digest: file.sha256,
-        path,
+        in_partial: false,
         bytes: 0,
         cache: false,
         written: false,
     };
-    // Prefetched blobs are later trusted by their size, so they are written
-    // under another name and renamed once verified. Staging is emptied at the
-    // start of every run and the journal names it only once every download
-    // has been verified, so staged blobs are written in place.
-    let part = if transfer.prefetched == Some(staging) {
-        done.with_extension("part")
+    // Prefetching writes into the prefetched blobs themselves, which a
+    // later run looks for by name: a download goes under another name and
+    // is renamed once verified. Staging is emptied at the start of every run
+    // and the journal names it only once every download has been verified,
+    // so staged blobs are written in place.
+    let in_prefetch = transfer.prefetched.is_some_and(|p| std::ptr::eq(p, staging));
+    let part_name = if in_prefetch {
+        format!("{done_name}.part")
     } else {
-        done.clone()
+        done_name.clone()
     };
-    // A lookup first: `mkdir` of an existing directory still takes the
-    // parent's lock, which every parallel download would queue on.
-    if let Some(shard) = done.parent().filter(|s| !s.is_dir()) {
-        std::fs::create_dir_all(shard).map_err(IoError::at("creating staging directory", shard))?;
-    }
-    if let Some(pre) = transfer.prefetched {
-        let prefetched = [blob_path(pre, &file.sha256), legacy_blob_path(pre, &file.sha256)];
-        if prefetched.iter().any(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == file.size)
-                && std::fs::rename(p, &done).is_ok()
-        }) {
+    let staged = (Arc::clone(&shard), done_name.clone());
+    if let Some(pre) = transfer.prefetched
+        && let Some((dir, name)) = pre.find(&file.sha256)?
+    {
+        // Hashed now, through the descriptor of the file staged: the
+        // prefetch directory is writable by the server's user.
+        let how = if Arc::ptr_eq(&dir, &shard) && name == done_name {
+            Take::InPlace
+        } else {
+            Take::Move
+        };
+        let ((to, to_name), d, size) = (staged.clone(), file.sha256, file.size);
+        let took =
+            tokio::task::spawn_blocking(move || verified::take(&dir, &name, &to, &to_name, &d, size, how))
+                .await
+                .map_err(|e| SyncError::Internal(format!("prefetch task failed: {e}")))??;
+        if took == Taken::Verified {
             tracing::debug!(path = %file.path, "taken from the prefetched blobs");
             progress.blob_done(&file.path);
-            return Ok(taken(done));
+            return Ok(taken);
         }
     }
     let cache = transfer.cache.filter(|_| BlobCache::cacheable(&file.path));
     if let Some(c) = cache {
-        let (c, d, size, dest) = (c.clone(), file.sha256, file.size, done.clone());
-        let hit = tokio::task::spawn_blocking(move || c.take(&d, size, &dest))
+        let (c, d, size, (to, to_name)) = (c.clone(), file.sha256, file.size, staged.clone());
+        let hit = tokio::task::spawn_blocking(move || c.take(&d, size, &to, &to_name))
             .await
             .map_err(|e| SyncError::Internal(format!("cache task failed: {e}")))??;
         if hit {
             tracing::debug!(path = %file.path, "taken from the shared cache");
             progress.blob_done(&file.path);
-            return Ok(taken(done));
+            return Ok(taken);
         }
     }
+    let part = (&shard, part_name.as_str());
     // A blob in staging goes into the cache now; one in the partial
     // directory once it moves to staging (`download_all`).
-    let finished = |path: PathBuf, bytes: u64| -> Result<Fetched, SyncError> {
-        let in_partial = transfer.partial.is_some_and(|p| p.holds(&path));
-        let path = if in_partial {
-            path
-        } else {
-            finish(&part, &done)?;
+    let finished = |in_partial: bool, bytes: u64| -> Result<Fetched, SyncError> {
+        if !in_partial {
+            finish(part, &done_name)?;
             if let Some(c) = cache {
-                c.keep(&file.sha256, &done);
+                c.keep(&file.sha256, &shard, &done_name);
             }
-            done.clone()
-        };
+        }
         progress.blob_done(&file.path);
         Ok(Fetched {
             digest: file.sha256,
-            path,
+            in_partial,
             bytes,
             cache: in_partial && cache.is_some(),
             written: true,
@@ -277,8 +297,8 @@ async fn fetch_blob(
     };
     if !file.upstream_only {
         let key = layout::blob_key(&file.sha256);
-        let (path, n) = download(source, Loc::Key(&key), file, &part, transfer, progress, syncs).await?;
-        return finished(path, n);
+        let (at, n) = download(source, Loc::Key(&key), file, part, transfer, progress, syncs).await?;
+        return finished(at.is_some(), n);
     }
     let mut last = SyncError::Conflict {
         path: file.path.clone(),
@@ -290,20 +310,26 @@ async fn fetch_blob(
         .filter(|u| u.url.starts_with("https://") || u.url.starts_with("http://"))
     {
         let url = upstream.url.as_str();
-        let fetched = match download(source, Loc::Url(url), file, &part, transfer, progress, syncs).await {
-            Ok((path, n)) => match check_upstream_hashes(&path, file, upstream).await {
-                Ok(()) => Ok((path, n)),
-                Err(e) => {
-                    if let Some(p) = transfer.partial.filter(|p| p.holds(&path)) {
-                        p.discard(&file.sha256);
+        let fetched = match download(source, Loc::Url(url), file, part, transfer, progress, syncs).await {
+            Ok((at, n)) => {
+                let checked = match &at {
+                    Some((dir, name)) => check_upstream_hashes((dir, name), file, upstream).await,
+                    None => check_upstream_hashes(part, file, upstream).await,
+                };
+                match checked {
+                    Ok(()) => Ok((at.is_some(), n)),
+                    Err(e) => {
+                        if let (Some(p), Some(_)) = (transfer.partial, &at) {
+                            p.discard(&file.sha256);
+                        }
+                        Err(e)
                     }
-                    Err(e)
                 }
-            },
+            }
             Err(e) => Err(e),
         };
         match fetched {
-            Ok((path, n)) => return finished(path, n),
+            Ok((in_partial, n)) => return finished(in_partial, n),
             Err(e) => {
                 tracing::warn!(path = %file.path, %url, "upstream failed: {e}");
                 last = e;
@@ -313,18 +339,21 @@ async fn fetch_blob(
     Err(last)
 }
 
+/// Where a download landed when not in staging: the partial directory and the name in it.
+type InPartial = Option<(Arc<SafeDir>, String)>;
+
 /// Downloads one blob, into the partial directory when it is big and comes
-/// over the network (so the next run can resume it), else into `dest`.
-/// Returns where it is and the bytes received.
+/// over the network (so the next run can resume it), else into `dest`
+/// (in staging). Returns where it is (`None`: `dest`) and the bytes received.
 async fn download(
     source: &Source,
     loc: Loc<'_>,
     file: &PlannedFile,
-    dest: &Path,
+    dest: (&Arc<SafeDir>, &str),
     transfer: Transfer<'_>,
     progress: &dyn Progress,
     syncs: &PendingSyncs,
-) -> Result<(PathBuf, u64), SyncError> {
+) -> Result<(InPartial, u64), SyncError> {
     let remote = matches!(loc, Loc::Url(_)) || !source.is_local();
     if let Some(partial) = transfer
         .partial
@@ -336,10 +365,21 @@ async fn download(
             .await
             .map_err(|e| SyncError::Internal(format!("partial download task failed: {e}")))??;
         if let Some(resume) = opened {
-            let path = resume.path.clone();
+            let at = (Arc::clone(&resume.dir), resume.name.clone());
             let kept = Some((partial, resume));
-            return match download_resumable(source, loc, file, kept, &path, transfer, progress, syncs).await {
-                Ok(n) => Ok((path, n)),
+            return match download_resumable(
+                source,
+                loc,
+                file,
+                kept,
+                (&at.0, &at.1),
+                transfer,
+                progress,
+                syncs,
+            )
+            .await
+            {
+                Ok(n) => Ok((Some(at), n)),
                 Err(e) => {
                     // Wrong bytes are not worth resuming, nor bytes that
                     // filled the disk; what the network or an interrupt cut
@@ -353,7 +393,7 @@ async fn download(
         }
     }
     let n = download_resumable(source, loc, file, None, dest, transfer, progress, syncs).await?;
-    Ok((dest.to_owned(), n))
+    Ok((None, n))
 }
 
 /// Checks the hashes the upstream itself publishes (recorded in the
@@ -362,7 +402,7 @@ async fn download(
 /// distribution-disabled mods). Hashes of a kind this version does not know
 /// are skipped.
 async fn check_upstream_hashes(
-    part: &Path,
+    (dir, name): (&Arc<SafeDir>, &str),
     file: &PlannedFile,
     upstream: &atlas_proto::v1::Upstream,
 ) -> Result<(), SyncError> {
@@ -376,12 +416,16 @@ async fn check_upstream_hashes(
     if expected.is_empty() {
         return Ok(());
     }
-    let path = part.to_owned();
+    let (dir, name) = (Arc::clone(dir), name.to_owned());
     let formats: Vec<HashFormat> = expected.iter().map(|h| h.format).collect();
     let actual = tokio::task::spawn_blocking(move || {
-        std::fs::File::open(&path)
-            .and_then(|f| atlas_proto::upstream::hash_reader(&formats, f))
-            .map_err(IoError::at("reading staged file", &path))
+        let f = dir.open_read(&name)?.ok_or_else(|| {
+            SyncError::from(IoError::at("reading staged file", dir.join(&name))(
+                std::io::ErrorKind::NotFound.into(),
+            ))
+        })?;
+        atlas_proto::upstream::hash_reader(&formats, f)
+            .map_err(|e| SyncError::from(IoError::at("reading staged file", dir.join(&name))(e)))
     })
     .await
     .map_err(|e| SyncError::Internal(format!("hashing task failed: {e}")))??;
@@ -399,11 +443,11 @@ async fn check_upstream_hashes(
     Ok(())
 }
 
-fn finish(part: &Path, done: &Path) -> Result<(), SyncError> {
+fn finish((dir, part): (&Arc<SafeDir>, &str), done: &str) -> Result<(), SyncError> {
     if part == done {
         return Ok(());
     }
-    Ok(std::fs::rename(part, done).map_err(IoError::at("renaming staged blob", part))?)
+    dir.rename(part, dir, done)
 }
 
 /// Downloads one blob into `dest`, retrying transient failures; a transfer
@@ -420,15 +464,21 @@ async fn download_resumable(
     loc: Loc<'_>,
     file: &PlannedFile,
     kept: Option<(&PartialDir, Resume)>,
-    dest: &Path,
+    (dir, name): (&Arc<SafeDir>, &str),
     transfer: Transfer<'_>,
     progress: &dyn Progress,
     syncs: &PendingSyncs,
 ) -> Result<u64, SyncError> {
+    let dest = dir.join(name);
     let (mut out, mut counter, mut if_range, partial) = match kept {
-        Some((p, r)) => (StagingFile::resume(dest, r.file), r.counter, r.if_range, Some(p)),
+        Some((p, r)) => (
+            StagingFile::resume(Arc::clone(dir), name, r.file),
+            r.counter,
+            r.if_range,
+            Some(p),
+        ),
         None => (
-            StagingFile::new(dest, file.size),
+            StagingFile::new(Arc::clone(dir), name, file.size),
             HashingCounter::new(),
             None,
             None,
@@ -510,7 +560,7 @@ async fn download_resumable(
         let big = file.size >= WRITEBACK_FROM;
         let out = out.close(big && durable::SYNC_ONCE).await?;
         if !durable::SYNC_ONCE {
-            syncs.start(out, dest);
+            syncs.start(out, &dest);
         }
         if len != file.size {
             return Err(SyncError::BlobSize {

@@ -14,7 +14,16 @@ use crate::error::SyncError;
 
 /// A file's modification time in nanoseconds since the Unix epoch, if known.
 pub fn mtime_ns(meta: &std::fs::Metadata) -> Option<u64> {
-    let d = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    time_ns(meta.modified().ok()?)
+}
+
+/// [`mtime_ns`] of metadata read through a directory handle ([`crate::safe_dir`]).
+pub fn cap_mtime_ns(meta: &cap_std::fs::Metadata) -> Option<u64> {
+    time_ns(meta.modified().ok()?.into_std())
+}
+
+fn time_ns(t: std::time::SystemTime) -> Option<u64> {
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
     u64::try_from(d.as_nanos()).ok()
 }
 

@@ -151,6 +151,22 @@ pub enum SyncError {
     State { path: PathBuf, message: String },
     #[error("cannot install `{path}`: {reason}")]
     Conflict { path: String, reason: String },
+    /// A symbolic link where the fetcher was to open a directory or file
+    /// inside a directory it manages (see [`crate::safe_dir`]).
+    #[error(
+        "{} is a symbolic link (to {target}); atlas-fetcher never follows links inside the directories \
+         it manages, since one could lead outside them: remove the link (put a real directory or file \
+         there if one is needed), then run again",
+        link.display()
+    )]
+    Link { link: PathBuf, target: String },
+    #[error("{} is not a directory; move it aside, then run again", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error(
+        "{} is not a regular file (a FIFO, device, socket or directory?); move it aside, then run again",
+        path.display()
+    )]
+    NotARegularFile { path: PathBuf },
     #[error(
         "nothing is installed in {}: it has no .atlas/install.json, so there is nothing to {action} \
          (check --dir; `atlas-fetcher sync` installs a build)",
@@ -203,6 +219,9 @@ impl SyncError {
             Self::Io(_)
             | Self::State { .. }
             | Self::Conflict { .. }
+            | Self::Link { .. }
+            | Self::NotADirectory { .. }
+            | Self::NotARegularFile { .. }
             | Self::NotInstalled { .. }
             | Self::NoCache { .. } => exit::LOCAL,
             Self::Locked { .. } => exit::LOCKED,

@@ -6,46 +6,56 @@
 use std::path::PathBuf;
 
 use atlas_proto::v1::Manifest;
-use atlas_proto::{IoError, Limits, Sha256Digest, manifest};
+use atlas_proto::{Limits, Sha256Digest, manifest};
 
-use crate::durable;
 use crate::error::SyncError;
+use crate::local::Local;
 use crate::state::{self, BUILDS_DIR, InstallState, PastBuild, StatePaths};
 
 /// Earlier builds kept for rollback.
 pub const KEEP_BUILDS: usize = 3;
 
-/// Where the manifest of `build` is kept.
-pub fn manifest_path(paths: &StatePaths, build: &Sha256Digest) -> PathBuf {
-    paths.builds.join(format!("{}.pb.zst", build.to_hex()))
+/// The file name of the kept manifest of `build`.
+fn file_name(build: &Sha256Digest) -> String {
+    format!("{}.pb.zst", build.to_hex())
 }
 
-/// Keeps the verified manifest bytes of `build`.
-pub fn save(paths: &StatePaths, build: &Sha256Digest, bytes: &[u8]) -> Result<(), SyncError> {
-    std::fs::create_dir_all(&paths.builds).map_err(IoError::at("creating directory", &paths.builds))?;
-    durable::write_atomic(&manifest_path(paths, build), bytes)
+/// Where the manifest of `build` is kept.
+pub fn manifest_path(paths: &StatePaths, build: &Sha256Digest) -> PathBuf {
+    paths.builds.join(file_name(build))
+}
+
+/// Keeps the verified manifest bytes of `build` (`.atlas/builds/` is
+/// opened without following links: a link there is refused).
+pub fn save(local: &Local, build: &Sha256Digest, bytes: &[u8]) -> Result<(), SyncError> {
+    local
+        .state()?
+        .create_dir(BUILDS_DIR)?
+        .write_atomic(&file_name(build), bytes)
 }
 
 /// Reads a kept manifest back, checking that its bytes are still the build
 /// they are named after and that it is a valid manifest of `pack` within `limits`.
-pub fn load(
-    paths: &StatePaths,
-    build: &Sha256Digest,
-    pack: &str,
-    limits: &Limits,
-) -> Result<Manifest, SyncError> {
-    use std::io::Read as _;
-    let path = manifest_path(paths, build);
-    let file = std::fs::File::open(&path).map_err(|e| SyncError::Conflict {
-        path: format!("{}/{BUILDS_DIR}/{}.pb.zst", state::STATE_DIR, build.to_hex()),
+pub fn load(local: &Local, build: &Sha256Digest, pack: &str, limits: &Limits) -> Result<Manifest, SyncError> {
+    let path = manifest_path(&local.paths, build);
+    let unreadable = |e: &dyn std::fmt::Display| SyncError::Conflict {
+        path: format!("{}/{BUILDS_DIR}/{}", state::STATE_DIR, file_name(build)),
         reason: format!(
             "the kept manifest of build {build} cannot be read ({e}); it cannot be rolled back to"
         ),
-    })?;
-    let mut bytes = Vec::new();
-    file.take(limits.manifest_stored_bytes.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(IoError::at("reading", &path))?;
+    };
+    let builds = match local.try_state() {
+        Some(s) => s.open_dir(BUILDS_DIR)?,
+        None => None,
+    };
+    let bytes = match builds
+        .map(|b| b.read_capped(&file_name(build), limits.manifest_stored_bytes.saturating_add(1)))
+    {
+        Some(Ok(Some(b))) => b,
+        Some(Err(e @ SyncError::Link { .. })) => return Err(e),
+        Some(Err(e)) => return Err(unreadable(&e)),
+        Some(Ok(None)) | None => return Err(unreadable(&"not found")),
+    };
     let url = path.display().to_string();
     let actual = manifest::build_id(&bytes);
     if actual != *build {
@@ -91,19 +101,22 @@ pub fn after_update(previous: Option<&InstallState>, new: &Sha256Digest) -> Vec<
 }
 
 /// Deletes kept manifests of builds that are neither installed nor in the
-/// history (best effort: a leftover only costs disk space).
-pub fn prune(paths: &StatePaths, install: &InstallState) {
+/// history (best effort: a leftover only costs disk space; a link in place
+/// of `.atlas/builds` is never followed).
+pub fn prune(local: &Local, install: &InstallState) {
     let keep: Vec<String> = std::iter::once(&install.build)
         .chain(install.history.iter().map(|b| &b.build))
-        .map(|b| format!("{}.pb.zst", b.0.to_hex()))
+        .map(|b| file_name(&b.0))
         .collect();
-    let Ok(entries) = std::fs::read_dir(&paths.builds) else {
+    let Some(Ok(Some(builds))) = local.try_state().map(|s| s.open_dir(BUILDS_DIR)) else {
         return;
     };
-    for e in entries.filter_map(Result::ok) {
-        let name = e.file_name().to_string_lossy().into_owned();
+    let Ok(entries) = builds.entries() else {
+        return;
+    };
+    for (name, _) in entries {
         if !keep.contains(&name) {
-            let _ = std::fs::remove_file(e.path());
+            let _ = builds.remove_file(&name);
         }
     }
 }

@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
-use crate::durable;
 use crate::error::SyncError;
 use crate::journal;
+use crate::local::Local;
 use crate::lock::DirLock;
-use crate::place::safe_dest;
+use crate::place::Tree;
 use crate::side::InstallSide;
 use crate::state::{self, InstalledFile, StatePaths};
+use crate::verified;
 
 /// What `atlas-fetcher status` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,10 +43,10 @@ pub struct Status {
 
 /// Reads the state of `dir` (writes nothing, takes no lock).
 pub fn status(dir: &Path) -> Result<Status, SyncError> {
-    let paths = StatePaths::new(dir);
-    let install = state::load_install(&paths.install)?;
-    let trust = state::load_trust(&paths.trust)?;
-    let journal_pending = journal::load(&paths)?.is_some();
+    let local = Local::open(&StatePaths::new(dir))?;
+    let install = local.load_install()?;
+    let trust = local.load_trust()?;
+    let journal_pending = journal::load(&local)?.is_some();
     let Some(i) = install else {
         return Ok(Status {
             installed: false,
@@ -115,10 +116,10 @@ pub fn default_threads() -> usize {
 /// Re-hashes every managed file of `dir` with `threads` threads. Holds the
 /// directory's lock, so it never sees a half-applied sync; writes nothing.
 pub fn verify(dir: &Path, threads: usize) -> Result<Verification, SyncError> {
-    let paths = StatePaths::new(dir);
-    let _lock = DirLock::acquire(&paths)?;
-    let journal_pending = journal::load(&paths)?.is_some();
-    let Some(install) = state::load_install(&paths.install)? else {
+    let lock = DirLock::acquire(&StatePaths::new(dir))?;
+    let local = lock.local();
+    let journal_pending = journal::load(local)?.is_some();
+    let Some(install) = local.load_install()? else {
         return Err(SyncError::NotInstalled {
             dir: dir.to_owned(),
             action: "verify".into(),
@@ -131,16 +132,22 @@ pub fn verify(dir: &Path, threads: usize) -> Result<Verification, SyncError> {
         journal_pending,
         ..Verification::default()
     });
+    let tree = Tree::new(local.dir()?);
     let worker = || -> Result<(), SyncError> {
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(f) = files.get(i) else {
                 return Ok(());
             };
-            let p = safe_dest(dir, &f.path)?;
-            let seen = match std::fs::metadata(&p) {
-                Ok(m) if m.is_file() => Some(durable::hash_file(&p).map(|h| (h, m.len()))),
-                _ => None,
+            // Read without following links: a link or a FIFO in place of
+            // a managed file is "missing" (not a regular file), never read through.
+            let seen = match tree.parent(&f.path, false)? {
+                Some((d, name)) => match d.open_read(name) {
+                    Ok(Some(file)) => Some(verified::hash_reader(file).ok()),
+                    Ok(None) | Err(SyncError::Link { .. } | SyncError::NotARegularFile { .. }) => None,
+                    Err(e) => return Err(e),
+                },
+                None => None,
             };
             let mut o = out
                 .lock()

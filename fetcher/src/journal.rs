@@ -28,19 +28,20 @@
 //! touched. Without a journal, leftover `backup/` and `staging/` are garbage.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use atlas_proto::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::durable;
 use crate::error::SyncError;
-use crate::place::{SafeDests, copy_into_place, safe_dest, set_mode};
+use crate::local::Local;
+use crate::place::{Tree, copy_into_place, set_mode_at};
 use crate::plan::Plan;
-use crate::state::{self, InstallState, Sha256Hex, StatePaths, TrustState};
-use atlas_proto::IoError;
+use crate::safe_dir::{SafeDir, split};
+use crate::staging::BlobDir;
+use crate::state::{self, INSTALL_FILE, InstallState, STAGING_DIR, Sha256Hex, TRUST_FILE, TrustState};
+use crate::verified;
 
 /// Journal file name (inside the state directory).
 pub const JOURNAL_FILE: &str = "journal.json";
@@ -91,35 +92,23 @@ pub enum Recovery {
     Back,
 }
 
-fn journal_path(paths: &StatePaths) -> PathBuf {
-    paths.state_dir.join(JOURNAL_FILE)
-}
-
-fn backup_root(paths: &StatePaths) -> PathBuf {
-    paths.state_dir.join(BACKUP_DIR)
-}
-
-fn exists(p: &Path) -> bool {
-    std::fs::symlink_metadata(p).is_ok()
-}
-
 impl Journal {
-    /// The journal for applying `plan`; reads which paths exist now.
+    /// The journal for applying `plan` in `dir`; reads which paths exist now.
     pub fn new(
-        dir: &Path,
+        dir: &SafeDir,
         plan: &Plan,
         install: InstallState,
         previous: Option<InstallState>,
         trust: Option<TrustState>,
     ) -> Result<Self, SyncError> {
+        let tree = Tree::new(dir);
         let mut entries = Vec::new();
-        let mut dests = SafeDests::new(dir);
         for rel in &plan.remove {
             entries.push(Entry {
                 path: rel.clone(),
                 blob: None,
                 executable: false,
-                existed: exists(&dests.get(rel)?),
+                existed: tree.entry(rel)?.is_some(),
             });
         }
         let mut by_blob: BTreeMap<Sha256Digest, Vec<Entry>> = BTreeMap::new();
@@ -128,7 +117,7 @@ impl Journal {
                 path: f.path.clone(),
                 blob: Some(Sha256Hex(f.sha256)),
                 executable: f.executable,
-                existed: exists(&dests.get(&f.path)?),
+                existed: tree.entry(&f.path)?.is_some(),
             });
         }
         entries.extend(by_blob.into_values().flatten());
@@ -142,43 +131,39 @@ impl Journal {
     }
 
     /// Writes the journal durably. From now on the apply can be recovered.
-    pub fn write(&self, paths: &StatePaths) -> Result<(), SyncError> {
-        durable::write_atomic_json(&journal_path(paths), self)
+    pub fn write(&self, local: &Local) -> Result<(), SyncError> {
+        local.state()?.write_atomic_json(JOURNAL_FILE, self)
     }
 }
 
-/// Loads the journal, if one exists.
-pub fn load(paths: &StatePaths) -> Result<Option<Journal>, SyncError> {
-    let p = journal_path(paths);
-    match std::fs::read(&p) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| SyncError::State {
-                path: p,
-                message: e.to_string(),
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(IoError::at("reading", p)(e).into()),
-    }
+/// Loads the journal, if one exists (a link there is refused).
+pub fn load(local: &Local) -> Result<Option<Journal>, SyncError> {
+    let Some(b) = local.read_state(JOURNAL_FILE)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&b)
+        .map(Some)
+        .map_err(|e| SyncError::State {
+            path: local.paths.state_dir.join(JOURNAL_FILE),
+            message: e.to_string(),
+        })
 }
 
 /// Finishes or undoes an interrupted apply, if the journal says there was one.
 /// Call with the directory lock held, before reading `install.json`.
-pub fn recover(paths: &StatePaths) -> Result<Recovery, SyncError> {
-    let Some(j) = load(paths)? else {
-        let b = backup_root(paths);
-        if exists(&b) {
-            std::fs::remove_dir_all(&b).map_err(IoError::at("removing stale backups", &b))?;
-        }
+pub fn recover(local: &Local) -> Result<Recovery, SyncError> {
+    let Some(j) = load(local)? else {
+        // A leftover (or a link in its place: removed, never followed).
+        local.state()?.remove_all(BACKUP_DIR)?;
         return Ok(Recovery::Clean);
     };
-    if can_roll_forward(paths, &j)? {
+    if can_roll_forward(local, &j)? {
         tracing::warn!(build = %j.install.build.0, "finishing an interrupted apply");
-        forward(paths, &j)?;
+        forward(local, &j)?;
         Ok(Recovery::Forward)
     } else {
         tracing::warn!("undoing an interrupted apply: its staged files are gone");
-        backward(paths, &j)?;
+        backward(local, &j)?;
         Ok(Recovery::Back)
     }
 }
@@ -194,22 +179,31 @@ fn groups(j: &Journal) -> BTreeMap<Sha256Digest, Vec<&Entry>> {
     g
 }
 
-/// The staged copy of `blob`; an apply interrupted by an older version left
-/// it directly under the staging directory.
-fn staged(paths: &StatePaths, blob: &Sha256Digest) -> PathBuf {
-    let p = crate::staging::blob_path(&paths.staging, blob);
-    let legacy = crate::staging::legacy_blob_path(&paths.staging, blob);
-    if !exists(&p) && exists(&legacy) { legacy } else { p }
+/// `.atlas/staging/`, if it exists (a link there is refused).
+fn staging(local: &Local) -> Result<Option<BlobDir>, SyncError> {
+    Ok(local.state()?.open_dir(STAGING_DIR)?.map(BlobDir::new))
 }
 
 /// Every blob is still staged, or every path of it already holds it.
-fn can_roll_forward(paths: &StatePaths, j: &Journal) -> Result<bool, SyncError> {
+fn can_roll_forward(local: &Local, j: &Journal) -> Result<bool, SyncError> {
+    let staging = staging(local)?;
+    let tree = Tree::new(local.dir()?);
     for (blob, entries) in groups(j) {
-        if exists(&staged(paths, &blob)) {
+        if let Some(s) = &staging
+            && s.find(&blob)?.is_some()
+        {
             continue;
         }
         for e in entries {
-            if durable::hash_file(&safe_dest(&paths.dir, &e.path)?) != Some(blob) {
+            let placed = match tree.parent(&e.path, false) {
+                Ok(Some((d, name))) => match d.open_read(name) {
+                    Ok(Some(f)) => verified::hash_reader(f).ok().map(|(h, _)| h),
+                    _ => None,
+                },
+                Ok(None) | Err(SyncError::Link { .. } | SyncError::NotADirectory { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            if placed != Some(blob) {
                 return Ok(false);
             }
         }
@@ -224,29 +218,51 @@ fn pause() -> Option<Duration> {
         .map(Duration::from_micros)
 }
 
+/// Removes the directories `rels` (deepest first) where empty, forgetting their handles.
+fn remove_empty_dirs(tree: &Tree<'_>, rels: std::collections::BTreeSet<String>) -> Result<(), SyncError> {
+    let mut rels: Vec<String> = rels.into_iter().collect();
+    rels.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for rel in rels {
+        let (parent, name) = split(&rel);
+        if let Some(p) = tree.dir(parent, false)? {
+            tree.forget(&rel);
+            let _ = p.remove_dir(name);
+        }
+    }
+    Ok(())
+}
+
+/// One staged blob (its shard and name) and where it goes: each
+/// placement's directory, name and executable bit (the last one gets the
+/// blob itself, the others copies).
+type Move<'a> = (std::sync::Arc<SafeDir>, String, Vec<(&'a str, &'a str, bool)>);
+
 /// Applies (or finishes applying) the journal, writes the state, deletes the journal.
-pub fn forward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
+pub fn forward(local: &Local, j: &Journal) -> Result<(), SyncError> {
     let pause = pause();
     let step = || {
         if let Some(d) = pause {
             std::thread::sleep(d);
         }
     };
-    let dir = &paths.dir;
-    let backups = backup_root(paths);
-    let mut dests = SafeDests::new(dir);
-    let mut backup_dests = SafeDests::new(&backups);
+    let (dir, state_dir) = (local.dir()?, local.state()?);
+    let tree = Tree::new(dir);
     // Phase A: back up everything that is replaced or removed.
+    let backup_dir = state_dir.create_dir(BACKUP_DIR)?;
+    let backups = Tree::new(&backup_dir);
     let mut emptied = std::collections::BTreeSet::new();
     for e in j.entries.iter().filter(|e| e.existed || e.blob.is_none()) {
-        let dest = dests.get(&e.path)?;
-        let bak = backup_dests.get(&e.path)?;
-        if e.existed && !exists(&bak) && exists(&dest) {
+        let dest = tree.parent(&e.path, false)?;
+        if let Some((parent, name)) = dest
+            && e.existed
+            && backups.entry(&e.path)?.is_none()
+            && parent.entry(name)?.is_some()
+        {
             step();
-            if let Some(parent) = bak.parent() {
-                std::fs::create_dir_all(parent).map_err(IoError::at("creating directory", parent))?;
-            }
-            std::fs::rename(&dest, &bak).map_err(IoError::at("backing up", &dest))?;
+            let (bak, bak_name) = backups
+                .parent(&e.path, true)?
+                .ok_or_else(|| SyncError::Internal(format!("no backup directory for {}", e.path)))?;
+            parent.rename(name, &bak, bak_name)?;
         }
         if e.blob.is_none() {
             for (i, _) in e.path.match_indices('/') {
@@ -255,54 +271,76 @@ pub fn forward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
         }
     }
     // Deepest first; a directory the new build fills again is recreated below.
-    let mut emptied: Vec<String> = emptied.into_iter().collect();
-    emptied.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
-    for rel in emptied {
-        let _ = std::fs::remove_dir(dests.get(&rel)?);
-    }
+    remove_empty_dirs(&tree, emptied)?;
     // Phase B: place the staged blobs. Directories first, then the moves,
     // spread over a few threads (renames into different directories barely
     // contend, and on a cold install they are most of the apply's time).
+    let staging = staging(local)?;
     let mut touched = std::collections::BTreeSet::new();
     let mut moves = Vec::new();
     for (blob, entries) in groups(j) {
-        let src = staged(paths, &blob);
-        if !exists(&src) {
+        let Some((src, src_name)) = staging.as_ref().map(|s| s.find(&blob)).transpose()?.flatten() else {
             continue; // already renamed into place (checked by can_roll_forward or just done)
-        }
+        };
         let mut placements = Vec::with_capacity(entries.len());
         for e in entries {
-            let dest = dests.get(&e.path)?;
+            atlas_proto::validate_path(&e.path)?;
+            let (parent, name) = split(&e.path);
             // Each directory once: `mkdir` of an existing one still takes its parent's lock.
-            if let Some(parent) = dest.parent().filter(|p| !touched.contains(*p)) {
-                std::fs::create_dir_all(parent).map_err(IoError::at("creating directory", parent))?;
-                touched.insert(parent.to_owned());
+            if touched.insert(parent.to_owned()) {
+                tree.dir(parent, true)?;
             }
-            placements.push((dest, e.executable));
+            placements.push((parent, name, e.executable));
         }
-        moves.push((src, placements));
+        moves.push((src, src_name, placements));
     }
-    let place =
-        |(src, placements): &(PathBuf, Vec<(PathBuf, bool)>)| -> Result<(), SyncError> {
-            let Some(((dest, executable), copies)) = placements.split_last() else {
-                return Ok(());
-            };
-            for (copy, exec) in copies {
-                step();
-                copy_into_place(src, copy, *exec, &paths.staging)?;
-            }
-            step();
-            set_mode(src, *executable)?;
-            Ok(std::fs::rename(src, dest)
-                .map_err(IoError::at("moving a downloaded file into place at", dest))?)
+    let staging_root = staging.as_ref().map(BlobDir::root);
+    let place = |(src, src_name, placements): &Move<'_>| -> Result<(), SyncError> {
+        let Some(((parent, name, executable), copies)) = placements.split_last() else {
+            return Ok(());
         };
+        let at = |rel: &str| {
+            tree.dir(rel, true)?
+                .ok_or_else(|| SyncError::Internal(format!("no directory {rel}")))
+        };
+        for (copy_parent, copy_name, exec) in copies {
+            step();
+            let tmp = staging_root.ok_or_else(|| SyncError::Internal("no staging directory".into()))?;
+            copy_into_place((src, src_name), (&*at(copy_parent)?, copy_name), *exec, tmp)?;
+        }
+        step();
+        set_mode_at(src, src_name, *executable)?;
+        src.rename(src_name, &*at(parent)?, name)
+    };
     parallel_each(&moves, place)?;
-    durable::sync_dirs(dir, &touched);
-    durable::write_atomic_json(&paths.install, &j.install)?;
+    sync_dirs(dir, &tree, &touched)?;
+    state_dir.write_atomic_json(INSTALL_FILE, &j.install)?;
     if let Some(t) = &j.trust {
-        durable::write_atomic_json(&paths.trust, t)?;
+        state_dir.write_atomic_json(TRUST_FILE, t)?;
     }
-    finish(paths)
+    finish(local)
+}
+
+/// Makes the renames into the directories `rels` durable (best effort).
+/// On Linux, several directories cost one `syncfs` on the filesystem of
+/// `dir` instead of an fsync (a journal commit) each.
+fn sync_dirs(
+    dir: &SafeDir,
+    tree: &Tree<'_>,
+    rels: &std::collections::BTreeSet<String>,
+) -> Result<(), SyncError> {
+    if crate::durable::SYNC_ONCE && rels.len() > 1 {
+        if let Err(e) = dir.sync_filesystem() {
+            tracing::warn!("{e}");
+        }
+        return Ok(());
+    }
+    for rel in rels {
+        if let Some(d) = tree.dir(rel, false)? {
+            d.sync();
+        }
+    }
+    Ok(())
 }
 
 /// Runs `f` on every item over up to [`APPLY_THREADS`] threads; the first error wins
@@ -346,55 +384,50 @@ fn parallel_each<T: Sync>(
 }
 
 /// Undoes a partly applied journal: the previous build's files and state come back.
-pub fn backward(paths: &StatePaths, j: &Journal) -> Result<(), SyncError> {
-    let dir = &paths.dir;
-    let backups = backup_root(paths);
+pub fn backward(local: &Local, j: &Journal) -> Result<(), SyncError> {
+    let (dir, state_dir) = (local.dir()?, local.state()?);
+    let tree = Tree::new(dir);
     let mut created = std::collections::BTreeSet::new();
     for e in j.entries.iter().filter(|e| !e.existed && e.blob.is_some()) {
-        let dest = safe_dest(dir, &e.path)?;
-        match std::fs::remove_file(&dest) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(IoError::at("removing", dest)(err).into()),
+        if let Some((parent, name)) = tree.parent(&e.path, false)? {
+            parent.remove_file(name)?;
         }
         for (i, _) in e.path.match_indices('/') {
             created.insert(e.path[..i].to_owned());
         }
     }
-    let mut created: Vec<String> = created.into_iter().collect();
-    created.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
-    for rel in created {
-        let _ = std::fs::remove_dir(safe_dest(dir, &rel)?);
-    }
-    for e in j.entries.iter().filter(|e| e.existed) {
-        let bak = safe_dest(&backups, &e.path)?;
-        if !exists(&bak) {
-            continue; // never moved: the old content is still in place
+    remove_empty_dirs(&tree, created)?;
+    if let Some(backup_dir) = state_dir.open_dir(BACKUP_DIR)? {
+        let backups = Tree::new(&backup_dir);
+        for e in j.entries.iter().filter(|e| e.existed) {
+            let Some((bak, bak_name)) = backups.parent(&e.path, false)? else {
+                continue;
+            };
+            if bak.entry(bak_name)?.is_none() {
+                continue; // never moved: the old content is still in place
+            }
+            let (parent, name) = tree
+                .parent(&e.path, true)?
+                .ok_or_else(|| SyncError::Internal(format!("no directory for {}", e.path)))?;
+            bak.rename(bak_name, &parent, name)?;
         }
-        let dest = safe_dest(dir, &e.path)?;
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(IoError::at("creating directory", parent))?;
-        }
-        std::fs::rename(&bak, &dest).map_err(IoError::at("restoring", &dest))?;
     }
     match &j.previous {
-        Some(prev) => durable::write_atomic_json(&paths.install, prev)?,
-        None => match std::fs::remove_file(&paths.install) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(IoError::at("removing", &paths.install)(e).into()),
-        },
+        Some(prev) => state_dir.write_atomic_json(INSTALL_FILE, prev)?,
+        None => {
+            state_dir.remove_file(INSTALL_FILE)?;
+        }
     }
-    finish(paths)
+    finish(local)
 }
 
 /// Deletes the journal (the commit point of either direction), then the leftovers.
-fn finish(paths: &StatePaths) -> Result<(), SyncError> {
-    let jp = journal_path(paths);
-    std::fs::remove_file(&jp).map_err(IoError::at("removing", &jp))?;
-    durable::sync_dir(&paths.state_dir);
-    let _ = std::fs::remove_dir_all(backup_root(paths));
-    let _ = std::fs::remove_dir_all(&paths.staging);
+fn finish(local: &Local) -> Result<(), SyncError> {
+    let state_dir = local.state()?;
+    state_dir.remove_file(JOURNAL_FILE)?;
+    state_dir.sync();
+    let _ = state_dir.remove_all(BACKUP_DIR);
+    let _ = state_dir.remove_all(STAGING_DIR);
     Ok(())
 }
 
@@ -403,7 +436,25 @@ mod tests {
     use super::*;
     use crate::plan::{FileAction, PlannedFile};
     use crate::side::InstallSide;
-    use crate::state::InstalledFile;
+    use crate::state::{InstalledFile, StatePaths};
+    use std::path::{Path, PathBuf};
+
+    fn blob_path(staging: &Path, d: &Sha256Digest) -> PathBuf {
+        let hex = d.to_hex();
+        staging.join(&hex[..1]).join(hex)
+    }
+
+    fn legacy_blob_path(staging: &Path, d: &Sha256Digest) -> PathBuf {
+        staging.join(d.to_hex())
+    }
+
+    fn backup_root(paths: &StatePaths) -> PathBuf {
+        paths.state_dir.join(BACKUP_DIR)
+    }
+
+    fn local(paths: &StatePaths) -> Local {
+        Local::open(paths).expect("open")
+    }
 
     fn planned(path: &str, content: &[u8], action: FileAction) -> PlannedFile {
         PlannedFile {
@@ -419,6 +470,7 @@ mod tests {
             backup: false,
             mtime_ns: None,
             previous: None,
+            conflict: false,
         }
     }
 
@@ -450,7 +502,7 @@ mod tests {
         std::fs::write(d.join("m/user"), b"mine").expect("write");
         std::fs::create_dir_all(&paths.staging).expect("mkdir");
         for c in [&b"a v2"[..], b"b", b"c"] {
-            let p = crate::staging::blob_path(&paths.staging, &Sha256Digest::of(c));
+            let p = blob_path(&paths.staging, &Sha256Digest::of(c));
             std::fs::create_dir_all(p.parent().expect("shard")).expect("mkdir");
             std::fs::write(p, c).expect("write");
         }
@@ -465,8 +517,9 @@ mod tests {
         };
         let old = install(&[("m/a", b"a v1"), ("m/gone", b"gone")]);
         let new = install(&[("m/a", b"a v2"), ("n/b", b"b"), ("n/c", b"c")]);
-        let j = Journal::new(d, &plan, new, Some(old), None).expect("journal");
-        j.write(&paths).expect("write journal");
+        let l = local(&paths);
+        let j = Journal::new(l.dir().expect("dir"), &plan, new, Some(old), None).expect("journal");
+        j.write(&l).expect("write journal");
         (paths, j)
     }
 
@@ -498,9 +551,9 @@ mod tests {
         std::fs::rename(paths.dir.join("m/a"), bak.join("m/a")).expect("mv");
         std::fs::rename(paths.dir.join("m/gone"), bak.join("m/gone")).expect("mv");
         std::fs::create_dir_all(paths.dir.join("n")).expect("mkdir");
-        let b = crate::staging::blob_path(&paths.staging, &Sha256Digest::of(b"b"));
+        let b = blob_path(&paths.staging, &Sha256Digest::of(b"b"));
         std::fs::rename(b, paths.dir.join("n/b")).expect("mv");
-        assert_eq!(recover(&paths).expect("recover"), Recovery::Forward);
+        assert_eq!(recover(&local(&paths)).expect("recover"), Recovery::Forward);
         let want = owned(&[
             ("m/a", b"a v2"),
             ("m/user", b"mine"),
@@ -508,12 +561,9 @@ mod tests {
             ("n/c", b"c"),
         ]);
         assert_eq!(tree(&paths.dir), want);
-        assert_eq!(
-            state::load_install(&paths.install).expect("load"),
-            Some(j.install)
-        );
-        assert!(load(&paths).expect("load").is_none() && !bak.exists() && !paths.staging.exists());
-        assert_eq!(recover(&paths).expect("again"), Recovery::Clean);
+        assert_eq!(local(&paths).load_install().expect("load"), Some(j.install));
+        assert!(load(&local(&paths)).expect("load").is_none() && !bak.exists() && !paths.staging.exists());
+        assert_eq!(recover(&local(&paths)).expect("again"), Recovery::Clean);
     }
 
     #[test]
@@ -524,12 +574,12 @@ mod tests {
         for c in [&b"a v2"[..], b"b", b"c"] {
             let d = Sha256Digest::of(c);
             std::fs::rename(
-                crate::staging::blob_path(&paths.staging, &d),
-                crate::staging::legacy_blob_path(&paths.staging, &d),
+                blob_path(&paths.staging, &d),
+                legacy_blob_path(&paths.staging, &d),
             )
             .expect("mv");
         }
-        assert_eq!(recover(&paths).expect("recover"), Recovery::Forward);
+        assert_eq!(recover(&local(&paths)).expect("recover"), Recovery::Forward);
         let want = owned(&[
             ("m/a", b"a v2"),
             ("m/user", b"mine"),
@@ -537,10 +587,7 @@ mod tests {
             ("n/c", b"c"),
         ]);
         assert_eq!(tree(&paths.dir), want);
-        assert_eq!(
-            state::load_install(&paths.install).expect("load"),
-            Some(j.install)
-        );
+        assert_eq!(local(&paths).load_install().expect("load"), Some(j.install));
     }
 
     #[test]
@@ -551,17 +598,17 @@ mod tests {
         std::fs::create_dir_all(bak.join("m")).expect("mkdir");
         std::fs::rename(paths.dir.join("m/a"), bak.join("m/a")).expect("mv");
         std::fs::create_dir_all(paths.dir.join("n")).expect("mkdir");
-        let b = crate::staging::blob_path(&paths.staging, &Sha256Digest::of(b"b"));
+        let b = blob_path(&paths.staging, &Sha256Digest::of(b"b"));
         std::fs::rename(b, paths.dir.join("n/b")).expect("mv");
-        std::fs::remove_file(crate::staging::blob_path(&paths.staging, &Sha256Digest::of(b"c"))).expect("rm");
-        assert_eq!(recover(&paths).expect("recover"), Recovery::Back);
+        std::fs::remove_file(blob_path(&paths.staging, &Sha256Digest::of(b"c"))).expect("rm");
+        assert_eq!(recover(&local(&paths)).expect("recover"), Recovery::Back);
         let want = owned(&[("m/a", b"a v1"), ("m/gone", b"gone"), ("m/user", b"mine")]);
         assert_eq!(tree(&paths.dir), want);
         assert!(
             !paths.dir.join("n").exists(),
             "directories the apply created are pruned"
         );
-        assert_eq!(state::load_install(&paths.install).expect("load"), j.previous);
+        assert_eq!(local(&paths).load_install().expect("load"), j.previous);
     }
 
     #[test]

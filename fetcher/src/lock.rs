@@ -7,27 +7,35 @@
 //! A run that had to create `.atlas/` (or DIR itself) to hold the lock removes
 //! them again on release when it wrote nothing else there, and puts back the
 //! modification times it changed, so a failed first run leaves DIR as it was.
+//!
+//! `.atlas` and `lock` are opened without following links: a dangling
+//! `.atlas/lock` link would otherwise create a file wherever it points.
 
 use std::fs::{File, FileTimes, TryLockError};
 use std::path::{Path, PathBuf};
 
 use crate::error::SyncError;
-use crate::state::StatePaths;
+use crate::local::Local;
+use crate::state::{STATE_DIR, StatePaths};
 use atlas_proto::IoError;
 
 /// Name of the lock file inside the state directory.
 pub const LOCK_FILE: &str = "lock";
 
-/// A held directory lock; released on drop.
+/// A held directory lock; released on drop. It holds the run's
+/// [`Local`] handles: everything the run writes goes through them.
 #[derive(Debug)]
 pub struct DirLock {
     file: Option<File>,
     path: PathBuf,
-    state_dir: PathBuf,
-    /// `.atlas/` (and DIR, if also created) to remove on release if still unused.
-    created: Vec<PathBuf>,
-    /// Directory times to put back after removing what was created.
-    times: Vec<(PathBuf, FileTimes)>,
+    local: Local,
+    /// This run created `.atlas/` (and DIR itself): removed on release if still unused.
+    created_state: bool,
+    created_dir: bool,
+    /// Times of DIR's parent (when DIR was created) and of DIR (when
+    /// `.atlas/` was), to put back after removing what was created.
+    parent_times: Option<(PathBuf, FileTimes)>,
+    dir_times: Option<FileTimes>,
 }
 
 fn times_of(p: &Path) -> Option<(PathBuf, FileTimes)> {
@@ -44,49 +52,34 @@ const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl DirLock {
-    /// Takes the lock of `paths.dir`, creating `.atlas/` if needed.
+    /// Takes the lock of `paths.dir`, creating DIR and `.atlas/` if needed.
+    /// `.atlas` and the lock file are opened without following links
+    /// (staging, journal and backups live there): a link is refused.
     pub fn acquire(paths: &StatePaths) -> Result<Self, SyncError> {
-        let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
-        // Staging, journal and backups are written inside `.atlas/`: a link
-        // there would send them (and the renames into place) elsewhere.
-        if std::fs::symlink_metadata(&paths.state_dir).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(SyncError::Conflict {
-                path: crate::state::STATE_DIR.to_owned(),
-                reason: format!(
-                    "{} is a symbolic link; Atlas keeps its state and staging there and never writes \
-                     through links: replace it with a real directory",
-                    paths.state_dir.display()
-                ),
-            });
-        }
-        let mut created = Vec::new();
-        let mut times = Vec::new();
-        if !exists(&paths.state_dir) {
-            if !exists(&paths.dir) {
-                times.extend(paths.dir.parent().and_then(times_of));
-                created.push(paths.dir.clone());
-            } else {
-                times.extend(times_of(&paths.dir));
-            }
-            created.push(paths.state_dir.clone());
-        }
+        let created_dir = std::fs::symlink_metadata(&paths.dir).is_err();
+        let parent_times = if created_dir {
+            paths.dir.parent().and_then(times_of)
+        } else {
+            None
+        };
+        let dir = crate::safe_dir::SafeDir::create_ambient(&paths.dir)?;
+        let created_state = dir.entry(STATE_DIR)?.is_none();
+        let dir_times = if created_state { dir.times() } else { None };
         let path = paths.state_dir.join(LOCK_FILE);
         let mut lock = Self {
             file: None,
             path: path.clone(),
-            state_dir: paths.state_dir.clone(),
-            created,
-            times,
+            local: Local::from_parts(paths, dir, None),
+            created_state,
+            created_dir,
+            parent_times,
+            dir_times,
         };
         // On any error below, dropping `lock` removes what was created.
-        std::fs::create_dir_all(&paths.state_dir)
-            .map_err(IoError::at("creating state directory", &paths.state_dir))?;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(IoError::at("opening lock file", &path))?;
+        let state = lock.local.dir()?.create_dir(STATE_DIR)?;
+        let file = state.open_or_create(LOCK_FILE);
+        lock.local.set_state(state);
+        let mut file = file?;
         // A lock just released can look held for an instant: a process
         // forked in between (this one starting a server, say) shares the
         // lock until its exec closes the descriptor. A short grace period
@@ -112,28 +105,43 @@ impl DirLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The directories this lock holds, opened without following links.
+    pub fn local(&self) -> &Local {
+        &self.local
+    }
 }
 
 impl Drop for DirLock {
     fn drop(&mut self) {
         // Closing the file releases the lock.
         drop(self.file.take());
-        if self.created.is_empty() {
+        if !self.created_state {
             return;
         }
-        let only_lock = std::fs::read_dir(&self.state_dir)
-            .is_ok_and(|entries| entries.filter_map(Result::ok).all(|e| e.file_name() == LOCK_FILE));
-        if !only_lock {
+        let Some(dir) = self.local.try_dir() else {
             return;
-        }
-        let _ = std::fs::remove_file(&self.path);
-        for d in self.created.iter().rev() {
-            let _ = std::fs::remove_dir(d);
-        }
-        for (dir, times) in &self.times {
-            if let Ok(f) = File::open(dir) {
-                let _ = f.set_times(*times);
+        };
+        if let Some(state) = self.local.try_state() {
+            let only_lock = state
+                .entries()
+                .is_ok_and(|entries| entries.iter().all(|(name, _)| name == LOCK_FILE));
+            if !only_lock {
+                return;
             }
+            let _ = state.remove_file(LOCK_FILE);
+        }
+        let _ = dir.remove_dir(STATE_DIR);
+        if let Some(t) = self.dir_times {
+            dir.set_times(t);
+        }
+        if self.created_dir {
+            let _ = std::fs::remove_dir(&self.local.paths.dir);
+        }
+        if let Some((parent, times)) = &self.parent_times
+            && let Ok(f) = File::open(parent)
+        {
+            let _ = f.set_times(*times);
         }
     }
 }

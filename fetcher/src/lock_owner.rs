@@ -80,13 +80,32 @@ impl LockOwner {
 
 /// Reads the owner record of the lock file at `lock_path` (`None` when
 /// there is none or it is not one).
+/// The file is opened without following a link (`O_NOFOLLOW`) and without
+/// waiting for a FIFO's writer (`O_NONBLOCK`): whoever owns the directory
+/// may have put either there.
 pub fn read(lock_path: &Path) -> Option<LockOwner> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.custom_flags(
+            (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK)
+                .bits()
+                .cast_signed(),
+        );
+    }
+    let file = o.open(lock_path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    parse(file)
+}
+
+/// The owner record in `r` (at most [`MAX_RECORD`] bytes).
+fn parse(r: impl std::io::Read) -> Option<LockOwner> {
     let mut text = String::new();
-    std::fs::File::open(lock_path)
-        .ok()?
-        .take(MAX_RECORD)
-        .read_to_string(&mut text)
-        .ok()?;
+    r.take(MAX_RECORD).read_to_string(&mut text).ok()?;
     serde_json::from_str(text.trim()).ok()
 }
 
@@ -98,7 +117,8 @@ pub fn read(lock_path: &Path) -> Option<LockOwner> {
 /// directory as it was.
 pub(crate) fn record(file: &mut std::fs::File, lock_path: &Path) {
     let me = LockOwner::me();
-    let prev = read(lock_path);
+    // Read through the held descriptor, never by the path again.
+    let prev = file.rewind().ok().and_then(|()| parse(&*file));
     if let Some(prev) = &prev
         && prev.program == me.program
         && prev.pid == me.pid
@@ -153,6 +173,7 @@ mod tests {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&path)
             .expect("create");

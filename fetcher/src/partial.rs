@@ -10,21 +10,24 @@
 //! descriptor the rest is then appended to, and a prefix that does not
 //! verify is dropped and the blob downloaded again from zero.
 //!
-//! The directory's owner (the server's user) can write here. Entries are
-//! opened without following links (`O_NOFOLLOW`) and without blocking
-//! (`O_NONBLOCK`), must be regular files (checked on the open descriptor),
-//! are locked while in use, and anything else found here is removed, never
-//! read through. What the directory keeps is bounded: only blobs of the
-//! current plan, each no longer than its declared size, none older than
-//! [`PARTIAL_MAX_AGE`]; the rest is removed when downloads start, and
-//! everything once they have all succeeded.
+//! The directory's owner (the server's user) can write here. The directory
+//! is reached from the state directory's handle and every entry from the
+//! directory's, one name at a time, without following links
+//! ([`crate::safe_dir`]); files are opened with `O_NONBLOCK`, must be
+//! regular files (checked on the open descriptor), are locked while in use,
+//! and anything else found here is removed, never read through. A link in
+//! place of the directory itself is left alone, with a warning, and
+//! downloads then go to staging. What the directory keeps is bounded: only
+//! blobs of the current plan, each no longer than its declared size, none
+//! older than [`PARTIAL_MAX_AGE`]; the rest is removed when downloads
+//! start, and everything once they have all succeeded.
 //!
 //! All functions here do blocking I/O: call them from a blocking thread.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use atlas_proto::digest::HashingCounter;
@@ -32,6 +35,7 @@ use atlas_proto::{IoError, Sha256Digest};
 use serde::{Deserialize, Serialize};
 
 use crate::error::SyncError;
+use crate::safe_dir::SafeDir;
 
 /// Name of the directory inside the state directory.
 pub const PARTIAL_DIR: &str = "partial";
@@ -71,14 +75,16 @@ pub struct Resume {
     pub counter: HashingCounter,
     /// What to send as `If-Range` (`None`: resume without it, or nothing to resume).
     pub if_range: Option<String>,
-    /// The file's path, for messages and the final move.
-    pub path: PathBuf,
+    /// The partial directory (opened without following links) and the file's name in it.
+    pub dir: Arc<SafeDir>,
+    pub name: String,
 }
 
 /// The partial directory of one target directory.
 #[derive(Debug, Clone)]
 pub struct PartialDir {
-    dir: PathBuf,
+    /// The state directory (`DIR/.atlas`), opened without following links.
+    state: Arc<SafeDir>,
 }
 
 fn hex_name(name: &str) -> Option<Sha256Digest> {
@@ -90,39 +96,31 @@ fn hex_name(name: &str) -> Option<Sha256Digest> {
     .flatten()
 }
 
-/// Opens `path` for reading and writing, creating it when `create`, never
-/// through a link and never waiting (a FIFO planted there opens at once and
-/// is then refused by the caller's type check).
-fn open_nofollow(path: &Path, create: bool) -> std::io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.read(true).write(true).create(create);
-    #[cfg(target_os = "linux")]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK);
-    #[cfg(not(target_os = "linux"))]
-    if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
-        return Err(std::io::Error::other("not a regular file"));
+/// Opens `name` in `dir` for reading and writing, creating it if missing,
+/// never through a link and never waiting; whatever else is there (a link,
+/// a FIFO, a directory) is removed first (the name, never its target).
+fn open_file(dir: &SafeDir, name: &str) -> Result<File, SyncError> {
+    match dir.open_or_create(name) {
+        Ok(f) => Ok(f),
+        Err(SyncError::Link { .. } | SyncError::NotARegularFile { .. }) => {
+            dir.remove_all(name)?;
+            dir.open_or_create(name)
+        }
+        Err(e) => Err(e),
     }
-    o.open(path)
 }
 
-/// Removes whatever `path` names (a link itself, not its target).
-fn remove_entry(path: &Path) {
-    let result = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(_) => return,
-    };
-    if let Err(e) = result {
-        tracing::warn!("cannot remove {}: {e}", path.display());
+/// Removes `name` from `dir` whatever it is (a link itself, not its target).
+fn remove_entry(dir: &SafeDir, name: &str) {
+    if let Err(e) = dir.remove_all(name) {
+        tracing::warn!("cannot remove {}: {e}", dir.join(name).display());
     }
 }
 
 impl PartialDir {
-    /// The partial directory inside the state directory `state_dir` (`DIR/.atlas`).
-    pub fn new(state_dir: &Path) -> Self {
-        Self {
-            dir: state_dir.join(PARTIAL_DIR),
-        }
+    /// The partial directory inside the state directory `state` (`DIR/.atlas`).
+    pub fn new(state: Arc<SafeDir>) -> Self {
+        Self { state }
     }
 
     /// Whether a blob of `size` bytes is downloaded through here.
@@ -130,43 +128,36 @@ impl PartialDir {
         size >= PARTIAL_MIN
     }
 
-    /// Where the bytes of blob `d` are kept.
-    pub fn data_path(&self, d: &Sha256Digest) -> PathBuf {
-        self.dir.join(d.to_hex())
+    /// The name of the bytes of blob `d` in the directory.
+    pub fn data_name(d: &Sha256Digest) -> String {
+        d.to_hex()
     }
 
-    fn meta_path(&self, d: &Sha256Digest) -> PathBuf {
-        self.dir.join(format!("{}.json", d.to_hex()))
+    fn meta_name(d: &Sha256Digest) -> String {
+        format!("{}.json", d.to_hex())
     }
 
-    /// Whether `path` is one of this directory's downloads.
-    pub fn holds(&self, path: &Path) -> bool {
-        path.parent() == Some(self.dir.as_path())
-    }
-
-    /// Whether the directory is usable: a real directory (created if
-    /// missing). A link or a file in its place is left alone, with a
-    /// warning, and downloads go to staging as if nothing were kept.
-    fn ready(&self) -> bool {
-        match std::fs::symlink_metadata(&self.dir) {
-            Ok(m) if m.is_dir() => true,
-            Ok(_) => {
-                tracing::warn!(
-                    "{} is not a directory (a link?); downloads are not kept across runs until it is removed",
-                    self.dir.display()
-                );
-                false
+    /// The directory, if it exists and is one (a link in its place is not
+    /// followed: `None`, with a warning).
+    fn dir(&self) -> Option<SafeDir> {
+        match self.state.open_dir(PARTIAL_DIR) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("{e}; downloads are not kept across runs until it is removed");
+                None
             }
-            Err(_) => match std::fs::create_dir(&self.dir) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(
-                        "cannot create {}: {e}; downloads are not kept across runs",
-                        self.dir.display()
-                    );
-                    false
-                }
-            },
+        }
+    }
+
+    /// The directory, created if missing; `None` (with a warning) when it
+    /// cannot be used: downloads then go to staging as if nothing were kept.
+    fn ready(&self) -> Option<SafeDir> {
+        match self.state.create_dir(PARTIAL_DIR) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!("{e}; downloads are not kept across runs");
+                None
+            }
         }
     }
 
@@ -177,23 +168,34 @@ impl PartialDir {
     /// not usable or another process is writing this blob: the caller then
     /// downloads to staging.
     pub fn open(&self, d: &Sha256Digest, size: u64, url: &str) -> Result<Option<Resume>, SyncError> {
-        if !self.ready() {
+        let Some(dir) = self.ready() else {
             return Ok(None);
-        }
-        let path = self.data_path(d);
-        let file = match open_nofollow(&path, true) {
-            Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => f,
-            // A link, a FIFO, a directory... in its place: remove the name, start afresh.
-            _ => {
-                remove_entry(&path);
-                match open_nofollow(&path, true) {
-                    Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => f,
-                    _ => {
-                        tracing::warn!("cannot use {}; downloading to staging", path.display());
-                        return Ok(None);
-                    }
+        };
+        let name = Self::data_name(d);
+        let path = dir.join(&name);
+        // Bytes someone else could still change after they were hashed are
+        // never kept: such a file is removed and the download starts afresh
+        // in a file of this process (see [`crate::verified`]).
+        let mut file = None;
+        for _ in 0..2 {
+            match open_file(&dir, &name) {
+                Ok(f) if f.metadata().is_ok_and(|m| crate::verified::is_private(&m)) => {
+                    file = Some(f);
+                    break;
+                }
+                Ok(_) => {
+                    tracing::warn!("{} is writable by another user; not resuming it", path.display());
+                    dir.remove_all(&name)?;
+                }
+                Err(e) => {
+                    tracing::warn!("cannot use {}: {e}; downloading to staging", path.display());
+                    return Ok(None);
                 }
             }
+        }
+        let Some(file) = file else {
+            tracing::warn!("cannot use {}; downloading to staging", path.display());
+            return Ok(None);
         };
         match file.try_lock() {
             Ok(()) => {}
@@ -206,7 +208,7 @@ impl PartialDir {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(IoError::at("locking", &path)(e).into()),
         }
-        let meta = self.read_meta(d);
+        let meta = read_meta(&dir, d);
         let usable = meta
             .as_ref()
             .is_some_and(|m| m.format == META_FORMAT && m.url == url && m.size == size);
@@ -214,11 +216,12 @@ impl PartialDir {
             file,
             counter: HashingCounter::new(),
             if_range: None,
-            path,
+            dir: Arc::new(dir),
+            name,
         };
         if usable {
             hash_prefix(&mut resume.file, size, &mut resume.counter)
-                .map_err(IoError::at("reading the partial download", &resume.path))?;
+                .map_err(IoError::at("reading the partial download", &path))?;
             resume.if_range = meta.and_then(|m| m.if_range);
         }
         // Anything past what was hashed (or everything, when unusable) goes.
@@ -227,22 +230,11 @@ impl PartialDir {
             .file
             .set_len(keep)
             .and_then(|()| resume.file.seek(SeekFrom::Start(keep)))
-            .map_err(IoError::at("truncating the partial download", &resume.path))?;
+            .map_err(IoError::at("truncating the partial download", &path))?;
         if keep > 0 {
             tracing::info!(blob = %d, bytes = keep, "a partial download was kept from an earlier run");
         }
         Ok(Some(resume))
-    }
-
-    fn read_meta(&self, d: &Sha256Digest) -> Option<Meta> {
-        let path = self.meta_path(d);
-        let file = open_nofollow(&path, false).ok()?;
-        if !file.metadata().is_ok_and(|m| m.is_file() && m.len() <= META_MAX) {
-            return None;
-        }
-        let mut text = Vec::new();
-        file.take(META_MAX).read_to_end(&mut text).ok()?;
-        serde_json::from_slice(&text).ok()
     }
 
     /// Records where the bytes of `d` now come from (a download that starts
@@ -260,31 +252,36 @@ impl PartialDir {
             size,
             if_range: if_range.map(str::to_owned),
         };
-        let path = self.meta_path(d);
+        let dir = self.ready().ok_or_else(|| {
+            SyncError::Internal(format!(
+                "{} is not usable",
+                self.state.join(PARTIAL_DIR).display()
+            ))
+        })?;
+        let name = Self::meta_name(d);
         let bytes = serde_json::to_vec(&meta).map_err(|e| SyncError::Internal(e.to_string()))?;
-        let write = |f: &mut File| f.set_len(0).and_then(|()| f.write_all(&bytes));
-        let mut file = match open_nofollow(&path, true) {
-            Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => f,
-            _ => {
-                remove_entry(&path);
-                open_nofollow(&path, true).map_err(IoError::at("writing", &path))?
-            }
-        };
-        write(&mut file).map_err(IoError::at("writing", &path))?;
+        let mut file = open_file(&dir, &name)?;
+        file.set_len(0)
+            .and_then(|()| file.write_all(&bytes))
+            .map_err(IoError::at("writing", dir.join(&name)))?;
         Ok(())
     }
 
     /// Forgets the partial download of `d` (its bytes did not verify).
     pub fn discard(&self, d: &Sha256Digest) {
-        remove_entry(&self.data_path(d));
-        remove_entry(&self.meta_path(d));
+        if let Some(dir) = self.dir() {
+            remove_entry(&dir, &Self::data_name(d));
+            remove_entry(&dir, &Self::meta_name(d));
+        }
     }
 
-    /// Moves the verified download of `d` to `dest` (in staging).
-    pub fn finish(&self, d: &Sha256Digest, dest: &Path) -> Result<(), SyncError> {
-        let from = self.data_path(d);
-        std::fs::rename(&from, dest).map_err(IoError::at("moving the verified download", &from))?;
-        remove_entry(&self.meta_path(d));
+    /// Moves the verified download of `d` to `to/to_name` (in staging).
+    pub fn finish(&self, d: &Sha256Digest, to: &SafeDir, to_name: &str) -> Result<(), SyncError> {
+        let dir = self.dir().ok_or_else(|| {
+            SyncError::Internal(format!("{} is gone", self.state.join(PARTIAL_DIR).display()))
+        })?;
+        dir.rename(&Self::data_name(d), to, to_name)?;
+        remove_entry(&dir, &Self::meta_name(d));
         Ok(())
     }
 
@@ -293,53 +290,60 @@ impl PartialDir {
     /// data longer than its blob, entries older than [`PARTIAL_MAX_AGE`],
     /// side files without data. With `keep` empty, removes the directory.
     pub fn clean(&self, keep: &BTreeMap<Sha256Digest, u64>) {
-        let Ok(m) = std::fs::symlink_metadata(&self.dir) else {
+        let Some(dir) = self.dir() else {
             return;
         };
-        if !m.is_dir() {
-            return; // `ready` warns about it when it matters
-        }
         if keep.is_empty() {
-            remove_entry(&self.dir);
+            remove_entry(&self.state, PARTIAL_DIR);
             return;
         }
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+        let Ok(entries) = dir.entries() else {
             return;
         };
-        let now = SystemTime::now();
-        let mut entries: Vec<_> = entries.filter_map(Result::ok).take(MAX_ENTRIES + 1).collect();
-        // Data first, so a side file whose data goes is seen without it.
-        entries.sort_by_key(|e| e.file_name().to_string_lossy().ends_with(".json"));
         if entries.len() > MAX_ENTRIES {
-            tracing::warn!("{} holds too many entries; removing it", self.dir.display());
-            remove_entry(&self.dir);
+            tracing::warn!("{} holds too many entries; removing it", dir.path().display());
+            remove_entry(&self.state, PARTIAL_DIR);
             return;
         }
-        for e in entries {
-            let path = e.path();
-            let name = e.file_name().to_string_lossy().into_owned();
+        let now = SystemTime::now();
+        let mut entries = entries;
+        // Data first, so a side file whose data goes is seen without it.
+        entries.sort_by_key(|(name, _)| name.ends_with(".json"));
+        for (name, m) in entries {
             let (hex, is_meta) = match name.strip_suffix(".json") {
                 Some(h) => (h, true),
                 None => (name.as_str(), false),
             };
-            let fresh = |m: &std::fs::Metadata| {
-                m.modified()
-                    .ok()
-                    .and_then(|t| now.duration_since(t).ok())
-                    .is_none_or(|age| age <= PARTIAL_MAX_AGE)
-            };
+            let fresh = m
+                .modified()
+                .ok()
+                .and_then(|t| now.duration_since(t.into_std()).ok())
+                .is_none_or(|age| age <= PARTIAL_MAX_AGE);
             let wanted = hex_name(hex).and_then(|d| keep.get(&d).map(|size| (d, *size)));
-            let useful = match (wanted, std::fs::symlink_metadata(&path)) {
-                (Some((_, size)), Ok(m)) if !is_meta => m.is_file() && m.len() <= size && fresh(&m),
-                (Some((d, _)), Ok(m)) => m.is_file() && m.len() <= META_MAX && self.data_path(&d).is_file(),
-                _ => false,
+            let useful = match wanted {
+                Some((_, size)) if !is_meta => m.is_file() && m.len() <= size && fresh,
+                Some((d, _)) => {
+                    m.is_file()
+                        && m.len() <= META_MAX
+                        && dir
+                            .entry(&Self::data_name(&d))
+                            .ok()
+                            .flatten()
+                            .is_some_and(|m| m.is_file())
+                }
+                None => false,
             };
             if !useful {
-                tracing::debug!("removing {}", path.display());
-                remove_entry(&path);
+                tracing::debug!("removing {}", dir.join(&name).display());
+                remove_entry(&dir, &name);
             }
         }
     }
+}
+
+fn read_meta(dir: &SafeDir, d: &Sha256Digest) -> Option<Meta> {
+    let bytes = dir.read_capped(&PartialDir::meta_name(d), META_MAX).ok()??;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Hashes what `file` holds from its start, at most `size` bytes.
@@ -363,13 +367,21 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, PartialDir) {
         let tmp = tempfile::tempdir().expect("tmp");
-        let p = PartialDir::new(tmp.path());
+        let p = PartialDir::new(Arc::new(SafeDir::open_ambient(tmp.path()).expect("open")));
         (tmp, p)
+    }
+
+    fn data(tmp: &tempfile::TempDir, d: &Sha256Digest) -> std::path::PathBuf {
+        tmp.path().join(PARTIAL_DIR).join(PartialDir::data_name(d))
+    }
+
+    fn meta(tmp: &tempfile::TempDir, d: &Sha256Digest) -> std::path::PathBuf {
+        tmp.path().join(PARTIAL_DIR).join(PartialDir::meta_name(d))
     }
 
     #[test]
     fn a_prefix_from_the_same_url_is_hashed_and_kept_else_emptied() {
-        let (_tmp, p) = setup();
+        let (tmp, p) = setup();
         let blob = vec![5u8; 3000];
         let d = Sha256Digest::of(&blob);
         let mut r = p.open(&d, 3000, "http://a/x").expect("open").expect("usable");
@@ -395,7 +407,7 @@ mod tests {
 
         let r = p.open(&d, 3000, "http://b/x").expect("open").expect("usable");
         assert_eq!(r.counter.len(), 0, "another URL starts afresh");
-        assert_eq!(std::fs::metadata(p.data_path(&d)).expect("meta").len(), 0);
+        assert_eq!(std::fs::metadata(data(&tmp, &d)).expect("meta").len(), 0);
     }
 
     #[cfg(unix)]
@@ -406,25 +418,45 @@ mod tests {
         let outside = tmp.path().join("outside");
         std::fs::write(&outside, b"precious").expect("write");
         let d = Sha256Digest::of(b"x");
-        std::os::unix::fs::symlink(&outside, p.data_path(&d)).expect("link");
-        std::os::unix::fs::symlink(&outside, p.meta_path(&d)).expect("link");
+        std::os::unix::fs::symlink(&outside, data(&tmp, &d)).expect("link");
+        std::os::unix::fs::symlink(&outside, meta(&tmp, &d)).expect("link");
         let r = p.open(&d, PARTIAL_MIN, "u").expect("open").expect("usable");
         assert_eq!(r.counter.len(), 0);
         p.record(&d, PARTIAL_MIN, "u", None).expect("record");
         assert_eq!(std::fs::read(&outside).expect("read"), b"precious");
         assert!(
-            !std::fs::symlink_metadata(p.data_path(&d))
+            !std::fs::symlink_metadata(data(&tmp, &d))
                 .expect("meta")
                 .is_symlink()
         );
         drop(r);
         p.discard(&d);
-        nix::unistd::mkfifo(&p.data_path(&d), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        nix::unistd::mkfifo(&data(&tmp, &d), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
         let r = p
             .open(&d, PARTIAL_MIN, "u")
             .expect("open without blocking")
             .expect("usable");
         assert!(r.file.metadata().expect("meta").is_file());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_prefix_another_user_could_rewrite_is_not_resumed() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (tmp, p) = setup();
+        let blob = vec![9u8; 3000];
+        let d = Sha256Digest::of(&blob);
+        let mut r = p.open(&d, 3000, "u").expect("open").expect("usable");
+        p.record(&d, 3000, "u", None).expect("record");
+        r.file.write_all(&blob[..1000]).expect("write");
+        drop(r);
+        // The right bytes, but writable by the group and others: they could
+        // change between the hash and the move into staging.
+        std::fs::set_permissions(data(&tmp, &d), std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        let r = p.open(&d, 3000, "u").expect("open").expect("usable");
+        assert_eq!(r.counter.len(), 0, "started afresh");
+        let m = r.file.metadata().expect("meta");
+        assert!(crate::verified::is_private(&m), "a new file of this process");
     }
 
     #[test]
@@ -437,7 +469,7 @@ mod tests {
             r.file.write_all(b"12345").expect("write");
         }
         std::fs::write(tmp.path().join(PARTIAL_DIR).join("junk"), b"?").expect("write");
-        let old = File::options().write(true).open(p.data_path(&b)).expect("open");
+        let old = File::options().write(true).open(data(&tmp, &b)).expect("open");
         old.set_modified(SystemTime::now() - PARTIAL_MAX_AGE - Duration::from_secs(60))
             .expect("age it");
         let keep: BTreeMap<_, _> = [(a, 10), (b, 10)].into_iter().collect();
@@ -449,7 +481,7 @@ mod tests {
         names.sort();
         assert_eq!(names, [a.to_hex(), format!("{}.json", a.to_hex())]);
         p.clean(&[(a, 4)].into_iter().collect());
-        assert!(!p.data_path(&a).exists(), "longer than its blob");
+        assert!(!data(&tmp, &a).exists(), "longer than its blob");
         p.clean(&BTreeMap::new());
         assert!(!tmp.path().join(PARTIAL_DIR).exists());
     }

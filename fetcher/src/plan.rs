@@ -85,9 +85,15 @@ pub struct PlannedFile {
     /// Modification time on disk now (for files kept in place).
     #[serde(skip)]
     pub mtime_ns: Option<u64>,
-    /// For [`FileAction::Modified`]: what the previous install recorded.
+    /// For [`FileAction::Modified`]: what the previous install recorded
+    /// (for a [`Self::conflict`], the build's content, as if installed).
     #[serde(skip)]
     pub previous: Option<InstalledFile>,
+    /// No build managed this path, and the user's own file there differs
+    /// from the build's: handled like a managed file the user changed
+    /// (see [`OnModified`]) and reported as a conflict, never as an add.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub conflict: bool,
 }
 
 impl PlannedFile {
@@ -193,8 +199,15 @@ pub fn plan_with(
             reason: e.to_string(),
         })?;
         let before = prev.get(f.path.as_str()).copied();
+        // A path no build managed is compared with the build's content: a
+        // file already holding it is taken over, any other is the user's.
+        let unmanaged = InstalledFile::new(f.path.clone(), sha256, f.size);
+        let compare = match before {
+            Some(p) => Some(p),
+            None => Some(&unmanaged),
+        };
         // A preserved file is the user's once written: never checked for changes.
-        let seen = observe(&f.path, before.filter(|p| !p.preserve && !f.preserve));
+        let seen = observe(&f.path, compare.filter(|p| !p.preserve && !f.preserve));
         if seen == Observed::NotAFile {
             return Err(SyncError::Conflict {
                 path: f.path.clone(),
@@ -208,10 +221,12 @@ pub fn plan_with(
             _ => (None, false),
         };
         let mut backup = false;
+        let conflict = before.is_none() && modified && !f.preserve;
         let action = match (before, seen) {
             _ if f.preserve && matches!(seen, Observed::File { .. }) => FileAction::Keep,
-            (None, _) => FileAction::Add,
-            (Some(_), Observed::File { modified: true, .. }) => match on_modified {
+            (None, Observed::File { modified: false, .. }) => FileAction::Keep,
+            (None, Observed::File { modified: true, .. })
+            | (Some(_), Observed::File { modified: true, .. }) => match on_modified {
                 OnModified::Keep => FileAction::Modified,
                 OnModified::Backup => {
                     backup = true;
@@ -219,6 +234,7 @@ pub fn plan_with(
                 }
                 OnModified::Replace => FileAction::Replace,
             },
+            (None, _) => FileAction::Add,
             (Some(p), _) if p.sha256.0 != sha256 => FileAction::Replace,
             (Some(_), Observed::File { .. }) => FileAction::Keep,
             (Some(_), _) => FileAction::Repair,
@@ -237,8 +253,9 @@ pub fn plan_with(
             backup,
             mtime_ns,
             previous: (action == FileAction::Modified)
-                .then(|| before.cloned())
+                .then(|| compare.cloned())
                 .flatten(),
+            conflict,
         });
     }
     out.files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -366,6 +383,47 @@ mod tests {
         );
         assert_eq!(action(&p, "new"), FileAction::Add);
         assert_eq!(p.remove, ["gone"]);
+    }
+
+    #[test]
+    fn a_users_file_where_the_build_adds_one_follows_the_policy() {
+        let prev = installed(&[("a", b"a")]);
+        let files = [
+            file("a", b"a", Side::Both),
+            file("mine", b"pack's", Side::Both),
+            file("same", b"s", Side::Both),
+            file("new", b"n", Side::Both),
+        ];
+        // "mine" differs from the build's (7 bytes, not 6); "same" matches.
+        let on_disk = disk(&[("a", 1), ("mine", 7), ("same", 1)]);
+        for (policy, want, backup) in [
+            (OnModified::Keep, FileAction::Modified, false),
+            (OnModified::Backup, FileAction::Replace, true),
+            (OnModified::Replace, FileAction::Replace, false),
+        ] {
+            let p = plan_with(
+                &files,
+                InstallSide::Server,
+                &Selection::default(),
+                Some(&prev),
+                &on_disk,
+                policy,
+            )
+            .expect("plan");
+            let mine = p.files.iter().find(|f| f.path == "mine").expect("planned");
+            assert_eq!(
+                (mine.action, mine.backup, mine.conflict),
+                (want, backup, true),
+                "{policy:?}"
+            );
+            if want == FileAction::Modified {
+                let rec = mine.previous.as_ref().expect("recorded as the build's content");
+                assert_eq!(rec.sha256.0, Sha256Digest::of(b"pack's"));
+            }
+            assert_eq!(action(&p, "same"), FileAction::Keep, "taken over, not downloaded");
+            assert_eq!(action(&p, "new"), FileAction::Add);
+            assert!(!p.files.iter().any(|f| f.conflict && f.path != "mine"));
+        }
     }
 
     #[test]

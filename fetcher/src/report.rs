@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::exit;
-use crate::plan::{FileAction, Plan};
+use crate::plan::{FileAction, Plan, PlannedFile};
 use crate::side::InstallSide;
 
 /// How a sync ended.
@@ -42,6 +42,41 @@ pub struct Counts {
     pub modified: usize,
     /// Distinct blobs downloaded (or to download, in a dry run).
     pub blobs: usize,
+    /// The user's own files at paths the build adds (see [`FileChanges::conflicts`]).
+    pub conflicts: usize,
+}
+
+/// What became of a user's file at a path the new build adds (`--on-modified`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// Left in place (policy `keep`); the build's file is not installed
+    /// there until the user removes theirs.
+    Kept,
+    /// Copied to `.atlas/backups/<unix-time>/`, then replaced.
+    BackedUp,
+    /// Replaced by the build's file.
+    Replaced,
+}
+
+/// A file the pack never installed, found where the new build adds one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    pub path: String,
+    pub resolution: Resolution,
+}
+
+impl Conflict {
+    fn of(f: &PlannedFile) -> Self {
+        Self {
+            path: f.path.clone(),
+            resolution: match f.action {
+                FileAction::Modified => Resolution::Kept,
+                _ if f.backup => Resolution::BackedUp,
+                _ => Resolution::Replaced,
+            },
+        }
+    }
 }
 
 /// Paths per action.
@@ -57,6 +92,9 @@ pub struct FileChanges {
     pub dropped_modified: Vec<String>,
     /// Files the user changed that were replaced (policy `backup` or `replace`).
     pub replaced_modified: Vec<String>,
+    /// Files the pack never installed at paths the new build adds, and
+    /// what `--on-modified` did with each (not listed under any other key).
+    pub conflicts: Vec<Conflict>,
 }
 
 /// What a sync did (or, in a dry run, would do).
@@ -92,28 +130,44 @@ pub struct Report {
 impl Report {
     /// Fills counts and file lists from a plan.
     pub(crate) fn with_plan(mut self, plan: &Plan) -> Self {
-        self.counts = Counts {
-            added: plan.count(FileAction::Add),
-            updated: plan.count(FileAction::Replace),
-            repaired: plan.count(FileAction::Repair),
-            removed: plan.remove.len(),
-            kept: plan.count(FileAction::Keep),
-            modified: plan.count(FileAction::Modified) + plan.dropped_modified.len(),
-            blobs: plan.downloads().len(),
+        // A conflict is reported as such only, whatever its action.
+        let paths = |action: FileAction| -> Vec<String> {
+            plan.files
+                .iter()
+                .filter(|f| f.action == action && !f.conflict)
+                .map(|f| f.path.clone())
+                .collect()
         };
+        let conflicts: Vec<Conflict> = plan
+            .files
+            .iter()
+            .filter(|f| f.conflict)
+            .map(Conflict::of)
+            .collect();
         self.files = FileChanges {
-            added: plan.paths(FileAction::Add),
-            updated: plan.paths(FileAction::Replace),
-            repaired: plan.paths(FileAction::Repair),
+            added: paths(FileAction::Add),
+            updated: paths(FileAction::Replace),
+            repaired: paths(FileAction::Repair),
             removed: plan.remove.clone(),
-            modified: plan.paths(FileAction::Modified),
+            modified: paths(FileAction::Modified),
             dropped_modified: plan.dropped_modified.clone(),
             replaced_modified: plan
                 .files
                 .iter()
-                .filter(|f| f.modified && f.needs_download())
+                .filter(|f| f.modified && f.needs_download() && !f.conflict)
                 .map(|f| f.path.clone())
                 .collect(),
+            conflicts,
+        };
+        self.counts = Counts {
+            added: self.files.added.len(),
+            updated: self.files.updated.len(),
+            repaired: self.files.repaired.len(),
+            removed: plan.remove.len(),
+            kept: plan.count(FileAction::Keep),
+            modified: self.files.modified.len() + plan.dropped_modified.len(),
+            blobs: plan.downloads().len(),
+            conflicts: self.files.conflicts.len(),
         };
         self.bytes_planned = plan.download_bytes();
         self
@@ -152,7 +206,7 @@ impl Report {
                     "would update to"
                 };
                 format!(
-                    "{}/{} {verb} version {}, build {}: {} added, {} updated, {} repaired, {} removed, {} unchanged; {} bytes {}",
+                    "{}/{} {verb} version {}, build {}: {} added, {} updated, {} repaired, {} removed, {} unchanged{}; {} bytes {}",
                     self.pack,
                     self.channel,
                     self.version,
@@ -162,6 +216,10 @@ impl Report {
                     self.counts.repaired,
                     self.counts.removed,
                     self.counts.kept,
+                    match self.counts.conflicts {
+                        0 => String::new(),
+                        n => format!(", {n} of your own files in the way"),
+                    },
                     if self.dry_run {
                         self.bytes_planned
                     } else {

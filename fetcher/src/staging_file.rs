@@ -7,9 +7,10 @@
 //! those thread wake-ups were a measurable share of a cold install.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::SyncError;
+use crate::safe_dir::SafeDir;
 use atlas_proto::IoError;
 
 /// Bytes gathered before each write. Memory: at most this (plus one body
@@ -19,7 +20,9 @@ pub(crate) const WRITE_BUFFER: usize = 256 * 1024;
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct StagingFile {
-    path: PathBuf,
+    /// The staging directory (opened without following links) and the name in it.
+    dir: Arc<SafeDir>,
+    name: String,
     /// `None` until the first write reaches the disk (or after [`Self::restart`]).
     file: Option<std::fs::File>,
     buf: Vec<u8>,
@@ -29,12 +32,13 @@ pub(crate) struct StagingFile {
 
 impl StagingFile {
     /// Nothing is created yet; `expected` (the declared size) sizes the buffer.
-    pub(crate) fn new(path: &Path, expected: u64) -> Self {
+    pub(crate) fn new(dir: Arc<SafeDir>, name: &str, expected: u64) -> Self {
         let cap = usize::try_from(expected)
             .unwrap_or(WRITE_BUFFER)
             .min(WRITE_BUFFER);
         Self {
-            path: path.to_owned(),
+            dir,
+            name: name.to_owned(),
             file: None,
             buf: Vec::with_capacity(cap),
             truncate: false,
@@ -43,9 +47,10 @@ impl StagingFile {
 
     /// Appends to `file`, already open where the next byte goes (a partial
     /// download kept from an earlier run, see [`crate::partial`]).
-    pub(crate) fn resume(path: &Path, file: std::fs::File) -> Self {
+    pub(crate) fn resume(dir: Arc<SafeDir>, name: &str, file: std::fs::File) -> Self {
         Self {
-            path: path.to_owned(),
+            dir,
+            name: name.to_owned(),
             file: Some(file),
             buf: Vec::with_capacity(WRITE_BUFFER),
             truncate: false,
@@ -70,21 +75,21 @@ impl StagingFile {
     async fn flush_then(&mut self, writeback: bool) -> Result<(), SyncError> {
         let file = self.file.take();
         let mut buf = std::mem::take(&mut self.buf);
-        let path = self.path.clone();
+        let (dir, name) = (Arc::clone(&self.dir), self.name.clone());
         let truncate = std::mem::take(&mut self.truncate);
         let (file, buf) = tokio::task::spawn_blocking(move || {
             let mut f = match file {
                 Some(f) => f,
-                None => std::fs::File::create(&path).map_err(IoError::at("creating staging file", &path))?,
+                None => dir.create(&name)?,
             };
             if truncate {
                 use std::io::Seek as _;
                 f.set_len(0)
                     .and_then(|()| f.rewind())
-                    .map_err(IoError::at("truncating staging file", &path))?;
+                    .map_err(IoError::at("truncating staging file", dir.join(&name)))?;
             }
             f.write_all(&buf)
-                .map_err(IoError::at("writing staging file", &path))?;
+                .map_err(IoError::at("writing staging file", dir.join(&name)))?;
             buf.clear();
             if writeback {
                 crate::durable::start_writeback(&f);
@@ -113,8 +118,9 @@ impl StagingFile {
         if self.file.is_none() || !self.buf.is_empty() || self.truncate || writeback {
             self.flush_then(writeback).await?;
         }
-        self.file
-            .ok_or_else(|| SyncError::Internal(format!("{} was not created", self.path.display())))
+        self.file.ok_or_else(|| {
+            SyncError::Internal(format!("{} was not created", self.dir.join(&self.name).display()))
+        })
     }
 }
 
@@ -125,8 +131,9 @@ mod tests {
     #[tokio::test]
     async fn small_writes_gather_and_an_empty_file_is_still_created() {
         let dir = tempfile::tempdir().expect("tempdir");
+        let safe = Arc::new(SafeDir::open_ambient(dir.path()).expect("open"));
         let p = dir.path().join("a");
-        let mut f = StagingFile::new(&p, 5);
+        let mut f = StagingFile::new(Arc::clone(&safe), "a", 5);
         f.write(b"ab").await.expect("write");
         f.write(b"cde").await.expect("write");
         assert!(
@@ -137,16 +144,22 @@ mod tests {
         assert_eq!(std::fs::read(&p).expect("read"), b"abcde");
 
         let empty = dir.path().join("empty");
-        drop(StagingFile::new(&empty, 0).close(false).await.expect("close"));
+        drop(
+            StagingFile::new(safe, "empty", 0)
+                .close(false)
+                .await
+                .expect("close"),
+        );
         assert_eq!(std::fs::read(&empty).expect("read"), b"");
     }
 
     #[tokio::test]
     async fn large_files_are_written_as_the_buffer_fills_and_restart_truncates() {
         let dir = tempfile::tempdir().expect("tempdir");
+        let safe = Arc::new(SafeDir::open_ambient(dir.path()).expect("open"));
         let p = dir.path().join("big");
         let chunk = vec![7u8; 100_000];
-        let mut f = StagingFile::new(&p, 1 << 20);
+        let mut f = StagingFile::new(safe, "big", 1 << 20);
         for _ in 0..3 {
             f.write(&chunk).await.expect("write");
         }

@@ -1,14 +1,14 @@
 //! The fetcher's state in `DIR/.atlas/`: `trust.json` (what was last accepted
 //! per pack/channel, for rollback and freeze protection and conditional GETs)
 //! and `install.json` (which build is installed and every file it manages).
-//! Both are written atomically ([`crate::durable::write_atomic_json`]); this
-//! module only models, reads and checks them.
+//! Both are written atomically ([`crate::safe_dir::SafeDir::write_atomic_json`]);
+//! this module only models, reads and checks them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use atlas_proto::Sha256Digest;
 use atlas_proto::pointer::LastAccepted;
-use atlas_proto::{IoError, Sha256Digest};
 use serde::{Deserialize, Serialize};
 
 use crate::error::SyncError;
@@ -201,14 +201,6 @@ pub fn channel_key(pack: &str, channel: &str) -> String {
     format!("{pack}/{channel}")
 }
 
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, SyncError> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(IoError::at("reading state file", path)(e).into()),
-    }
-}
-
 fn bad(path: &Path, message: impl Into<String>) -> SyncError {
     SyncError::State {
         path: path.to_owned(),
@@ -248,23 +240,6 @@ fn check_format(path: &Path, v: &serde_json::Value) -> Result<(), SyncError> {
         )),
         None => Err(bad(path, "missing `format` field")),
     }
-}
-
-/// Loads `trust.json`; a missing file is an empty state.
-pub fn load_trust(path: &Path) -> Result<TrustState, SyncError> {
-    match read_optional(path)? {
-        Some(b) => parse_trust(path, &b),
-        None => Ok(TrustState {
-            format: STATE_FORMAT,
-            channels: BTreeMap::new(),
-            last_time: None,
-        }),
-    }
-}
-
-/// Loads `install.json`; `None` if there is none.
-pub fn load_install(path: &Path) -> Result<Option<InstallState>, SyncError> {
-    read_optional(path)?.map(|b| parse_install(path, &b)).transpose()
 }
 
 #[cfg(test)]
@@ -326,11 +301,5 @@ mod tests {
         assert!(err(&good.replace("\"server\"", "\"both\"")).contains("unknown variant"));
         assert!(err(&good.replace(r#""size":3"#, r#""size":3,"extra":1"#)).contains("unknown field"));
         assert!(err(&good.replace(&hexd(b"x"), "abc")).contains("SHA-256"));
-        let d = tempfile::tempdir().expect("tmp");
-        assert!(
-            load_install(&d.path().join("none.json"))
-                .expect("missing ok")
-                .is_none()
-        );
     }
 }

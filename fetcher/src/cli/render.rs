@@ -10,7 +10,7 @@ use super::failure::Failure;
 use crate::cache::GcReport;
 use crate::inspect::{Status, Verification};
 use crate::provision::Provisioned;
-use crate::report::Report;
+use crate::report::{Report, Resolution};
 
 /// Prints a failed command's error: on stderr, and as a JSON object on
 /// stdout with `--json`.
@@ -63,6 +63,17 @@ fn changes_and_kept(report: &Report, out: &mut impl io::Write) -> io::Result<()>
             out,
             "kept   {p} (dropped by the pack but changed locally; no longer managed)"
         )?;
+    }
+    for c in &report.files.conflicts {
+        let what = match c.resolution {
+            Resolution::Kept => {
+                "kept: the pack now installs a file there, but this one is yours; \
+                 remove it or use --on-modified backup|replace to take the pack's"
+            }
+            Resolution::BackedUp => "backed up, then replaced by the pack's file",
+            Resolution::Replaced => "replaced by the pack's file (--on-modified replace)",
+        };
+        writeln!(out, "conflict {} ({what})", c.path)?;
     }
     if let Some(d) = &report.backup_dir {
         writeln!(out, "backed up your changed files to {d}")?;

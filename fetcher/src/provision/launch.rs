@@ -4,7 +4,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use atlas_proto::{IoError, Limits};
+use atlas_proto::Limits;
 use serde::{Deserialize, Serialize};
 
 use super::error::ProvisionError;
@@ -44,25 +44,26 @@ impl LaunchDescription {
     /// Reads and checks the launch description of `server_dir`; `None` if
     /// there is none.
     pub fn load(server_dir: &Path) -> Result<Option<Self>, ProvisionError> {
-        use std::io::Read as _;
+        // Through the directory's handles: a link in place of `.atlas` or
+        // `launch.json` is refused, a FIFO does not hang the read.
         let path = Self::path(server_dir);
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(IoError::at("reading", &path)(e).into()),
-        };
-        let mut bytes = Vec::new();
+        let local = crate::local::Local::open(&crate::state::StatePaths::new(server_dir))?;
         let cap = Limits::DEFAULT.launch_bytes;
-        file.take(cap + 1)
-            .read_to_end(&mut bytes)
-            .map_err(IoError::at("reading", &path))?;
+        let bytes = match local.try_state() {
+            Some(state) => match state.read_capped(LAUNCH_FILE, cap) {
+                Ok(Some(b)) => b,
+                Ok(None) => return Ok(None),
+                Err(crate::error::SyncError::State { message, .. }) => {
+                    return Err(ProvisionError::State { path, message });
+                }
+                Err(e) => return Err(e.into()),
+            },
+            None => return Ok(None),
+        };
         let bad = |message: String| ProvisionError::State {
             path: path.clone(),
             message,
         };
-        if bytes.len() as u64 > cap {
-            return Err(bad(format!("larger than {cap} bytes")));
-        }
         let d: Self =
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a launch description: {e}")))?;
         d.check().map_err(bad)?;

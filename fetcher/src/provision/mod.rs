@@ -69,7 +69,7 @@ pub async fn provision(opts: &ProvisionOptions) -> Result<Provisioned, Provision
         check_version("loader version", &opts.loader_version)?;
     }
     let paths = StatePaths::new(&opts.dir);
-    let _lock = DirLock::acquire(&paths)?;
+    let lock = DirLock::acquire(&paths)?;
     match LaunchDescription::load(&opts.dir) {
         Ok(Some(d))
             if d.minecraft == opts.minecraft
@@ -107,7 +107,8 @@ pub async fn provision(opts: &ProvisionOptions) -> Result<Provisioned, Provision
             message: format!("`{}` is missing after the install", launch.target()),
         });
     }
-    durable::write_atomic_json(&LaunchDescription::path(&opts.dir), &launch)?;
+    // Through the lock's handle on `.atlas/`: never written through a link.
+    lock.local().state()?.write_atomic_json(LAUNCH_FILE, &launch)?;
     Ok(Provisioned {
         launch,
         changed: true,

@@ -12,7 +12,7 @@ use super::launch::Loader;
 use crate::history;
 use crate::side::InstallSide;
 use crate::source;
-use crate::state::{self, StatePaths};
+use crate::state::StatePaths;
 
 /// Default time a loader installer may run.
 pub const DEFAULT_INSTALLER_TIMEOUT: Duration = Duration::from_secs(600);
@@ -89,8 +89,9 @@ impl ProvisionOptions {
     /// Options for the build installed in `dir`: Minecraft version and
     /// loader from its manifest (kept in `.atlas/builds/`).
     pub fn for_install(dir: &Path) -> Result<Self, ProvisionError> {
-        let paths = StatePaths::new(dir);
-        let install = state::load_install(&paths.install)?
+        let local = crate::local::Local::open(&StatePaths::new(dir))?;
+        let install = local
+            .load_install()?
             .ok_or_else(|| ProvisionError::NotInstalled { dir: dir.to_owned() })?;
         if install.side != InstallSide::Server {
             return Err(ProvisionError::Usage(format!(
@@ -98,7 +99,7 @@ impl ProvisionOptions {
                 dir.display()
             )));
         }
-        let m = history::load(&paths, &install.build.0, &install.pack, &Limits::DEFAULT)?;
+        let m = history::load(&local, &install.build.0, &install.pack, &Limits::DEFAULT)?;
         let loader = m.loader.unwrap_or_default();
         let kind = Loader::from_proto(loader.kind).ok_or_else(|| {
             ProvisionError::Usage(format!(

@@ -63,3 +63,19 @@ fn loaders_and_versions() {
         assert!(check_version("v", bad).is_err(), "{bad}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_launch_description_that_is_a_link_is_refused_never_read_through() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (dir, outside) = (tmp.path().join("server"), tmp.path().join("outside.json"));
+    std::fs::create_dir_all(dir.join(crate::state::STATE_DIR)).expect("mkdir");
+    durable::write_atomic_json(&outside, &desc(Some("server.jar"), None)).expect("write");
+    std::os::unix::fs::symlink(&outside, LaunchDescription::path(&dir)).expect("symlink");
+    let err = LaunchDescription::load(&dir).expect_err("a link");
+    assert_eq!(err.exit_code(), crate::exit::LOCAL);
+    assert!(
+        err.to_string().contains("launch.json is a symbolic link"),
+        "{err}"
+    );
+}

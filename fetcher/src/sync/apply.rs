@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use atlas_proto::IoError;
 use tokio::time::Instant;
 
 use super::{BACKUPS_DIR, Check, CheckStatus, Syncer, keychain, prefetch};
@@ -15,13 +14,16 @@ use crate::durable;
 use crate::error::SyncError;
 use crate::history;
 use crate::journal::{self, Journal, Recovery};
+use crate::local::Local;
 use crate::lock::DirLock;
-use crate::place;
+use crate::place::{self, Tree};
 use crate::plan::{FileAction, Plan, PlannedFile};
 use crate::progress::{Phase, Progress};
 use crate::report::{Outcome, Report};
-use crate::staging::StagingGuard;
-use crate::state::{self, InstallState, InstalledFile, PastBuild, Sha256Hex, TrustEntry, TrustState};
+use crate::staging::{BlobDir, StagingGuard};
+use crate::state::{
+    self, INSTALL_FILE, InstallState, InstalledFile, PastBuild, Sha256Hex, TRUST_FILE, TrustEntry, TrustState,
+};
 
 /// What `install.json` records for a planned file, before its download.
 fn installed_entry(f: &PlannedFile) -> InstalledFile {
@@ -121,15 +123,17 @@ impl Syncer {
         rollback: Option<(Vec<PastBuild>, Sha256Hex)>,
         progress: &dyn Progress,
     ) -> Result<Report, SyncError> {
+        let local = lock.local();
+        let state_dir = local.state()?;
         if let (Some(root), Some(ks), true) = (&self.opts.root, &check.keyset, check.keyset_changed) {
             // Verified from the root: safe to keep whatever happens next.
-            keychain::save(&self.paths.state_dir, root, ks)?;
+            keychain::save(local, root, ks)?;
         }
         let trust = self.new_trust(check);
         if check.status != CheckStatus::Changed || check.manifest.is_none() {
             // Not modified, or same build intact: at most a trust update.
             if let Some(t) = &trust {
-                durable::write_atomic_json(&self.paths.trust, t)?;
+                state_dir.write_atomic_json(TRUST_FILE, t)?;
             }
             return Ok(self.report(check, Outcome::Current));
         }
@@ -152,22 +156,23 @@ impl Syncer {
         // Kept for a later rollback; written only once this run is sure to
         // install the build (a failed run leaves the directory as it was).
         let keep_manifest = || match &check.manifest_bytes {
-            Some(bytes) => history::save(&self.paths, &check.build, bytes),
+            Some(bytes) => history::save(local, &check.build, bytes),
             None => Ok(()),
         };
         if plan.is_noop() {
             keep_manifest()?;
             if check.install.as_ref() != Some(&install) {
-                durable::write_atomic_json(&self.paths.install, &install)?;
+                state_dir.write_atomic_json(INSTALL_FILE, &install)?;
             }
             if let Some(t) = &trust {
-                durable::write_atomic_json(&self.paths.trust, t)?;
+                state_dir.write_atomic_json(TRUST_FILE, t)?;
             }
             return Ok(self.report(check, Outcome::Current).with_plan(plan));
         }
 
-        place::preflight(&self.opts.dir, plan)?;
-        let guard = StagingGuard::create(&self.paths)?;
+        place::preflight(local.dir()?, plan)?;
+        let prefetched = prefetch::open(local)?;
+        let (guard, staging) = StagingGuard::create(local)?;
         let downloads = plan.downloads();
         progress.phase(&Phase::Download {
             blobs: downloads.len(),
@@ -182,36 +187,32 @@ impl Syncer {
             Some(dir) => Some(crate::cache::BlobCache::open(dir)?),
             None => None,
         };
-        let partial = crate::partial::PartialDir::new(&self.paths.state_dir);
+        let partial = crate::partial::PartialDir::new(Arc::new(local.state()?.try_clone()?));
         let transfer = Transfer {
             parallelism: self.opts.parallelism,
             retry: &self.opts.retry,
             deadline,
             cache: cache.as_ref(),
-            prefetched: Some(&self.paths.prefetch),
+            prefetched: prefetched.as_ref(),
             interrupt: &self.opts.interrupt,
             partial: Some(&partial),
         };
         let staged = self
             .by(
                 deadline,
-                download::download_all(&self.source, plan, &self.paths.staging, transfer, progress),
+                download::download_all(&self.source, plan, &staging, transfer, progress),
             )
             .await?;
         // Every placement of a blob ends with the staged file's mtime (see
         // `place::copy_into_place`), so it can be recorded now.
         for (f, rec) in plan.files.iter().zip(install.files.iter_mut()) {
             if f.needs_download() {
-                rec.mtime_ns = staged
-                    .blobs
-                    .get(&f.sha256)
-                    .and_then(|b| std::fs::metadata(b).ok())
-                    .and_then(|m| durable::mtime_ns(&m));
+                rec.mtime_ns = staged_mtime(&staging, f)?;
             }
         }
         // The last point where the run can stop with nothing changed.
         self.opts.interrupt.check()?;
-        let backed_up = self.back_up(plan)?;
+        let backed_up = self.back_up(local, plan)?;
         keep_manifest()?;
         let kept = install.clone();
 
@@ -220,25 +221,25 @@ impl Syncer {
             removals: plan.remove.len(),
         });
         tracing::info!("applying");
-        let journal = Journal::new(&self.opts.dir, plan, install, check.install.clone(), trust)?;
-        journal.write(&self.paths)?;
+        let journal = Journal::new(local.dir()?, plan, install, check.install.clone(), trust)?;
+        journal.write(local)?;
         // From here on, the journal (not the staging guard) decides what happens to staging.
         guard.commit();
-        let paths = self.paths.clone();
+        drop((staging, prefetched));
         // The task owns a share of the lock: if this future is dropped while
         // it runs, the directory stays locked until the files are in place
         // and the state written (then the leftovers are cleared, still locked).
         let applied = tokio::task::spawn_blocking(move || {
-            let _lock = lock;
-            let r = journal::forward(&paths, &journal);
+            let local = lock.local();
+            let r = journal::forward(local, &journal);
             match &r {
                 Ok(()) => {
-                    history::prune(&paths, &kept);
-                    prefetch::discard(&paths);
+                    history::prune(local, &kept);
+                    prefetch::discard(local);
                 }
                 Err(e) => {
                     tracing::error!("apply failed, restoring the previous build: {e}");
-                    if let Err(e2) = journal::backward(&paths, &journal) {
+                    if let Err(e2) = journal::backward(local, &journal) {
                         tracing::error!("restoring failed too; the next run finishes the recovery: {e2}");
                     }
                 }
@@ -256,24 +257,40 @@ impl Syncer {
     }
 
     /// Copies the user's version of each file the plan replaces with a
-    /// backup to `.atlas/backups/<unix-time>/<path>`. Copies only (the journal
-    /// still moves the file itself), so a crash here changes nothing managed.
-    fn back_up(&self, plan: &Plan) -> Result<Option<String>, SyncError> {
+    /// backup to `.atlas/backups/<unix-time>/<path>`, keeping its owner and
+    /// mode (see [`place::back_up_file`]). Copies only (the journal still
+    /// moves the file itself), so a crash here changes nothing managed.
+    /// Both trees are reached through handles: a link in place of
+    /// `.atlas/backups` (or on a file's path) is refused, never followed.
+    fn back_up(&self, local: &Local, plan: &Plan) -> Result<Option<String>, SyncError> {
         let mut todo = plan.files.iter().filter(|f| f.backup).peekable();
         if todo.peek().is_none() {
             return Ok(None);
         }
-        let rel = format!("{}/{}", BACKUPS_DIR, self.now());
-        let root = self.paths.state_dir.join(&rel);
+        let stamp = self.now().to_string();
+        let root = local.state()?.create_dir(BACKUPS_DIR)?.create_dir(&stamp)?;
+        let (from, to) = (Tree::new(local.dir()?), Tree::new(&root));
         for f in todo {
-            let from = place::safe_dest(&self.opts.dir, &f.path)?;
-            let to = place::safe_dest(&root, &f.path)?;
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(IoError::at("creating directory", parent))?;
-            }
-            std::fs::copy(&from, &to).map_err(IoError::at("backing up", &from))?;
-            tracing::warn!(path = %f.path, backup = %to.display(), "backed up a file you changed before replacing it");
+            let Some((dir, name)) = from.parent(&f.path, false)? else {
+                continue;
+            };
+            let (backup_dir, backup_name) = to
+                .parent(&f.path, true)?
+                .ok_or_else(|| SyncError::Internal(format!("no backup directory for {}", f.path)))?;
+            place::back_up_file((&dir, name), (&backup_dir, backup_name))?;
+            tracing::warn!(path = %f.path, backup = %backup_dir.join(backup_name).display(), "backed up a file you changed before replacing it");
         }
-        Ok(Some(format!("{}/{rel}", state::STATE_DIR)))
+        Ok(Some(format!("{}/{BACKUPS_DIR}/{stamp}", state::STATE_DIR)))
     }
+}
+
+/// The modification time of `f`'s staged blob: every placement of a blob
+/// ends with it (see [`place::copy_into_place`]), so it can be recorded now.
+fn staged_mtime(staging: &BlobDir, f: &PlannedFile) -> Result<Option<u64>, SyncError> {
+    let Some(shard) = staging.shard(&f.sha256, false)? else {
+        return Ok(None);
+    };
+    Ok(shard
+        .entry(&BlobDir::name(&f.sha256))?
+        .and_then(|m| durable::cap_mtime_ns(&m)))
 }

@@ -13,6 +13,7 @@ use atlas_proto::{Sha256Digest, SignedPointer, VerifiedPointer, layout, manifest
 use super::{CLOCK_SLACK_SECS, Check, CheckStatus, REVALIDATE_AFTER_SECS, Syncer};
 use crate::durable;
 use crate::error::SyncError;
+use crate::local::Local;
 use crate::place;
 use crate::progress::{Phase, Progress};
 use crate::retry::Retrier;
@@ -42,20 +43,22 @@ impl Syncer {
     /// the new mtime (or the change). Preserved files are not checked; a file
     /// kept as user-modified is intact while its mtime is the one last seen
     /// (touching it, e.g. restoring it, makes the plan look at it again).
-    fn intact(&self, install: &InstallState) -> bool {
+    fn intact(&self, local: &Local, install: &InstallState) -> bool {
+        let Some(dir) = local.try_dir() else {
+            return false;
+        };
+        let tree = place::Tree::new(dir);
         install.side == self.opts.side
             && install.selection == self.opts.selection
             && install.files.iter().all(|f| {
                 f.preserve
-                    || place::safe_dest(&self.opts.dir, &f.path)
-                        .ok()
-                        .and_then(|p| std::fs::metadata(p).ok())
-                        .is_some_and(|m| {
-                            m.is_file()
-                                && (f.modified || m.len() == f.size)
-                                && f.mtime_ns.is_some()
-                                && durable::mtime_ns(&m) == f.mtime_ns
-                        })
+                    || tree.entry(&f.path).ok().flatten().is_some_and(|m| {
+                        // A link the user put there is kept as modified.
+                        (m.is_file() || (f.modified && m.is_symlink()))
+                            && (f.modified || m.len() == f.size)
+                            && f.mtime_ns.is_some()
+                            && durable::cap_mtime_ns(&m) == f.mtime_ns
+                    })
             })
     }
 
@@ -75,7 +78,8 @@ impl Syncer {
     ) -> Result<Check, SyncError> {
         self.opts.interrupt.check()?;
         let (pack, channel) = (self.opts.pack.as_str(), self.opts.channel.as_str());
-        let trust = state::load_trust(&self.paths.trust)?;
+        let local = Local::open(&self.paths)?;
+        let trust = local.load_trust()?;
         let now = self.now();
         if let Some(last) = trust.last_time
             && now.saturating_add(CLOCK_SLACK_SECS) < last
@@ -97,7 +101,7 @@ impl Syncer {
             }
             None => (None, false, self.opts.keys.clone(), 1, self.key_ids.clone()),
         };
-        let install = state::load_install(&self.paths.install)?;
+        let install = local.load_install()?;
         let mut entry = trust.channels.get(&state::channel_key(pack, channel)).cloned();
         // Fast-forward recovery: the rollback floor (and the ETag) belong to
         // the signing keys that were trusted when it was set. Once those
@@ -114,7 +118,7 @@ impl Syncer {
                 i.pack == pack
                     && i.channel == channel
                     && self.opts.treat_as_modified.is_empty()
-                    && self.intact(i)
+                    && self.intact(&local, i)
             })
             .map(|i| i.build.0);
         let conditional = entry

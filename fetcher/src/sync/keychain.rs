@@ -14,8 +14,8 @@ use atlas_proto::keyset::{self, DEFAULT_CHAIN_CAP, Keyset, SignedKeyset};
 use atlas_proto::{Limits, PublicKey, Sha256Digest, layout};
 
 use super::Syncer;
-use crate::durable;
 use crate::error::SyncError;
+use crate::local::Local;
 use crate::retry::Retrier;
 use crate::state::STATE_FORMAT;
 
@@ -81,10 +81,18 @@ fn anchor_id(root: &Keyset) -> String {
 }
 
 /// The stored keyset, if it descends from `root` and still verifies; a
-/// missing, foreign or unreadable file is ignored (the chain is walked again).
-fn load_stored(path: &Path, root: &Keyset) -> Option<Keyset> {
-    let bytes = std::fs::read(path).ok()?;
-    let stored: StoredKeyset = serde_json::from_slice(&bytes).ok()?;
+/// missing, foreign or invalid file is ignored (the chain is walked again); a
+/// link or a non-file there is refused.
+fn load_stored(local: &Local, root: &Keyset) -> Result<Option<Keyset>, SyncError> {
+    let Some(bytes) = local.read_state(KEYSET_FILE)? else {
+        return Ok(None);
+    };
+    Ok(verify_stored(&bytes, root))
+}
+
+/// The keyset in `keyset.json`'s bytes, if it descends from `root` and still verifies.
+fn verify_stored(bytes: &[u8], root: &Keyset) -> Option<Keyset> {
+    let stored: StoredKeyset = serde_json::from_slice(bytes).ok()?;
     if stored.format != STATE_FORMAT || stored.anchor != anchor_id(root) {
         return None;
     }
@@ -96,7 +104,7 @@ fn load_stored(path: &Path, root: &Keyset) -> Option<Keyset> {
 }
 
 /// Writes `ks` as the newest keyset verified from `root`.
-pub(super) fn save(state_dir: &Path, root: &Keyset, ks: &Keyset) -> Result<(), SyncError> {
+pub(super) fn save(local: &Local, root: &Keyset, ks: &Keyset) -> Result<(), SyncError> {
     let Some(envelope) = ks.envelope_bytes().and_then(|b| std::str::from_utf8(b).ok()) else {
         return Ok(());
     };
@@ -105,7 +113,7 @@ pub(super) fn save(state_dir: &Path, root: &Keyset, ks: &Keyset) -> Result<(), S
         anchor: anchor_id(root),
         keyset: envelope.to_owned(),
     };
-    durable::write_atomic_json(&state_dir.join(KEYSET_FILE), &stored)
+    local.state()?.write_atomic_json(KEYSET_FILE, &stored)
 }
 
 /// The current keyset and whether it is newer than the stored one.
@@ -123,7 +131,7 @@ impl Syncer {
         deadline: Option<Instant>,
     ) -> Result<Current, SyncError> {
         let pack = self.opts.pack.as_str();
-        let stored = load_stored(&self.paths.state_dir.join(KEYSET_FILE), root);
+        let stored = load_stored(&Local::open(&self.paths)?, root)?;
         let stored_version = stored.as_ref().map(Keyset::version);
         let mut current = stored.unwrap_or_else(|| root.clone());
         for step in 1..=DEFAULT_CHAIN_CAP + 1 {

@@ -24,7 +24,7 @@ mod repair;
 mod rollback;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,16 +38,19 @@ use crate::durable;
 use crate::error::SyncError;
 use crate::interrupt::Interrupt;
 use crate::journal::{self, Recovery};
+use crate::local::Local;
 use crate::lock::DirLock;
 use crate::place;
 use crate::plan::{self, Observed, OnModified, Plan};
 use crate::progress::{Phase, Progress};
 use crate::report::{Outcome, Report};
 use crate::retry::RetryPolicy;
+use crate::safe_dir::SafeDir;
 use crate::select::Selection;
 use crate::side::InstallSide;
 use crate::source::{self, Source};
-use crate::state::{self, InstallState, InstalledFile, StatePaths, TrustState};
+use crate::state::{InstallState, InstalledFile, StatePaths, TrustState};
+use crate::verified;
 
 /// How far the clock may be behind the last time recorded in `trust.json`
 /// (NTP corrections, a VM resumed from a snapshot) before a run is refused.
@@ -171,8 +174,8 @@ impl SyncOptions {
 
     /// The install recorded in `dir`; `to` says what needs it (`"roll back"`).
     fn recorded_install(&self, to: &str) -> Result<InstallState, SyncError> {
-        let paths = StatePaths::new(&self.dir);
-        state::load_install(&paths.install)?.ok_or_else(|| SyncError::NotInstalled {
+        let local = Local::open(&StatePaths::new(&self.dir))?;
+        local.load_install()?.ok_or_else(|| SyncError::NotInstalled {
             dir: self.dir.clone(),
             action: to.to_owned(),
         })
@@ -286,17 +289,21 @@ fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-/// Whether the file at `p` no longer holds what `f` records as installed:
-/// size or mtime differ (or mtime unknown, or flagged modified) and the
-/// content hash confirms it. A missing or unreadable file is not "modified".
-fn is_modified(p: &Path, meta: &std::fs::Metadata, f: &InstalledFile) -> bool {
-    if meta.len() != f.size {
+/// Whether the file `name` in `dir` no longer holds what `f` records as
+/// installed: a link, or size or mtime differ (or mtime unknown, or flagged
+/// modified) and the content hash confirms it. An unreadable file is not
+/// "modified".
+fn is_modified(dir: &SafeDir, name: &str, meta: &cap_std::fs::Metadata, f: &InstalledFile) -> bool {
+    if meta.is_symlink() || meta.len() != f.size {
         return true;
     }
-    if !f.modified && f.mtime_ns.is_some() && durable::mtime_ns(meta) == f.mtime_ns {
+    if !f.modified && f.mtime_ns.is_some() && durable::cap_mtime_ns(meta) == f.mtime_ns {
         return false;
     }
-    durable::hash_file(p).is_some_and(|h| h != f.sha256.0)
+    match dir.open_read(name) {
+        Ok(Some(file)) => verified::hash_reader(file).is_ok_and(|(h, _)| h != f.sha256.0),
+        _ => false,
+    }
 }
 
 impl Syncer {
@@ -345,7 +352,7 @@ impl Syncer {
     /// it works, even when the run's future is dropped.
     fn lock_and_recover(&self) -> Result<(Arc<DirLock>, Recovery), SyncError> {
         let lock = Arc::new(DirLock::acquire(&self.paths)?);
-        let r = journal::recover(&self.paths)?;
+        let r = journal::recover(lock.local())?;
         if r != Recovery::Clean {
             tracing::warn!(?r, "recovered an interrupted apply");
         }
@@ -389,21 +396,25 @@ impl Syncer {
                 _ => return Err(e),
             }
         }
-        let dir = &self.opts.dir;
+        // Read through handles, never following a link: a link where a file
+        // is expected is the user's (observed, never read through); a link
+        // among the directories is refused when the apply gets there.
+        let local = Local::open(&self.paths)?;
+        let tree = local.try_dir().map(place::Tree::new);
         let observe = |rel: &str, before: Option<&InstalledFile>| {
-            let Ok(path) = place::safe_dest(dir, rel) else {
+            let Some(Ok(Some((dir, name)))) = tree.as_ref().map(|t| t.parent(rel, false)) else {
                 return Observed::Missing;
             };
-            match std::fs::metadata(&path) {
-                Ok(meta) if meta.is_file() => Observed::File {
+            match dir.entry(name) {
+                Ok(Some(meta)) if meta.is_file() || meta.is_symlink() => Observed::File {
                     size: meta.len(),
-                    mtime_ns: durable::mtime_ns(&meta),
+                    mtime_ns: durable::cap_mtime_ns(&meta),
                     modified: before.is_some_and(|b| {
-                        self.opts.treat_as_modified.contains(rel) || is_modified(&path, &meta, b)
+                        self.opts.treat_as_modified.contains(rel) || is_modified(&dir, name, &meta, b)
                     }),
                 },
-                Ok(_) => Observed::NotAFile,
-                Err(_) => Observed::Missing,
+                Ok(Some(_)) => Observed::NotAFile,
+                _ => Observed::Missing,
             }
         };
         plan::plan_with(

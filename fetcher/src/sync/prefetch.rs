@@ -2,15 +2,15 @@
 //! verifies everything while the server still runs, so the apply after the
 //! server stops only moves files (`.atlas/prefetch/`, same filesystem).
 
-use atlas_proto::IoError;
-
 use super::{Check, CheckStatus, Syncer};
 use crate::cache::BlobCache;
 use crate::download::{self, Transfer};
 use crate::error::SyncError;
+use crate::local::Local;
 use crate::plan::Plan;
 use crate::progress::{Phase, Progress};
-use crate::state::StatePaths;
+use crate::staging::BlobDir;
+use crate::state::PREFETCH_DIR;
 
 /// What [`Syncer::prefetch`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -24,10 +24,12 @@ pub struct Prefetched {
 impl Syncer {
     /// Downloads and verifies every blob `plan` needs into `.atlas/prefetch/`
     /// without touching installed files; a later [`Syncer::apply`] of the same
-    /// plan moves them into staging instead of downloading them. Blobs already
-    /// prefetched are kept, so an interrupted prefetch resumes. The apply
-    /// deletes what is left once it succeeds. Takes no lock: it writes only
-    /// under `.atlas/prefetch/`, which an apply reads by size and moves.
+    /// plan moves them into staging instead of downloading them, hashing
+    /// each as it takes it (the directory is writable by the server's user;
+    /// see [`crate::verified`]). Blobs already prefetched are hashed and
+    /// kept, so an interrupted prefetch resumes. The apply deletes what is
+    /// left once it succeeds. Takes no lock: it writes only under
+    /// `.atlas/prefetch/`.
     ///
     /// Dropping the future stops the downloads; blobs already complete stay
     /// (a later prefetch or apply uses them), a partial one stays as a
@@ -41,8 +43,10 @@ impl Syncer {
         if check.status != CheckStatus::Changed || plan.downloads().is_empty() {
             return Ok(Prefetched::default());
         }
-        let dir = &self.paths.prefetch;
-        std::fs::create_dir_all(dir).map_err(IoError::at("creating the prefetch directory", dir))?;
+        // `.atlas/` and `prefetch/` are opened without following links: a
+        // link there is refused.
+        let local = Local::create(&self.paths)?;
+        let dir = &BlobDir::new(local.state()?.create_dir(PREFETCH_DIR)?);
         let downloads = plan.downloads();
         progress.phase(&Phase::Download {
             blobs: downloads.len(),
@@ -52,7 +56,7 @@ impl Syncer {
             Some(c) => Some(BlobCache::open(c)?),
             None => None,
         };
-        let partial = crate::partial::PartialDir::new(&self.paths.state_dir);
+        let partial = crate::partial::PartialDir::new(std::sync::Arc::new(local.state()?.try_clone()?));
         let transfer = Transfer {
             parallelism: self.opts.parallelism,
             retry: &self.opts.retry,
@@ -76,11 +80,18 @@ impl Syncer {
     }
 }
 
-/// Deletes the prefetched blobs (after a successful apply used them).
-pub(super) fn discard(paths: &StatePaths) {
-    match std::fs::remove_dir_all(&paths.prefetch) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!("cannot remove {}: {e}", paths.prefetch.display()),
+/// Deletes the prefetched blobs (after a successful apply used them; a
+/// link in their place is removed, never followed).
+pub fn discard(local: &Local) {
+    let Some(state) = local.try_state() else {
+        return; // no `.atlas/`: nothing prefetched
+    };
+    if let Err(e) = state.remove_all(PREFETCH_DIR) {
+        tracing::warn!("cannot remove {}: {e}", local.paths.prefetch.display());
     }
+}
+
+/// The prefetched blobs, if any (a link in their place is refused).
+pub(super) fn open(local: &Local) -> Result<Option<BlobDir>, SyncError> {
+    Ok(local.state()?.open_dir(PREFETCH_DIR)?.map(BlobDir::new))
 }

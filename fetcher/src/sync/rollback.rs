@@ -42,12 +42,13 @@ impl Syncer {
                 ),
             });
         };
-        let manifest = history::load(&self.paths, &target.build.0, &self.opts.pack, &self.opts.limits)?;
+        let local = crate::local::Local::open(&self.paths)?;
+        let manifest = history::load(&local, &target.build.0, &self.opts.pack, &self.opts.limits)?;
         let check = Check::new_changed(
             target.build.0,
             install.version,
             manifest,
-            state::load_trust(&self.paths.trust)?,
+            local.load_trust()?,
             install.clone(),
         );
         let plan = self.plan(&check, progress)?;

@@ -3,7 +3,7 @@
 //! blob is re-downloaded, and `cache-gc` frees only what no instance uses.
 #![cfg(unix)]
 
-use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 
 use crate::common::*;
 use atlas_fetcher::cache::BlobCache;
@@ -97,4 +97,32 @@ async fn a_damaged_cached_blob_is_downloaded_again() {
         "the damaged jar was downloaded"
     );
     assert_eq!(files(&work.path().join("two")), expected(&specs));
+}
+
+#[tokio::test]
+async fn a_cached_blob_another_user_could_change_is_copied_never_linked() {
+    let mut store = Store::new();
+    let srv = StaticServer::start(store.root()).expect("server");
+    let work = tempfile::tempdir().expect("tmp");
+    let (cache, sibling) = (work.path().join("cache"), work.path().join("sibling"));
+    std::fs::create_dir_all(&sibling).expect("mkdir");
+    let specs = build();
+    store.publish(&specs);
+    sync_cached(&srv.url(), &work.path().join("one"), &store, &cache).await;
+    // A cache entry that another user owns (or that is writable by others)
+    // could be rewritten after it was hashed: a hard link would then change
+    // the installed mod too.
+    let entry = {
+        let hex = Sha256Digest::of(&[7u8; 40_000]).to_hex();
+        cache.join("sha256").join(&hex[..2]).join(hex)
+    };
+    let meta = std::fs::metadata(&entry).expect("cached");
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let before = snapshot(&sibling);
+    srv.reset_requests();
+    sync_cached(&srv.url(), &work.path().join("two"), &store, &cache).await;
+    let jar = std::fs::metadata(work.path().join("two/mods/a.jar")).expect("jar");
+    assert_ne!(jar.ino(), meta.ino(), "a copy, not a link to the writable entry");
+    assert_eq!(files(&work.path().join("two")), expected(&specs));
+    assert_eq!(snapshot(&sibling), before);
 }

@@ -218,9 +218,10 @@ impl Actor {
     /// The manifest of the installed build, as the fetcher kept it.
     pub(crate) fn installed_manifest(&self) -> Option<Manifest> {
         let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
-        let install = atlas_fetcher::state::load_install(&paths.install).ok()??;
+        let local = atlas_fetcher::local::Local::open(&paths).ok()?;
+        let install = local.load_install().ok()??;
         atlas_fetcher::history::load(
-            &paths,
+            &local,
             &install.build.0,
             &install.pack,
             &atlas_proto::Limits::DEFAULT,
@@ -233,7 +234,8 @@ impl Actor {
     /// pack's version (the manifest's) and the channel pointer's number.
     pub(crate) fn refresh_build(&self) {
         let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
-        if let Ok(Some(i)) = atlas_fetcher::state::load_install(&paths.install) {
+        let local = atlas_fetcher::local::Local::open(&paths);
+        if let Ok(Some(i)) = local.and_then(|l| l.load_install()) {
             let version = self
                 .installed_manifest()
                 .map(|m| m.version)
@@ -739,10 +741,10 @@ impl Actor {
     /// Removes `.atlas/prefetch/` (the blobs of a build that was rolled back).
     fn discard_prefetch(&self) {
         let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
-        // remove_dir_all does not follow a link there: it removes the link.
-        match std::fs::remove_dir_all(&paths.prefetch) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // Through handles: a link in place of `.atlas` or `prefetch` is
+        // never followed (the latter is removed as a link).
+        match atlas_fetcher::local::Local::open(&paths) {
+            Ok(local) => atlas_fetcher::sync::prefetch::discard(&local),
             Err(e) => tracing::warn!("cannot remove {}: {e}", paths.prefetch.display()),
         }
     }
