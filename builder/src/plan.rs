@@ -397,9 +397,7 @@ mod tests {
         // Structural checks still run when nothing is compressed.
         let mut twice = m.clone();
         twice.files.push(twice.files[0].clone());
-        let msg = check_manifest(&twice, &Limits::DEFAULT)
-            .expect_err("twice")
-            .to_string();
+        let msg = crate::exit::chain(&check_manifest(&twice, &Limits::DEFAULT).expect_err("twice"));
         assert!(msg.contains("listed twice"), "{msg}");
         encode_manifest(&twice, &Limits::DEFAULT).expect_err("twice");
     }

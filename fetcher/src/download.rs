@@ -339,6 +339,17 @@ async fn fetch_blob(
     Err(last)
 }
 
+/// One blob being downloaded: where it comes from, what it must be, and
+/// whom to tell about its bytes.
+#[derive(Clone, Copy)]
+struct Blob<'a> {
+    source: &'a Source,
+    loc: Loc<'a>,
+    file: &'a PlannedFile,
+    progress: &'a dyn Progress,
+    syncs: &'a PendingSyncs,
+}
+
 /// Where a download landed when not in staging: the partial directory and the name in it.
 type InPartial = Option<(Arc<SafeDir>, String)>;
 
@@ -354,6 +365,13 @@ async fn download(
     progress: &dyn Progress,
     syncs: &PendingSyncs,
 ) -> Result<(InPartial, u64), SyncError> {
+    let blob = Blob {
+        source,
+        loc,
+        file,
+        progress,
+        syncs,
+    };
     let remote = matches!(loc, Loc::Url(_)) || !source.is_local();
     if let Some(partial) = transfer
         .partial
@@ -367,18 +385,7 @@ async fn download(
         if let Some(resume) = opened {
             let at = (Arc::clone(&resume.dir), resume.name.clone());
             let kept = Some((partial, resume));
-            return match download_resumable(
-                source,
-                loc,
-                file,
-                kept,
-                (&at.0, &at.1),
-                transfer,
-                progress,
-                syncs,
-            )
-            .await
-            {
+            return match download_resumable(blob, kept, (&at.0, &at.1), transfer).await {
                 Ok(n) => Ok((Some(at), n)),
                 Err(e) => {
                     // Wrong bytes are not worth resuming, nor bytes that
@@ -392,7 +399,7 @@ async fn download(
             };
         }
     }
-    let n = download_resumable(source, loc, file, None, dest, transfer, progress, syncs).await?;
+    let n = download_resumable(blob, None, dest, transfer).await?;
     Ok((None, n))
 }
 
@@ -458,17 +465,19 @@ fn finish((dir, part): (&Arc<SafeDir>, &str), done: &str) -> Result<(), SyncErro
 /// partial download: its bytes from an earlier run were hashed already, the
 /// rest is asked for, and if the whole does not verify it is downloaded
 /// once more from zero. Returns the bytes received.
-#[allow(clippy::too_many_arguments)]
 async fn download_resumable(
-    source: &Source,
-    loc: Loc<'_>,
-    file: &PlannedFile,
+    blob: Blob<'_>,
     kept: Option<(&PartialDir, Resume)>,
     (dir, name): (&Arc<SafeDir>, &str),
     transfer: Transfer<'_>,
-    progress: &dyn Progress,
-    syncs: &PendingSyncs,
 ) -> Result<u64, SyncError> {
+    let Blob {
+        source,
+        loc,
+        file,
+        progress,
+        syncs,
+    } = blob;
     let dest = dir.join(name);
     let (mut out, mut counter, mut if_range, partial) = match kept {
         Some((p, r)) => (

@@ -202,7 +202,7 @@ impl SafeDir {
         nonblocking(&mut o);
         let f = match self.open_with(name, &mut o, "opening") {
             Ok(f) => f,
-            Err(SyncError::Io(e)) if e.source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(SyncError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
         let meta = f.metadata().map_err(io_at("reading", &self.join(name)))?;
@@ -306,7 +306,7 @@ impl SafeDir {
             let name = format!("{TEMP_PREFIX}{}-{n}-{nanos:x}", std::process::id());
             match self.create_new_mode(&name, private) {
                 Ok(f) => return Ok((name, f)),
-                Err(SyncError::Io(e)) if e.source.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(SyncError::Io(e)) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
         }

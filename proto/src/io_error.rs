@@ -7,14 +7,16 @@ use std::path::PathBuf;
 
 /// A filesystem operation that failed: `"{action} {path}: {reason}"`, e.g.
 /// `creating directory /srv/mc/.atlas: Permission denied (os error 13)`.
+///
+/// The OS error is part of the message and not exposed as the error's
+/// source, so a chain printed cause by cause says it once.
 #[derive(Debug, thiserror::Error)]
-#[error("{action} {}: {source}", path.display())]
+#[error("{action} {}: {error}", path.display())]
 pub struct IoError {
     /// What was being done, as a verb phrase (`"reading"`, `"creating directory"`).
     pub action: &'static str,
     pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub error: std::io::Error,
 }
 
 impl IoError {
@@ -22,12 +24,12 @@ impl IoError {
     /// (`?` then converts it into the caller's error type).
     pub fn at(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> IoError {
         let path = path.into();
-        move |source| IoError { action, path, source }
+        move |error| IoError { action, path, error }
     }
 
     /// The OS error's kind (`NotFound`, `PermissionDenied`...).
     pub fn kind(&self) -> std::io::ErrorKind {
-        self.source.kind()
+        self.error.kind()
     }
 }
 
@@ -40,5 +42,9 @@ mod tests {
         let e = IoError::at("reading", "/srv/x.json")(std::io::Error::from(std::io::ErrorKind::NotFound));
         assert_eq!(e.to_string(), "reading /srv/x.json: entity not found");
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        assert!(
+            std::error::Error::source(&e).is_none(),
+            "the reason is in the message, printed once"
+        );
     }
 }
