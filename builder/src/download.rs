@@ -7,6 +7,9 @@
 //! than announced) are retried with exponential backoff and jitter; 404, 403
 //! and hash mismatches are not. A file the cache already holds (by upstream
 //! hash) is never requested.
+//!
+//! One file on purpose (about 650 lines): one streaming pass (hashes, size,
+//! retries, resume) that would only be harder to follow split up.
 
 // Errors are rare, end a mod's processing, and carry the whole message.
 #![allow(clippy::result_large_err)]

@@ -6,6 +6,9 @@
 //! stopped (see [`crate::retry`]); big blobs from a remote store are written
 //! to `.atlas/partial/` so that the next run resumes them too
 //! (see [`crate::partial`]).
+//!
+//! One file on purpose (about 650 lines): one streaming pass (verify, resume,
+//! retries, the cache and prefetched blobs) that would only be harder to follow split up.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

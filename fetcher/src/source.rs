@@ -9,6 +9,9 @@
 //! before anything blocks on it. Blob reads can start at an offset
 //! (`Range: bytes=N-`, with `If-Range`) to resume a broken transfer; the
 //! answer says whether the server honoured the range.
+//!
+//! One file on purpose (about 700 lines): the two kinds of source behind one
+//! interface, sharing the caps, the time bounds and the error mapping.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

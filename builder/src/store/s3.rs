@@ -8,6 +8,9 @@
 //! [`S3Store::allow_unconditional_writes`]. Requests are R2-compatible: checksums only when
 //! required (no `aws-chunked` streaming uploads), plain `Content-Length` bodies, files streamed
 //! from disk.
+//!
+//! One file on purpose (about 700 lines): every S3 operation of the `Store` trait with the
+//! request building, the conditional-write probe and the error mapping they share.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;

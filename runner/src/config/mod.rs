@@ -1,6 +1,9 @@
 //! The daemon's TOML configuration (`schemas/runner.schema.json`): where the
 //! server lives, how to launch and stop it, which channel it follows, and the
 //! backup, metrics and webhook settings.
+//!
+//! One file on purpose (about 700 lines): the config's sections are plain
+//! declarations, validated together (settings depend on each other).
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};

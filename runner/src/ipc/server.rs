@@ -1,5 +1,8 @@
 //! The daemon's side of the control socket: [`bind`] the socket, [`serve`]
 //! connections, and hand each request to a [`Handler`] with a [`ReplySink`].
+//!
+//! One file on purpose (about 610 lines): the socket's accept loop, its
+//! per-connection limits and timeouts, and the reply sink they share.
 
 use std::fs;
 use std::future::Future;

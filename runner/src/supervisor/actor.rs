@@ -1,6 +1,9 @@
 //! The actor that owns the server process: it takes actions from the queue
 //! one at a time, and between them watches for exits (crash or in-game
 //! stop), restart backoffs, update polls, pings and scheduled hot backups.
+//!
+//! One file on purpose (about 620 lines): the actor's loop and the state it
+//! owns; the actions it runs live beside it (`update/`, `upkeep.rs`, `process.rs`).
 
 use std::collections::VecDeque;
 use std::process::ExitStatus;

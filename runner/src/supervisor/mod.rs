@@ -26,7 +26,8 @@ use tokio::sync::{Notify, oneshot};
 pub use actor::Actor;
 pub use console::SupervisorConsole;
 pub use progress::describe as describe_staging;
-pub(crate) use update::{Found, assess, rollback_possible};
+pub(crate) use update::rollback::rollback_possible;
+pub(crate) use update::{Found, assess};
 
 use crate::backup::BackupInfo;
 use crate::error::ActionError;
