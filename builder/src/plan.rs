@@ -164,6 +164,10 @@ pub struct PackInfo {
     pub version: String,
     pub minecraft: String,
     pub loader: Loader,
+    /// The creator's description (plain text; empty when none).
+    pub description: String,
+    /// The pack's author(s) (plain text; empty when none).
+    pub author: String,
 }
 
 /// A pack id from a pack's name (packwiz, `.mrpack`): lowercase, other
@@ -219,6 +223,8 @@ pub fn assemble(
         minecraft_version: info.minecraft,
         loader: Some(info.loader),
         files,
+        description: info.description,
+        author: info.author,
     };
     let manifest_bytes = encode_manifest(&manifest, &Limits::DEFAULT)?;
     let build_id = manifest::build_id(&manifest_bytes);

@@ -174,6 +174,7 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
         lifetime,
         force: false,
         exports: named.clone(),
+        tools: Default::default(),
     })
     .await?;
     if let Some(e) = exports {

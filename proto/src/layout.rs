@@ -7,6 +7,9 @@
 //! blobs/sha256/<first 2 hex>/<64 hex>            file contents (immutable)
 //! packs/<pack>/builds/<build-id>/pack.mrpack      Modrinth modpack export (immutable, optional)
 //! packs/<pack>/channels/<channel>/packwiz/...     packwiz tree of the channel (mutable, optional)
+//! packs/<pack>/instances/<sha256>/<pack>-<ch>.zip Prism/MultiMC instance archive (immutable, optional, format 1.3)
+//! packs/<pack>/index.html                        the pack's page (mutable, optional, format 1.3)
+//! index.html                                     the store's list of packs (mutable, optional, format 1.3)
 //! ```
 
 use crate::digest::Sha256Digest;
@@ -28,6 +31,14 @@ pub const CONTENT_TYPE_BLOB: &str = "application/octet-stream";
 pub const CONTENT_TYPE_MRPACK: &str = "application/x-modrinth-modpack+zip";
 /// Content-Type of the packwiz export's TOML files.
 pub const CONTENT_TYPE_TOML: &str = "application/toml";
+/// Content-Type of an instance archive.
+pub const CONTENT_TYPE_ZIP: &str = "application/zip";
+/// Content-Type of a pack page and the store index.
+pub const CONTENT_TYPE_HTML: &str = "text/html; charset=utf-8";
+/// Cache-Control for pages: replaced with the pointers, so short-lived.
+pub const CACHE_PAGE: &str = "public, max-age=60, must-revalidate";
+/// Object key of the store's index page (the list of its packs).
+pub const STORE_INDEX_KEY: &str = "index.html";
 
 /// Object key of a blob.
 pub fn blob_key(digest: &Sha256Digest) -> String {
@@ -54,6 +65,18 @@ pub fn packwiz_prefix(pack: &str, channel: &str) -> String {
 /// Object key of a channel's packwiz `pack.toml`.
 pub fn packwiz_pack_key(pack: &str, channel: &str) -> String {
     format!("{}pack.toml", packwiz_prefix(pack, channel))
+}
+
+/// Object key of a channel's instance archive for Prism Launcher and
+/// MultiMC, content-addressed by the archive's SHA-256 (the file name is
+/// what the launchers suggest as the instance's name).
+pub fn instance_key(pack: &str, zip_sha256: &Sha256Digest, channel: &str) -> String {
+    format!("packs/{pack}/instances/{zip_sha256}/{pack}-{channel}.zip")
+}
+
+/// Object key of a pack's page.
+pub fn pack_page_key(pack: &str) -> String {
+    format!("packs/{pack}/index.html")
 }
 
 /// Object key of keyset `version` (1, 2, ...) of a pack's keyset chain.
@@ -125,6 +148,11 @@ mod tests {
             packwiz_pack_key("p", "dev"),
             "packs/p/channels/dev/packwiz/pack.toml"
         );
+        assert_eq!(
+            instance_key("p", &d, "beta"),
+            format!("packs/p/instances/{d}/p-beta.zip")
+        );
+        assert_eq!(pack_page_key("p"), "packs/p/index.html");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod path;
 pub mod pointer;
 pub mod retry;
+pub mod tools;
 pub mod upstream;
 
 /// Types generated from `proto/atlas/v1/*.proto`.

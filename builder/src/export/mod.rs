@@ -108,6 +108,9 @@ pub struct ExportReport {
     pub packwiz: Option<String>,
     /// packwiz files written now (unchanged ones are not rewritten).
     pub packwiz_written: usize,
+    /// Store key of the channel's instance archive (Prism Launcher, MultiMC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// Files left out of the exports, with the reason.
     pub skipped: Vec<String>,
 }
@@ -118,6 +121,7 @@ impl ExportReport {
         Exports {
             mrpack: self.mrpack.clone(),
             packwiz: self.packwiz.clone(),
+            instance: self.instance.clone(),
         }
     }
 }

@@ -208,6 +208,7 @@ pub async fn write_build_exports(
         mrpack_new,
         packwiz: Some(layout::packwiz_pack_key(pack, channel)),
         packwiz_written: 0,
+        instance: None,
         skipped,
     })
 }

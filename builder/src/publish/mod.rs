@@ -293,6 +293,7 @@ async fn upload(
             lifetime: opts.pointer_lifetime,
             force: opts.force_pointer,
             exports: named,
+            tools: Default::default(),
         })
         .await?,
     );

@@ -3,10 +3,6 @@
 
 use std::path::Path;
 
-/// `Content-Type` of an HTML page a later version may write per pack
-/// (docs/SERVING.md); its Cache-Control is a pointer's (mutable).
-pub(super) const CONTENT_TYPE_HTML: &str = "text/html; charset=utf-8";
-
 /// Object classes of docs/FORMAT.md §1, plus what the server must not serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Class {
@@ -60,7 +56,7 @@ impl Class {
             Class::Blob => (CONTENT_TYPE_BLOB, CACHE_IMMUTABLE),
             Class::Mrpack => (CONTENT_TYPE_MRPACK, CACHE_IMMUTABLE),
             Class::Packwiz => (CONTENT_TYPE_TOML, CACHE_POINTER),
-            Class::Page => (CONTENT_TYPE_HTML, CACHE_POINTER),
+            Class::Page => (CONTENT_TYPE_HTML, CACHE_PAGE),
             Class::Hidden => return None,
         })
     }
