@@ -10,6 +10,7 @@ pub mod fmt;
 pub mod io_error;
 pub mod keys;
 pub mod keyset;
+pub mod launcher;
 pub mod layout;
 pub mod limits;
 pub mod manifest;

@@ -3,6 +3,7 @@
 //! ([`packwiz`]). Both point their downloads at the store's blobs through the
 //! public CDN URL, which is configured apart from the S3 endpoint.
 
+pub mod instance;
 pub mod mrpack;
 pub mod packwiz;
 
