@@ -25,6 +25,7 @@ pub mod keyset;
 pub mod mrpack;
 pub mod pack;
 pub mod packwiz;
+pub mod page;
 pub mod plan;
 pub mod pointer;
 pub mod promote;
