@@ -8,10 +8,13 @@ use serde::Serialize;
 
 use atlas_proto::layout::{self, pointer_key};
 use atlas_proto::pointer::{Expectation, SignedPointer};
+use atlas_proto::tools::Tools;
 use atlas_proto::{PublicKey, SecretKey, Sha256Digest};
 
 use crate::builds::{self, BuildLookupError};
+use crate::export::player_tools::PlayerTools;
 use crate::export::{ExportError, ExportOptions, ExportReport};
+use crate::page::write::{PageKeys, PageReport, write_pages};
 use crate::pointer::{PointerRequest, PointerUpdate, PointerUpdateError, point_channel};
 use crate::store::{Store, StoreError};
 
@@ -68,6 +71,9 @@ pub struct PromoteReport {
     /// The exports the target channel names now (absent when none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exports: Option<ExportReport>,
+    /// The pack page and the store index (absent without a public URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<PageReport>,
 }
 
 /// One promotion: which build goes to which channel, signed by whom.
@@ -85,8 +91,12 @@ pub struct PromoteRequest<'a> {
     pub now: u64,
     /// Lifetime of the signed pointer.
     pub lifetime: Duration,
-    /// The store's public URL, to keep the target channel's packwiz export in step.
+    /// The store's public URL, to keep the target channel's packwiz export
+    /// and the pack page in step.
     pub exports: Option<&'a ExportOptions>,
+    /// The player tools: with them (and `exports`), the target channel gets
+    /// its instance archive and its pointer pins the fetcher.
+    pub player_tools: Option<&'a PlayerTools>,
 }
 
 /// Points `to` at the chosen build. The source pointer must verify with
@@ -107,6 +117,7 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
         now,
         lifetime,
         exports,
+        player_tools,
     } = req;
     let build = match &from {
         PromoteFrom::Build(b) => *b,
@@ -162,6 +173,32 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
             }
         }
     }
+    // Decoded once: the instance archive needs its Minecraft and loader,
+    // the packwiz tree its files.
+    let decoded =
+        atlas_proto::manifest::decode(&manifest, &atlas_proto::Limits::DEFAULT.manifest).map_err(|err| {
+            ExportError::Manifest {
+                build: build.to_hex(),
+                message: err.to_string(),
+            }
+        })?;
+    let tools = match (player_tools, exports) {
+        (Some(t), Some(e)) => {
+            let src = crate::export::instance::InstanceSource {
+                tools: t,
+                trust: crate::export::instance::trust_anchor(store, pack, &key.public()).await?,
+                exports: e,
+            };
+            t.upload(store).await?;
+            let written = crate::export::instance::publish_instance(store, &decoded, to, &src).await?;
+            report.instance = Some(written.key);
+            Tools {
+                atlas_fetcher: Some(t.release.clone()),
+            }
+        }
+        (Some(_), None) => return Err(ExportError::PlayerToolsNeedPublicUrl.into()),
+        (None, _) => Tools::default(),
+    };
     let named = report.exports();
     let pointer = point_channel(&PointerRequest {
         store,
@@ -174,19 +211,17 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
         lifetime,
         force: false,
         exports: named.clone(),
-        tools: Default::default(),
+        tools,
     })
     .await?;
+    let mut pages = None;
     if let Some(e) = exports {
-        let m = atlas_proto::manifest::decode(&manifest, &atlas_proto::Limits::DEFAULT.manifest).map_err(
-            |err| ExportError::Manifest {
-                build: build.to_hex(),
-                message: err.to_string(),
-            },
-        )?;
-        let (written, skipped) = crate::export::packwiz::write_channel_tree(store, &m, to, e, 8).await?;
+        let (written, skipped) =
+            crate::export::packwiz::write_channel_tree(store, &decoded, to, e, 8).await?;
         report.packwiz_written = written;
         report.skipped = skipped;
+        let keys = PageKeys::for_pack(store, pack, &key.public()).await?;
+        pages = Some(write_pages(store, pack, Some(to), &keys, e).await?);
     }
     Ok(PromoteReport {
         pack: pack.to_owned(),
@@ -194,5 +229,6 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
         manifest_size: size,
         pointer,
         exports: (!named.is_empty()).then_some(report),
+        pages,
     })
 }

@@ -26,10 +26,7 @@ pub const GAME_DIRS: [&str; 2] = ["minecraft", ".minecraft"];
 pub fn game_dir(dir: &Path, launcher_mc_dir: Option<&Path>) -> Result<PathBuf, SyncError> {
     if let Some(mc) = launcher_mc_dir.filter(|p| !p.as_os_str().is_empty()) {
         let name = mc.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let parent_is_dir = match (
-            mc.parent().map(std::fs::canonicalize),
-            std::fs::canonicalize(dir),
-        ) {
+        let parent_is_dir = match (mc.parent().map(std::fs::canonicalize), std::fs::canonicalize(dir)) {
             (Some(Ok(a)), Ok(b)) => a == b,
             _ => mc.parent() == Some(dir),
         };
@@ -98,10 +95,16 @@ mod tests {
             "neither exists: the name both launchers then use"
         );
         std::fs::create_dir_all(inst.join(".minecraft")).expect("mkdir");
-        assert_eq!(resolve_with(&inst, None).expect("multimc"), inst.join(".minecraft"));
+        assert_eq!(
+            resolve_with(&inst, None).expect("multimc"),
+            inst.join(".minecraft")
+        );
         std::fs::create_dir_all(inst.join("minecraft")).expect("mkdir");
         let both = resolve_with(&inst, None).expect_err("both exist").to_string();
-        assert!(both.contains("minecraft") && both.contains(".minecraft"), "{both}");
+        assert!(
+            both.contains("minecraft") && both.contains(".minecraft"),
+            "{both}"
+        );
         // The launcher's word settles it.
         assert_eq!(
             resolve_with(&inst, Some(&inst.join(".minecraft"))).expect("INST_MC_DIR"),
@@ -112,7 +115,13 @@ mod tests {
             inst.join("minecraft")
         );
         let elsewhere = tmp.path().join("other/minecraft");
-        assert!(resolve_with(&inst, Some(&elsewhere)).is_err(), "outside the instance");
-        assert!(resolve_with(&inst, Some(&inst.join("saves"))).is_err(), "not a game directory");
+        assert!(
+            resolve_with(&inst, Some(&elsewhere)).is_err(),
+            "outside the instance"
+        );
+        assert!(
+            resolve_with(&inst, Some(&inst.join("saves"))).is_err(),
+            "not a game directory"
+        );
     }
 }

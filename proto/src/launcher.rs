@@ -46,12 +46,8 @@ pub fn loader_component_version(kind: LoaderKind, version: &str, minecraft: &str
     if kind != LoaderKind::Forge || minecraft.is_empty() {
         return version.to_owned();
     }
-    let v = version
-        .strip_prefix(&format!("{minecraft}-"))
-        .unwrap_or(version);
-    v.strip_suffix(&format!("-{minecraft}"))
-        .unwrap_or(v)
-        .to_owned()
+    let v = version.strip_prefix(&format!("{minecraft}-")).unwrap_or(version);
+    v.strip_suffix(&format!("-{minecraft}")).unwrap_or(v).to_owned()
 }
 
 #[cfg(test)]

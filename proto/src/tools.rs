@@ -182,7 +182,16 @@ mod tests {
         assert!(v("0.10.0") > v("0.9.9"));
         assert!(v("1.0.0-rc.1") < v("1.0.0"));
         assert_eq!(v("1.2.3+build.5"), v("1.2.3"));
-        for bad in ["", "1", "1.2", "1.2.3.4", "a.b.c", "1.2.3-", "01.x.3", "1.2.3-a b"] {
+        for bad in [
+            "",
+            "1",
+            "1.2",
+            "1.2.3.4",
+            "a.b.c",
+            "1.2.3-",
+            "01.x.3",
+            "1.2.3-a b",
+        ] {
             assert!(parse_version(bad).is_none(), "{bad}");
         }
     }
@@ -221,7 +230,9 @@ mod tests {
         };
         let text = serde_json::to_string(&t).expect("json");
         assert!(
-            text.starts_with(r#"{"atlas-fetcher":{"version":"0.1.0","targets":{"x86_64-pc-windows-msvc":{"sha256":""#),
+            text.starts_with(
+                r#"{"atlas-fetcher":{"version":"0.1.0","targets":{"x86_64-pc-windows-msvc":{"sha256":""#
+            ),
             "{text}"
         );
         assert_eq!(serde_json::from_str::<Tools>(&text).expect("parse"), t);

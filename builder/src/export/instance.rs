@@ -33,10 +33,13 @@
 use std::io::{Cursor, Write as _};
 
 use atlas_proto::launcher::{MINECRAFT_UID, loader_component_version, loader_uid};
+use atlas_proto::layout;
 use atlas_proto::tools::ToolRelease;
-use atlas_proto::v1::LoaderKind;
+use atlas_proto::v1::{LoaderKind, Manifest};
 
-use super::ExportError;
+use super::player_tools::PlayerTools;
+use super::{ExportError, ExportOptions};
+use crate::store::{Body, ObjectMeta, PutOutcome, Store};
 
 /// The archive entry of the bootstrap jar.
 pub const BOOTSTRAP_ENTRY: &str = "atlas/atlas-bootstrap.jar";
@@ -324,6 +327,102 @@ pub fn is_png(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\x89PNG\r\n\x1a\n")
 }
 
+/// Whom a channel's instances trust: the pack's root of trust when it
+/// publishes a keyset chain (`packs/<pack>/keys/1.json`), else the key that
+/// signs this pointer.
+pub async fn trust_anchor(
+    store: &dyn Store,
+    pack: &str,
+    signer: &atlas_proto::PublicKey,
+) -> Result<TrustAnchor, ExportError> {
+    let key = layout::keyset_key(pack, 1);
+    Ok(
+        match store.get(&key, atlas_proto::Limits::DEFAULT.keyset_bytes).await? {
+            Some(obj) => TrustAnchor::Root(obj.bytes.to_vec()),
+            None => TrustAnchor::Keys(vec![signer.to_text()]),
+        },
+    )
+}
+
+/// What a channel's archive is made from, besides the build.
+#[derive(Debug, Clone)]
+pub struct InstanceSource<'a> {
+    pub tools: &'a PlayerTools,
+    pub trust: TrustAnchor,
+    pub exports: &'a ExportOptions,
+}
+
+/// A written (or found) archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedInstance {
+    /// Its store key, which the pointer names.
+    pub key: String,
+    pub size: u64,
+    /// False when the store had it already.
+    pub new: bool,
+}
+
+/// Writes `channel`'s archive for the build `m` (immutable and
+/// content-addressed, so an identical archive is stored once), and the icon
+/// as a blob for the pack's page. Call before the pointer that names it.
+pub async fn publish_instance(
+    store: &dyn Store,
+    m: &Manifest,
+    channel: &str,
+    src: &InstanceSource<'_>,
+) -> Result<PublishedInstance, ExportError> {
+    let pack = m.pack_id.as_str();
+    let loader = m.loader.as_ref();
+    let page_url = src.exports.url_of(&layout::pack_page_key(pack));
+    let model = InstanceModel {
+        pack,
+        name: &m.name,
+        channel,
+        minecraft: &m.minecraft_version,
+        loader: loader
+            .and_then(|l| LoaderKind::try_from(l.kind).ok())
+            .unwrap_or(LoaderKind::Vanilla),
+        loader_version: loader.map(|l| l.version.as_str()).unwrap_or_default(),
+        store_url: &src.exports.url_of(""),
+        page_url: &page_url,
+        trust: &src.trust,
+        fetcher: &src.tools.release,
+        bootstrap_jar: &src.tools.jar,
+        icon_png: DEFAULT_ICON,
+    };
+    let bytes = write_archive(&model)?;
+    let size = bytes.len() as u64;
+    let key = layout::instance_key(pack, &atlas_proto::Sha256Digest::of(&bytes), channel);
+    let meta = ObjectMeta {
+        content_type: layout::CONTENT_TYPE_ZIP,
+        cache_control: layout::CACHE_IMMUTABLE,
+    };
+    let outcome = store
+        .put_immutable(&key, Body::Bytes(bytes::Bytes::from(bytes)), meta)
+        .await?;
+    publish_icon(store).await?;
+    Ok(PublishedInstance {
+        key,
+        size,
+        new: outcome == PutOutcome::Created,
+    })
+}
+
+/// Stores the icon as a blob (pages show it); returns its key.
+pub async fn publish_icon(store: &dyn Store) -> Result<String, ExportError> {
+    let key = layout::blob_key(&atlas_proto::Sha256Digest::of(DEFAULT_ICON));
+    if !store.exists(&key).await? {
+        store
+            .put_immutable(
+                &key,
+                Body::Bytes(bytes::Bytes::from_static(DEFAULT_ICON)),
+                ObjectMeta::BLOB,
+            )
+            .await?;
+    }
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,7 +464,9 @@ mod tests {
     }
 
     fn key() -> TrustAnchor {
-        TrustAnchor::Keys(vec![atlas_proto::SecretKey::from_seed(&[4; 32]).public().to_text()])
+        TrustAnchor::Keys(vec![
+            atlas_proto::SecretKey::from_seed(&[4; 32]).public().to_text(),
+        ])
     }
 
     /// Prism Launcher's `parseOldFileFormat` and `unescape`/`unquote`
@@ -375,7 +476,11 @@ mod tests {
         for raw in text.split('\n') {
             let mut line = raw.to_owned();
             let mut from = 0;
-            while let Some(i) = line.get(from + 1..).and_then(|s| s.find('#')).map(|i| i + from + 1) {
+            while let Some(i) = line
+                .get(from + 1..)
+                .and_then(|s| s.find('#'))
+                .map(|i| i + from + 1)
+            {
                 from = i;
                 if line.as_bytes()[i - 1] == b'\\' {
                     continue;
@@ -450,7 +555,8 @@ mod tests {
             (LoaderKind::Neoforge, "net.neoforged"),
             (LoaderKind::Quilt, "org.quiltmc.quilt-loader"),
         ] {
-            let j: serde_json::Value = serde_json::from_str(&mmc_pack_json("1.21.1", kind, "1")).expect("json");
+            let j: serde_json::Value =
+                serde_json::from_str(&mmc_pack_json("1.21.1", kind, "1")).expect("json");
             assert_eq!(j["components"][1]["uid"], uid);
         }
         let vanilla: serde_json::Value =
@@ -503,7 +609,11 @@ mod tests {
             assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
         }
         // Never what makes a launcher take it for another format.
-        assert!(!names.iter().any(|n| n == "modrinth.index.json" || n.ends_with("manifest.json")));
+        assert!(
+            !names
+                .iter()
+                .any(|n| n == "modrinth.index.json" || n.ends_with("manifest.json"))
+        );
         let mut props = String::new();
         zip.by_name(PROPERTIES_ENTRY)
             .expect("props")

@@ -6,6 +6,7 @@
 pub mod instance;
 pub mod mrpack;
 pub mod packwiz;
+pub mod player_tools;
 
 use std::path::PathBuf;
 
@@ -48,6 +49,21 @@ pub enum ExportError {
         "channel `{channel}` has a packwiz export; pass --public-url (or set {PUBLIC_URL_ENV}) so it is kept in step with the pointer"
     )]
     NeedsPublicUrl { channel: String },
+    #[error(
+        "--player-tools {dir}: {message}; give the folder the action fills from a release (VERSION, atlas-bootstrap.jar, <target>/atlas-fetcher[.exe])"
+    )]
+    PlayerTools { dir: String, message: String },
+    #[error(
+        "--player-tools needs the store's public URL (--public-url or {PUBLIC_URL_ENV}): instances download from it"
+    )]
+    PlayerToolsNeedPublicUrl,
+    #[error("writing the page `{key}`: {message}")]
+    Page { key: String, message: String },
+    #[error(
+        "`{key}` was rewritten by other writers {attempts} times in a row; the pointer is written: run `atlas-builder page` (same --store, --pack and --public-url) to bring the page in step",
+        attempts = crate::page::write::PAGE_ATTEMPTS
+    )]
+    PageContended { key: String },
 }
 
 impl crate::exit::HasExitClass for ExportError {

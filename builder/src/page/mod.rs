@@ -17,6 +17,7 @@
 
 pub mod model;
 pub mod style;
+pub mod write;
 
 use askama::Template;
 
@@ -31,6 +32,8 @@ pub struct RenderError(String);
 #[template(path = "pack.html")]
 struct PackTemplate<'a> {
     v: &'a PackView,
+    /// The store index's row for this pack, as JSON (see [`write`]).
+    index: &'a str,
     style: &'a str,
     csp: &'a str,
     builder_version: &'static str,
@@ -40,6 +43,8 @@ struct PackTemplate<'a> {
 #[template(path = "store.html")]
 struct StoreTemplate<'a> {
     rows: &'a [IndexRow],
+    /// Every pack id listed, space-separated (read back by the next writer).
+    packs: &'a str,
     style: &'a str,
     csp: &'a str,
     builder_version: &'static str,
@@ -47,10 +52,16 @@ struct StoreTemplate<'a> {
 
 /// The pack page's HTML.
 pub fn render_pack_page(view: &PackView) -> Result<String, RenderError> {
+    render_pack_page_with_row(view, "")
+}
+
+/// The pack page's HTML, carrying its store index row (JSON).
+pub fn render_pack_page_with_row(view: &PackView, index_row: &str) -> Result<String, RenderError> {
     let style = style::stylesheet();
     let csp = style::content_security_policy(&style);
     PackTemplate {
         v: view,
+        index: index_row,
         style: &style,
         csp: &csp,
         builder_version: env!("CARGO_PKG_VERSION"),
@@ -64,9 +75,18 @@ pub fn render_store_index(rows: &[IndexRow]) -> Result<String, RenderError> {
     let style = style::stylesheet();
     let csp = style::content_security_policy(&style);
     let mut rows = rows.to_vec();
-    rows.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.pack.cmp(&b.pack)));
+    rows.sort_by(|a, b| {
+        a.name
+            .to_lowercase()
+            .cmp(&b.name.to_lowercase())
+            .then(a.pack.cmp(&b.pack))
+    });
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.pack.as_str()).collect();
+    ids.sort_unstable();
+    let packs = ids.join(" ");
     StoreTemplate {
         rows: &rows,
+        packs: &packs,
         style: &style,
         csp: &csp,
         builder_version: env!("CARGO_PKG_VERSION"),
@@ -81,7 +101,10 @@ mod tests {
     use super::*;
 
     fn input(name: &str, description: &str, mod_name: &str) -> PageInput {
-        let mut m = manifest("1.0", vec![file("mods/x.jar", b"x", mod_name, "1.0", "modrinth:AAA/v")]);
+        let mut m = manifest(
+            "1.0",
+            vec![file("mods/x.jar", b"x", mod_name, "1.0", "modrinth:AAA/v")],
+        );
         m.name = name.into();
         m.description = description.into();
         let mut p = pointer("production", 3, &m, 1_000);
@@ -114,7 +137,10 @@ mod tests {
         assert!(!html.contains("<script"), "a script element got through");
         assert!(!html.contains("<img src=x"), "an element got through");
         assert!(!html.contains("<b>k</b>"));
-        assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"), "escaped text is shown");
+        assert!(
+            html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+            "escaped text is shown"
+        );
         let index = render_store_index(&[model::index_row(&i)]).expect("render");
         assert!(!index.contains("<script"));
         assert!(!index.contains("<img src=x"));
@@ -122,9 +148,13 @@ mod tests {
 
     #[test]
     fn the_page_is_self_contained_and_structured() {
-        let html = render_pack_page(&model::pack_page(&input("My Pack", "A pack.", "Sodium"), &[])).expect("render");
+        let html =
+            render_pack_page(&model::pack_page(&input("My Pack", "A pack.", "Sodium"), &[])).expect("render");
         let style = style::stylesheet();
-        assert!(html.contains(&format!("<style>{style}</style>")), "the hashed stylesheet, verbatim");
+        assert!(
+            html.contains(&format!("<style>{style}</style>")),
+            "the hashed stylesheet, verbatim"
+        );
         assert!(html.contains("default-src &#39;none&#39;"), "CSP present");
         assert_eq!(html.matches("<h1").count(), 1);
         assert!(!html.contains("<script"));
@@ -143,7 +173,10 @@ mod tests {
         }
         assert!(html.contains("href=\"instances/"), "{html}");
         assert!(html.contains("<meta name=\"atlas-pointers\" content=\"production=3\">"));
-        assert!(html.contains("https://cdn.example.com/atlas/packs/p/instances/"), "link to paste");
+        assert!(
+            html.contains("https://cdn.example.com/atlas/packs/p/instances/"),
+            "link to paste"
+        );
         assert!(html.contains("--key &#39;ed25519:AAAA&#39;"), "host command");
         let index = render_store_index(&[model::index_row(&input("My Pack", "", "S"))]).expect("render");
         assert!(index.contains("href=\"packs/p/index.html\""), "{index}");

@@ -143,7 +143,15 @@ pub struct PackView {
 /// Display order of channels: `production`, `stable`, `release`, `beta`,
 /// `alpha`, `dev`, `nightly`, then the others by name.
 pub fn channel_order(name: &str) -> (usize, String) {
-    const KNOWN: [&str; 7] = ["production", "stable", "release", "beta", "alpha", "dev", "nightly"];
+    const KNOWN: [&str; 7] = [
+        "production",
+        "stable",
+        "release",
+        "beta",
+        "alpha",
+        "dev",
+        "nightly",
+    ];
     let rank = KNOWN.iter().position(|k| *k == name).unwrap_or(KNOWN.len());
     (rank, name.to_owned())
 }
@@ -203,7 +211,11 @@ fn side_text(f: &File) -> &'static str {
 
 /// Where a file comes from and the page to read about it.
 fn source_of(f: &File) -> (String, Option<String>) {
-    let origin = f.upstreams.iter().map(|u| u.origin.as_str()).find(|o| !o.is_empty());
+    let origin = f
+        .upstreams
+        .iter()
+        .map(|u| u.origin.as_str())
+        .find(|o| !o.is_empty());
     if let Some(o) = origin {
         if let Some((project, _)) = o.strip_prefix("modrinth:").and_then(|r| r.split_once('/')) {
             return (
@@ -273,13 +285,21 @@ fn change_entry(log: &Changelog, date_of: u64) -> ChangeEntry {
         date: date(date_of),
         minecraft: (log.from.minecraft != log.to.minecraft)
             .then(|| format!("Minecraft {} → {}", log.from.minecraft, log.to.minecraft)),
-        added: log.added.iter().map(|m| format!("{} {}", m.name, m.version)).collect(),
+        added: log
+            .added
+            .iter()
+            .map(|m| format!("{} {}", m.name, m.version))
+            .collect(),
         updated: log
             .updated
             .iter()
             .map(|m| format!("{}: {} → {}", m.name, m.from, m.to))
             .collect(),
-        removed: log.removed.iter().map(|m| format!("{} {}", m.name, m.version)).collect(),
+        removed: log
+            .removed
+            .iter()
+            .map(|m| format!("{} {}", m.name, m.version))
+            .collect(),
         files,
         known: true,
     }
@@ -399,7 +419,11 @@ fn channel_view(c: &ChannelData, input: &PageInput, open: bool) -> ChannelView {
         } else {
             String::new()
         },
-        mrpack: p.exports.mrpack.as_deref().map(|k| download(k, c.mrpack_size, None)),
+        mrpack: p
+            .exports
+            .mrpack
+            .as_deref()
+            .map(|k| download(k, c.mrpack_size, None)),
         instance: p
             .exports
             .instance
@@ -558,7 +582,10 @@ pub(crate) mod tests {
 
     #[test]
     fn the_changelog_follows_distinct_builds_newest_first() {
-        let m1 = manifest("1.0", vec![file("mods/a.jar", b"a1", "A", "1", "modrinth:AAA/v1")]);
+        let m1 = manifest(
+            "1.0",
+            vec![file("mods/a.jar", b"a1", "A", "1", "modrinth:AAA/v1")],
+        );
         let m2 = manifest(
             "1.1",
             vec![
@@ -566,7 +593,10 @@ pub(crate) mod tests {
                 file("mods/b.jar", b"b", "B", "1", "curseforge:123/456"),
             ],
         );
-        let m3 = manifest("1.2", vec![file("mods/b.jar", b"b", "B", "1", "curseforge:123/456")]);
+        let m3 = manifest(
+            "1.2",
+            vec![file("mods/b.jar", b"b", "B", "1", "curseforge:123/456")],
+        );
         let history = vec![
             (pointer("dev", 1, &m1, 100), Some(m1.clone())),
             (pointer("dev", 2, &m2, 200), Some(m2.clone())),
@@ -591,13 +621,24 @@ pub(crate) mod tests {
         };
         let v = pack_page(&input, &[]);
         let ch = &v.channels[0];
-        assert_eq!(ch.published, date(400), "the first pointer naming the current build");
+        assert_eq!(
+            ch.published,
+            date(400),
+            "the first pointer naming the current build"
+        );
         assert_eq!(ch.changes.len(), 2);
         assert_eq!(ch.changes[0].removed, ["A 2"]);
         assert_eq!(ch.changes[1].updated, ["A: 1 → 2"]);
         assert_eq!(ch.changes[1].added, ["B 1"]);
-        assert_eq!(ch.mods[0].link.as_deref(), Some("https://www.curseforge.com/projects/123"));
-        assert!(ch.sync_command.contains("--root keys-1.json"), "{}", ch.sync_command);
+        assert_eq!(
+            ch.mods[0].link.as_deref(),
+            Some("https://www.curseforge.com/projects/123")
+        );
+        assert!(
+            ch.sync_command.contains("--root keys-1.json"),
+            "{}",
+            ch.sync_command
+        );
         assert_eq!(v.pointer_versions, "dev=5");
         assert_eq!(v.root_href.as_deref(), Some("keys/1.json"));
     }
@@ -605,7 +646,10 @@ pub(crate) mod tests {
     #[test]
     fn sources_links_and_formats() {
         let (s, l) = source_of(&file("mods/x.jar", b"x", "X", "1", "modrinth:P7dR8mSH/abc"));
-        assert_eq!((s.as_str(), l.as_deref()), ("Modrinth", Some("https://modrinth.com/mod/P7dR8mSH")));
+        assert_eq!(
+            (s.as_str(), l.as_deref()),
+            ("Modrinth", Some("https://modrinth.com/mod/P7dR8mSH"))
+        );
         let (s, l) = source_of(&file("mods/x.jar", b"x", "X", "1", "url"));
         assert_eq!((s.as_str(), l), ("cdn.modrinth.com", None));
         let (s, _) = source_of(&file("config/x.json", b"x", "", "", ""));

@@ -2,8 +2,10 @@
 //! repository's keyset files, plans the build (resolving and downloading
 //! mods; for a remote store, mirrored mods go up as they land, see
 //! [`early`]), then writes in the order that keeps readers safe: blobs the
-//! store lacks, the manifest, the launcher exports the pointer names, the
-//! signed pointer, and last the channel's packwiz tree.
+//! store lacks, the manifest, the launcher exports the pointer names (the
+//! `.mrpack`, the instance archive and the fetcher binaries it pins), the
+//! signed pointer, the channel's packwiz tree, and last the pack page and
+//! the store index.
 
 pub mod early;
 
@@ -16,12 +18,15 @@ use serde::Serialize;
 
 use atlas_proto::SecretKey;
 use atlas_proto::layout;
+use atlas_proto::tools::Tools;
 
 use crate::build::{BuildError, plan_pack};
 use crate::download::WriteMode;
 use crate::exit::{ExitClass, HasExitClass};
+use crate::export::player_tools::PlayerTools;
 use crate::export::{ExportError, ExportOptions, ExportReport};
 use crate::keyset::KeysetCmdError;
+use crate::page::write::{PageKeys, PageReport, write_pages};
 use crate::plan::{BlobSource, BuildPlan, PlanOptions, PlanSummary};
 use crate::pointer::{PointerRequest, PointerUpdate, PointerUpdateError, point_channel};
 use crate::repo::{Content, PackSource, RepoError};
@@ -96,6 +101,9 @@ pub struct PublishReport {
     /// The .mrpack and packwiz exports (absent without a public URL).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exports: Option<ExportReport>,
+    /// The pack page and the store index (absent without a public URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<PageReport>,
     /// What uploading while downloading did (remote stores only; not in
     /// the JSON report, whose counts above already include it).
     #[serde(skip)]
@@ -117,8 +125,11 @@ pub struct PublishRequest<'a> {
     /// The keyset chain to upload before the pointer (`.atlas/keys`); the
     /// signing key must then be a pointer key of its newest keyset.
     pub keys_dir: Option<&'a Path>,
-    /// The launcher exports (.mrpack, packwiz), when the store has a public URL.
+    /// The launcher exports (.mrpack, packwiz, pages), when the store has a public URL.
     pub exports: Option<&'a ExportOptions>,
+    /// The player tools (`--player-tools`): with them, the channel's
+    /// instance archive is written and the pointer pins the fetcher.
+    pub player_tools: Option<&'a PlayerTools>,
 }
 
 impl<'a> PublishRequest<'a> {
@@ -138,6 +149,7 @@ impl<'a> PublishRequest<'a> {
             mods,
             keys_dir: None,
             exports: None,
+            player_tools: None,
         }
     }
 }
@@ -228,6 +240,7 @@ async fn upload(
         pointer: None,
         mods,
         exports: None,
+        pages: None,
         early,
     };
     if opts.dry_run {
@@ -279,6 +292,25 @@ async fn upload(
         }
         None => None,
     };
+    // The channel's instance archive, with the fetcher pins the pointer carries.
+    let tools = match (req.player_tools, req.exports, export_report.as_mut()) {
+        (Some(t), Some(e), Some(r)) => {
+            let src = crate::export::instance::InstanceSource {
+                tools: t,
+                trust: crate::export::instance::trust_anchor(store, pack, &key.public()).await?,
+                exports: e,
+            };
+            t.upload(store).await?;
+            let written =
+                crate::export::instance::publish_instance(store, &plan.manifest, &opts.channel, &src).await?;
+            r.instance = Some(written.key);
+            Tools {
+                atlas_fetcher: Some(t.release.clone()),
+            }
+        }
+        (Some(_), None, _) => return Err(ExportError::PlayerToolsNeedPublicUrl.into()),
+        _ => Tools::default(),
+    };
     let named = export_report.as_ref().map(|r| r.exports()).unwrap_or_default();
     // 5. The pointer, last (then the channel's packwiz tree, kept in step).
     report.pointer = Some(
@@ -293,7 +325,7 @@ async fn upload(
             lifetime: opts.pointer_lifetime,
             force: opts.force_pointer,
             exports: named,
-            tools: Default::default(),
+            tools,
         })
         .await?,
     );
@@ -305,5 +337,10 @@ async fn upload(
         r.skipped.extend(skipped);
     }
     report.exports = export_report;
+    // 6. Last, the pack page and the store index, from the live pointers.
+    if let Some(e) = req.exports {
+        let keys = PageKeys::for_pack(store, pack, &key.public()).await?;
+        report.pages = Some(write_pages(store, pack, Some(&opts.channel), &keys, e).await?);
+    }
     Ok(report)
 }

@@ -245,7 +245,8 @@ impl Store for DirStore {
                 .map_err(|e| this.err(&key, format!("opening the store lock: {e}")))?;
             lock.lock()
                 .map_err(|e| this.err(&key, format!("locking the store: {e}")))?;
-            let current = this.read_capped(&key, atlas_proto::Limits::DEFAULT.pointer_bytes)?;
+            // Pointers, and the larger mutable objects (pages) written the same way.
+            let current = this.read_capped(&key, atlas_proto::Limits::DEFAULT.export_object_bytes)?;
             let matches = match (&expected, &current) {
                 (Expected::Absent, None) => true,
                 (Expected::ETag(want), Some(obj)) => *want == obj.etag,

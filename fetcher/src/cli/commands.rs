@@ -13,7 +13,7 @@ use crate::cache::BlobCache;
 use crate::error::SyncError;
 use crate::exit;
 use crate::inspect;
-use crate::player::{self, Level, LaunchOptions, LaunchOutcome, Line, tools::BootstrapEnv};
+use crate::player::{self, LaunchOptions, LaunchOutcome, Level, Line, tools::BootstrapEnv};
 use crate::progress::NoProgress;
 use crate::provision;
 use crate::side::InstallSide;

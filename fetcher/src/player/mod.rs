@@ -24,8 +24,8 @@ pub mod tools;
 
 use std::path::PathBuf;
 
-use atlas_proto::v1::Manifest;
 use atlas_proto::PointerError;
+use atlas_proto::v1::Manifest;
 
 use crate::error::SyncError;
 use crate::history;
@@ -316,11 +316,15 @@ pub async fn before_launch(o: &LaunchOptions, progress: &dyn Progress) -> Launch
             Err(e) => return run.failed(&e, &pointer_url),
         }
     }
-    let version = check.manifest.as_ref().map(|m| m.version.clone()).unwrap_or_else(|| {
-        build_manifest(&check, &run.paths, o)
-            .map(|m| m.version)
-            .unwrap_or_default()
-    });
+    let version = check
+        .manifest
+        .as_ref()
+        .map(|m| m.version.clone())
+        .unwrap_or_else(|| {
+            build_manifest(&check, &run.paths, o)
+                .map(|m| m.version)
+                .unwrap_or_default()
+        });
     let plan = match syncer.plan(&check, progress) {
         Ok(p) => p,
         Err(e) => return run.failed(&e, &pointer_url),
@@ -331,7 +335,9 @@ pub async fn before_launch(o: &LaunchOptions, progress: &dyn Progress) -> Launch
     };
     run.say(Level::Info, done_line(&report, &version));
     if let Some(env) = &o.bootstrap {
-        let release = check.pointer().and_then(|p| p.payload.tools.atlas_fetcher.as_ref());
+        let release = check
+            .pointer()
+            .and_then(|p| p.payload.tools.atlas_fetcher.as_ref());
         let source = crate::source::Source::parse_with_timeout(&o.sync.source, o.sync.timeout);
         let adopted = match source {
             Ok(s) => tools::adopt(&o.instance, env, release, &s, &o.sync.limits).await,

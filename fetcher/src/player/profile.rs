@@ -15,9 +15,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use atlas_proto::launcher::{
-    LOADER_UIDS, MAPPING_UIDS, MINECRAFT_UID, loader_component_version, loader_uid,
-};
+use atlas_proto::launcher::{LOADER_UIDS, MAPPING_UIDS, MINECRAFT_UID, loader_component_version, loader_uid};
 use atlas_proto::v1::{LoaderKind, Manifest};
 
 use crate::durable;
@@ -50,12 +48,8 @@ fn wanted(m: &Manifest) -> (String, Option<(&'static str, String)>) {
         .and_then(|l| LoaderKind::try_from(l.kind).ok())
         .unwrap_or(LoaderKind::Vanilla);
     let version = m.loader.as_ref().map(|l| l.version.as_str()).unwrap_or_default();
-    let loader = loader_uid(kind).map(|uid| {
-        (
-            uid,
-            loader_component_version(kind, version, &m.minecraft_version),
-        )
-    });
+    let loader =
+        loader_uid(kind).map(|uid| (uid, loader_component_version(kind, version, &m.minecraft_version)));
     (m.minecraft_version.clone(), loader)
 }
 
@@ -211,7 +205,10 @@ mod tests {
 
         let m = manifest("1.21.4", LoaderKind::Fabric, "0.16.10");
         let r = ensure(tmp.path(), &m).expect("ensure");
-        assert!(matches!(r, Profile::Switched { ref now } if now.contains("1.21.4")), "{r:?}");
+        assert!(
+            matches!(r, Profile::Switched { ref now } if now.contains("1.21.4")),
+            "{r:?}"
+        );
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect("json");
         let uids: Vec<(&str, &str)> = doc["components"]
             .as_array()
@@ -249,7 +246,10 @@ mod tests {
     fn a_missing_profile_is_written_and_a_linked_one_refused() {
         let tmp = tempfile::tempdir().expect("tmp");
         let m = manifest("1.20.1", LoaderKind::Forge, "1.20.1-47.3.0");
-        assert!(matches!(ensure(tmp.path(), &m).expect("write"), Profile::Switched { .. }));
+        assert!(matches!(
+            ensure(tmp.path(), &m).expect("write"),
+            Profile::Switched { .. }
+        ));
         let doc: Value =
             serde_json::from_str(&std::fs::read_to_string(tmp.path().join(PROFILE_FILE)).expect("read"))
                 .expect("json");

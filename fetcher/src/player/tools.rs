@@ -151,7 +151,12 @@ fn properties_text(release: &ToolRelease) -> String {
 
 /// Downloads the pinned binary into the bootstrap's cache unless it is
 /// there, hashing while it streams; refuses a wrong size or hash.
-async fn cache_binary(source: &Source, env: &BootstrapEnv, pin: &ToolPin, max: u64) -> Result<PathBuf, SyncError> {
+async fn cache_binary(
+    source: &Source,
+    env: &BootstrapEnv,
+    pin: &ToolPin,
+    max: u64,
+) -> Result<PathBuf, SyncError> {
     let digest: Sha256Digest = pin.sha256.parse().map_err(|e| SyncError::Usage(format!("{e}")))?;
     let dir = env.cache.join("fetcher").join(&pin.sha256);
     let bin = dir.join(fetcher_file_name(&env.target));
@@ -179,7 +184,8 @@ async fn cache_binary(source: &Source, env: &BootstrapEnv, pin: &ToolPin, max: u
             });
         }
         hasher.update(&chunk);
-        tmp.write_all(&chunk).map_err(atlas_proto::IoError::at("writing", tmp.path()))?;
+        tmp.write_all(&chunk)
+            .map_err(atlas_proto::IoError::at("writing", tmp.path()))?;
     }
     if n != pin.size {
         return Err(SyncError::BlobSize {
@@ -279,7 +285,10 @@ pub async fn adopt(
         }
         return Err(e);
     }
-    durable::write_atomic(&atlas_dir.join(FETCHER_PROPERTIES), properties_text(release).as_bytes())?;
+    durable::write_atomic(
+        &atlas_dir.join(FETCHER_PROPERTIES),
+        properties_text(release).as_bytes(),
+    )?;
     drop_pending();
     Ok(Adoption::Adopted {
         version: release.version.clone(),
@@ -304,7 +313,11 @@ mod tests {
         assert_eq!(m["store"], "https://cdn.example.com/a/");
         assert_eq!(m["key"], "ed25519:AB+/=");
         assert_eq!(m["name"], "café \\ x");
-        assert!(read_properties(&tmp.path().join("missing")).expect("none").is_empty());
+        assert!(
+            read_properties(&tmp.path().join("missing"))
+                .expect("none")
+                .is_empty()
+        );
         let release = ToolRelease {
             version: "1.2.3".into(),
             targets: BTreeMap::from([(

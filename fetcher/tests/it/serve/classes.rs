@@ -13,6 +13,10 @@ pub(super) enum Class {
     Mrpack,
     Packwiz,
     Page,
+    /// A channel's instance archive (format 1.3).
+    Instance,
+    /// The store's index of packs, `index.html` at the root (format 1.3).
+    StoreIndex,
     /// The writer's lock, temporary files: 404.
     Hidden,
 }
@@ -38,6 +42,8 @@ impl Class {
             ["packs", _, "builds", b, "manifest.pb.zst"] if hex64(b) => Class::Manifest,
             ["packs", _, "builds", b, "pack.mrpack"] if hex64(b) => Class::Mrpack,
             ["packs", _, "channels", _, "packwiz", .., f] if f.ends_with(".toml") => Class::Packwiz,
+            ["packs", _, "instances", h, f] if hex64(h) && f.ends_with(".zip") => Class::Instance,
+            ["index.html"] => Class::StoreIndex,
             ["packs", _, .., f] if f.ends_with(".html") => Class::Page,
             _ => panic!(
                 "`{key}` is in the store but in no object class of docs/FORMAT.md §1: document it \
@@ -56,7 +62,8 @@ impl Class {
             Class::Blob => (CONTENT_TYPE_BLOB, CACHE_IMMUTABLE),
             Class::Mrpack => (CONTENT_TYPE_MRPACK, CACHE_IMMUTABLE),
             Class::Packwiz => (CONTENT_TYPE_TOML, CACHE_POINTER),
-            Class::Page => (CONTENT_TYPE_HTML, CACHE_PAGE),
+            Class::Page | Class::StoreIndex => (CONTENT_TYPE_HTML, CACHE_PAGE),
+            Class::Instance => (CONTENT_TYPE_ZIP, CACHE_IMMUTABLE),
             Class::Hidden => return None,
         })
     }
@@ -73,7 +80,7 @@ pub(super) fn store_keys(root: &Path) -> Vec<String> {
 
 /// The first cell of each class's row in docs/FORMAT.md §1's layout table,
 /// and how the "Content types:" sentence below it names the class.
-const FORMAT_MD_ROWS: [(Class, &str, &str); 6] = [
+const FORMAT_MD_ROWS: [(Class, &str, &str); 9] = [
     (
         Class::Pointer,
         "`packs/<pack>/channels/<channel>.json`",
@@ -96,6 +103,13 @@ const FORMAT_MD_ROWS: [(Class, &str, &str); 6] = [
         "`packs/<pack>/channels/<channel>/packwiz/…`",
         "packwiz files",
     ),
+    (
+        Class::Instance,
+        "`packs/<pack>/instances/<sha256>/<pack>-<channel>.zip`",
+        "instance archive",
+    ),
+    (Class::Page, "`packs/<pack>/index.html`", "pages"),
+    (Class::StoreIndex, "`index.html`", "pages"),
 ];
 
 /// The headers [`Class::expected`] holds a server to are the ones
