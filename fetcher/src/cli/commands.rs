@@ -51,12 +51,25 @@ pub(super) async fn sync(args: SyncArgs) -> Result<i32, Failure> {
     })
 }
 
+/// Retries of a failed request before a launch (`--retries` overrides).
+const LAUNCH_RETRIES: u32 = 2;
+/// Per-request timeout before a launch (`--timeout` overrides).
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// `sync --instance DIR --before-launch`: the sync as an instance's
 /// pre-launch command. Every outcome, errors included, is lines for the
 /// launcher's log and exit 0 (start the game) or 1 (stop the launch).
 async fn before_launch(args: &SyncArgs) -> i32 {
     let outcome = match (args.options(), &args.instance) {
-        (Ok(sync), Some(instance)) => {
+        (Ok(mut sync), Some(instance)) => {
+            // A player waits for this: give up on an unreachable store
+            // sooner than cron would (the game then starts as it is).
+            if args.retries.is_none() {
+                sync.retry.retries = LAUNCH_RETRIES;
+            }
+            if args.timeout.is_none() {
+                sync.timeout = LAUNCH_TIMEOUT;
+            }
             let o = LaunchOptions {
                 sync,
                 instance: instance.clone(),

@@ -14,6 +14,7 @@ mod install_script;
 mod kill;
 mod modified;
 mod optional;
+mod player;
 mod prefetch;
 mod provision;
 mod rejections;
