@@ -501,7 +501,7 @@ async fn a_fetcher_that_does_not_match_its_pin_never_runs() {
     std::fs::write(
         w.store
             .root()
-            .join(&layout::blob_key(&pin.sha256.parse().expect("hex"))),
+            .join(layout::blob_key(&pin.sha256.parse().expect("hex"))),
         evil,
     )
     .expect("replace the fetcher blob");
