@@ -18,6 +18,11 @@ use atlas_proto::Sha256Digest;
 
 use crate::packwiz::{HashFormat, UpstreamHash};
 
+/// The digests every download records besides its SHA-256, and the cache
+/// keeps per blob: what a `.mrpack` `files[]` entry requires (`hashes.sha1`,
+/// `hashes.sha512`).
+pub const DIGESTS: [HashFormat; 2] = [HashFormat::Sha1, HashFormat::Sha512];
+
 /// Environment variable naming the cache directory.
 pub const CACHE_DIR_ENV: &str = "ATLAS_CACHE_DIR";
 
@@ -182,7 +187,7 @@ impl Cache {
     /// as recorded; a blob cached before they were recorded is hashed once
     /// now and recorded.
     pub fn digests(&self, sha256: &Sha256Digest, size: u64) -> io::Result<Vec<UpstreamHash>> {
-        let formats = crate::download::DIGESTS;
+        let formats = DIGESTS;
         let recorded: Option<Vec<UpstreamHash>> = std::fs::read_to_string(self.digests_path(sha256))
             .ok()
             .and_then(|text| {

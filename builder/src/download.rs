@@ -25,7 +25,7 @@ use futures_util::{StreamExt as _, stream};
 use atlas_proto::Sha256Digest;
 use atlas_proto::digest::HashingCounter;
 
-use crate::cache::{Cache, CacheEntry};
+use crate::cache::{Cache, CacheEntry, DIGESTS};
 pub use crate::cache_writer::WriteMode;
 use crate::cache_writer::{BufferPool, CacheWriter};
 use crate::packwiz::{HashFormat, UpstreamHash, UpstreamHasher};
@@ -141,10 +141,6 @@ pub struct Downloaded {
     /// downloaded or recorded in the cache when it did.
     pub digests: Vec<UpstreamHash>,
 }
-
-/// The digests every download records besides its SHA-256: what a
-/// `.mrpack` `files[]` entry requires (`hashes.sha1`, `hashes.sha512`).
-pub const DIGESTS: [HashFormat; 2] = [HashFormat::Sha1, HashFormat::Sha512];
 
 impl Downloaded {
     /// A cache hit, with its digests from the cache (computed once from the

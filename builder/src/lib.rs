@@ -20,6 +20,7 @@ pub mod diff;
 pub mod download;
 pub mod exit;
 pub mod export;
+pub mod gc;
 pub mod github;
 pub mod keyset;
 pub mod mrpack;

@@ -108,6 +108,9 @@ impl BuildPlan {
 pub struct PlanOptions {
     /// Repository URL recorded in the manifest (default: `remote.origin.url`).
     pub repository_url: Option<String>,
+    /// The server's launch settings (`atlas.toml [server]`), recorded in the
+    /// manifest for the runner; set by [`crate::build::plan_pack`].
+    pub server: Option<atlas_proto::v1::ServerLaunch>,
 }
 
 /// One manifest entry and, unless the file is upstream-only, its blob.
@@ -225,6 +228,7 @@ pub fn assemble(
         files,
         description: info.description,
         author: info.author,
+        server: opts.server.clone(),
     };
     let manifest_bytes = encode_manifest(&manifest, &Limits::DEFAULT)?;
     let build_id = manifest::build_id(&manifest_bytes);

@@ -1,18 +1,21 @@
 //! Writing channel pointers: read the current one, choose the next version,
 //! sign, and replace it by compare-and-swap so a newer pointer is never
-//! overwritten.
+//! overwritten. Every version is also kept, written once, in the channel's
+//! history (`history/<version>.json`): the writer of version N+1 makes sure
+//! version N is there before its swap, and writes N+1 after it, so `gc`
+//! knows which builds hosts may still roll back to.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
 
-use atlas_proto::layout::{CACHE_POINTER, CONTENT_TYPE_POINTER, pointer_key};
+use atlas_proto::layout::{CACHE_POINTER, CONTENT_TYPE_POINTER, history_key, pointer_key};
 use atlas_proto::pointer::{self, Exports, POINTER_FORMAT, PointerPayload, SignedPointer};
 use atlas_proto::tools::Tools;
 use atlas_proto::{SecretKey, Sha256Digest};
 
-use crate::store::{Expected, ObjectMeta, Store, StoreError};
+use crate::store::{Body, Expected, ObjectMeta, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PointerUpdateError {
@@ -30,9 +33,12 @@ pub enum PointerUpdateError {
 
 impl crate::exit::HasExitClass for PointerUpdateError {
     fn exit_class(&self) -> crate::exit::ExitClass {
-        // Even a lost compare-and-swap: `resign` reports it as a store
-        // failure (publish and promote report it as a conflict).
-        crate::exit::ExitClass::Store
+        match self {
+            // A lost compare-and-swap is a lost race for every writer
+            // (publish, promote and resign): the README's exit 5.
+            Self::Store(e) => e.exit_class(),
+            Self::Corrupt { .. } => crate::exit::ExitClass::Store,
+        }
     }
 }
 
@@ -42,6 +48,8 @@ pub struct CurrentPointer {
     pub payload: PointerPayload,
     pub etag: String,
     pub signed_by: Vec<String>,
+    /// The envelope exactly as stored.
+    pub bytes: Bytes,
 }
 
 /// Reads and parses a channel's pointer (signatures are not checked here).
@@ -68,7 +76,28 @@ pub async fn read_current(
         payload,
         etag: obj.etag,
         signed_by: signed.key_ids(),
+        bytes: obj.bytes,
     }))
+}
+
+/// Keeps `pointer` (the envelope bytes of `version`) in the channel's
+/// history, unless that version is there already.
+pub async fn keep_in_history(
+    store: &dyn Store,
+    pack: &str,
+    channel: &str,
+    version: u64,
+    pointer: &Bytes,
+) -> Result<(), StoreError> {
+    let key = history_key(pack, channel, version);
+    // Looked up first: a publish that changes nothing writes nothing.
+    if store.exists(&key).await? {
+        return Ok(());
+    }
+    store
+        .put_immutable(&key, Body::Bytes(pointer.clone()), ObjectMeta::HISTORY)
+        .await
+        .map(drop)
 }
 
 /// What happened to the channel pointer.
@@ -177,6 +206,11 @@ async fn point_channel_once(req: &PointerRequest<'_>) -> Result<PointerUpdate, P
     let previous_version = current.as_ref().map(|c| c.payload.version);
     let previous_build = current.as_ref().map(|c| c.payload.build.clone());
     if let Some(c) = &current {
+        // The version about to be replaced stays known (a writer that died
+        // between its swap and its history entry left it out).
+        keep_in_history(store, pack, channel, c.payload.version, &c.bytes).await?;
+    }
+    if let Some(c) = &current {
         if c.payload.build == req.build.to_hex()
             && c.payload.exports == req.exports
             && c.payload.tools == req.tools
@@ -212,15 +246,28 @@ async fn point_channel_once(req: &PointerRequest<'_>) -> Result<PointerUpdate, P
         exports: req.exports.clone(),
         tools: req.tools.clone(),
     };
-    let envelope = pointer::sign(&payload, &[key]);
+    let envelope = Bytes::from(pointer::sign(&payload, &[key]));
     let expected = current.map_or(Expected::Absent, |c| Expected::ETag(c.etag));
     let meta = ObjectMeta {
         content_type: CONTENT_TYPE_POINTER,
         cache_control: CACHE_POINTER,
     };
     store
-        .put_cas(&object_key, Bytes::from(envelope), expected, meta)
+        .put_cas(&object_key, envelope.clone(), expected, meta)
         .await?;
+    // The pointer is live: a failure here only delays the history entry
+    // (the next writer adds it before replacing this version).
+    let entry = history_key(pack, channel, payload.version);
+    let kept = store
+        .put_immutable(&entry, Body::Bytes(envelope.clone()), ObjectMeta::HISTORY)
+        .await;
+    if let Err(e) = kept {
+        tracing::warn!(
+            "channel `{channel}` points at build {} (version {}), but its history entry could not be written ({e}); the next publish, promote or resign adds it",
+            payload.build,
+            payload.version
+        );
+    }
     Ok(PointerUpdate {
         channel: channel.to_owned(),
         key: object_key,

@@ -45,19 +45,25 @@ pub enum PromoteError {
         store: String,
         message: String,
     },
+    #[error(
+        "build {build} cannot be promoted: {missing} of its blobs are missing from {store} (first: `{first}`; collected by gc?); publish its commit again to restore them"
+    )]
+    MissingBlobs {
+        build: String,
+        store: String,
+        missing: usize,
+        first: String,
+    },
 }
 
 impl crate::exit::HasExitClass for PromoteError {
     fn exit_class(&self) -> crate::exit::ExitClass {
         use crate::exit::ExitClass;
         match self {
-            Self::Store(StoreError::Conflict { .. })
-            | Self::Pointer(PointerUpdateError::Store(StoreError::Conflict { .. })) => ExitClass::Conflict,
-            Self::Store(_)
-            | Self::Pointer(_)
-            | Self::Build(_)
-            | Self::Export(_)
-            | Self::Unverified { .. } => ExitClass::Store,
+            Self::Store(e) => e.exit_class(),
+            Self::Pointer(e) => e.exit_class(),
+            Self::Export(e) => e.writer_class(),
+            Self::Build(_) | Self::Unverified { .. } | Self::MissingBlobs { .. } => ExitClass::Store,
         }
     }
 }
@@ -156,13 +162,26 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
     // Never point a channel at a manifest that is missing or damaged.
     let manifest = builds::manifest_bytes(store, pack, &build).await?;
     let size = manifest.len() as u64;
+    let decoded =
+        atlas_proto::manifest::decode(&manifest, &atlas_proto::Limits::DEFAULT.manifest).map_err(|err| {
+            ExportError::Manifest {
+                build: build.to_hex(),
+                message: err.to_string(),
+            }
+        })?;
+    if matches!(from, PromoteFrom::Build(_)) {
+        // A build named by id may be one no channel kept: its blobs must still be there.
+        check_blobs(store, &build, &decoded).await?;
+    }
     let mrpack = layout::mrpack_key(pack, &build);
     let mut report = ExportReport {
         mrpack: store.exists(&mrpack).await?.then_some(mrpack),
         ..Default::default()
     };
-    match exports {
-        Some(_) => report.packwiz = Some(layout::packwiz_pack_key(pack, to)),
+    let tree = match exports {
+        Some(e) => Some(
+            crate::export::packwiz::prepare_packwiz(store, &decoded, &build, to, e, 8, &mut report).await?,
+        ),
         None => {
             let current = crate::pointer::read_current(store, pack, to).await?;
             if current.is_some_and(|c| c.payload.exports.packwiz.is_some()) {
@@ -171,17 +190,9 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
                 }
                 .into());
             }
+            None
         }
-    }
-    // Decoded once: the instance archive needs its Minecraft and loader,
-    // the packwiz tree its files.
-    let decoded =
-        atlas_proto::manifest::decode(&manifest, &atlas_proto::Limits::DEFAULT.manifest).map_err(|err| {
-            ExportError::Manifest {
-                build: build.to_hex(),
-                message: err.to_string(),
-            }
-        })?;
+    };
     let tools = match (player_tools, exports) {
         (Some(t), Some(e)) => {
             let src = crate::export::instance::InstanceSource {
@@ -214,12 +225,11 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
         tools,
     })
     .await?;
+    if let Some(tree) = &tree {
+        crate::export::packwiz::finish_packwiz(store, pack, to, tree, &mut report).await?;
+    }
     let mut pages = None;
     if let Some(e) = exports {
-        let (written, skipped) =
-            crate::export::packwiz::write_channel_tree(store, &decoded, to, e, 8).await?;
-        report.packwiz_written = written;
-        report.skipped = skipped;
         let keys = PageKeys::for_pack(store, pack, &key.public()).await?;
         pages = Some(write_pages(store, pack, Some(to), &keys, e).await?);
     }
@@ -231,4 +241,35 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
         exports: (!named.is_empty()).then_some(report),
         pages,
     })
+}
+
+/// Every blob `manifest` names is in the store.
+async fn check_blobs(
+    store: &dyn Store,
+    build: &Sha256Digest,
+    manifest: &atlas_proto::v1::Manifest,
+) -> Result<(), PromoteError> {
+    use futures_util::{StreamExt as _, TryStreamExt as _};
+    let keys: std::collections::BTreeSet<String> = manifest
+        .files
+        .iter()
+        .filter(|f| !f.upstream_only)
+        .filter_map(|f| Sha256Digest::from_slice(&f.sha256).ok())
+        .map(|d| layout::blob_key(&d))
+        .collect();
+    let missing: Vec<String> = futures_util::stream::iter(keys)
+        .map(|k| async move { Ok::<_, StoreError>((!store.exists(&k).await?).then_some(k)) })
+        .buffered(16)
+        .try_filter_map(|x| async move { Ok(x) })
+        .try_collect()
+        .await?;
+    match missing.first() {
+        None => Ok(()),
+        Some(first) => Err(PromoteError::MissingBlobs {
+            build: build.to_hex(),
+            store: store.describe(),
+            missing: missing.len(),
+            first: first.clone(),
+        }),
+    }
 }

@@ -82,8 +82,9 @@ pub struct MirrorPolicy {
     pub url: Option<MirrorMode>,
 }
 
-/// `[server]`: what a dedicated server launches with. Validated here; the
-/// runner uses it.
+/// `[server]`: what a dedicated server launches with. Validated here,
+/// recorded in the manifest ([`ServerSettings::launch`]); the runner applies
+/// it under the host's own settings.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerSettings {
@@ -98,6 +99,21 @@ pub struct ServerSettings {
     /// Jar to launch instead of the loader's, relative to the server directory.
     #[serde(default)]
     pub main_jar: Option<String>,
+}
+
+impl ServerSettings {
+    /// What the manifest records (`Manifest.server`); `None` when the pack
+    /// sets nothing.
+    pub fn launch(&self) -> Option<atlas_proto::v1::ServerLaunch> {
+        let launch = atlas_proto::v1::ServerLaunch {
+            java_major: self.java.unwrap_or(0),
+            memory_min: self.memory.min.clone().unwrap_or_default(),
+            memory_max: self.memory.max.clone().unwrap_or_default(),
+            jvm_args: self.jvm_args.clone(),
+            main_jar: self.main_jar.clone().unwrap_or_default(),
+        };
+        (launch != atlas_proto::v1::ServerLaunch::default()).then_some(launch)
+    }
 }
 
 /// `[server.memory]`: heap sizes as the JVM writes them (`512M`, `4G`).

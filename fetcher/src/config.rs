@@ -35,6 +35,14 @@ pub struct FetcherConfig {
     pub parallelism: Option<usize>,
     /// Per-request timeout, seconds.
     pub timeout: Option<u64>,
+    /// Connect timeout, seconds.
+    pub connect_timeout: Option<u64>,
+    /// Response header timeout, seconds.
+    pub header_timeout: Option<u64>,
+    /// Low-speed limit, bytes per second (0: none).
+    pub low_speed_limit: Option<u64>,
+    /// Stretch the low-speed limit is measured over, seconds.
+    pub low_speed_time: Option<u64>,
     /// Overall deadline, seconds.
     pub deadline: Option<u64>,
     pub retries: Option<u32>,
@@ -71,8 +79,16 @@ impl FetcherConfig {
         if cfg.parallelism.is_some_and(|p| !(1..=64).contains(&p)) {
             return Err(bad(path, "`parallelism` must be from 1 to 64"));
         }
-        if cfg.timeout == Some(0) || cfg.deadline == Some(0) {
-            return Err(bad(path, "`timeout` and `deadline` must be at least 1 second"));
+        for (key, value) in [
+            ("timeout", cfg.timeout),
+            ("connect_timeout", cfg.connect_timeout),
+            ("header_timeout", cfg.header_timeout),
+            ("low_speed_time", cfg.low_speed_time),
+            ("deadline", cfg.deadline),
+        ] {
+            if value == Some(0) {
+                return Err(bad(path, format!("`{key}` must be at least 1 second")));
+            }
         }
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(d) = cfg.dir.take() {
@@ -109,6 +125,10 @@ impl FetcherConfig {
             side: self.side,
             parallelism: self.parallelism,
             timeout: self.timeout.map(Duration::from_secs),
+            connect_timeout: self.connect_timeout.map(Duration::from_secs),
+            header_timeout: self.header_timeout.map(Duration::from_secs),
+            low_speed_limit: self.low_speed_limit,
+            low_speed_time: self.low_speed_time.map(Duration::from_secs),
             deadline: self.deadline.map(Duration::from_secs),
             retries: self.retries,
             on_modified: self.on_modified,
@@ -143,6 +163,10 @@ dir = "server"
 side = "client"
 parallelism = 4
 timeout = 30
+connect_timeout = 5
+header_timeout = 20
+low_speed_limit = 4096
+low_speed_time = 45
 deadline = 600
 retries = 2
 on_modified = "backup"
@@ -168,6 +192,15 @@ disable = ["minimap.jar"]
         assert_eq!(
             (c.parallelism, c.timeout, c.deadline, c.retries),
             (Some(4), Some(30), Some(600), Some(2))
+        );
+        assert_eq!(
+            (
+                c.connect_timeout,
+                c.header_timeout,
+                c.low_speed_limit,
+                c.low_speed_time
+            ),
+            (Some(5), Some(20), Some(4096), Some(45))
         );
         assert_eq!((c.enable.len(), c.disable.len()), (1, 1));
     }

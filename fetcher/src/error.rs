@@ -31,6 +31,26 @@ pub enum SyncError {
     SourceRead { url: String, message: String },
     #[error("the sync did not finish within the deadline of {secs} s (--deadline); nothing was changed")]
     Deadline { secs: u64 },
+    #[error(
+        "{url} sent no response headers within {secs} s (--header-timeout); the server or a proxy \
+         in front of it is stuck"
+    )]
+    NoResponse { url: String, secs: u64 },
+    #[error(
+        "{url} was too slow: {bytes} bytes in the last {secs} s, below the low-speed limit of \
+         {limit} bytes per second (--low-speed-limit, --low-speed-time)"
+    )]
+    TooSlow {
+        url: String,
+        bytes: u64,
+        secs: u64,
+        limit: u64,
+    },
+    #[error(
+        "{url} is a {kind}, not a regular file: a store holds only regular files (or links to them); \
+         refusing to read it"
+    )]
+    NotAFile { url: String, kind: &'static str },
 
     // ---- trust (exit 5) ----
     #[error("rejected the channel pointer at {url}: {source}")]
@@ -154,7 +174,10 @@ impl SyncError {
             | Self::HttpStatus { .. }
             | Self::NotFound { .. }
             | Self::SourceRead { .. }
-            | Self::Deadline { .. } => exit::SOURCE,
+            | Self::Deadline { .. }
+            | Self::NoResponse { .. }
+            | Self::TooSlow { .. }
+            | Self::NotAFile { .. } => exit::SOURCE,
             Self::Trust { .. }
             | Self::Keyset { .. }
             | Self::KeysetChainTooLong { .. }
@@ -182,11 +205,14 @@ impl SyncError {
     }
 
     /// Whether another attempt may succeed: connection failures, timeouts,
-    /// broken or truncated bodies, HTTP 408, 429 and 5xx. Never 404 or an
-    /// integrity failure.
+    /// broken, truncated or too slow bodies, HTTP 408, 429 and 5xx. Never
+    /// 404, a special file or an integrity failure.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Unreachable { .. } | Self::SourceRead { .. } => true,
+            Self::Unreachable { .. }
+            | Self::SourceRead { .. }
+            | Self::NoResponse { .. }
+            | Self::TooSlow { .. } => true,
             Self::HttpStatus { status, .. } => matches!(status, 408 | 429 | 500..=599),
             _ => false,
         }

@@ -52,6 +52,8 @@ pub mod instance;
 pub mod interrupt;
 pub mod journal;
 pub mod lock;
+pub mod lock_owner;
+pub mod partial;
 pub mod place;
 pub mod plan;
 pub mod player;

@@ -81,7 +81,7 @@ impl DirLock {
         // On any error below, dropping `lock` removes what was created.
         std::fs::create_dir_all(&paths.state_dir)
             .map_err(IoError::at("creating state directory", &paths.state_dir))?;
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
@@ -103,6 +103,7 @@ impl DirLock {
                 Err(TryLockError::Error(e)) => return Err(IoError::at("locking", &path)(e).into()),
             }
         }
+        crate::lock_owner::record(&mut file, &path);
         lock.file = Some(file);
         Ok(lock)
     }

@@ -18,9 +18,12 @@ use crate::plan::OnModified;
 use crate::retry::RetryPolicy;
 use crate::select::Selection;
 use crate::side::InstallSide;
-use crate::source::DEFAULT_TIMEOUT;
-use crate::sync::SyncOptions;
+use crate::source::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_LOW_SPEED_LIMIT, DEFAULT_LOW_SPEED_TIME,
+    DEFAULT_TIMEOUT,
+};
 use crate::sync::keychain::{load_key, load_root};
+use crate::sync::{DEFAULT_DEADLINE, SyncOptions};
 
 /// One layer of sync settings; `None` or empty: not set by this layer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,8 +44,15 @@ pub struct SyncSettings {
     pub side: Option<InstallSide>,
     /// Blobs downloaded at once (1 to 64).
     pub parallelism: Option<usize>,
-    /// Per-request timeout.
+    /// Per-request timeout: between two chunks of a body, the pointer request.
     pub timeout: Option<Duration>,
+    /// Establishing a connection.
+    pub connect_timeout: Option<Duration>,
+    /// From sending a request to its response headers.
+    pub header_timeout: Option<Duration>,
+    /// Bytes per second below which a transfer, over `low_speed_time`, fails (0: no limit).
+    pub low_speed_limit: Option<u64>,
+    pub low_speed_time: Option<Duration>,
     /// Overall deadline of the network part of a run.
     pub deadline: Option<Duration>,
     /// Retries of a failed request.
@@ -91,6 +101,10 @@ impl SyncSettings {
             side: self.side.or(lower.side),
             parallelism: self.parallelism.or(lower.parallelism),
             timeout: self.timeout.or(lower.timeout),
+            connect_timeout: self.connect_timeout.or(lower.connect_timeout),
+            header_timeout: self.header_timeout.or(lower.header_timeout),
+            low_speed_limit: self.low_speed_limit.or(lower.low_speed_limit),
+            low_speed_time: self.low_speed_time.or(lower.low_speed_time),
             deadline: self.deadline.or(lower.deadline),
             retries: self.retries.or(lower.retries),
             on_modified: self.on_modified.or(lower.on_modified),
@@ -102,9 +116,10 @@ impl SyncSettings {
 
     /// The options of a sync with these settings and the defaults for the
     /// rest (server side, or client for an instance; parallelism 8; timeout
-    /// 60 s; 5 retries; `keep` modified files). Reads the key files or the
-    /// root of trust. Errors name the missing or bad setting as its flag and
-    /// its config-file key.
+    /// 60 s, connect timeout 10 s, header timeout 15 s, low-speed limit
+    /// 1024 bytes/s over 30 s; deadline 30 minutes; 5 retries; `keep`
+    /// modified files). Reads the key files or the root of trust. Errors name
+    /// the missing or bad setting as its flag and its config-file key.
     pub fn options(&self) -> Result<SyncOptions, SyncError> {
         let required = |flag: &str, key: &str| {
             SyncError::Usage(format!("--{flag} is required (or `{key}` in the --config file)"))
@@ -147,7 +162,11 @@ impl SyncSettings {
         };
         opts.parallelism = self.parallelism.unwrap_or(DEFAULT_PARALLELISM);
         opts.timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        opts.deadline = self.deadline;
+        opts.connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        opts.header_timeout = self.header_timeout.unwrap_or(DEFAULT_HEADER_TIMEOUT);
+        opts.low_speed_limit = self.low_speed_limit.unwrap_or(DEFAULT_LOW_SPEED_LIMIT);
+        opts.low_speed_time = self.low_speed_time.unwrap_or(DEFAULT_LOW_SPEED_TIME);
+        opts.deadline = Some(self.deadline.unwrap_or(DEFAULT_DEADLINE));
         opts.retry.retries = self.retries.unwrap_or(RetryPolicy::default().retries);
         opts.on_modified = self.on_modified.unwrap_or_default();
         opts.cache = self.cache.clone();
@@ -181,7 +200,19 @@ mod tests {
             (o.side, o.parallelism, o.retry.retries),
             (InstallSide::Server, 8, 5)
         );
-        assert_eq!((o.timeout, o.deadline), (Duration::from_secs(60), None));
+        assert_eq!(
+            (o.timeout, o.deadline),
+            (Duration::from_secs(60), Some(Duration::from_secs(1800)))
+        );
+        assert_eq!(
+            (o.connect_timeout, o.header_timeout, o.low_speed_time),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(15),
+                Duration::from_secs(30)
+            )
+        );
+        assert_eq!(o.low_speed_limit, 1024);
         assert_eq!((o.on_modified, o.cache), (OnModified::Keep, None));
         assert!(o.selection.is_empty());
     }

@@ -23,6 +23,8 @@ pub(crate) struct StagingFile {
     /// `None` until the first write reaches the disk (or after [`Self::restart`]).
     file: Option<std::fs::File>,
     buf: Vec<u8>,
+    /// Empty the file before the next write ([`Self::restart`] of an open file).
+    truncate: bool,
 }
 
 impl StagingFile {
@@ -35,6 +37,18 @@ impl StagingFile {
             path: path.to_owned(),
             file: None,
             buf: Vec::with_capacity(cap),
+            truncate: false,
+        }
+    }
+
+    /// Appends to `file`, already open where the next byte goes (a partial
+    /// download kept from an earlier run, see [`crate::partial`]).
+    pub(crate) fn resume(path: &Path, file: std::fs::File) -> Self {
+        Self {
+            path: path.to_owned(),
+            file: Some(file),
+            buf: Vec::with_capacity(WRITE_BUFFER),
+            truncate: false,
         }
     }
 
@@ -57,11 +71,18 @@ impl StagingFile {
         let file = self.file.take();
         let mut buf = std::mem::take(&mut self.buf);
         let path = self.path.clone();
+        let truncate = std::mem::take(&mut self.truncate);
         let (file, buf) = tokio::task::spawn_blocking(move || {
             let mut f = match file {
                 Some(f) => f,
                 None => std::fs::File::create(&path).map_err(IoError::at("creating staging file", &path))?,
             };
+            if truncate {
+                use std::io::Seek as _;
+                f.set_len(0)
+                    .and_then(|()| f.rewind())
+                    .map_err(IoError::at("truncating staging file", &path))?;
+            }
             f.write_all(&buf)
                 .map_err(IoError::at("writing staging file", &path))?;
             buf.clear();
@@ -81,14 +102,15 @@ impl StagingFile {
     /// zero (used when a server ignores a range request).
     pub(crate) fn restart(&mut self) {
         self.buf.clear();
-        self.file = None; // the next flush's create truncates it
+        // The next flush empties the file through the same descriptor.
+        self.truncate = self.file.is_some();
     }
 
     /// Writes what is left and hands back the file (for an fsync). With
     /// `writeback`, the file's write-back starts in the same blocking call
     /// (see [`crate::durable::start_writeback`]).
     pub(crate) async fn close(mut self, writeback: bool) -> Result<std::fs::File, SyncError> {
-        if self.file.is_none() || !self.buf.is_empty() || writeback {
+        if self.file.is_none() || !self.buf.is_empty() || self.truncate || writeback {
             self.flush_then(writeback).await?;
         }
         self.file

@@ -61,6 +61,11 @@ pub struct TrustEntry {
     pub expires_at: u64,
     /// Key ids of the keys configured (trusted) when it was accepted, sorted.
     pub trusted_keys: Vec<String>,
+    /// When (Unix seconds, the host's clock) the pointer was last fetched in
+    /// full (HTTP 200, not a 304) and accepted. Absent in files written
+    /// before it existed: the next check then fetches in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<u64>,
 }
 
 impl TrustEntry {
@@ -286,6 +291,7 @@ mod tests {
                 etag: Some("\"abc\"".into()),
                 expires_at: 99,
                 trusted_keys: vec!["k".into()],
+                fetched_at: Some(42),
             },
         );
         let json = serde_json::to_value(&t).expect("json");

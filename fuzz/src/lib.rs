@@ -1,7 +1,9 @@
 //! The bodies of Atlas's fuzz targets (one function per target in
 //! `fuzz_targets/`), kept in a library so every target stays a one-liner and
 //! the shared pieces (the fixed signing key, an in-memory packwiz pack) live
-//! in one place. Nothing here touches the network or the disk.
+//! in one place. Nothing here touches the network; only the `mrpack` target
+//! writes to disk, into a cache in the temporary directory, as the import
+//! streams override files into the download cache.
 //!
 //! Each function feeds arbitrary bytes to a parser of untrusted input and
 //! fails (panics) only when the parser itself panics or one of the properties
@@ -307,6 +309,52 @@ pub fn packwiz_load(data: &[u8]) {
     }
 }
 
+/// The download cache the `mrpack` target extracts overrides into: one
+/// directory per fuzzing process, emptied when the process starts.
+fn mrpack_cache() -> &'static atlas_builder::cache::Cache {
+    static CACHE: OnceLock<atlas_builder::cache::Cache> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("atlas-fuzz-mrpack-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        atlas_builder::cache::Cache::open(dir).expect("a cache in the temporary directory")
+    })
+}
+
+/// Caps for the `mrpack` target: small, so an input cannot fill the disk.
+pub const FUZZ_MRPACK_LIMITS: atlas_proto::Limits = atlas_proto::Limits {
+    mrpack_index_bytes: 1 << 20,
+    mrpack_entries: 1_000,
+    mrpack_entry_bytes: 1 << 20,
+    mrpack_total_bytes: 4 << 20,
+    ..atlas_proto::Limits::DEFAULT
+};
+
+/// Target `mrpack`: a `.mrpack` archive as the import reads it
+/// (`atlas_builder::mrpack::read`: zip, index with its warnings, overrides
+/// streamed into a cache). What it accepts installs nowhere outside the
+/// pack: every download and override path passes `validate_path`, and each
+/// override's cached bytes have its size and SHA-256.
+pub fn mrpack(data: &[u8]) {
+    use sha2::Digest as _;
+    let cache = mrpack_cache();
+    match atlas_builder::mrpack::read(io::Cursor::new(data), "fuzz.mrpack", cache, &FUZZ_MRPACK_LIMITS) {
+        Ok(pack) => {
+            for f in &pack.index.files {
+                assert!(atlas_proto::validate_path(&f.path).is_ok(), "download path `{}`", f.path);
+            }
+            for o in &pack.overrides {
+                assert!(atlas_proto::validate_path(&o.path).is_ok(), "override path `{}`", o.path);
+                let bytes = std::fs::read(&o.cached).expect("the cached override");
+                assert_eq!(bytes.len() as u64, o.size, "override `{}` size", o.path);
+                let sha: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+                assert_eq!(Sha256Digest(sha), o.sha256, "override `{}` hash", o.path);
+            }
+            pack.warnings.iter().for_each(|w| drop(w.to_string()));
+        }
+        Err(e) => drop(e.to_string()),
+    }
+}
+
 /// Target `ipc_frame`: bytes as atlas-runnerd reads them from its control
 /// socket (length-delimited frames, 1 MiB cap), each frame decoded as a
 /// request and as a reply; then the whole input as one message. A frame
@@ -336,10 +384,10 @@ pub fn ipc_frame(data: &[u8]) {
     let mut buf = bytes::BytesMut::from(data);
     let mut codec = ipc::codec();
     while let Ok(Some(frame)) = codec.decode(&mut buf) {
-        assert!(frame.len() <= ipc::MAX_FRAME_BYTES);
+        assert!(frame.len() <= atlas_proto::Limits::DEFAULT.ipc_frame_bytes);
         message(&frame);
     }
-    if data.len() <= ipc::MAX_FRAME_BYTES {
+    if data.len() <= atlas_proto::Limits::DEFAULT.ipc_frame_bytes {
         message(data);
     }
 }

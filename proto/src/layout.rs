@@ -6,7 +6,9 @@
 //! packs/<pack>/builds/<build-id>/manifest.pb.zst build manifest (immutable)
 //! blobs/sha256/<first 2 hex>/<64 hex>            file contents (immutable)
 //! packs/<pack>/builds/<build-id>/pack.mrpack      Modrinth modpack export (immutable, optional)
-//! packs/<pack>/channels/<channel>/packwiz/...     packwiz tree of the channel (mutable, optional)
+//! packs/<pack>/channels/<channel>/history/<v>.json  pointer version v, as written (immutable, format 1.3)
+//! packs/<pack>/channels/<channel>/packwiz/pack.toml the channel's packwiz entry point (mutable, optional)
+//! packs/<pack>/channels/<channel>/packwiz/...     its content-addressed pack files, index and metafiles (immutable)
 //! packs/<pack>/instances/<sha256>/<pack>-<ch>.zip Prism/MultiMC instance archive (immutable, optional, format 1.3)
 //! packs/<pack>/index.html                        the pack's page (mutable, optional, format 1.3)
 //! index.html                                     the store's list of packs (mutable, optional, format 1.3)
@@ -62,7 +64,8 @@ pub fn packwiz_prefix(pack: &str, channel: &str) -> String {
     format!("packs/{pack}/channels/{channel}/packwiz/")
 }
 
-/// Object key of a channel's packwiz `pack.toml`.
+/// Object key of a channel's packwiz `pack.toml`: the one mutable object of
+/// the packwiz tree, a copy of the pack file the channel's pointer names.
 pub fn packwiz_pack_key(pack: &str, channel: &str) -> String {
     format!("{}pack.toml", packwiz_prefix(pack, channel))
 }
@@ -78,6 +81,32 @@ pub fn instance_key(pack: &str, zip_sha256: &Sha256Digest, channel: &str) -> Str
 pub fn pack_page_key(pack: &str) -> String {
     format!("packs/{pack}/index.html")
 }
+
+/// Name (in the channel's packwiz folder) of an immutable packwiz pack file
+/// whose bytes hash to `sha256` (format 1.3).
+pub fn packwiz_pack_file(sha256: &Sha256Digest) -> String {
+    format!("pack-{sha256}.toml")
+}
+
+/// Name (in the channel's packwiz folder) of an immutable packwiz index
+/// whose bytes hash to `sha256` (format 1.3).
+pub fn packwiz_index_file(sha256: &Sha256Digest) -> String {
+    format!("index-{sha256}.toml")
+}
+
+/// Folder (key prefix, ending in `/`) of a channel's pointer history.
+pub fn history_prefix(pack: &str, channel: &str) -> String {
+    format!("packs/{pack}/channels/{channel}/history/")
+}
+
+/// Object key of the pointer envelope a channel had at `version` (format 1.3).
+pub fn history_key(pack: &str, channel: &str, version: u64) -> String {
+    format!("{}{version}.json", history_prefix(pack, channel))
+}
+
+/// Prefix of the scratch objects a writer uses to probe whether a store
+/// honours conditional writes; a leftover is garbage.
+pub const PROBE_PREFIX: &str = "atlas-probe/";
 
 /// Object key of keyset `version` (1, 2, ...) of a pack's keyset chain.
 pub fn keyset_key(pack: &str, version: u64) -> String {
@@ -153,6 +182,9 @@ mod tests {
             format!("packs/p/instances/{d}/p-beta.zip")
         );
         assert_eq!(pack_page_key("p"), "packs/p/index.html");
+        assert_eq!(history_key("p", "dev", 7), "packs/p/channels/dev/history/7.json");
+        assert_eq!(packwiz_index_file(&d), format!("index-{d}.toml"));
+        assert_eq!(packwiz_pack_file(&d), format!("pack-{d}.toml"));
     }
 
     #[test]

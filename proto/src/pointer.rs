@@ -55,7 +55,10 @@ pub struct Exports {
     /// The build's Modrinth modpack (`packs/<pack>/builds/<build>/pack.mrpack`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mrpack: Option<String>,
-    /// The channel's packwiz `pack.toml` (`packs/<pack>/channels/<channel>/packwiz/pack.toml`).
+    /// The build's packwiz pack file in the channel's packwiz folder: since
+    /// format 1.3 the immutable `packs/<pack>/channels/<channel>/packwiz/pack-<sha256>.toml`
+    /// (the channel's mutable `pack.toml` is a copy of it, written after the
+    /// pointer); format 1.1 pointers name the mutable `pack.toml` itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packwiz: Option<String>,
     /// The channel's Prism Launcher / MultiMC instance archive (format 1.3,

@@ -98,9 +98,8 @@ impl Updater {
     }
 
     /// What the fetcher is told about the channel and the server directory
-    /// (`[source]` → [`SyncOptions`]).
-    /// The fetcher's options for the configured `[source]`, with the
-    /// daemon's shutdown as the interrupt flag, so a shutdown stops a check,
+    /// (`[source]` → [`SyncOptions`]), with the daemon's shutdown as the
+    /// interrupt flag, so a shutdown stops a check,
     /// a download or a prefetch between steps (an apply always finishes).
     fn sync_options(&self) -> Result<SyncOptions, SyncError> {
         let mut opts = self
@@ -175,6 +174,18 @@ mod tests {
             assert!(jitter(Duration::from_secs(2)) < Duration::from_secs(2));
         }
         assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_sources_on_modified_reaches_the_fetcher() {
+        let key = atlas_proto::SecretKey::from_seed(&[7; 32]).public().to_text();
+        let text = format!(
+            "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"{key}\"]\non_modified = \"replace\"\n"
+        );
+        let cfg = RunnerConfig::parse(Path::new("r.toml"), &text).expect("config");
+        let u = Updater::new(&cfg, Shutdown::new()).expect("source");
+        let opts = u.sync_options().expect("options");
+        assert_eq!(opts.on_modified, atlas_fetcher::OnModified::Replace);
     }
 
     #[test]

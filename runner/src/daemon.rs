@@ -30,6 +30,9 @@ pub use handler::DaemonHandler;
 /// `atlas-runner`. SIGTERM or SIGINT stops the server cleanly, then exits.
 ///
 /// Exit codes: 0 clean shutdown, 1 runtime error, 2 bad usage or config.
+///
+/// Diagnostics go to stderr (journald under systemd), coloured only on a
+/// terminal; NO_COLOR turns colour off there too. RUST_LOG sets the level.
 #[derive(Debug, Parser)]
 #[command(name = "atlas-runnerd", version)]
 pub struct Args {
@@ -41,7 +44,9 @@ pub struct Args {
         default_value = "/etc/atlas-runner/runner.toml"
     )]
     pub config: PathBuf,
-    /// Check the config and print it resolved, then exit.
+    /// Check the config (its syntax, and against this host: paths, keys,
+    /// ports), print it with every default filled in, and exit: 0 when it
+    /// is usable, 2 with the config key at fault when not.
     #[arg(long)]
     pub check: bool,
 }
@@ -72,7 +77,7 @@ impl Daemon {
         let state_dir = cfg.state_dir();
         std::fs::create_dir_all(&state_dir).map_err(|e| {
             DaemonError::Setup(format!(
-                "cannot create the state directory {}: {e}",
+                "`state_dir`: cannot create the state directory {}: {e}",
                 state_dir.display()
             ))
         })?;
@@ -88,17 +93,17 @@ impl Daemon {
         let shutdown = Shutdown::new();
         let backups = Arc::new(
             Backups::new(cfg.backup.clone(), cfg.server_dir.clone())
-                .map_err(|e| DaemonError::Setup(e.to_string()))?
+                .map_err(|e| DaemonError::Setup(format!("[backup]: {e}")))?
                 .with_interrupt(shutdown.flag()),
         );
         let metrics = Metrics::new();
         metrics.set_state("stopped");
         let webhook = Webhook::new(cfg.webhook.clone())
-            .map_err(|e| DaemonError::Setup(e.to_string()))?
+            .map_err(|e| DaemonError::Setup(format!("`webhook.url`: {e}")))?
             .map(Arc::new);
         let mut tasks = Vec::new();
 
-        let listener = ipc::bind(&cfg.socket).map_err(|e| DaemonError::Setup(e.to_string()))?;
+        let listener = ipc::bind(&cfg.socket).map_err(|e| DaemonError::Setup(format!("`socket`: {e}")))?;
         let handler = Arc::new(DaemonHandler {
             supervisor: supervisor.clone(),
             backups: backups.clone(),
@@ -114,7 +119,7 @@ impl Daemon {
         if let Some(addr) = cfg.metrics.listen {
             let l = crate::metrics::bind(addr, cfg.metrics.allow_remote)
                 .await
-                .map_err(|e| DaemonError::Setup(e.to_string()))?;
+                .map_err(|e| DaemonError::Setup(format!("`metrics.listen`: {e}")))?;
             metrics_addr = l.local_addr().ok();
             let stop = shutdown.clone();
             let m = metrics.clone();
@@ -188,20 +193,11 @@ async fn signal() {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// The binary's entry point.
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    init_tracing();
-    let cfg = match RunnerConfig::load(&args.config) {
+    crate::diag::init_tracing("info");
+    let cfg = match RunnerConfig::load(&args.config).and_then(|c| c.check_host(&args.config).map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e}");

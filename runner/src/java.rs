@@ -1,10 +1,15 @@
 //! Finding a Java runtime of the major version a server needs, and building
 //! the server's command line from the fetcher's launch description (or the
-//! config's own command).
+//! config's own command), with the pack's launch settings (`atlas.toml
+//! [server]`, carried in the manifest) under the host's runner config: each
+//! setting comes from the runner config when it sets it, else from the
+//! pack, else from the launch description or the default, and the
+//! [`Applied`] list says which.
 
 use std::path::{Path, PathBuf};
 
 use atlas_fetcher::provision::LaunchDescription;
+use atlas_proto::v1::ServerLaunch;
 
 use crate::config::{ServerSettings, parse_memory};
 
@@ -53,6 +58,77 @@ pub enum LaunchError {
     UnsafePath { file: String },
     #[error("`server.memory`: {0}")]
     Memory(String),
+    #[error(
+        "the pack's [server] settings (in the build's manifest) are unusable: {0}; set the setting in the runner config's [server] to override it"
+    )]
+    Pack(String),
+}
+
+/// Where a launch setting came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// The host's runner config (`[server]`).
+    RunnerConfig,
+    /// The pack's `atlas.toml [server]`, from the installed build's manifest.
+    Pack,
+    /// The launch description `provision` wrote (`.atlas/launch.json`).
+    LaunchDescription,
+    /// Nothing set it.
+    Default,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RunnerConfig => "runner config",
+            Self::Pack => "pack",
+            Self::LaunchDescription => "launch description",
+            Self::Default => "default",
+        }
+    }
+}
+
+/// One launch setting as applied: `java`, `memory` or `jvm_args`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    pub name: &'static str,
+    pub value: String,
+    pub origin: Origin,
+}
+
+/// Most JVM arguments a pack may set, and their longest.
+const PACK_JVM_ARGS: usize = 64;
+const PACK_JVM_ARG_BYTES: usize = 1024;
+
+/// The pack's settings, checked (they come from a manifest).
+fn check_pack(pack: &ServerLaunch) -> Result<(), LaunchError> {
+    if pack.java_major != 0 && !(8..=99).contains(&pack.java_major) {
+        return Err(LaunchError::Pack(format!(
+            "java {} is not a Java major version",
+            pack.java_major
+        )));
+    }
+    for m in [&pack.memory_min, &pack.memory_max] {
+        if !m.is_empty() {
+            parse_memory(m).map_err(|e| LaunchError::Pack(format!("memory: {e}")))?;
+        }
+    }
+    if !pack.main_jar.is_empty() {
+        atlas_proto::validate_path(&pack.main_jar)
+            .map_err(|e| LaunchError::Pack(format!("main-jar `{}`: {}", pack.main_jar, e.reason)))?;
+    }
+    if pack.jvm_args.len() > PACK_JVM_ARGS
+        || pack
+            .jvm_args
+            .iter()
+            .any(|a| a.is_empty() || a.len() > PACK_JVM_ARG_BYTES || a.contains('\0'))
+    {
+        return Err(LaunchError::Pack(format!(
+            "jvm-args must be at most {PACK_JVM_ARGS} non-empty arguments of at most {PACK_JVM_ARG_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 fn describe(found: &[(PathBuf, Option<u32>)]) -> String {
@@ -155,8 +231,10 @@ pub fn find_java(configured: Option<&Path>, need: u32) -> Result<PathBuf, Launch
 pub struct LaunchCommand {
     pub program: PathBuf,
     pub args: Vec<String>,
-    /// The launch description used, when Java was chosen from one.
+    /// The Java major version chosen, when Java runs from a launch description.
     pub java_major: Option<u32>,
+    /// Which setting came from where (for `status`).
+    pub applied: Vec<Applied>,
 }
 
 fn safe_rel(file: &str) -> Result<&str, LaunchError> {
@@ -166,39 +244,127 @@ fn safe_rel(file: &str) -> Result<&str, LaunchError> {
     Ok(file)
 }
 
+/// The Java major version to run: the runner config's `java_version`, the
+/// pack's `java`, else the launch description's.
+pub fn java_version(
+    desc: &LaunchDescription,
+    server: &ServerSettings,
+    pack: Option<&ServerLaunch>,
+) -> Result<Applied, LaunchError> {
+    if let Some(p) = pack {
+        check_pack(p)?;
+    }
+    let (major, origin) = match (
+        server.java_version,
+        pack.map(|p| p.java_major).filter(|v| *v != 0),
+    ) {
+        (Some(v), _) => (v, Origin::RunnerConfig),
+        (None, Some(v)) => (v, Origin::Pack),
+        (None, None) => (desc.java_major, Origin::LaunchDescription),
+    };
+    Ok(Applied {
+        name: "java",
+        value: major.to_string(),
+        origin,
+    })
+}
+
 /// The JVM arguments for a launch description: memory, G1 flags, extra
-/// arguments, then `-jar JAR` or `@ARGS_FILE`, then the server arguments.
-pub fn java_args(desc: &LaunchDescription, server: &ServerSettings) -> Result<Vec<String>, LaunchError> {
+/// arguments, then `-jar JAR` or `@ARGS_FILE`, then the server arguments;
+/// and where the memory and JVM arguments came from.
+pub fn java_args(
+    desc: &LaunchDescription,
+    server: &ServerSettings,
+    pack: Option<&ServerLaunch>,
+) -> Result<(Vec<String>, Vec<Applied>), LaunchError> {
+    if let Some(p) = pack {
+        check_pack(p)?;
+    }
     let mut args = Vec::new();
-    if let Some(m) = &server.memory {
-        let m = parse_memory(m).map_err(LaunchError::Memory)?;
+    let mut applied = Vec::new();
+    let nonempty = |s: &String| (!s.is_empty()).then(|| s.clone());
+    let (min, max, origin) = match (&server.memory, pack) {
+        (Some(m), _) => {
+            let m = parse_memory(m).map_err(LaunchError::Memory)?;
+            (Some(m.clone()), Some(m), Origin::RunnerConfig)
+        }
+        (None, Some(p)) if !p.memory_min.is_empty() || !p.memory_max.is_empty() => {
+            let norm = |m: Option<String>| m.map(|m| parse_memory(&m).unwrap_or(m));
+            (
+                norm(nonempty(&p.memory_min)),
+                norm(nonempty(&p.memory_max)),
+                Origin::Pack,
+            )
+        }
+        _ => (None, None, Origin::Default),
+    };
+    if let Some(m) = &min {
         args.push(format!("-Xms{m}"));
+    }
+    if let Some(m) = &max {
         args.push(format!("-Xmx{m}"));
     }
+    applied.push(Applied {
+        name: "memory",
+        value: match (&min, &max) {
+            (None, None) => "the JVM's default".into(),
+            (Some(a), Some(b)) if a == b => a.clone(),
+            (a, b) => format!(
+                "{} to {}",
+                a.as_deref().unwrap_or("default"),
+                b.as_deref().unwrap_or("default")
+            ),
+        },
+        origin,
+    });
     if server.g1_flags {
         args.extend(G1_FLAGS.iter().map(|s| s.to_string()));
     }
-    args.extend(server.jvm_args.iter().cloned());
-    match (&desc.jar, &desc.args_file) {
-        (Some(jar), _) => {
-            args.push("-jar".into());
-            args.push(safe_rel(jar)?.to_owned());
-        }
-        (None, Some(file)) => args.push(format!("@{}", safe_rel(file)?)),
-        (None, None) => {
+    let (jvm, origin) = match (&server.jvm_args, pack) {
+        (Some(a), _) => (a.clone(), Origin::RunnerConfig),
+        (None, Some(p)) if !p.jvm_args.is_empty() => (p.jvm_args.clone(), Origin::Pack),
+        _ => (Vec::new(), Origin::Default),
+    };
+    applied.push(Applied {
+        name: "jvm_args",
+        value: if jvm.is_empty() {
+            "none".into()
+        } else {
+            jvm.join(" ")
+        },
+        origin,
+    });
+    args.extend(jvm);
+    let pack_jar = pack.map(|p| p.main_jar.as_str()).filter(|j| !j.is_empty());
+    let (target, origin) = match (pack_jar, &desc.jar, &desc.args_file) {
+        (Some(jar), _, _) => (format!("-jar {}", safe_rel(jar)?), Origin::Pack),
+        (None, Some(jar), _) => (format!("-jar {}", safe_rel(jar)?), Origin::LaunchDescription),
+        (None, None, Some(file)) => (format!("@{}", safe_rel(file)?), Origin::LaunchDescription),
+        (None, None, None) => {
             return Err(LaunchError::LaunchDescription {
                 dir: PathBuf::new(),
                 message: "it names neither a jar nor an args file".into(),
             });
         }
-    }
+    };
+    args.extend(target.splitn(2, ' ').map(str::to_owned));
+    applied.push(Applied {
+        name: "jar",
+        value: target,
+        origin,
+    });
     args.extend(server.args.iter().cloned());
-    Ok(args)
+    Ok((args, applied))
 }
 
 /// What to run for `server_dir`: the configured command, or Java per the
-/// launch description.
-pub fn launch_command(server_dir: &Path, server: &ServerSettings) -> Result<LaunchCommand, LaunchError> {
+/// launch description, with the pack's launch settings (`pack`) under the
+/// runner config's.
+pub fn launch_command(
+    server_dir: &Path,
+    server: &ServerSettings,
+    pack: Option<&ServerLaunch>,
+) -> Result<LaunchCommand, LaunchError> {
     if let Some(cmd) = &server.command {
         let (program, args) = cmd.split_first().ok_or(LaunchError::NoLaunchDescription {
             dir: server_dir.to_owned(),
@@ -207,6 +373,11 @@ pub fn launch_command(server_dir: &Path, server: &ServerSettings) -> Result<Laun
             program: PathBuf::from(program),
             args: args.to_vec(),
             java_major: None,
+            applied: vec![Applied {
+                name: "command",
+                value: cmd.join(" "),
+                origin: Origin::RunnerConfig,
+            }],
         });
     }
     let desc = LaunchDescription::load(server_dir)
@@ -217,11 +388,16 @@ pub fn launch_command(server_dir: &Path, server: &ServerSettings) -> Result<Laun
         .ok_or_else(|| LaunchError::NoLaunchDescription {
             dir: server_dir.to_owned(),
         })?;
-    let java = find_java(server.java.as_deref(), desc.java_major)?;
+    let java = java_version(&desc, server, pack)?;
+    let need: u32 = java.value.parse().unwrap_or(desc.java_major);
+    let program = find_java(server.java.as_deref(), need)?;
+    let (args, mut applied) = java_args(&desc, server, pack)?;
+    applied.insert(0, java);
     Ok(LaunchCommand {
-        program: java,
-        args: java_args(&desc, server)?,
-        java_major: Some(desc.java_major),
+        program,
+        args,
+        java_major: Some(need),
+        applied,
     })
 }
 
@@ -271,22 +447,23 @@ mod tests {
         let server = ServerSettings {
             memory: Some("4g".into()),
             g1_flags: true,
-            jvm_args: vec!["-Dfoo=bar".into()],
+            jvm_args: Some(vec!["-Dfoo=bar".into()]),
             ..ServerSettings::default()
         };
-        let args = java_args(&desc(Some("server.jar"), None), &server).expect("args");
+        let (args, _) = java_args(&desc(Some("server.jar"), None), &server, None).expect("args");
         assert_eq!(&args[..2], ["-Xms4G", "-Xmx4G"]);
         assert!(args.contains(&"-XX:+UseG1GC".to_string()));
         assert_eq!(
             &args[args.len() - 4..],
             ["-Dfoo=bar", "-jar", "server.jar", "nogui"]
         );
-        let args = java_args(
+        let (args, _) = java_args(
             &desc(
                 None,
                 Some("libraries/net/neoforged/neoforge/21.1.1/unix_args.txt"),
             ),
             &ServerSettings::default(),
+            None,
         )
         .expect("args");
         assert_eq!(
@@ -298,7 +475,7 @@ mod tests {
     #[test]
     fn a_launch_description_cannot_point_outside_the_server() {
         for bad in ["../x.jar", "/etc/x.jar"] {
-            let e = java_args(&desc(Some(bad), None), &ServerSettings::default()).expect_err(bad);
+            let e = java_args(&desc(Some(bad), None), &ServerSettings::default(), None).expect_err(bad);
             assert!(matches!(e, LaunchError::UnsafePath { .. }), "{e}");
         }
     }
@@ -319,10 +496,108 @@ mod tests {
             command: Some(vec!["/bin/echo".into(), "hi".into()]),
             ..ServerSettings::default()
         };
-        let c = launch_command(Path::new("/nowhere"), &server).expect("command");
+        let c = launch_command(Path::new("/nowhere"), &server, None).expect("command");
         assert_eq!(
             (c.program, c.args),
             (PathBuf::from("/bin/echo"), vec!["hi".to_string()])
         );
+    }
+
+    fn pack() -> ServerLaunch {
+        ServerLaunch {
+            java_major: 17,
+            memory_min: "2G".into(),
+            memory_max: "4g".into(),
+            jvm_args: vec!["-XX:+UseG1GC".into(), "-Dpack=1".into()],
+            main_jar: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_packs_settings_apply_and_the_runner_config_overrides_each() {
+        let d = desc(Some("server.jar"), None);
+        let server = ServerSettings::default();
+        let (args, applied) = java_args(&d, &server, Some(&pack())).expect("args");
+        assert_eq!(
+            args,
+            [
+                "-Xms2G",
+                "-Xmx4G",
+                "-XX:+UseG1GC",
+                "-Dpack=1",
+                "-jar",
+                "server.jar",
+                "nogui"
+            ]
+        );
+        assert_eq!(
+            applied.iter().map(|a| (a.name, a.origin)).collect::<Vec<_>>(),
+            [
+                ("memory", Origin::Pack),
+                ("jvm_args", Origin::Pack),
+                ("jar", Origin::LaunchDescription)
+            ]
+        );
+        assert_eq!(applied[0].value, "2G to 4G");
+        let with_jar = ServerLaunch {
+            main_jar: "custom/server.jar".into(),
+            ..pack()
+        };
+        let (args, applied) = java_args(&d, &server, Some(&with_jar)).expect("args");
+        assert!(
+            args.windows(2).any(|w| w == ["-jar", "custom/server.jar"]),
+            "{args:?}"
+        );
+        assert_eq!((applied[2].name, applied[2].origin), ("jar", Origin::Pack));
+        let java = java_version(&d, &server, Some(&pack())).expect("java");
+        assert_eq!((java.value.as_str(), java.origin), ("17", Origin::Pack));
+        assert_eq!(
+            java_version(&d, &server, None).expect("java").origin,
+            Origin::LaunchDescription
+        );
+
+        let host = ServerSettings {
+            memory: Some("6G".into()),
+            jvm_args: Some(Vec::new()),
+            java_version: Some(21),
+            ..ServerSettings::default()
+        };
+        let (args, applied) = java_args(&d, &host, Some(&pack())).expect("args");
+        assert_eq!(args, ["-Xms6G", "-Xmx6G", "-jar", "server.jar", "nogui"]);
+        assert!(
+            applied[..2].iter().all(|a| a.origin == Origin::RunnerConfig),
+            "{applied:?}"
+        );
+        let java = java_version(&d, &host, Some(&pack())).expect("java");
+        assert_eq!((java.value.as_str(), java.origin), ("21", Origin::RunnerConfig));
+    }
+
+    #[test]
+    fn unusable_pack_settings_are_refused_by_name() {
+        let d = desc(Some("server.jar"), None);
+        for bad in [
+            ServerLaunch {
+                memory_max: "lots".into(),
+                ..Default::default()
+            },
+            ServerLaunch {
+                java_major: 3,
+                ..Default::default()
+            },
+            ServerLaunch {
+                jvm_args: vec![String::new()],
+                ..Default::default()
+            },
+            ServerLaunch {
+                main_jar: "../outside.jar".into(),
+                ..Default::default()
+            },
+        ] {
+            let e = java_args(&d, &ServerSettings::default(), Some(&bad))
+                .map(drop)
+                .and_then(|()| java_version(&d, &ServerSettings::default(), Some(&bad)).map(drop))
+                .expect_err("bad pack settings");
+            assert!(e.to_string().contains("pack's [server]"), "{e}");
+        }
     }
 }

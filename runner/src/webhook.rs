@@ -22,7 +22,14 @@ use tokio::sync::mpsc;
 /// The name shown as the message's author.
 pub const USERNAME: &str = "Atlas";
 /// Events sent when the config does not say.
-pub const DEFAULT_EVENTS: [&str; 4] = ["crash", "update", "rollback", "failed"];
+pub const DEFAULT_EVENTS: [&str; 6] = [
+    "crash",
+    "update",
+    "rollback",
+    "failed",
+    "unresponsive",
+    "updaters",
+];
 /// Timeout of one HTTP request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts per event (the first and the retries).
@@ -38,7 +45,9 @@ const QUEUE: usize = 64;
 pub struct WebhookSettings {
     /// The webhook URL; none (the default) turns notifications off.
     pub url: Option<String>,
-    /// Which events are sent: `crash`, `update`, `rollback`, `failed`, `backup`.
+    /// Which events are sent: `crash`, `update`, `rollback`, `failed`,
+    /// `unresponsive` (a frozen server), `updaters` (a second updater on the
+    /// server directory), `backup`.
     pub events: Vec<String>,
 }
 
@@ -60,15 +69,21 @@ pub enum WebhookKind {
     Rollback,
     Failed,
     Backup,
+    /// The server stopped answering pings (frozen).
+    Unresponsive,
+    /// Another updater (an atlas-fetcher timer) updates the server directory too.
+    Updaters,
 }
 
 impl WebhookKind {
-    pub const ALL: [WebhookKind; 5] = [
+    pub const ALL: [WebhookKind; 7] = [
         Self::Crash,
         Self::Update,
         Self::Rollback,
         Self::Failed,
         Self::Backup,
+        Self::Unresponsive,
+        Self::Updaters,
     ];
 
     /// The name used in `events`.
@@ -79,6 +94,8 @@ impl WebhookKind {
             Self::Rollback => "rollback",
             Self::Failed => "failed",
             Self::Backup => "backup",
+            Self::Unresponsive => "unresponsive",
+            Self::Updaters => "updaters",
         }
     }
 
@@ -90,6 +107,8 @@ impl WebhookKind {
             Self::Rollback => 0xE6_7E_22,
             Self::Failed => 0x99_2D_22,
             Self::Backup => 0x34_98_DB,
+            Self::Unresponsive => 0xF1_C4_0F,
+            Self::Updaters => 0x9B_59_B6,
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Loopback static HTTP server for tests: serves a directory (a store) on
 //! 127.0.0.1 over HTTP/1.1 with strong ETags and `If-None-Match`, records
 //! every request, answers `Range: bytes=N-` / `bytes=N-M` with 206 and
-//! `Content-Range`, and injects faults per path (status, body, truncation,
-//! extra bytes, aborted connection, slow trickle, wrong Content-Length,
-//! ignored ranges, stale 304s), forever or for the next few requests only.
+//! `Content-Range` (unless an `If-Range` names another representation: then
+//! 200 and the whole object, RFC 9110 §13.1.5, as nginx and Caddy do), and
+//! injects faults per path (status, body, truncation, extra bytes, aborted
+//! connection, slow trickle, wrong Content-Length, ignored ranges, stale
+//! 304s, no answer at all), forever or for the next few requests only.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +35,8 @@ pub struct Request {
     pub if_none_match: Option<String>,
     /// The `Range` header, if the client sent one.
     pub range: Option<String>,
+    /// The `If-Range` header, if the client sent one.
+    pub if_range: Option<String>,
 }
 
 /// A misbehaviour to inject for one object key.
@@ -64,6 +68,10 @@ pub enum Fault {
     IgnoreConditional,
     /// Answer 304 to any conditional request, whatever the ETag (a stale CDN).
     AlwaysNotModified,
+    /// Accept the request and never answer: no status line, no headers (a
+    /// hung server or proxy). The connection stays open until the client
+    /// gives up or the server stops.
+    Stall,
 }
 
 #[derive(Debug)]
@@ -229,12 +237,21 @@ async fn serve(State(inner): State<Arc<Inner>>, req: axum::extract::Request) -> 
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let if_range = req
+        .headers()
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let fault = key.as_ref().and_then(|k| take_fault(&inner, k));
+    if fault == Some(Fault::Stall) {
+        std::future::pending::<()>().await;
+    }
     let asked = Asked {
         method: &method,
         key: key.as_deref(),
         if_none_match: if_none_match.as_deref(),
         range: range.as_deref(),
+        if_range: if_range.as_deref(),
     };
     let (resp, sent) = answer(&inner, &asked, fault).await;
     lock(&inner.log).push(Request {
@@ -244,6 +261,7 @@ async fn serve(State(inner): State<Arc<Inner>>, req: axum::extract::Request) -> 
         bytes: sent,
         if_none_match,
         range,
+        if_range,
     });
     resp
 }
@@ -268,6 +286,7 @@ struct Asked<'a> {
     key: Option<&'a str>,
     if_none_match: Option<&'a str>,
     range: Option<&'a str>,
+    if_range: Option<&'a str>,
 }
 
 /// Parses `bytes=N-` or `bytes=N-M` against an object of `len` bytes; `None`
@@ -337,8 +356,12 @@ async fn answer(inner: &Inner, asked: &Asked<'_>, fault: Option<Fault>) -> (Resp
         }
     }
     let full_len = real.len();
+    // If-Range: the range only while the client's validator is the current
+    // ETag (compared strongly); a date never matches (no Last-Modified is sent).
+    let same = asked.if_range.is_none_or(|v| v.trim() == etag);
     let range = match (asked.range, &fault) {
         (_, Some(Fault::IgnoreRange)) | (None, _) => None,
+        (Some(_), _) if !same => None,
         (Some(h), _) => match parse_range(h, full_len) {
             None => None,
             Some(Ok(r)) => Some(r),
@@ -501,6 +524,14 @@ mod tests {
         );
         assert_eq!(get_h(&url, range("2-3")).await.2, b"23");
         assert_eq!(get_h(&url, range("10-")).await.0, 416);
+        let etag = etag_of(b"0123456789");
+        let if_range = |v: &str| Some(format!("Range: bytes=4-\r\nIf-Range: {v}"));
+        assert_eq!(get_h(&url, if_range(&etag)).await.2, b"456789");
+        assert_eq!(
+            get_h(&url, if_range("\"other\"")).await.0,
+            200,
+            "another representation: the whole object"
+        );
         srv.set_fault("o", Fault::IgnoreRange);
         assert_eq!(get_h(&url, range("4-")).await.0, 200);
         srv.set_fault("o", Fault::Abort(6));

@@ -1,6 +1,13 @@
 //! In-process S3-compatible server for tests: `s3s` + `s3s-fs` served over real HTTP on 127.0.0.1, with
 //! SigV4 authentication, anonymous public reads (like an R2 bucket behind a CDN), R2/S3-style
-//! conditional writes, and a log of every request.
+//! conditional writes, multi-object deletes as strict as S3's, and a log of every request.
+//!
+//! Conditional writes: AWS S3 honours `If-None-Match: *` on PutObject since August 2024 and
+//! `If-Match` since November 2024 (S3 User Guide, "Add preconditions to S3 operations with
+//! conditional requests"); Cloudflare R2 honours both (R2 docs, PutObject "conditional
+//! operations"). Some S3-compatible servers accept the headers and ignore them (older MinIO
+//! releases, several gateway and self-hosted implementations): [`S3Server::set_enforce_preconditions`]
+//! with `false` makes this server one of those.
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
@@ -104,11 +111,21 @@ struct Race {
     bytes: Bytes,
 }
 
+/// PUTs of one key held until `count` of them are waiting (see [`S3Server::gate_puts`]).
+#[derive(Debug)]
+struct Gate {
+    key: String,
+    count: usize,
+    arrived: usize,
+    open: Arc<tokio::sync::Notify>,
+}
+
 #[derive(Debug)]
 struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     enforce_preconditions: AtomicBool,
     races: Mutex<Vec<Race>>,
+    gates: Mutex<Vec<Gate>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,6 +133,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Waits at `key`'s gate, if one is set and not yet full: until the last PUT the gate waits
+    /// for arrives (or 20 s pass, so a writer that never comes does not hang a test).
+    async fn pass_gate(&self, key: &str) {
+        let wait = {
+            let mut gates = lock(&self.gates);
+            let Some(i) = gates.iter().position(|g| g.key == key && g.arrived < g.count) else {
+                return;
+            };
+            let gate = &mut gates[i];
+            gate.arrived += 1;
+            if gate.arrived == gate.count {
+                gate.open.notify_waiters();
+                gates.remove(i);
+                None
+            } else {
+                // Created under the lock: it receives the `notify_waiters` of the last arrival.
+                Some(Arc::clone(&gate.open).notified_owned())
+            }
+        };
+        if let Some(open) = wait {
+            let _ = tokio::time::timeout(Duration::from_secs(20), open).await;
+        }
+    }
+
     fn take_race(&self, key: &str, timing: RaceTiming) -> Option<Bytes> {
         let mut races = lock(&self.races);
         let i = races.iter().position(|r| r.key == key && r.timing == timing)?;
@@ -145,6 +186,7 @@ impl S3Server {
             requests: Mutex::new(Vec::new()),
             enforce_preconditions: AtomicBool::new(true),
             races: Mutex::new(Vec::new()),
+            gates: Mutex::new(Vec::new()),
         });
         let mut builder = S3ServiceBuilder::new(AtlasS3 {
             fs,
@@ -221,8 +263,9 @@ impl S3Server {
             .collect()
     }
 
-    /// Whether `If-Match` / `If-None-Match` on writes are enforced (the default), or ignored like
-    /// some S3-compatible stores do.
+    /// Whether `If-Match` / `If-None-Match` on writes are enforced (the default, as AWS S3 and
+    /// Cloudflare R2 do), or accepted and ignored, as some S3-compatible servers do: the write
+    /// then succeeds whatever the object's state.
     pub fn set_enforce_preconditions(&self, enforce: bool) {
         self.shared.enforce_preconditions.store(enforce, Ordering::SeqCst);
     }
@@ -234,6 +277,19 @@ impl S3Server {
             key: key.to_owned(),
             timing,
             bytes: bytes.into(),
+        });
+    }
+
+    /// Makes the next `count` `PutObject`s of `key` (the full key in the bucket) arrive together:
+    /// each waits until the last one is there, then all go on at once and are served one after
+    /// another, like writers whose requests reach the store in the same instant. (A writer that
+    /// never sends its PUT releases the others after 20 s.)
+    pub fn gate_puts(&self, key: &str, count: usize) {
+        lock(&self.shared.gates).push(Gate {
+            key: key.to_owned(),
+            count,
+            arrived: 0,
+            open: Arc::new(tokio::sync::Notify::new()),
         });
     }
 
@@ -327,7 +383,20 @@ async fn handle(
             )
         })
         .collect();
-    let mut resp = match service.call(req.map(s3s::Body::from)).await {
+    let req = match check_multi_delete(req.map(s3s::Body::from)).await {
+        Ok(req) => req,
+        Err(resp) => {
+            lock(&shared.requests).push(RecordedRequest {
+                method,
+                path,
+                query,
+                status: resp.status().as_u16(),
+                headers,
+            });
+            return Ok(resp);
+        }
+    };
+    let mut resp = match service.call(req).await {
         Ok(resp) => resp,
         Err(e) => {
             let mut resp = hyper::Response::new(s3s::Body::from(format!("internal error: {e:?}")));
@@ -349,6 +418,78 @@ async fn handle(
         headers,
     });
     Ok(resp)
+}
+
+/// Keys one `DeleteObjects` request may name (S3 API reference, DeleteObjects: "up to 1,000 keys").
+const MAX_DELETE_KEYS: usize = 1000;
+
+/// What S3 checks of a multi-object delete (`POST /bucket?delete`) before anything else, and s3s
+/// does not: the `Content-MD5` header is required for general purpose buckets and must be the
+/// body's MD5 (S3 API reference, DeleteObjects; a missing one is `InvalidRequest`, a wrong one
+/// `BadDigest`), and at most 1,000 keys (`MalformedXML`). Other requests pass through unchanged.
+async fn check_multi_delete(
+    req: hyper::Request<s3s::Body>,
+) -> Result<hyper::Request<s3s::Body>, s3s::HttpResponse> {
+    let is_delete = req.method() == hyper::Method::POST
+        && req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "delete" || p.starts_with("delete=")));
+    // Unsigned requests are refused by the access check first (403), as S3 does.
+    if !is_delete || !req.headers().contains_key(hyper::header::AUTHORIZATION) {
+        return Ok(req);
+    }
+    let (parts, mut body) = req.into_parts();
+    let bytes = match body.store_all_limited(2 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Err(s3_error_response(
+                400,
+                "MalformedXML",
+                "The request body is too large.",
+            ));
+        }
+    };
+    let Some(given) = parts.headers.get("content-md5").and_then(|v| v.to_str().ok()) else {
+        return Err(s3_error_response(
+            400,
+            "InvalidRequest",
+            "Missing required header for this request: Content-MD5",
+        ));
+    };
+    use base64::Engine as _;
+    use md5::Digest as _;
+    let want = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&bytes));
+    if given != want {
+        return Err(s3_error_response(
+            400,
+            "BadDigest",
+            "The Content-MD5 you specified did not match what we received.",
+        ));
+    }
+    let keys = String::from_utf8_lossy(&bytes).matches("<Object>").count();
+    if keys > MAX_DELETE_KEYS {
+        return Err(s3_error_response(
+            400,
+            "MalformedXML",
+            "The XML you provided was not well-formed or did not validate against our published schema.",
+        ));
+    }
+    Ok(hyper::Request::from_parts(parts, s3s::Body::from(bytes)))
+}
+
+/// An S3 error response with its XML body.
+fn s3_error_response(status: u16, code: &str, message: &str) -> s3s::HttpResponse {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut resp = hyper::Response::new(s3s::Body::from(xml));
+    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/xml"),
+    );
+    resp
 }
 
 /// Signed requests may do anything; anonymous ones may only read objects (a public bucket).
@@ -483,6 +624,7 @@ async fn drain(body: Option<StreamingBlob>) {
 #[async_trait::async_trait]
 impl S3 for AtlasS3 {
     async fn put_object(&self, mut req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        self.shared.pass_gate(&req.input.key).await;
         let _guard = self.write_lock.lock().await;
         let bucket = req.input.bucket.clone();
         let key = req.input.key.clone();

@@ -10,6 +10,7 @@ pub mod error;
 pub mod mrpack;
 pub mod native;
 pub mod packwiz;
+pub mod rules;
 
 use crate::plan::{BuildPlan, PlanOptions};
 use crate::repo::PackSource;
@@ -26,6 +27,11 @@ pub async fn plan_pack(
     mods: &ModOptions,
 ) -> Result<(BuildPlan, ModsReport), BuildError> {
     let settings = AtlasSettings::from_source(source)?;
+    // `[server]` travels in the manifest, for the runner.
+    let opts = &PlanOptions {
+        server: settings.server.launch(),
+        ..opts.clone()
+    };
     let mods = &ModOptions {
         mirror: mods
             .mirror_override

@@ -64,6 +64,9 @@ pub async fn plan(
             limits,
         )?,
     };
+    for w in &pack.warnings {
+        tracing::warn!("{w}");
+    }
     let mut specs = Vec::new();
     for (i, f) in pack.index.files.iter().enumerate() {
         let env = f.env.unwrap_or(MrEnv::of(Side::Both, false));

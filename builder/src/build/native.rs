@@ -2,11 +2,9 @@
 //! `[[mods]]` name mods (Modrinth, CurseForge, URL with hash, or a file of
 //! the repository by `path`).
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
-
 use atlas_proto::v1::{File, Loader};
 
-use crate::pack::{FilesEntry, NativePack, PACK_FILE, PackError, parse_hash};
+use crate::pack::{NativePack, PACK_FILE, PackError, parse_hash};
 use crate::packwiz::{HashFormat, UpstreamHash};
 use crate::plan::{BuildPlan, PackInfo, PlanError, PlanOptions, PlannedFile, assemble};
 use crate::repo::PackSource;
@@ -17,6 +15,7 @@ use crate::resolve::{
 };
 
 use super::error::BuildError;
+use super::rules::FileRules;
 
 /// Files in the pack directory that configure Atlas and are never installed.
 pub const CONFIG_FILES: [&str; 2] = [PACK_FILE, crate::settings::ATLAS_FILE];
@@ -178,64 +177,6 @@ fn repo_mod(source: &PackSource, spec: &ModSpec, path: &str) -> Result<PlannedFi
     Ok(planned)
 }
 
-struct CompiledEntry<'a> {
-    entry: &'a FilesEntry,
-    include: Vec<GlobSet>,
-    exclude: GlobSet,
-}
-
-fn glob(file: &str, entry: usize, pattern: &str) -> Result<Glob, PlanError> {
-    globset::GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
-        .map_err(|e| PlanError::Glob {
-            file: file.to_owned(),
-            entry,
-            pattern: pattern.to_owned(),
-            message: e.kind().to_string(),
-        })
-}
-
-fn compile<'a>(pack: &'a NativePack, file: &str) -> Result<Vec<CompiledEntry<'a>>, PlanError> {
-    let set = |globs: Vec<Glob>, entry: usize| {
-        let mut b = GlobSetBuilder::new();
-        for g in globs {
-            b.add(g);
-        }
-        b.build().map_err(|e| PlanError::Glob {
-            file: file.to_owned(),
-            entry,
-            pattern: String::new(),
-            message: e.to_string(),
-        })
-    };
-    pack.files
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| {
-            let include = entry
-                .include
-                .iter()
-                .map(|p| set(vec![glob(file, i, p)?], i))
-                .collect::<Result<Vec<_>, _>>()?;
-            let exclude = set(
-                entry
-                    .exclude
-                    .iter()
-                    .map(|p| glob(file, i, p))
-                    .collect::<Result<_, _>>()?,
-                i,
-            )?;
-            Ok(CompiledEntry {
-                entry,
-                include,
-                exclude,
-            })
-        })
-        .collect()
-}
-
 /// The repository files the `[[files]]` globs select, with their side and
 /// options: the last matching entry decides, and an include pattern that
 /// matches nothing is an error.
@@ -244,9 +185,7 @@ fn repo_files(
     pack: &NativePack,
     pack_file: &str,
 ) -> Result<Vec<PlannedFile>, PlanError> {
-    let entries = compile(pack, pack_file)?;
-    // Which include patterns matched something, to report patterns that match nothing.
-    let mut used: Vec<Vec<bool>> = entries.iter().map(|e| vec![false; e.include.len()]).collect();
+    let mut rules = FileRules::compile(&pack.files, pack_file)?;
     let mut planned = Vec::new();
     for path in source.files.keys() {
         // `.atlas/` holds the repository's Atlas metadata (the keyset chain,
@@ -255,23 +194,7 @@ fn repo_files(
             continue;
         }
         // The last matching entry decides, so specific entries go after general ones.
-        let mut chosen = None;
-        for (i, e) in entries.iter().enumerate() {
-            let hits: Vec<usize> = e
-                .include
-                .iter()
-                .enumerate()
-                .filter(|(_, g)| g.is_match(path))
-                .map(|(j, _)| j)
-                .collect();
-            if !hits.is_empty() && !e.exclude.is_match(path) {
-                for j in hits {
-                    used[i][j] = true;
-                }
-                chosen = Some(e.entry);
-            }
-        }
-        let Some(entry) = chosen else { continue };
+        let Some(entry) = rules.select(path) else { continue };
         let mut p = PlannedFile::from_repo(source, path, path)?;
         let f = &mut p.file;
         f.side = entry.side.side() as i32;
@@ -281,14 +204,12 @@ fn repo_files(
         f.description = entry.description.clone().unwrap_or_default();
         planned.push(p);
     }
-    for (i, e) in entries.iter().enumerate() {
-        if let Some(j) = used[i].iter().position(|u| !u) {
-            return Err(PlanError::NoMatch {
-                file: pack_file.to_owned(),
-                entry: i,
-                pattern: e.entry.include[j].clone(),
-            });
-        }
+    if let Some((entry, pattern)) = rules.unused() {
+        return Err(PlanError::NoMatch {
+            file: pack_file.to_owned(),
+            entry,
+            pattern: pattern.to_owned(),
+        });
     }
     Ok(planned)
 }

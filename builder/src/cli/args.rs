@@ -60,6 +60,10 @@ pub enum Command {
     /// again from the channels' verified pointers; publish, promote and
     /// resign do it themselves when given --public-url.
     Page(PageArgs),
+    /// Delete what no channel of PACK needs any more: its builds no channel
+    /// keeps, blobs no kept build of any pack names, packwiz files no kept
+    /// build reaches. Lists what it would delete unless --delete is given.
+    Gc(GcArgs),
     /// The pack's keyset chain (root keys, pointer keys): offline commands
     /// that write signed keys/<N>.json files for `publish` to upload.
     #[command(subcommand)]
@@ -298,6 +302,29 @@ pub struct ResignArgs {
     pub signing: SigningArgs,
 }
 
+/// Arguments of `gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Pack id whose builds and packwiz files are collected (blobs are shared
+    /// by every pack in the store: a blob stays while any pack's kept build names it).
+    #[arg(long)]
+    pub pack: String,
+    /// Never delete an object younger than this (a publish running meanwhile
+    /// must finish within it; at least 1h).
+    #[arg(long, default_value = "48h", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+    /// Distinct builds kept per channel, the current one included (at least
+    /// 4: hosts keep 3 earlier builds to roll back to). Builds a channel
+    /// pointed to within the grace period are kept too.
+    #[arg(long, default_value_t = crate::gc::DEFAULT_KEEP_BUILDS)]
+    pub keep_builds: usize,
+    /// Delete. Without it, gc only lists what it would delete and the bytes freed.
+    #[arg(long)]
+    pub delete: bool,
+}
+
 /// Where mods come from and where downloads are cached.
 #[derive(Debug, Args)]
 pub struct ModArgs {
@@ -352,6 +379,11 @@ pub struct StoreArgs {
     /// Use path-style S3 URLs (ENDPOINT/BUCKET/KEY), as most non-AWS servers need.
     #[arg(long)]
     pub s3_path_style: bool,
+    /// Write to an S3-compatible store that ignores conditional writes
+    /// (If-None-Match / If-Match on PutObject), which writers otherwise refuse.
+    /// Only safe when one writer at a time ever runs (e.g. one CI concurrency group).
+    #[arg(long, env = "ATLAS_ALLOW_UNCONDITIONAL_STORE")]
+    pub allow_unconditional_store: bool,
 }
 
 /// How the pointer is signed.

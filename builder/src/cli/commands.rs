@@ -7,7 +7,8 @@ use anyhow::{Context as _, anyhow};
 use atlas_proto::layout::{validate_channel, validate_pack_id};
 
 use super::args::{
-    CheckArgs, DiffArgs, KeyCommand, KeygenArgs, PageArgs, PlanArgs, PromoteArgs, PublishArgs, ResignArgs,
+    CheckArgs, DiffArgs, GcArgs, KeyCommand, KeygenArgs, PageArgs, PlanArgs, PromoteArgs, PublishArgs,
+    ResignArgs,
 };
 use super::error::CliError;
 use super::render::{self, emit};
@@ -80,6 +81,7 @@ pub async fn publish(ctx: &Context, args: PublishArgs) -> Result<(), CliError> {
         player_tools: tools.as_ref(),
         plan: PlanOptions {
             repository_url: args.repository_url.clone(),
+            ..PlanOptions::default()
         },
         keys_dir: keys_dir.as_deref(),
         exports: exports.as_ref(),
@@ -97,6 +99,7 @@ pub async fn plan(ctx: &Context, args: PlanArgs) -> Result<(), CliError> {
     let published = crate::publish::run(PublishRequest {
         plan: PlanOptions {
             repository_url: args.repository_url.clone(),
+            ..PlanOptions::default()
         },
         exports: exports.as_ref(),
         ..PublishRequest::new(
@@ -237,6 +240,10 @@ pub async fn resign(ctx: &Context, args: ResignArgs) -> Result<(), CliError> {
                     store.describe()
                 ))
             })?;
+        // A publish that stopped after its pointer left pack.toml behind: catch up.
+        crate::export::packwiz::repair_channel_pack(store.as_ref(), &args.pack, channel)
+            .await
+            .map_err(|e| CliError::with_class(e.writer_class(), e))?;
         updates.push(update);
     }
     if let Some(gh) = &ctx.github {
@@ -267,6 +274,19 @@ pub async fn page(ctx: &Context, args: PageArgs) -> Result<(), CliError> {
     let keys = crate::page::write::PageKeys::for_pack(store.as_ref(), &args.pack, &signer).await?;
     let report = crate::page::write::write_pages(store.as_ref(), &args.pack, None, &keys, &exports).await?;
     ctx.emit(&report, || render::page(&report))
+}
+
+/// `gc`.
+pub async fn gc(ctx: &Context, args: GcArgs) -> Result<(), CliError> {
+    let store = args.store.open().await?;
+    let options = crate::gc::GcOptions {
+        grace: args.grace,
+        keep_builds: args.keep_builds,
+        now: std::time::SystemTime::now(),
+        delete: args.delete,
+    };
+    let report = crate::gc::run(store.as_ref(), &args.pack, options).await?;
+    ctx.emit(&report, || render::gc(&report))
 }
 
 /// `key init-root`, `key rotate`, `key revoke`.

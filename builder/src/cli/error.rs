@@ -24,6 +24,15 @@ impl CliError {
         }
     }
 
+    /// A library error met where its own class does not fit (an export
+    /// failure while re-signing is a store failure, not a bad flag).
+    pub fn with_class(class: ExitClass, error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            class,
+            error: error.into(),
+        }
+    }
+
     pub fn class(&self) -> ExitClass {
         self.class
     }
@@ -107,8 +116,40 @@ mod tests {
             5
         );
         assert_eq!(class(PromoteError::Store(io())), 4);
-        // `resign` losing a compare-and-swap: a store failure, as before.
-        assert_eq!(class(PointerUpdateError::Store(conflict())), 4);
+        // `resign` losing a compare-and-swap is a lost race like publish's
+        // and promote's: exit 5, as the README promises for a lost race (it
+        // was 4, a store failure, before issue 18).
+        assert_eq!(class(PointerUpdateError::Store(conflict())), 5);
+        assert_eq!(class(PointerUpdateError::Store(io())), 4);
+        // A store that ignores conditional writes is refused: a store error.
+        assert_eq!(
+            class(StoreError::Unconditional {
+                store: "s".into(),
+                how: "h".into(),
+            }),
+            4
+        );
+        // An export race that never settled is a conflict; other export
+        // failures while publishing are store failures.
+        assert_eq!(
+            class(PublishError::Export(crate::export::ExportError::Contended {
+                key: "k".into(),
+                attempts: 16,
+            })),
+            5
+        );
+        assert_eq!(
+            class(PublishError::Export(crate::export::ExportError::Store(io()))),
+            4
+        );
+        assert_eq!(
+            class(crate::gc::GcError::Raced {
+                channel: "c".into(),
+                build: "b".into(),
+            }),
+            5
+        );
+        assert_eq!(class(crate::gc::GcError::Store(io())), 4);
         assert_eq!(
             class(KeysetCmdError::Conflict {
                 store: "s".into(),

@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use atlas_proto::fmt::human_bytes;
 
+use crate::gc::GcReport;
 use crate::keyset::KeysetOutput;
 use crate::pointer::PointerUpdate;
 use crate::promote::PromoteReport;
@@ -166,4 +167,57 @@ pub fn page(r: &crate::page::write::PageReport) -> String {
         out.push_str(&format!("\nleft out: {why}"));
     }
     out
+}
+
+/// `gc`: each object deleted (or that would be), then the totals.
+pub fn gc(report: &GcReport) -> String {
+    let verb = if report.dry_run { "would delete" } else { "deleted" };
+    let mut s = String::new();
+    for d in &report.deleted {
+        s.push_str(&format!(
+            "{verb} {} ({}, {})\n",
+            d.key,
+            d.class,
+            human_bytes(d.size)
+        ));
+    }
+    for c in &report.channels {
+        s.push_str(&format!(
+            "channel {}: keeps {} build(s){}\n",
+            c.channel,
+            c.kept.len(),
+            c.build
+                .as_deref()
+                .map(|b| format!(", current {}", &b[..12.min(b.len())]))
+                .unwrap_or_default()
+        ));
+    }
+    for w in &report.warnings {
+        s.push_str(&format!("warning: {w}\n"));
+    }
+    let classes: Vec<String> = report
+        .by_class
+        .iter()
+        .map(|(class, t)| format!("{} {class}", t.objects))
+        .collect();
+    s.push_str(&format!(
+        "{} {}: {} {} object(s) ({}), freeing {}; kept {} unreferenced object(s) younger than {} ({})",
+        report.store,
+        report.pack,
+        verb,
+        report.freed.objects,
+        if classes.is_empty() {
+            "none".to_owned()
+        } else {
+            classes.join(", ")
+        },
+        human_bytes(report.freed.bytes),
+        report.kept_young.objects,
+        humantime::format_duration(std::time::Duration::from_secs(report.grace_secs)),
+        human_bytes(report.kept_young.bytes),
+    ));
+    if report.dry_run && report.freed.objects > 0 {
+        s.push_str("\ndry run: nothing was deleted; pass --delete to delete");
+    }
+    s
 }

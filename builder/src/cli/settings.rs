@@ -42,7 +42,10 @@ impl StoreArgs {
 
     /// Opens the store `--store` names.
     pub async fn open(&self) -> Result<Box<dyn Store>, StoreError> {
-        store::open(&self.store, &self.settings()).await
+        let options = store::OpenOptions {
+            allow_unconditional_writes: self.allow_unconditional_store,
+        };
+        store::open_with(&self.store, &self.settings(), options).await
     }
 }
 

@@ -64,6 +64,12 @@ pub enum ExportError {
         attempts = crate::page::write::PAGE_ATTEMPTS
     )]
     PageContended { key: String },
+    #[error("reading the channel pointer: {0}")]
+    Pointer(String),
+    #[error(
+        "`{key}` was changed by other writers {attempts} times in a row; the pointer is written, run the command again to bring the packwiz pack.toml in step"
+    )]
+    Contended { key: String, attempts: u32 },
 }
 
 impl crate::exit::HasExitClass for ExportError {
@@ -71,6 +77,19 @@ impl crate::exit::HasExitClass for ExportError {
         // Met on its own only for a bad --public-url; publish and promote
         // classify the export failures they meet themselves.
         crate::exit::ExitClass::Error
+    }
+}
+
+impl ExportError {
+    /// The class of an export failure met while publishing or promoting:
+    /// a race that never settled is a conflict, anything else a store failure.
+    pub fn writer_class(&self) -> crate::exit::ExitClass {
+        match self {
+            Self::Contended { .. } | Self::PageContended { .. } | Self::Store(StoreError::Conflict { .. }) => {
+                crate::exit::ExitClass::Conflict
+            }
+            _ => crate::exit::ExitClass::Store,
+        }
     }
 }
 
@@ -121,13 +140,17 @@ pub struct ExportReport {
     pub mrpack: Option<String>,
     /// True when the .mrpack was written now (false: the store had it).
     pub mrpack_new: bool,
-    /// Store key of the channel's packwiz `pack.toml`.
+    /// Store key of the build's packwiz pack file in the channel's folder
+    /// (`.../packwiz/pack-<sha256>.toml`), which the pointer names.
     pub packwiz: Option<String>,
-    /// packwiz files written now (unchanged ones are not rewritten).
+    /// Immutable packwiz files written now (those the folder had are not).
     pub packwiz_written: usize,
     /// Store key of the channel's instance archive (Prism Launcher, MultiMC).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// What became of the channel's `pack.toml` after the pointer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packwiz_channel: Option<ChannelPackStatus>,
     /// Files left out of the exports, with the reason.
     pub skipped: Vec<String>,
 }
@@ -141,6 +164,20 @@ impl ExportReport {
             instance: self.instance.clone(),
         }
     }
+}
+
+/// What became of a channel's packwiz `pack.toml` after the pointer
+/// ([`packwiz::update_channel_pack`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelPackStatus {
+    /// Replaced with the pack file this writer's pointer names.
+    Written,
+    /// It already had those bytes.
+    Unchanged,
+    /// The channel's pointer names another pack file now (a newer publish
+    /// or promote): left to that writer.
+    Superseded,
 }
 
 /// Reads a blob's bytes from where the plan found them: a file streamed from

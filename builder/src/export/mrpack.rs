@@ -192,13 +192,12 @@ pub async fn publish_mrpack(
     Ok((outcome == PutOutcome::Created, summary.skipped))
 }
 
-/// Writes the build's immutable exports (the .mrpack) before the pointer is
-/// signed; returns the report, whose keys the pointer names.
+/// Writes the build's .mrpack before the pointer is signed; returns the
+/// report, whose key the pointer names.
 pub async fn write_build_exports(
     plan: &BuildPlan,
     source: &PackSource,
     store: &dyn Store,
-    channel: &str,
     opts: &ExportOptions,
 ) -> Result<ExportReport, ExportError> {
     let pack = plan.manifest.pack_id.as_str();
@@ -206,10 +205,8 @@ pub async fn write_build_exports(
     Ok(ExportReport {
         mrpack: Some(layout::mrpack_key(pack, &plan.build_id)),
         mrpack_new,
-        packwiz: Some(layout::packwiz_pack_key(pack, channel)),
-        packwiz_written: 0,
-        instance: None,
         skipped,
+        ..ExportReport::default()
     })
 }
 

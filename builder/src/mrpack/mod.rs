@@ -3,9 +3,11 @@
 //! (`overrides/`, `client-overrides/`, `server-overrides/`).
 //!
 //! [`read`] checks an archive and extracts its overrides (a pack source, see
-//! `crate::build::mrpack`); [`write`] produces a byte-reproducible archive
+//! `crate::build::mrpack`), [`index`] reads its index as launchers do (what
+//! they ignore is a warning); [`write`] produces a byte-reproducible archive
 //! (the export of a build, see `crate::export::mrpack`).
 
+pub mod index;
 pub mod read;
 pub mod write;
 

@@ -1,8 +1,9 @@
 //! Reading a `.mrpack` as its own tools do, trusting nothing in it: the
 //! index and every entry are read under [`Limits`] caps, every path is
-//! checked with the manifest's path rules (a `..` or absolute entry is
-//! refused, naming it), and override bytes are streamed into the download
-//! cache while their SHA-256 is computed. Entries outside the override
+//! checked with the manifest's path rules (an entry anywhere in the archive
+//! whose name is `..`, absolute, a drive or uses `\` refuses the archive,
+//! naming it), and override bytes are streamed into the download cache
+//! while their SHA-256 is computed. Other entries outside the override
 //! folders are ignored with a warning, as launchers ignore them.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,7 +17,7 @@ use atlas_proto::{Limits, Sha256Digest};
 
 use super::{INDEX_FILE, MrIndex, OVERRIDES};
 use crate::cache::Cache;
-use crate::packwiz::{HashFormat, UpstreamHash};
+use crate::packwiz::{Diagnostic, HashFormat, UpstreamHash};
 
 /// The `.mrpack` could not be read or is not a valid Modrinth modpack.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,9 @@ pub struct Override {
 pub struct Mrpack {
     pub index: MrIndex,
     pub overrides: Vec<Override>,
+    /// What was ignored, as launchers ignore it: unknown index fields and
+    /// dependencies, entries outside the override folders.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Reads and checks an archive under `limits`; `file` names it in errors.
@@ -80,6 +84,7 @@ pub fn read<R: Read + Seek>(
         message: e.to_string(),
     };
     let mut zip = zip::ZipArchive::new(reader).map_err(zip_err)?;
+    let mut warnings = Vec::new();
     if zip.len() > limits.mrpack_entries {
         return Err(MrpackError::Limit {
             file: file.to_owned(),
@@ -103,8 +108,9 @@ pub fn read<R: Read + Seek>(
         if bytes.len() as u64 > cap {
             return Err(index_err(file, format!("larger than {cap} bytes")));
         }
-        let index: MrIndex = serde_json::from_slice(&bytes).map_err(|e| index_err(file, e.to_string()))?;
+        let (index, found) = super::index::parse(&bytes, file).map_err(|e| index_err(file, e.to_string()))?;
         check_index(&index, file)?;
+        warnings.extend(found);
         index
     };
     let entry_cap = limits.mrpack_entry_bytes;
@@ -120,20 +126,32 @@ pub fn read<R: Read + Seek>(
             entry: name.clone(),
             message,
         };
-        if name == INDEX_FILE || entry.is_dir() {
-            continue;
-        }
-        let Some((prefix, side)) = OVERRIDES.iter().find(|(p, _)| name.starts_with(p)) else {
-            tracing::warn!("{file}: entry `{name}` is outside the override folders; ignored");
-            continue;
-        };
-        let path = name[prefix.len()..].to_owned();
-        atlas_proto::validate_path(&path).map_err(|e| {
+        // Every name in the archive must be a safe relative path (FORMAT.md
+        // §4), wherever it is: an entry that would land outside the folder
+        // it is extracted into (`..`, absolute, a drive, `\` separators)
+        // refuses the whole archive, even outside the override folders,
+        // where launchers would skip it.
+        let unsafe_path = |e: atlas_proto::PathError| {
             bad(format!(
                 "unsafe path ({}); refusing the archive (zip-slip protection)",
                 e.reason
             ))
-        })?;
+        };
+        let dir_name = name.strip_suffix('/').filter(|_| entry.is_dir());
+        atlas_proto::validate_path(dir_name.unwrap_or(&name)).map_err(unsafe_path)?;
+        if name == INDEX_FILE || entry.is_dir() {
+            continue;
+        }
+        let Some((prefix, side)) = OVERRIDES.iter().find(|(p, _)| name.starts_with(p)) else {
+            warnings.push(Diagnostic::warning(
+                file,
+                None,
+                format!("entry `{name}` is outside the override folders; ignored, as launchers ignore it"),
+            ));
+            continue;
+        };
+        let path = name[prefix.len()..].to_owned();
+        atlas_proto::validate_path(&path).map_err(unsafe_path)?;
         if entry.size() > entry_cap {
             return Err(bad(format!(
                 "declares {} bytes, more than {entry_cap}",
@@ -212,7 +230,11 @@ pub fn read<R: Read + Seek>(
             format!("`{}` is both a download and an override; keep one", o.path),
         ));
     }
-    Ok(Mrpack { index, overrides })
+    Ok(Mrpack {
+        index,
+        overrides,
+        warnings,
+    })
 }
 
 /// An error in `file`'s index.
@@ -309,6 +331,15 @@ mod tests {
             "overrides//abs",
             "client-overrides/a/../../b",
             "server-overrides/C:/x",
+            // Outside the override folders too (launchers skip these; an
+            // archive carrying them is refused whole, FORMAT.md §7).
+            "../../evil.txt",
+            "/etc/cron.d/evil",
+            "overrides\\..\\..\\x",
+            "C:/evil.txt",
+            "C:\\evil.txt",
+            "\\\\server\\share\\x",
+            "../",
         ] {
             let err = read_default(&[(INDEX_FILE, INDEX.as_bytes()), (evil, b"x")]).expect_err(evil);
             let msg = err.to_string();
@@ -346,6 +377,13 @@ mod tests {
             ]
         );
         assert_eq!(std::fs::read(&m.overrides[2].cached).expect("cached"), b"client");
+        let warnings: Vec<String> = m.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            [
+                "x.mrpack: warning: entry `README.txt` is outside the override folders; ignored, as launchers ignore it"
+            ]
+        );
         assert_eq!(m.index.loader().kind, LoaderKind::Fabric as i32);
     }
 

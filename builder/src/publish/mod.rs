@@ -1,11 +1,14 @@
-//! Publishing a pack: [`run`] owns the whole pipeline. It uploads the
-//! repository's keyset files, plans the build (resolving and downloading
-//! mods; for a remote store, mirrored mods go up as they land, see
-//! [`early`]), then writes in the order that keeps readers safe: blobs the
-//! store lacks, the manifest, the launcher exports the pointer names (the
-//! `.mrpack`, the instance archive and the fetcher binaries it pins), the
-//! signed pointer, the channel's packwiz tree, and last the pack page and
-//! the store index.
+//! Publishing a pack: [`run`] owns the whole pipeline. It checks that the
+//! store honours conditional writes, uploads the repository's keyset files,
+//! plans the build (resolving and downloading mods; for a remote store,
+//! mirrored mods go up as they land, see [`early`]), then writes in the
+//! order that keeps readers safe: blobs the store lacks, the manifest, the
+//! build's immutable launcher exports (the .mrpack, the packwiz files, the
+//! instance archive and the fetcher binaries it pins), the signed pointer
+//! naming them (by compare-and-swap, with its history entry), then the
+//! channel's packwiz `pack.toml`, only while the pointer still names this
+//! build's, and last the pack page and the store index, each by
+//! compare-and-swap from the verified live pointers (docs/FORMAT.md §1a, §10).
 
 pub mod early;
 
@@ -58,10 +61,10 @@ impl HasExitClass for PublishError {
             Self::Build(e) => e.exit_class(),
             Self::Keyset(e) => e.exit_class(),
             Self::Repo(_) => ExitClass::Pack,
-            Self::Store(StoreError::Conflict { .. })
-            | Self::Pointer(PointerUpdateError::Store(StoreError::Conflict { .. })) => ExitClass::Conflict,
+            Self::Store(e) => e.exit_class(),
+            Self::Pointer(e) => e.exit_class(),
             // An export that cannot be written is a store failure here.
-            Self::Store(_) | Self::Pointer(_) | Self::Export(_) => ExitClass::Store,
+            Self::Export(e) => e.writer_class(),
         }
     }
 }
@@ -165,6 +168,11 @@ pub struct Published {
 /// uploaded, writing nothing to the store).
 pub async fn run(req: PublishRequest<'_>) -> Result<Published, PublishError> {
     let opts = &req.options;
+    if !opts.dry_run {
+        // Before anything is uploaded: refused on a store whose
+        // compare-and-swap cannot work (unless the store was opened to allow it).
+        req.store.check_conditional_writes().await?;
+    }
     if let (Some(dir), Some(key), false) = (req.keys_dir, req.key, opts.dry_run) {
         // Keysets go up before anything names them; the key must be current.
         if let Some(ks) = crate::keyset::upload(req.store, dir).await? {
@@ -211,13 +219,10 @@ async fn upload(
         .buffered(concurrency * 2)
         .try_collect()
         .await?;
-    let missing: Vec<(&atlas_proto::Sha256Digest, &BlobSource)> = plan
-        .blobs
-        .iter()
-        .zip(&present)
-        .filter(|(_, p)| !**p)
-        .map(|(b, _)| b)
-        .collect();
+    let (reused, missing): (Vec<_>, Vec<_>) = plan.blobs.iter().zip(&present).partition(|(_, p)| **p);
+    let reused: Vec<(&atlas_proto::Sha256Digest, &BlobSource)> = reused.into_iter().map(|(b, _)| b).collect();
+    let missing: Vec<(&atlas_proto::Sha256Digest, &BlobSource)> =
+        missing.into_iter().map(|(b, _)| b).collect();
     // New: missing now, or written by this run's early uploads.
     let (blobs_new, bytes_new) = plan
         .blobs
@@ -246,6 +251,16 @@ async fn upload(
     if opts.dry_run {
         return Ok(report);
     }
+    if req.exports.is_none() {
+        // A channel with a packwiz export would keep naming an older build.
+        let current = crate::pointer::read_current(store, pack, &opts.channel).await?;
+        if current.is_some_and(|c| c.payload.exports.packwiz.is_some()) {
+            return Err(ExportError::NeedsPublicUrl {
+                channel: opts.channel.clone(),
+            }
+            .into());
+        }
+    }
     let Some(key) = req.key else {
         return Err(PointerUpdateError::Store(StoreError::Io {
             store: store.describe(),
@@ -258,11 +273,7 @@ async fn upload(
     // when each upload starts, so memory holds at most `concurrency` blobs.
     let mut uploads = stream::iter(missing)
         .map(|(digest, blob)| {
-            let body = match &blob.content {
-                Content::Disk(path) => Ok(Body::File(path.clone())),
-                Content::Cached(path) => Ok(Body::CachedFile(path.clone())),
-                c @ Content::Git(_) => source.read_content(c).map(|b| Body::Bytes(Bytes::from(b))),
-            };
+            let body = blob_body(source, blob);
             let k = layout::blob_key(digest);
             async move {
                 let outcome = store.put_immutable(&k, body?, ObjectMeta::BLOB).await?;
@@ -284,17 +295,33 @@ async fn upload(
             .put_immutable(&report.manifest_key, body, ObjectMeta::MANIFEST)
             .await?;
         report.manifest_new = outcome == PutOutcome::Created;
+        // A blob found in the store at step 1 may have been old garbage that
+        // a concurrent `gc` collected since; the manifest now keeps it (gc
+        // keeps every young manifest's blobs), so check once more.
+        restore_reused(req, plan, &reused).await?;
     }
-    // 4. Launcher exports named by the pointer (the .mrpack is immutable).
-    let mut export_report = match req.exports {
+    // 4. The build's immutable launcher exports, which the pointer names.
+    let mut exports = match req.exports {
         Some(e) => {
-            Some(crate::export::mrpack::write_build_exports(plan, source, store, &opts.channel, e).await?)
+            let mut r = crate::export::mrpack::write_build_exports(plan, source, store, e).await?;
+            let tree = crate::export::packwiz::prepare_packwiz(
+                store,
+                &plan.manifest,
+                &plan.build_id,
+                &opts.channel,
+                e,
+                concurrency,
+                &mut r,
+            )
+            .await?;
+            Some((r, tree))
         }
         None => None,
     };
-    // The channel's instance archive, with the fetcher pins the pointer carries.
-    let tools = match (req.player_tools, req.exports, export_report.as_mut()) {
-        (Some(t), Some(e), Some(r)) => {
+    // The channel's instance archive (immutable, content-addressed), with
+    // the fetcher pins the pointer carries.
+    let tools = match (req.player_tools, req.exports, exports.as_mut()) {
+        (Some(t), Some(e), Some((r, _))) => {
             let src = crate::export::instance::InstanceSource {
                 tools: t,
                 trust: crate::export::instance::trust_anchor(store, pack, &key.public()).await?,
@@ -311,8 +338,8 @@ async fn upload(
         (Some(_), None, _) => return Err(ExportError::PlayerToolsNeedPublicUrl.into()),
         _ => Tools::default(),
     };
-    let named = export_report.as_ref().map(|r| r.exports()).unwrap_or_default();
-    // 5. The pointer, last (then the channel's packwiz tree, kept in step).
+    let named = exports.as_ref().map(|(r, _)| r.exports()).unwrap_or_default();
+    // 5. The pointer (a lost race ends here: exit 5, nothing else written).
     report.pointer = Some(
         point_channel(&PointerRequest {
             store,
@@ -329,18 +356,59 @@ async fn upload(
         })
         .await?,
     );
-    if let (Some(e), Some(r)) = (req.exports, export_report.as_mut()) {
-        let (written, skipped) =
-            crate::export::packwiz::write_channel_tree(store, &plan.manifest, &opts.channel, e, concurrency)
-                .await?;
-        r.packwiz_written = written;
-        r.skipped.extend(skipped);
+    // 6. The channel's packwiz pack.toml, while the pointer names this build's.
+    if let Some((r, tree)) = exports.as_mut() {
+        crate::export::packwiz::finish_packwiz(store, pack, &opts.channel, tree, r).await?;
     }
-    report.exports = export_report;
-    // 6. Last, the pack page and the store index, from the live pointers.
+    report.exports = exports.map(|(r, _)| r);
+    // 7. Last, the pack page and the store index, from the live pointers.
     if let Some(e) = req.exports {
         let keys = PageKeys::for_pack(store, pack, &key.public()).await?;
         report.pages = Some(write_pages(store, pack, Some(&opts.channel), &keys, e).await?);
     }
     Ok(report)
+}
+
+/// Uploads again any blob of `reused` (found in the store before the
+/// manifest was written) that is no longer there.
+async fn restore_reused(
+    req: &PublishRequest<'_>,
+    plan: &BuildPlan,
+    reused: &[(&atlas_proto::Sha256Digest, &BlobSource)],
+) -> Result<(), PublishError> {
+    let store = req.store;
+    let concurrency = req.options.concurrency.max(1);
+    let gone: Vec<_> = stream::iter(reused.iter().copied())
+        .map(|(d, b)| async move {
+            Ok::<_, StoreError>((!store.exists(&layout::blob_key(d)).await?).then_some((d, b)))
+        })
+        .buffered(concurrency * 2)
+        .try_filter_map(|x| async move { Ok(x) })
+        .try_collect()
+        .await?;
+    if gone.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        "{} blob(s) of build {} left the store while publishing (a concurrent gc?); uploading them again",
+        gone.len(),
+        plan.build_id
+    );
+    for (digest, blob) in gone {
+        let body = blob_body(req.source, blob)?;
+        store
+            .put_immutable(&layout::blob_key(digest), body, ObjectMeta::BLOB)
+            .await?;
+    }
+    store.sync_blobs().await?;
+    Ok(())
+}
+
+/// The body of a blob upload, read from where the plan found the file.
+fn blob_body(source: &PackSource, blob: &BlobSource) -> Result<Body, PublishError> {
+    Ok(match &blob.content {
+        Content::Disk(path) => Body::File(path.clone()),
+        Content::Cached(path) => Body::CachedFile(path.clone()),
+        c @ Content::Git(_) => Body::Bytes(Bytes::from(source.read_content(c)?)),
+    })
 }

@@ -18,7 +18,10 @@ use serde::Deserialize;
 use crate::download::{Sleeper, error_chain, parse_retry_after};
 use crate::packwiz::{HashFormat, UpstreamHash};
 
-use super::{CURSEFORGE_KEY_ENV, ModSource, ModSpec, ResolvedMod, install_path};
+use super::spec::{ModSource, ModSpec, ResolvedMod, install_path};
+
+/// Environment variable holding the CurseForge API key.
+pub const CURSEFORGE_KEY_ENV: &str = "CURSEFORGE_API_KEY";
 
 /// A hash in `hashes[]`: `algo` 1 = sha1, 2 = md5.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use atlas_proto::v1::LoaderKind;
 
-use super::ResolvedMod;
+use super::spec::ResolvedMod;
 
 /// What dependency problems do to a build.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -21,7 +21,9 @@ use crate::plan::{BlobSource, PlannedFile};
 use crate::repo::Content;
 
 use super::deps::{self, Accepts, DepErrors, DepProblem, DepsPolicy, Target};
-use super::{ModError, ModErrors, ModSpec, ResolveOptions, ResolvedMod, Resolver};
+use super::error::{ModError, ModErrors};
+use super::spec::{ModSpec, ResolvedMod};
+use super::{ResolveOptions, Resolver};
 
 /// Fetching mods failed.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 
 use crate::settings::{MirrorMode, MirrorPolicy};
 
-use super::{ModSource, ModSpec};
+use super::spec::{ModSource, ModSpec};
 
 impl MirrorPolicy {
     /// Whether the policy lets `spec` be mirrored (its own `mirror` aside).

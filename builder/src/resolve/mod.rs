@@ -11,190 +11,28 @@
 
 pub mod curseforge;
 pub mod deps;
+pub mod error;
 pub mod fetch;
 pub mod mirror;
 pub mod modrinth;
+pub mod spec;
 pub mod url;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use atlas_proto::v1::Side;
+use crate::download::Sleeper;
 
-use crate::download::{DownloadError, Sleeper};
-use crate::packwiz::UpstreamHash;
-
+pub use curseforge::CURSEFORGE_KEY_ENV;
 pub use deps::{Accepts, DepProblem, DepsPolicy};
+pub use error::{ModError, ModErrors};
 pub use fetch::{FetchError, ModOptions, ModsReport, fetch_mods, fetch_mods_accepting, fetch_mods_for};
+pub use spec::{ModSource, ModSpec, ResolvedMod, install_path};
 
 /// Default Modrinth API base URL.
 pub const MODRINTH_API: &str = "https://api.modrinth.com";
 /// Default CurseForge Core API base URL.
 pub const CURSEFORGE_API: &str = "https://api.curseforge.com";
-/// Environment variable holding the CurseForge API key.
-pub const CURSEFORGE_KEY_ENV: &str = "CURSEFORGE_API_KEY";
-
-/// Where a mod comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModSource {
-    /// A Modrinth version, by id or version number, of a project (id or slug).
-    Modrinth { project: String, version: String },
-    /// A CurseForge file of a project.
-    CurseForge { project: u64, file: u64 },
-    /// A plain URL with the hash the file must have.
-    Url { url: String, hash: UpstreamHash },
-}
-
-/// One mod the pack names, before any network access.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModSpec {
-    /// The mod's name, for messages.
-    pub name: String,
-    /// Where the pack defines it (`pack.toml mods[3]`, `mods/x.pw.toml`).
-    pub defined_in: String,
-    pub source: ModSource,
-    /// Install directory relative to the pack root ("" = the root).
-    pub dir: String,
-    /// Install file name; default: upstream's.
-    pub filename: Option<String>,
-    pub side: Side,
-    pub optional: bool,
-    pub default_enabled: bool,
-    pub description: String,
-    /// False: keep the file upstream-only (never copied into the store).
-    pub mirror: bool,
-    /// A hash the pack itself declares (packwiz), checked against the download.
-    pub declared: Option<UpstreamHash>,
-    /// Origin known without an API call (packwiz `[update]`).
-    pub origin: Option<String>,
-}
-
-/// A mod resolved to a concrete file.
-#[derive(Debug, Clone)]
-pub struct ResolvedMod {
-    pub spec: ModSpec,
-    /// Install path in the pack.
-    pub path: String,
-    /// Download URL; `None` when upstream withholds it (download by hand).
-    pub url: Option<String>,
-    /// The project's web page, for messages (never recorded as a download URL).
-    pub page: Option<String>,
-    /// Upstream's file name.
-    pub file_name: String,
-    /// The hash the download must match.
-    pub verify: UpstreamHash,
-    /// Every upstream hash known for the file (recorded in the manifest).
-    pub hashes: Vec<UpstreamHash>,
-    /// Size upstream declares.
-    pub size: Option<u64>,
-    /// `modrinth:<project>/<version>`, `curseforge:<project>/<file>` or `url`.
-    pub origin: String,
-    pub display_version: String,
-    /// Upstream withholds the download (CurseForge distribution disabled):
-    /// the file comes from the creator's manual download and is mirrored.
-    pub distribution_disabled: bool,
-    /// Modrinth's version metadata, kept for dependency checks.
-    pub modrinth: Option<modrinth::Version>,
-}
-
-impl ResolvedMod {
-    /// The file stays upstream-only: the creator asked for it and upstream
-    /// gives a URL hosts can download it from. A file without one
-    /// (CurseForge distribution disabled) is always mirrored from the
-    /// creator's manual download: no host could fetch it otherwise.
-    pub fn upstream_only(&self) -> bool {
-        !self.spec.mirror && self.url.is_some()
-    }
-
-    /// The URL to record as the file's upstream: the file itself, never a
-    /// web page (`None` when upstream withholds the file).
-    pub fn upstream_url(&self) -> Option<&str> {
-        self.url.as_deref()
-    }
-}
-
-/// A mod could not be resolved or fetched. Each names the mod, the URL and what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum ModError {
-    #[error(transparent)]
-    Download(#[from] DownloadError),
-    #[error(transparent)]
-    Modrinth(#[from] modrinth::ModrinthError),
-    #[error(transparent)]
-    CurseForge(#[from] curseforge::CurseForgeError),
-    #[error(
-        "{defined_in}: {name}: the author does not allow third-party downloads of `{file_name}` \
-         (CurseForge distribution disabled); download it by hand from {page} into {} and run again: \
-         it is matched by hash, installed at `{dest}` and stays upstream-only",
-        manual_dir.as_ref().map_or("a folder passed as --manual-dir".to_owned(), |d| format!("--manual-dir {}", d.display()))
-    )]
-    DistributionDisabled {
-        name: String,
-        defined_in: String,
-        page: String,
-        file_name: String,
-        dest: String,
-        manual_dir: Option<PathBuf>,
-    },
-    #[error("{defined_in}: {name}: {message}")]
-    Invalid {
-        name: String,
-        defined_in: String,
-        message: String,
-    },
-}
-
-/// Every mod problem found, one per line.
-#[derive(Debug, thiserror::Error)]
-#[error("{} mod(s) could not be resolved or downloaded:\n{}", .0.len(), join(.0))]
-pub struct ModErrors(pub Vec<ModError>);
-
-use crate::exit::{ExitClass, HasExitClass};
-
-// A mod that cannot be resolved or fetched makes the pack unbuildable (exit 3).
-impl HasExitClass for ModError {
-    fn exit_class(&self) -> ExitClass {
-        ExitClass::Pack
-    }
-}
-
-impl HasExitClass for ModErrors {
-    fn exit_class(&self) -> ExitClass {
-        ExitClass::Pack
-    }
-}
-
-impl HasExitClass for modrinth::ModrinthError {
-    fn exit_class(&self) -> ExitClass {
-        ExitClass::Pack
-    }
-}
-
-impl HasExitClass for curseforge::CurseForgeError {
-    fn exit_class(&self) -> ExitClass {
-        ExitClass::Pack
-    }
-}
-
-impl HasExitClass for DepProblem {
-    fn exit_class(&self) -> ExitClass {
-        ExitClass::Pack
-    }
-}
-
-impl HasExitClass for deps::DepErrors {
-    fn exit_class(&self) -> ExitClass {
-        ExitClass::Pack
-    }
-}
-
-fn join(errors: &[ModError]) -> String {
-    errors
-        .iter()
-        .map(|e| format!("  - {e}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// Settings of the resolvers.
 #[derive(Debug, Clone)]
@@ -336,15 +174,5 @@ impl Resolver {
                 BTreeMap::new()
             }
         }
-    }
-}
-
-/// `dir` + `/` + `name` (either may be empty).
-pub fn install_path(dir: &str, name: &str) -> String {
-    let dir = dir.trim_matches('/');
-    if dir.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{dir}/{name}")
     }
 }

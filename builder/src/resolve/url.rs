@@ -1,7 +1,8 @@
 //! Direct URLs with a declared hash: no API, the file name comes from the
 //! entry or from the URL's last path segment (percent-decoded).
 
-use super::{ModError, ModSource, ModSpec, ResolvedMod, install_path};
+use super::error::ModError;
+use super::spec::{ModSource, ModSpec, ResolvedMod, install_path};
 
 /// Resolves a [`ModSource::Url`] spec.
 pub fn resolve(spec: &ModSpec) -> Result<ResolvedMod, ModError> {

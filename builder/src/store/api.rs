@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -36,6 +37,21 @@ impl ObjectMeta {
         content_type: atlas_proto::layout::CONTENT_TYPE_MANIFEST,
         cache_control: atlas_proto::layout::CACHE_IMMUTABLE,
     };
+    /// A channel's pointer history entry: JSON, written once.
+    pub const HISTORY: ObjectMeta = ObjectMeta {
+        content_type: atlas_proto::layout::CONTENT_TYPE_POINTER,
+        cache_control: atlas_proto::layout::CACHE_IMMUTABLE,
+    };
+}
+
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Key relative to the store (its prefix removed).
+    pub key: String,
+    pub size: u64,
+    /// When the object was written (S3 `LastModified`, a file's mtime).
+    pub modified: SystemTime,
 }
 
 /// What an immutable put did.
@@ -79,13 +95,19 @@ pub enum StoreError {
     TooLarge { store: String, key: String, limit: u64 },
     #[error("invalid store URL `{url}`: {message}")]
     Url { url: String, message: String },
+    #[error(
+        "store {store} ignores conditional writes ({how}): two publishes, promotes or re-signs could overwrite each other's pointer without either noticing. Use a store that honours If-None-Match and If-Match on PutObject (AWS S3, Cloudflare R2, recent MinIO), or, if only one writer ever runs at a time (e.g. one CI concurrency group), pass --allow-unconditional-store"
+    )]
+    Unconditional { store: String, how: String },
 }
 
 impl crate::exit::HasExitClass for StoreError {
     fn exit_class(&self) -> crate::exit::ExitClass {
         match self {
             Self::Conflict { .. } => crate::exit::ExitClass::Conflict,
-            Self::Io { .. } | Self::TooLarge { .. } | Self::Url { .. } => crate::exit::ExitClass::Store,
+            Self::Io { .. } | Self::TooLarge { .. } | Self::Url { .. } | Self::Unconditional { .. } => {
+                crate::exit::ExitClass::Store
+            }
         }
     }
 }
@@ -134,4 +156,21 @@ pub trait Store: Send + Sync + fmt::Debug {
         expected: Expected,
         meta: ObjectMeta,
     ) -> Result<String, StoreError>;
+
+    /// Every object whose key starts with `prefix` (`""`: the whole store),
+    /// in no particular order.
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError>;
+
+    /// Deletes `keys` (absent ones are not an error). Only garbage
+    /// collection deletes.
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError>;
+
+    /// Checks once per handle that the store honours conditional writes
+    /// (`If-None-Match: *`, `If-Match`), which compare-and-swap relies on;
+    /// `StoreError::Unconditional` when it does not and the handle was not
+    /// opened to allow it. Writes check it themselves; writers call it first
+    /// to fail before uploading anything.
+    async fn check_conditional_writes(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

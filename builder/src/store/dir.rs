@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
-use super::api::{Body, Expected, Object, ObjectMeta, PutOutcome, Store, StoreError};
+use super::api::{Body, Expected, Listed, Object, ObjectMeta, PutOutcome, Store, StoreError};
+
+/// The writer's lock file at the store's root (not an object).
+const LOCK_FILE: &str = ".atlas-store.lock";
 
 /// A directory holding the static layout.
 #[derive(Debug, Clone)]
@@ -142,6 +145,77 @@ impl DirStore {
     }
 }
 
+impl DirStore {
+    /// Every regular file under `prefix` (symbolic links are neither
+    /// followed nor listed: they are no objects this store wrote).
+    fn list_blocking(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let dir = prefix.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.join(dir)];
+        while let Some(d) = stack.pop() {
+            let entries = match fs::read_dir(&d) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.err(prefix, format!("listing {}: {e}", d.display()))),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| self.err(prefix, format!("listing {}: {e}", d.display())))?;
+                let path = entry.path();
+                // Not followed: a link's own metadata.
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| self.err(prefix, format!("reading {}: {e}", path.display())))?;
+                let Ok(rel) = path.strip_prefix(&self.root) else {
+                    continue;
+                };
+                let key = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                if meta.is_dir() {
+                    if format!("{key}/").starts_with(prefix) {
+                        stack.push(path);
+                    }
+                } else if meta.is_file() && key.starts_with(prefix) && key != LOCK_FILE {
+                    let modified = meta
+                        .modified()
+                        .map_err(|e| self.err(&key, format!("reading the mtime: {e}")))?;
+                    out.push(Listed {
+                        key,
+                        size: meta.len(),
+                        modified,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete_blocking(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            let safe = !key.is_empty()
+                && !key.starts_with('/')
+                && key.split('/').all(|s| !s.is_empty() && s != "." && s != "..");
+            if !safe {
+                return Err(self.err(key, "refusing to delete a key that is not a plain relative path"));
+            }
+            match fs::remove_file(self.path(key)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.err(key, format!("deleting: {e}"))),
+            }
+            // A build's folder goes with its last object (`packs/<pack>/builds/<id>/`);
+            // other folders stay, as a writer may be about to put a file there.
+            let segments: Vec<&str> = key.split('/').collect();
+            if segments.len() == 5 && segments[0] == "packs" && segments[2] == "builds" {
+                let _ = fs::remove_dir(self.path(&segments[..4].join("/")));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for DirStore {
     fn keeps_cached_files(&self) -> bool {
@@ -241,7 +315,7 @@ impl Store for DirStore {
                 .create(true)
                 .truncate(false)
                 .write(true)
-                .open(this.root.join(".atlas-store.lock"))
+                .open(this.root.join(LOCK_FILE))
                 .map_err(|e| this.err(&key, format!("opening the store lock: {e}")))?;
             lock.lock()
                 .map_err(|e| this.err(&key, format!("locking the store: {e}")))?;
@@ -264,6 +338,18 @@ impl Store for DirStore {
             Ok(Self::etag_of(&bytes))
         })
         .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let this = self.clone();
+        let prefix = prefix.to_owned();
+        blocking(move || this.list_blocking(&prefix)).await
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        let this = self.clone();
+        let keys = keys.to_vec();
+        blocking(move || this.delete_blocking(&keys)).await
     }
 }
 

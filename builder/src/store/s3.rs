@@ -1,12 +1,16 @@
 //! A store in an S3-compatible bucket (Cloudflare R2, AWS S3, MinIO, ...), through aws-sdk-s3.
 //!
 //! Immutable objects are written with `If-None-Match: *`; the channel pointer is replaced with
-//! `If-None-Match: *` / `If-Match: <etag>` and always read back, so a store that ignores
-//! conditional writes is noticed instead of silently losing a concurrent publish. Requests are
-//! R2-compatible: checksums only when required (no `aws-chunked` streaming uploads), plain
-//! `Content-Length` bodies, files streamed from disk.
+//! `If-None-Match: *` / `If-Match: <etag>` and always read back. Before its first write, a handle
+//! probes whether the store honours those headers with a scratch object (never with a real
+//! pointer): AWS S3 and Cloudflare R2 do (since 2024), but some S3-compatible servers accept the
+//! headers and ignore them. On such a store writes are refused unless the handle was opened with
+//! [`S3Store::allow_unconditional_writes`]. Requests are R2-compatible: checksums only when
+//! required (no `aws-chunked` streaming uploads), plain `Content-Length` bodies, files streamed
+//! from disk.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
@@ -15,9 +19,13 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use base64::Engine as _;
 use bytes::Bytes;
+use md5::Digest as _;
+use tokio::sync::OnceCell;
 
-use super::api::{Body, Expected, Object, ObjectMeta, PutOutcome, Store, StoreError};
+use super::api::{Body, Expected, Listed, Object, ObjectMeta, PutOutcome, Store, StoreError};
 
 /// Connection settings for an S3-compatible store. Unset fields come from the standard AWS
 /// environment variables and profile files (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
@@ -37,10 +45,16 @@ pub struct S3Settings {
     pub force_path_style: bool,
 }
 
-/// What this process has learned about the store's conditional writes.
-const PRECONDITIONS_UNKNOWN: u8 = 0;
-const PRECONDITIONS_HONOURED: u8 = 1;
-const PRECONDITIONS_IGNORED: u8 = 2;
+/// What the probe learned about the store's conditional writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Conditional {
+    Honoured,
+    /// Ignored, and how that showed.
+    Ignored(String),
+}
+
+/// Keys per `DeleteObjects` request (the S3 API's maximum).
+const DELETE_BATCH: usize = 1000;
 
 /// A bucket (and key prefix) on an S3-compatible service.
 #[derive(Debug)]
@@ -50,7 +64,12 @@ pub struct S3Store {
     prefix: String,
     /// Where requests go, for error messages.
     endpoint: String,
-    preconditions: AtomicU8,
+    /// The probe's finding, once made.
+    conditional: OnceCell<Conditional>,
+    /// Write even if the store ignores conditional writes.
+    allow_unconditional: bool,
+    /// Warned that writes go on without conditional writes.
+    warned: AtomicBool,
 }
 
 /// How a failed request should be read.
@@ -110,8 +129,18 @@ impl S3Store {
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
             endpoint,
-            preconditions: AtomicU8::new(PRECONDITIONS_UNKNOWN),
+            conditional: OnceCell::new(),
+            allow_unconditional: false,
+            warned: AtomicBool::new(false),
         })
+    }
+
+    /// Allows (or not, the default) writing to a store that ignores conditional writes
+    /// (`--allow-unconditional-store`). Compare-and-swap then compares with a HEAD, writes
+    /// without a working precondition and reads back: safe only with one writer at a time.
+    pub fn allow_unconditional_writes(mut self, allow: bool) -> Self {
+        self.allow_unconditional = allow;
+        self
     }
 
     /// The client, for callers that need other operations on the same bucket.
@@ -260,46 +289,112 @@ impl S3Store {
         }
     }
 
-    fn warn_preconditions_ignored(&self, how: &str) {
-        if self.preconditions.swap(PRECONDITIONS_IGNORED, Ordering::SeqCst) != PRECONDITIONS_IGNORED {
+    /// Notes (from a 501 on a real write) that the store ignores a conditional header: refused
+    /// unless allowed.
+    fn preconditions_not_implemented(&self, key: &str, op: &str) -> Result<(), StoreError> {
+        let how = format!("{op} answered 501 Not Implemented to a conditional header");
+        if !self.allow_unconditional {
+            return Err(StoreError::Unconditional {
+                store: self.describe(),
+                how,
+            });
+        }
+        self.warn_unconditional(&how);
+        tracing::debug!(key, "writing without a conditional header");
+        Ok(())
+    }
+
+    fn warn_unconditional(&self, how: &str) {
+        if !self.warned.swap(true, Ordering::SeqCst) {
             tracing::warn!(
                 store = %self.describe(),
-                "the store ignores conditional writes ({how}): concurrent publishes to the same channel \
-                 are not protected against overwriting each other; use a store that supports \
-                 If-Match / If-None-Match on PutObject (Cloudflare R2, AWS S3, recent MinIO)"
+                "the store ignores conditional writes ({how}); writing anyway as \
+                 --allow-unconditional-store asks: concurrent writers to one channel are not \
+                 protected against overwriting each other"
             );
         }
     }
 
-    /// Once per store handle, after a successful pointer write: re-sends the bytes just written with
-    /// `If-None-Match: *`. A store that honours preconditions answers 412 and changes nothing; one that
-    /// ignores them rewrites identical bytes, and we warn.
-    async fn probe_preconditions(&self, key: &str, bytes: &Bytes, meta: ObjectMeta) {
-        if self.preconditions.load(Ordering::SeqCst) != PRECONDITIONS_UNKNOWN {
-            return;
-        }
-        let sent = self
-            .put_request(key, ByteStream::from(bytes.clone()), meta)
+    /// Probes with a scratch object `atlas-probe/<random>` (never a real object): created with
+    /// `If-None-Match: *`, written again with `If-None-Match: *` (must be refused with 412), then
+    /// with a wrong `If-Match` (must be refused with 412), then deleted.
+    async fn probe(&self) -> Result<Conditional, StoreError> {
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| self.io(atlas_proto::layout::PROBE_PREFIX, e.to_string()))?;
+        let key = format!("{}{}", atlas_proto::layout::PROBE_PREFIX, hex::encode(id));
+        let meta = ObjectMeta {
+            content_type: "text/plain",
+            cache_control: "no-store",
+        };
+        let body = || ByteStream::from(Bytes::from_static(b"atlas: conditional-write probe\n"));
+        // 1. Create.
+        match self
+            .put_request(&key, body(), meta)
             .if_none_match("*")
             .send()
-            .await;
-        match sent {
-            Ok(_) => self.warn_preconditions_ignored(
-                "a write with If-None-Match: * over an existing object succeeded",
-            ),
-            Err(e) => match self.classify(key, "PutObject", e) {
-                Failure::Precondition => self.preconditions.store(PRECONDITIONS_HONOURED, Ordering::SeqCst),
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => match self.classify(&key, "PutObject", e) {
                 Failure::NotImplemented => {
-                    self.warn_preconditions_ignored("If-None-Match is not implemented")
+                    return Ok(Conditional::Ignored(
+                        "PutObject with If-None-Match: * answered 501 Not Implemented".into(),
+                    ));
                 }
-                Failure::NotFound | Failure::Other(_) => {
-                    tracing::debug!(
-                        key,
-                        "could not check whether the store honours conditional writes"
-                    );
-                }
+                f => return Err(self.unexpected(&key, "PutObject", f)),
             },
         }
+        let verdict = self.probe_refusals(&key, meta, body).await;
+        // 4. Clean up (a leftover is collected by `gc`).
+        let deleted = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(&key))
+            .send()
+            .await;
+        if let Err(e) = deleted {
+            let f = self.classify(&key, "DeleteObject", e);
+            let e = self.unexpected(&key, "DeleteObject", f);
+            tracing::warn!("could not delete the probe object (gc removes it later): {e}");
+        }
+        verdict
+    }
+
+    /// Steps 2 and 3 of [`Self::probe`] on the existing scratch object `key`.
+    async fn probe_refusals(
+        &self,
+        key: &str,
+        meta: ObjectMeta,
+        body: impl Fn() -> ByteStream,
+    ) -> Result<Conditional, StoreError> {
+        let attempts = [
+            ("If-None-Match: * over an existing object", None),
+            (
+                "a non-matching If-Match",
+                Some("\"00000000000000000000000000000000\""),
+            ),
+        ];
+        for (what, if_match) in attempts {
+            let request = self.put_request(key, body(), meta);
+            let request = match if_match {
+                None => request.if_none_match("*"),
+                Some(etag) => request.if_match(etag),
+            };
+            match request.send().await {
+                Ok(_) => return Ok(Conditional::Ignored(format!("a PutObject with {what} succeeded"))),
+                Err(e) => match self.classify(key, "PutObject", e) {
+                    Failure::Precondition => {}
+                    Failure::NotImplemented => {
+                        return Ok(Conditional::Ignored(format!(
+                            "a PutObject with {what} answered 501 Not Implemented"
+                        )));
+                    }
+                    f => return Err(self.unexpected(key, "PutObject", f)),
+                },
+            }
+        }
+        Ok(Conditional::Honoured)
     }
 }
 
@@ -351,7 +446,22 @@ impl Store for S3Store {
         Ok(self.head_etag(key).await?.is_some())
     }
 
+    async fn check_conditional_writes(&self) -> Result<(), StoreError> {
+        match self.conditional.get_or_try_init(|| self.probe()).await? {
+            Conditional::Honoured => Ok(()),
+            Conditional::Ignored(how) if self.allow_unconditional => {
+                self.warn_unconditional(how);
+                Ok(())
+            }
+            Conditional::Ignored(how) => Err(StoreError::Unconditional {
+                store: self.describe(),
+                how: how.clone(),
+            }),
+        }
+    }
+
     async fn put_immutable(&self, key: &str, body: Body, meta: ObjectMeta) -> Result<PutOutcome, StoreError> {
+        self.check_conditional_writes().await?;
         let stream = self.body_stream(key, &body).await?;
         let sent = self
             .put_request(key, stream, meta)
@@ -364,7 +474,7 @@ impl Store for S3Store {
                 Failure::Precondition => Ok(PutOutcome::AlreadyExists),
                 Failure::NotImplemented => {
                     // Content-addressed: check, then write without the header.
-                    self.warn_preconditions_ignored("If-None-Match is not implemented");
+                    self.preconditions_not_implemented(key, "PutObject")?;
                     if self.exists(key).await? {
                         return Ok(PutOutcome::AlreadyExists);
                     }
@@ -440,6 +550,7 @@ impl Store for S3Store {
         expected: Expected,
         meta: ObjectMeta,
     ) -> Result<String, StoreError> {
+        self.check_conditional_writes().await?;
         // 1. Compare: a stale expectation fails here without writing, even on stores that ignore
         //    conditional headers.
         let current = self.head_etag(key).await?;
@@ -463,7 +574,7 @@ impl Store for S3Store {
             Err(e) => match self.classify(key, "PutObject", e) {
                 Failure::Precondition => return Err(self.conflict(key)),
                 Failure::NotImplemented => {
-                    self.warn_preconditions_ignored("conditional PutObject is not implemented");
+                    self.preconditions_not_implemented(key, "PutObject")?;
                     let sent = self
                         .put_request(key, ByteStream::from(bytes.clone()), meta)
                         .send()
@@ -485,7 +596,97 @@ impl Store for S3Store {
             Ok(_) | Err(StoreError::TooLarge { .. }) => return Err(self.conflict(key)),
             Err(e) => return Err(e),
         };
-        self.probe_preconditions(key, &bytes, meta).await;
         Ok(stored.etag)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let full = self.full_key(prefix);
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                let f = self.classify(prefix, "ListObjectsV2", e);
+                self.unexpected(prefix, "ListObjectsV2", f)
+            })?;
+            for object in page.contents() {
+                let Some(key) = object.key().and_then(|k| k.strip_prefix(&strip)) else {
+                    continue;
+                };
+                let modified = object
+                    .last_modified()
+                    .and_then(|t| SystemTime::try_from(*t).ok())
+                    .ok_or_else(|| self.io(key, "ListObjectsV2: the store gave no LastModified"))?;
+                out.push(Listed {
+                    key: key.to_owned(),
+                    size: object.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    modified,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        for batch in keys.chunks(DELETE_BATCH) {
+            let first = batch.first().map_or("", String::as_str);
+            let objects = batch
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(self.full_key(k)).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.io(first, format!("DeleteObjects: {e}")))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| self.io(first, format!("DeleteObjects: {e}")))?;
+            let sent = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .customize()
+                // S3 requires Content-MD5 on multi-object deletes (general purpose buckets; the
+                // SDK sends only a CRC32, which several S3-compatible servers refuse).
+                .mutate_request(|req| {
+                    if let Some(body) = req.body().bytes() {
+                        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body));
+                        req.headers_mut().insert("Content-MD5", md5);
+                    }
+                })
+                .send()
+                .await;
+            let out = match sent {
+                Ok(out) => out,
+                Err(e) => {
+                    let f = self.classify(first, "DeleteObjects", e);
+                    return Err(self.unexpected(first, "DeleteObjects", f));
+                }
+            };
+            if let Some(err) = out.errors().first() {
+                let key = err.key().unwrap_or(first);
+                return Err(self.io(
+                    key,
+                    format!(
+                        "DeleteObjects: {} {} ({} of {} keys refused)",
+                        err.code().unwrap_or("(no code)"),
+                        err.message().unwrap_or_default(),
+                        out.errors().len(),
+                        batch.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }

@@ -186,3 +186,44 @@ fn check_reports_atlas_toml_beside_either_layout() {
         report.diagnostics
     );
 }
+
+#[tokio::test]
+async fn the_server_settings_travel_in_the_manifest_for_the_runner() {
+    let repo = GitRepo::init().expect("git");
+    repo.write("pack.toml", HEAD).expect("write");
+    repo.write(
+        "atlas.toml",
+        "[server]\njava = 21\njvm-args = [\"-XX:+UseG1GC\"]\nmain-jar = \"server.jar\"\n\n[server.memory]\nmin = \"2G\"\nmax = \"6G\"\n",
+    )
+    .expect("write");
+    repo.commit_all("pack").expect("commit");
+    let cache = tempfile::tempdir().expect("cache");
+    let opts = ModOptions::new(cache.path().to_owned());
+    let source = PackSource::open(repo.path(), false).expect("open");
+    let (plan, _) = plan_pack(&source, &PlanOptions::default(), &opts)
+        .await
+        .expect("plan");
+    assert_eq!(
+        plan.manifest.server,
+        Some(atlas_proto::v1::ServerLaunch {
+            java_major: 21,
+            memory_min: "2G".into(),
+            memory_max: "6G".into(),
+            jvm_args: vec!["-XX:+UseG1GC".into()],
+            main_jar: "server.jar".into(),
+        })
+    );
+    // The encoded manifest carries it (what hosts read).
+    let decoded = atlas_proto::manifest::decode(&plan.manifest_bytes, &Default::default()).expect("decode");
+    assert_eq!(decoded.server, plan.manifest.server);
+
+    // No [server]: nothing recorded (the manifest stays as before).
+    repo.write("atlas.toml", "[channels]\ndefault = \"beta\"\n")
+        .expect("write");
+    repo.commit_all("no server").expect("commit");
+    let source = PackSource::open(repo.path(), false).expect("open");
+    let (plan, _) = plan_pack(&source, &PlanOptions::default(), &opts)
+        .await
+        .expect("plan");
+    assert_eq!(plan.manifest.server, None);
+}

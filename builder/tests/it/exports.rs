@@ -350,9 +350,18 @@ async fn rebuild_is_byte_identical_and_uploads_nothing_new() {
         verified.payload.exports.mrpack,
         Some(layout::mrpack_key("expo", &w.plan.build_id))
     );
+    // The pointer names the build's immutable pack file; the channel's pack.toml is its copy.
+    let tree =
+        atlas_builder::export::packwiz::tree(&w.plan.manifest, &w.plan.build_id, &w.exports).expect("tree");
+    let pack_key = tree.pack_key("expo", "dev");
+    assert!(
+        pack_key.starts_with("packs/expo/channels/dev/packwiz/pack-"),
+        "{pack_key}"
+    );
+    assert_eq!(verified.payload.exports.packwiz, Some(pack_key));
     assert_eq!(
-        verified.payload.exports.packwiz,
-        Some(layout::packwiz_pack_key("expo", "dev"))
+        w.get(&w.exports.url_of(&layout::packwiz_pack_key("expo", "dev"))),
+        tree.pack.1
     );
     assert_eq!(verified.payload.version, 1, "an unchanged rebuild signs nothing");
     // Re-signing keeps the exports the channel names.

@@ -182,6 +182,7 @@ fn same_commit_gives_same_build_id_anywhere() {
     assert!(status.success());
     let opts = PlanOptions {
         repository_url: Some(String::new()),
+        ..PlanOptions::default()
     };
     let b = plan(&PackSource::open(&clone, false).expect("open"), &opts).expect("plan");
     assert_eq!(a.build_id, b.build_id);
@@ -437,6 +438,8 @@ impl Store for Recording {
     ) -> Result<atlas_builder::store::PutOutcome, atlas_builder::store::StoreError> {
         let kind = if key.starts_with("blobs/") {
             "blob"
+        } else if key.contains("/history/") {
+            "history"
         } else {
             "manifest"
         };
@@ -466,6 +469,16 @@ impl Store for Recording {
         self.log("pointer".into());
         self.inner.put_cas(key, bytes, expected, meta).await
     }
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<atlas_builder::store::Listed>, atlas_builder::store::StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, keys: &[String]) -> Result<(), atlas_builder::store::StoreError> {
+        self.log("delete".into());
+        self.inner.delete(keys).await
+    }
 }
 
 #[tokio::test]
@@ -483,6 +496,7 @@ async fn blobs_are_synced_once_after_the_last_blob_and_before_the_manifest() {
         .expect("publish");
     let calls = store.calls.lock().expect("log").clone();
     let mut want = vec!["put blob".to_owned(); 5];
-    want.extend(["sync", "put manifest", "pointer"].map(String::from));
+    // The pointer, then its history entry (version 1).
+    want.extend(["sync", "put manifest", "pointer", "put history"].map(String::from));
     assert_eq!(calls, want);
 }

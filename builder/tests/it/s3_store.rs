@@ -44,6 +44,15 @@ fn bytes(b: &'static [u8]) -> Bytes {
     Bytes::from_static(b)
 }
 
+/// The PUTs of real objects: not those of the conditional-write probe.
+fn object_puts(server: &S3Server) -> Vec<atlas_testkit::s3::RecordedRequest> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && !r.path.contains("/atlas-probe/"))
+        .collect()
+}
+
 /// Asserts that no request used `aws-chunked` / `STREAMING-*` uploads, which R2 rejects.
 fn assert_no_streaming(server: &S3Server) {
     let streaming = server.streaming_requests();
@@ -95,11 +104,7 @@ async fn immutable_objects_are_written_once() {
     assert_eq!(&got.bytes[..], b"one");
     assert_eq!(server.object(key).as_deref(), Some(&b"one"[..]));
 
-    let puts: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "PUT")
-        .collect();
+    let puts = object_puts(&server);
     assert_eq!(puts.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 412]);
     for put in &puts {
         assert_eq!(put.path, format!("/{BUCKET}/{key}"));
@@ -185,13 +190,70 @@ async fn concurrent_writer_between_check_and_swap_is_a_conflict() {
     );
 }
 
+/// A store that accepts `If-None-Match` / `If-Match` and ignores them: every write is refused
+/// before anything but the probe's scratch object is written, and the scratch object is gone.
 #[tokio::test]
-async fn store_ignoring_preconditions_is_caught_or_reported() {
+async fn store_ignoring_preconditions_is_refused() {
+    let server = S3Server::start(BUCKET).expect("server");
+    server.set_enforce_preconditions(false);
+    let store = connect(&server, "cdn").await;
+    let key = "packs/p/channels/dev.json";
+    let err = store
+        .put_cas(key, bytes(b"v1"), Expected::Absent, POINTER)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, StoreError::Unconditional { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("--allow-unconditional-store"), "{text}");
+    assert!(
+        text.contains("If-None-Match: * over an existing object succeeded"),
+        "{text}"
+    );
+    let immutable = store
+        .put_immutable("blobs/x", Body::Bytes(bytes(b"x")), BLOB)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(immutable, StoreError::Unconditional { .. }),
+        "{immutable:?}"
+    );
+    assert!(store.check_conditional_writes().await.is_err());
+    // Probed once (create, a second create), with a scratch object that was then deleted;
+    // no real object was written.
+    assert!(object_puts(&server).is_empty(), "{:#?}", object_puts(&server));
+    let probes: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/atlas-probe/"))
+        .map(|r| {
+            (
+                r.method.clone(),
+                r.status,
+                r.header("if-none-match").map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(
+        probes,
+        [
+            ("PUT".to_owned(), 200, Some("*".to_owned())),
+            ("PUT".to_owned(), 200, Some("*".to_owned())),
+            ("DELETE".to_owned(), 204, None),
+        ]
+    );
+    let left = store.list("").await.expect("list");
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// With `--allow-unconditional-store`, writes go on (with a warning), and compare-and-swap still
+/// catches a stale expectation before writing and a competing write by reading back.
+#[tokio::test]
+async fn allowed_unconditional_store_still_catches_what_it_can() {
     let logs = Logs::default();
     let _guard = logs.install();
     let server = S3Server::start(BUCKET).expect("server");
     server.set_enforce_preconditions(false);
-    let store = connect(&server, "").await;
+    let store = connect(&server, "").await.allow_unconditional_writes(true);
     let key = "packs/p/channels/dev.json";
     let e1 = store
         .put_cas(key, bytes(b"v1"), Expected::Absent, POINTER)
@@ -232,6 +294,9 @@ async fn store_ignoring_preconditions_is_caught_or_reported() {
     assert_no_streaming(&server);
 }
 
+/// On a store that honours preconditions the probe is refused as it should be (a second create
+/// and a wrong `If-Match` answer 412), nothing is reported, and the pointer is never sent again
+/// after its write (the old check re-sent it with `If-None-Match: *`).
 #[tokio::test]
 async fn store_honouring_preconditions_is_not_reported() {
     let logs = Logs::default();
@@ -248,14 +313,103 @@ async fn store_honouring_preconditions_is_not_reported() {
         .await
         .expect("swap");
     assert!(!logs.text().contains("WARN"), "no warning: {}", logs.text());
-    // The one-time probe was refused and changed nothing.
-    let probes = server
+    let probes: Vec<_> = server
         .requests()
         .into_iter()
-        .filter(|r| r.method == "PUT" && r.status == 412)
-        .count();
-    assert_eq!(probes, 1);
+        .filter(|r| r.path.contains("/atlas-probe/"))
+        .map(|r| (r.method, r.status))
+        .collect();
+    assert_eq!(
+        probes,
+        [
+            ("PUT".to_owned(), 200),
+            ("PUT".to_owned(), 412),
+            ("PUT".to_owned(), 412),
+            ("DELETE".to_owned(), 204),
+        ],
+        "probed once, then the scratch object deleted"
+    );
+    let pointer_puts: Vec<u16> = object_puts(&server).iter().map(|r| r.status).collect();
+    assert_eq!(pointer_puts, [200, 200], "each pointer write sent once");
     assert_eq!(server.object(key).as_deref(), Some(&b"v2"[..]));
+    assert!(store.list("atlas-probe/").await.expect("list").is_empty());
+}
+
+/// Listing follows ListObjectsV2's pages (1,000 keys each) and keeps the prefix out of the keys;
+/// deleting sends batches of at most 1,000 keys with the Content-MD5 S3 requires.
+#[tokio::test]
+async fn listing_pages_and_batched_deletes() {
+    let server = S3Server::start(BUCKET).expect("server");
+    let store = connect(&server, "pre").await;
+    let n = 2345;
+    let keys: Vec<String> = (0..n)
+        .map(|i| format!("blobs/sha256/{:02x}/k{i:05}", i % 256))
+        .collect();
+    for k in &keys {
+        let p = server.object_path(&format!("pre/{k}"));
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, b"12345").expect("write");
+    }
+    std::fs::write(server.object_path("outside"), b"x").expect("write");
+    let listed = store.list("blobs/").await.expect("list");
+    assert_eq!(listed.len(), n);
+    let mut got: Vec<&str> = listed.iter().map(|l| l.key.as_str()).collect();
+    got.sort_unstable();
+    let mut want: Vec<&str> = keys.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    assert!(listed.iter().all(|l| l.size == 5));
+    let lists = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.query.as_deref().is_some_and(|q| q.contains("list-type=2")))
+        .count();
+    assert_eq!(lists, 3, "three pages of at most 1,000 keys");
+
+    server.clear_requests();
+    store.delete(&keys).await.expect("delete");
+    let deletes: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(deletes.len(), 3);
+    assert!(
+        deletes
+            .iter()
+            .all(|r| r.status == 200 && r.header("content-md5").is_some())
+    );
+    assert!(store.list("").await.expect("list").is_empty());
+    assert!(
+        server.object("outside").is_some(),
+        "outside the prefix: untouched"
+    );
+
+    // The stand-in is as strict as S3: a multi-object delete without Content-MD5 is refused.
+    let bare = store
+        .client()
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(
+            aws_sdk_s3::types::Delete::builder()
+                .objects(
+                    aws_sdk_s3::types::ObjectIdentifier::builder()
+                        .key("outside")
+                        .build()
+                        .expect("id"),
+                )
+                .build()
+                .expect("delete"),
+        )
+        .send()
+        .await;
+    let err = bare.expect_err("refused without Content-MD5");
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&err),
+        Some("InvalidRequest"),
+        "{err:?}"
+    );
+    assert!(server.object("outside").is_some());
 }
 
 #[tokio::test]
@@ -299,11 +453,7 @@ async fn files_are_streamed_with_a_plain_content_length() {
         .await;
     assert_eq!(again.expect("put again"), PutOutcome::AlreadyExists);
 
-    let puts: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "PUT")
-        .collect();
+    let puts = object_puts(&server);
     assert_eq!(puts.len(), 2);
     for put in &puts {
         assert_eq!(
@@ -407,12 +557,7 @@ async fn keys_live_under_the_prefix() {
     assert!(root.get("some/prefix/blobs/a", 10).await.expect("get").is_some());
     assert!(!nested.exists("some/prefix/blobs/a").await.expect("exists"));
 
-    let paths: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "PUT")
-        .map(|r| r.path)
-        .collect();
+    let paths: Vec<_> = object_puts(&server).into_iter().map(|r| r.path).collect();
     assert_eq!(
         paths,
         [

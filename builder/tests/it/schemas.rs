@@ -100,6 +100,17 @@ fn signed_payload_matches_pointer_schema() {
     let v = schema("pointer-payload.schema.json");
     let errors: Vec<String> = v.iter_errors(&value).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
+    // Format 1.3 names the build's immutable pack file; anything else in the folder is refused.
+    let mut v13 = value.clone();
+    let pack_file = format!(
+        "{}{}",
+        atlas_proto::layout::packwiz_prefix("p", "dev"),
+        atlas_proto::layout::packwiz_pack_file(&atlas_proto::Sha256Digest::of(b"x"))
+    );
+    v13["exports"]["packwiz"] = pack_file.into();
+    assert!(v.is_valid(&v13), "{v13}");
+    v13["exports"]["packwiz"] = "packs/p/channels/dev/packwiz/index.toml".into();
+    assert!(!v.is_valid(&v13));
 }
 
 #[test]

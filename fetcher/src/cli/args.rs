@@ -275,13 +275,36 @@ pub struct SyncArgs {
     #[arg(long, env = "ATLAS_PARALLELISM", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub parallelism: Option<usize>,
 
-    /// Per-request timeout in seconds (default 60): the longest wait for a
-    /// connection, a response, or the next bytes of a body (the pointer request as a whole).
+    /// Per-request timeout in seconds (default 60): the longest wait for the
+    /// next bytes of a body, and for the whole channel pointer request.
     #[arg(long, env = "ATLAS_TIMEOUT", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
 
-    /// Overall deadline in seconds for checking and downloading; when it
-    /// passes, the run stops and the directory is left as it was. Once files
+    /// Longest wait for a connection to the store, in seconds (default 10).
+    #[arg(long, env = "ATLAS_CONNECT_TIMEOUT", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_timeout: Option<u64>,
+
+    /// Longest wait for a response's headers after sending the request,
+    /// connecting included, in seconds (default 15). A server that accepts
+    /// connections and never answers fails here, and the request is retried.
+    #[arg(long, env = "ATLAS_HEADER_TIMEOUT", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: Option<u64>,
+
+    /// Low-speed limit in bytes per second (default 1024; 0 turns it off): a
+    /// transfer that brings fewer bytes than this per second over
+    /// --low-speed-time fails and is retried from where it stopped (as curl's
+    /// --speed-limit). Such retries do not renew the retry budget.
+    #[arg(long, env = "ATLAS_LOW_SPEED_LIMIT", value_name = "BYTES_PER_SEC")]
+    pub low_speed_limit: Option<u64>,
+
+    /// The stretch of time, in seconds, the low-speed limit is measured over (default 30).
+    #[arg(long, env = "ATLAS_LOW_SPEED_TIME", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub low_speed_time: Option<u64>,
+
+    /// Overall deadline in seconds for checking and downloading (default
+    /// 1800, 30 minutes); when it passes, the run stops, releases the lock
+    /// and exits 4, with the directory as it was (big downloads cut short are
+    /// kept in DIR/.atlas/partial/ and resumed by the next run). Once files
     /// start moving into place, the apply always completes.
     #[arg(long, env = "ATLAS_DEADLINE", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub deadline: Option<u64>,

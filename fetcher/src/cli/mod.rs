@@ -50,7 +50,12 @@ pub fn main() -> i32 {
             return exit::INTERNAL;
         }
     };
-    runtime.block_on(run(cli))
+    let code = runtime.block_on(run(cli));
+    // Whatever a blocking thread still waits for once the run is over (a
+    // read from a hung network file system, say) must not keep the process,
+    // and a cron job, alive: the run's work, and the lock, are done.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 /// Runs a parsed command line; returns the exit code. Output goes to stdout/stderr.

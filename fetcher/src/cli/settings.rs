@@ -28,6 +28,10 @@ impl SyncArgs {
             side: self.side,
             parallelism: self.parallelism,
             timeout: self.timeout.map(Duration::from_secs),
+            connect_timeout: self.connect_timeout.map(Duration::from_secs),
+            header_timeout: self.header_timeout.map(Duration::from_secs),
+            low_speed_limit: self.low_speed_limit,
+            low_speed_time: self.low_speed_time.map(Duration::from_secs),
             deadline: self.deadline.map(Duration::from_secs),
             retries: self.retries,
             on_modified: self.on_modified,
@@ -191,7 +195,8 @@ mod tests {
             &cfg,
             format!(
                 "source = \"http://cdn/\"\npack = \"p\"\nchannel = \"beta\"\nkeys = [\"{key}\"]\n\
-                 dir = \"srv\"\nretries = 2\nparallelism = 3\nenable = [\"shiny.zip\"]\n"
+                 dir = \"srv\"\nretries = 2\nparallelism = 3\nenable = [\"shiny.zip\"]\n\
+                 low_speed_limit = 2048\nheader_timeout = 40\n"
             ),
         )
         .expect("write");
@@ -211,6 +216,14 @@ mod tests {
         );
         assert_eq!(o.dir, tmp.path().join("srv"), "relative to the config file");
         assert_eq!(o.timeout, std::time::Duration::from_secs(60), "built-in default");
+        assert_eq!(
+            (
+                o.low_speed_limit,
+                o.header_timeout.as_secs(),
+                o.low_speed_time.as_secs()
+            ),
+            (2048, 40, 30)
+        );
         assert!(o.selection.enable.contains("shiny.zip"));
         let o = parse(&[
             "--channel",
@@ -219,8 +232,27 @@ mod tests {
             "0",
             "--enable",
             "other.jar",
+            "--low-speed-limit",
+            "0",
+            "--low-speed-time",
+            "5",
+            "--connect-timeout",
+            "3",
+            "--deadline",
+            "90",
         ]);
         assert_eq!((o.channel.as_str(), o.retry.retries), ("production", 0));
+        assert_eq!(
+            (
+                o.low_speed_limit,
+                o.low_speed_time.as_secs(),
+                o.connect_timeout.as_secs()
+            ),
+            (0, 5, 3),
+            "flags win over the file"
+        );
+        assert_eq!(o.header_timeout.as_secs(), 40, "the file's, no flag given");
+        assert_eq!(o.deadline, Some(std::time::Duration::from_secs(90)));
         assert_eq!(o.selection.enable.iter().collect::<Vec<_>>(), ["other.jar"]);
     }
 }

@@ -58,6 +58,7 @@ impl Syncer {
             etag: check.etag.clone(),
             expires_at: p.payload.expires_at,
             trusted_keys: check.trusted_keys.clone(),
+            fetched_at: Some(self.now()),
         };
         if check.trust.channels.get(&key) == Some(&entry) {
             return None;
@@ -171,6 +172,7 @@ impl Syncer {
             Some(dir) => Some(crate::cache::BlobCache::open(dir)?),
             None => None,
         };
+        let partial = crate::partial::PartialDir::new(&self.paths.state_dir);
         let transfer = Transfer {
             parallelism: self.opts.parallelism,
             retry: &self.opts.retry,
@@ -178,6 +180,7 @@ impl Syncer {
             cache: cache.as_ref(),
             prefetched: Some(&self.paths.prefetch),
             interrupt: &self.opts.interrupt,
+            partial: Some(&partial),
         };
         let staged = self
             .by(

@@ -10,7 +10,7 @@ use atlas_proto::pointer::{Expectation, PointerError};
 use atlas_proto::v1::Manifest;
 use atlas_proto::{Sha256Digest, SignedPointer, VerifiedPointer, layout, manifest};
 
-use super::{CLOCK_SLACK_SECS, Check, CheckStatus, Syncer};
+use super::{CLOCK_SLACK_SECS, Check, CheckStatus, REVALIDATE_AFTER_SECS, Syncer};
 use crate::durable;
 use crate::error::SyncError;
 use crate::place;
@@ -18,6 +18,22 @@ use crate::progress::{Phase, Progress};
 use crate::retry::Retrier;
 use crate::source::PointerFetch;
 use crate::state::{self, InstallState, Sha256Hex, TrustEntry};
+
+/// Whether the saved ETag may still be sent as `If-None-Match`: the pointer
+/// was fetched in full less than [`REVALIDATE_AFTER_SECS`] ago (by a clock
+/// that has not gone back since), and does not expire within that time. A
+/// server's validator can collide: nginx's and Caddy's ETag is the file's
+/// modification time in whole seconds and its size, so a pointer written
+/// twice within a second at the same size keeps its ETag, and every host
+/// would be answered 304 for the old pointer until the next write. Fetching
+/// in full once in a while bounds how long a host can stay behind.
+fn validator_fresh(e: &TrustEntry, now: u64) -> bool {
+    e.fetched_at.is_some_and(|at| {
+        now >= at
+            && now - at < REVALIDATE_AFTER_SECS
+            && e.expires_at > now.saturating_add(REVALIDATE_AFTER_SECS)
+    })
+}
 
 impl Syncer {
     /// Whether every file of `install` is on disk exactly as recorded: same
@@ -104,6 +120,16 @@ impl Syncer {
         let conditional = entry
             .as_ref()
             .filter(|e| ours == Some(e.build.0))
+            .filter(|e| {
+                let fresh = validator_fresh(e, now);
+                if !fresh && e.etag.is_some() {
+                    tracing::info!(
+                        fetched_at = e.fetched_at,
+                        "the pointer was last fetched in full too long ago: fetching it without If-None-Match"
+                    );
+                }
+                fresh
+            })
             .and_then(|e| e.etag.clone());
 
         let key = layout::pointer_key(pack, channel);

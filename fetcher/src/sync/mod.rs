@@ -56,6 +56,17 @@ pub const CLOCK_SLACK_SECS: u64 = 3600;
 /// Directory (inside the state directory) of user files backed up by `--on-modified backup`.
 pub const BACKUPS_DIR: &str = "backups";
 
+/// A conditional request for the pointer is sent only while its last full
+/// fetch is younger than this (10 minutes), so a validator collision on the
+/// server (see `check.rs`) keeps a host behind for at most that long plus
+/// its polling interval. docs/FORMAT.md §5 states the bound.
+pub const REVALIDATE_AFTER_SECS: u64 = 600;
+
+/// Default `--deadline`: how long the network part of a run (check and
+/// downloads) may take. Big downloads it cuts short are resumed by the next
+/// run (see [`crate::partial`]).
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30 * 60);
+
 /// What to sync, from where, into where.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
@@ -79,11 +90,20 @@ pub struct SyncOptions {
     pub now: Option<u64>,
     /// Retries of failed requests (tests set a tiny base delay).
     pub retry: RetryPolicy,
-    /// Per-request timeout: connecting, waiting for headers, between two
-    /// chunks of a body; the pointer request as a whole.
+    /// Per-request timeout: between two chunks of a body; the pointer
+    /// request as a whole.
     pub timeout: Duration,
-    /// Overall deadline of the network part of a run (check and downloads);
-    /// once files start moving into place, the apply always finishes.
+    /// Establishing a connection.
+    pub connect_timeout: Duration,
+    /// From sending a request (connecting included) to its response headers.
+    pub header_timeout: Duration,
+    /// A body bringing fewer bytes per second than this, over
+    /// `low_speed_time`, fails and is retried (0: no limit).
+    pub low_speed_limit: u64,
+    pub low_speed_time: Duration,
+    /// Overall deadline of the network part of a run (check and downloads),
+    /// [`DEFAULT_DEADLINE`] unless set; once files start moving into place,
+    /// the apply always finishes. `None`: no deadline.
     pub deadline: Option<Duration>,
     /// What to do with managed files the user changed.
     pub on_modified: OnModified,
@@ -103,7 +123,8 @@ pub struct SyncOptions {
 }
 
 impl SyncOptions {
-    /// Options with the defaults: server side, parallelism 8.
+    /// Options with the defaults: server side, parallelism 8, the network
+    /// limits of [`source::NetLimits::default`], a deadline of 30 minutes.
     pub fn new(
         source: impl Into<String>,
         pack: impl Into<String>,
@@ -123,13 +144,28 @@ impl SyncOptions {
             now: None,
             retry: RetryPolicy::default(),
             timeout: source::DEFAULT_TIMEOUT,
-            deadline: None,
+            connect_timeout: source::DEFAULT_CONNECT_TIMEOUT,
+            header_timeout: source::DEFAULT_HEADER_TIMEOUT,
+            low_speed_limit: source::DEFAULT_LOW_SPEED_LIMIT,
+            low_speed_time: source::DEFAULT_LOW_SPEED_TIME,
+            deadline: Some(DEFAULT_DEADLINE),
             on_modified: OnModified::Keep,
             treat_as_modified: Default::default(),
             selection: Default::default(),
             cache: None,
             limits: Limits::DEFAULT,
             interrupt: Interrupt::default(),
+        }
+    }
+
+    /// The timeouts and low-speed limit of these options.
+    pub fn net_limits(&self) -> source::NetLimits {
+        source::NetLimits {
+            connect_timeout: self.connect_timeout,
+            header_timeout: self.header_timeout,
+            timeout: self.timeout,
+            low_speed_limit: self.low_speed_limit,
+            low_speed_time: self.low_speed_time,
         }
     }
 
@@ -282,7 +318,7 @@ impl Syncer {
                 "give either --root (the pack's keyset chain) or --key, not both".into(),
             ));
         }
-        let source = Source::parse_with_timeout(&opts.source, opts.timeout)?;
+        let source = Source::parse_with(&opts.source, opts.net_limits())?;
         let mut key_ids: Vec<String> = opts.keys.iter().map(PublicKey::key_id).collect();
         key_ids.sort();
         key_ids.dedup();

@@ -52,6 +52,7 @@ impl Syncer {
             Some(c) => Some(BlobCache::open(c)?),
             None => None,
         };
+        let partial = crate::partial::PartialDir::new(&self.paths.state_dir);
         let transfer = Transfer {
             parallelism: self.opts.parallelism,
             retry: &self.opts.retry,
@@ -60,6 +61,7 @@ impl Syncer {
             // Blobs already here stay (a rename onto itself).
             prefetched: Some(dir),
             interrupt: &self.opts.interrupt,
+            partial: Some(&partial),
         };
         let staged = self
             .by(

@@ -69,11 +69,13 @@ async fn recovers(fault: Fault, times: Option<usize>) -> Vec<atlas_testkit::http
         .collect()
 }
 
-/// Injects `fault` forever and expects a clear error of class `code` and an untouched directory.
+/// Injects `fault` forever and expects a clear error of class `code` and an
+/// untouched directory: what the network cut short is kept for the next run
+/// (`.atlas/partial/`), wrong bytes are not.
 async fn fails(fault: Fault, code: i32, needle: &str) {
     let (store, srv, dir) = installed().await;
     srv.set_fault(&big_key(), fault.clone());
-    let before = snapshot(dir.path());
+    let before = snapshot_but_partial(dir.path());
     let err = sync(&srv.url(), dir.path(), &store.public())
         .await
         .expect_err("must fail");
@@ -83,10 +85,17 @@ async fn fails(fault: Fault, code: i32, needle: &str) {
         "{fault:?}: `{err}` lacks `{needle}`"
     );
     assert_eq!(
-        snapshot(dir.path()),
+        snapshot_but_partial(dir.path()),
         before,
         "{fault:?}: the directory must be untouched"
     );
+    if code == exit::INTEGRITY {
+        assert_eq!(
+            partials(dir.path()),
+            Vec::<String>::new(),
+            "{fault:?}: wrong bytes are not kept"
+        );
+    }
 }
 
 #[tokio::test]
@@ -178,7 +187,7 @@ async fn deadline_stops_a_slow_download_and_leaves_the_directory() {
             delay_ms: 50,
         },
     );
-    let before = snapshot(dir.path());
+    let before = snapshot_but_partial(dir.path());
     let mut opts = options(&srv.url(), dir.path(), vec![store.public()]);
     opts.deadline = Some(Duration::from_millis(300));
     let err = Syncer::new(opts)
@@ -188,7 +197,7 @@ async fn deadline_stops_a_slow_download_and_leaves_the_directory() {
         .expect_err("deadline");
     assert!(matches!(err, SyncError::Deadline { .. }), "{err}");
     assert_eq!(err.exit_code(), exit::SOURCE);
-    assert_eq!(snapshot(dir.path()), before);
+    assert_eq!(snapshot_but_partial(dir.path()), before);
 }
 
 #[tokio::test]
@@ -248,12 +257,17 @@ async fn disk_full_during_staging_leaves_the_old_build() {
         .expect("install fits");
     // The next build needs 2 MiB more staging space than the 3 MiB disk has left.
     store.publish(&next());
-    let before = snapshot(&dir);
+    let before = snapshot_but_partial(&dir);
     let err = sync(&srv.url(), &dir, &store.public())
         .await
         .expect_err("disk full");
     assert_eq!(err.exit_code(), exit::LOCAL, "{err}");
     assert!(err.to_string().contains("staging"), "{err}");
-    assert_eq!(snapshot(&dir), before, "the old build is intact");
+    assert_eq!(snapshot_but_partial(&dir), before, "the old build is intact");
+    assert_eq!(
+        partials(&dir),
+        Vec::<String>::new(),
+        "what filled the disk is not kept"
+    );
     assert_eq!(files(&dir), expected(&base()));
 }

@@ -20,8 +20,8 @@
 //!
 //! # Exclusions
 //! Always left out (and so never touched by a restore): the backup directory when it is inside the
-//! server directory, `.atlas/staging` and `.atlas/cache` (the fetcher's scratch space and blob
-//! cache), `.atlas-restore` (restore scratch space), `logs` and `crash-reports` (history, which
+//! server directory, `.atlas/staging`, `.atlas/prefetch` and `.atlas/cache` (the fetcher's
+//! scratch space, blobs staged for a build not applied yet, and blob cache), `.atlas-restore` (restore scratch space), `logs` and `crash-reports` (history, which
 //! must survive a rollback to explain it). `exclude` adds more: relative paths (a directory
 //! excludes everything below it) or globs (`*` and `?` within one path component, `**` across
 //! components), e.g. `world/*.old`, `**/*.tmp`.
@@ -59,8 +59,10 @@ pub use self::exclude::Excludes;
 pub use self::restore::RESTORE_DIR;
 pub use self::settings::{BackupSettings, S3BackupSettings, S3Credentials};
 /// Paths always left out of archives (see the module documentation).
-pub const ALWAYS_EXCLUDED: [&str; 5] = [
+pub const ALWAYS_EXCLUDED: [&str; 6] = [
     ".atlas/staging",
+    // Blobs downloaded for a build not applied yet: not part of the install.
+    ".atlas/prefetch",
     ".atlas/cache",
     RESTORE_DIR,
     "logs",
@@ -426,6 +428,17 @@ impl Backups {
         }
         out.sort_by(|a, b| b.id.cmp(&a.id));
         Ok(out)
+    }
+
+    /// The backup `id`, if it exists and is complete (nothing is touched).
+    pub fn find(&self, id: &str) -> Result<BackupInfo, BackupError> {
+        self.list()?
+            .into_iter()
+            .find(|b| b.id == id)
+            .ok_or_else(|| BackupError::NotFound {
+                id: id.to_owned(),
+                dir: self.dir.clone(),
+            })
     }
 
     /// Deletes backups beyond `keep_count` or older than `keep_age` (never the newest), and

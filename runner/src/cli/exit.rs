@@ -12,7 +12,8 @@ pub const UNREACHABLE: u8 = 3;
 /// The daemon refused the request (a power action it cannot take now,
 /// busy, nothing to roll back to, …).
 pub const REFUSED: u8 = 4;
-/// The request ran and failed (a failed start, update, backup, …).
+/// The request ran and failed (a failed start, update, backup, …; an
+/// update that was rolled back).
 pub const FAILED: u8 = 5;
 
 /// The table `--help` shows.
@@ -23,6 +24,7 @@ Exit codes:
   2  usage error
   3  daemon unreachable (no socket, permission denied, not answering, went away)
   4  refused by the daemon (with the reason)
-  5  the action ran and failed
+  5  the action ran and failed (also `update apply` when the new build was rolled back)
 
-Environment: ATLAS_RUNNER_SOCKET (the socket), RUST_LOG (diagnostics on stderr).";
+Environment: ATLAS_RUNNER_SOCKET (the socket), RUST_LOG (diagnostics on stderr),
+NO_COLOR (no colour even on a terminal).";

@@ -19,6 +19,7 @@ use render::{Failure, Renderer};
 
 /// Runs `atlas-runner` with the process's arguments.
 pub fn main() -> ExitCode {
+    // clap colours its help and errors only on a terminal, and honours NO_COLOR.
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
@@ -26,13 +27,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::USAGE));
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(io::stderr)
-        .init();
+    crate::diag::init_tracing("warn");
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&Failure::Internal(format!("cannot start the async runtime: {e}"))),

@@ -7,8 +7,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use atlas_proto::fmt::human_bytes;
 use atlas_proto::runner::v1::{
-    BackupInfo, Error as PbError, Event, LogLine, PowerOutcome, PowerResult, Reply, Status, UpdateInfo,
-    UpdateOutcome, reply,
+    BackupInfo, Error as PbError, Event, LogLine, PowerOutcome, PowerResult, Reply, StageProgress, Status,
+    UpdateInfo, UpdateOutcome, reply,
 };
 use serde_json::{Value, json};
 
@@ -88,6 +88,8 @@ impl<W: Write> Renderer<W> {
             return Err(Failure::Reported(exit_for_code(&e.code)));
         }
         let refused = matches!(&kind, reply::Kind::Power(p) if p.outcome() == PowerOutcome::Refused);
+        // An update that was rolled back did not do what was asked: exit 5.
+        let rolled_back = matches!(&kind, reply::Kind::Update(u) if u.outcome() == UpdateOutcome::RolledBack);
         if self.json {
             self.json_reply(kind, reply.last)?;
         } else if refused {
@@ -104,6 +106,9 @@ impl<W: Write> Renderer<W> {
         }
         if refused {
             return Err(Failure::Reported(exit::REFUSED));
+        }
+        if rolled_back {
+            return Err(Failure::Reported(exit::FAILED));
         }
         Ok(())
     }
@@ -206,9 +211,20 @@ fn status(out: &mut impl Write, s: &Status) -> io::Result<()> {
         rows.push(("detail", s.detail.clone()));
     }
     rows.push(("build", or_dash(s.build.clone(), !s.build.is_empty())));
-    rows.push(("version", or_dash(s.version.clone(), !s.version.is_empty())));
+    let version = if s.pointer_version > 0 {
+        format!("{} (channel version {})", s.version, s.pointer_version)
+    } else {
+        s.version.clone()
+    };
+    rows.push(("version", or_dash(version, !s.version.is_empty())));
     if !s.channel.is_empty() {
         rows.push(("channel", s.channel.clone()));
+    }
+    if !s.server_version.is_empty() {
+        rows.push(("server", s.server_version.clone()));
+    }
+    if !s.motd.is_empty() {
+        rows.push(("motd", s.motd.replace('\n', " / ")));
     }
     let uptime = humantime::format_duration(Duration::from_secs(s.uptime_secs)).to_string();
     rows.push(("uptime", or_dash(uptime, s.uptime_secs > 0)));
@@ -226,13 +242,46 @@ fn status(out: &mut impl Write, s: &Status) -> io::Result<()> {
     rows.push(("restarts", s.restarts.to_string()));
     rows.push(("pid", or_dash(s.pid.to_string(), s.pid > 0)));
     rows.push(("queued", format!("{} action(s)", s.queued_actions)));
+    if s.failed_pings > 0 {
+        rows.push(("pings", format!("{} failed in a row", s.failed_pings)));
+    }
+    if let Some(p) = &s.staging {
+        rows.push(("staging", staging_line(p)));
+    }
     if !s.bad_build.is_empty() {
         rows.push(("bad build", s.bad_build.clone()));
     }
     for (k, v) in rows {
         writeln!(out, "{:<10} {v}", format!("{k}:"))?;
     }
+    if !s.launch.is_empty() {
+        writeln!(out, "launch:")?;
+        for l in &s.launch {
+            writeln!(
+                out,
+                "  {:<9} {}  (from the {})",
+                format!("{}:", l.name),
+                l.value,
+                l.origin
+            )?;
+        }
+    }
     Ok(())
+}
+
+fn staging_line(p: &StageProgress) -> String {
+    let pct = (p.bytes_done.saturating_mul(100))
+        .checked_div(p.bytes_total)
+        .unwrap_or(0);
+    let short = p.build.get(..12).unwrap_or(&p.build);
+    format!(
+        "build {short} (version {}): {} of {} ({pct}%), {} of {} files",
+        p.version,
+        human_bytes(p.bytes_done),
+        human_bytes(p.bytes_total),
+        p.blobs_done,
+        p.blobs_total
+    )
 }
 
 fn log_line(out: &mut impl Write, l: &LogLine) -> io::Result<()> {
@@ -275,22 +324,27 @@ fn error_line(e: &PbError) -> String {
 }
 
 fn update(out: &mut impl Write, u: &UpdateInfo) -> io::Result<()> {
+    let version = if u.target_pack_version.is_empty() {
+        format!("channel version {}", u.target_version)
+    } else {
+        format!("version {}", u.target_pack_version)
+    };
     let line = match u.outcome() {
         UpdateOutcome::Current => format!("up to date: build {}", u.current_build),
         UpdateOutcome::Available => format!(
-            "build {} (version {}) is available; the server runs {}. Apply it with `atlas-runner update apply`.",
-            u.target_build, u.target_version, u.current_build
+            "build {} ({version}) is available; the server runs {}. Apply it with `atlas-runner update apply`.",
+            u.target_build, u.current_build
         ),
-        UpdateOutcome::Applied => format!(
-            "updated to build {} (version {})",
-            u.target_build, u.target_version
-        ),
+        UpdateOutcome::Applied => format!("updated to build {} ({version})", u.target_build),
         UpdateOutcome::RolledBack => format!(
-            "build {} failed its health window; rolled back to {}",
+            "build {} ({version}) failed its health window; rolled back to {}",
             u.target_build, u.current_build
         ),
         UpdateOutcome::SkippedBad => {
-            format!("build {} is marked bad; waiting for a newer one", u.target_build)
+            format!(
+                "build {} ({version}) is marked bad; waiting for a newer one",
+                u.target_build
+            )
         }
         UpdateOutcome::Unspecified => format!(
             "update: {} -> {} (an outcome this atlas-runner does not know; is it older than the daemon?)",
@@ -353,6 +407,13 @@ pub fn to_json(kind: &reply::Kind) -> Value {
             "players_online": s.players_online, "players_max": s.players_max,
             "memory_rss_bytes": s.memory_rss_bytes, "pid": s.pid, "restarts": s.restarts,
             "queued_actions": s.queued_actions, "bad_build": s.bad_build,
+            "pointer_version": s.pointer_version, "server_version": s.server_version, "motd": s.motd,
+            "launch": s.launch.iter().map(|l| json!({"name": l.name, "value": l.value, "origin": l.origin})).collect::<Vec<_>>(),
+            "staging": s.staging.as_ref().map(|p| json!({
+                "build": p.build, "version": p.version, "bytes_done": p.bytes_done,
+                "bytes_total": p.bytes_total, "blobs_done": p.blobs_done, "blobs_total": p.blobs_total,
+            })),
+            "failed_pings": s.failed_pings,
         }),
         reply::Kind::Power(p) => {
             json!({"type": "power", "outcome": outcome_name(p.outcome()), "reason": p.reason, "state": p.state})
@@ -374,7 +435,8 @@ pub fn to_json(kind: &reply::Kind) -> Value {
         }
         reply::Kind::Update(u) => json!({
             "type": "update", "outcome": update_outcome_name(u.outcome()), "current_build": u.current_build,
-            "target_build": u.target_build, "target_version": u.target_version, "message": u.message,
+            "target_build": u.target_build, "target_version": u.target_version,
+            "target_pack_version": u.target_pack_version, "message": u.message,
         }),
         reply::Kind::Done(d) => json!({"type": "done", "message": d.message}),
     }
@@ -394,16 +456,53 @@ mod tests {
     }
 
     #[test]
+    fn a_rolled_back_update_exits_5_and_reads_well() {
+        let cmd = Command::Update(super::super::args::Update::Apply);
+        let mut out = Vec::new();
+        let mut r = Renderer::new(&cmd, false, "request", &mut out);
+        let info = UpdateInfo {
+            outcome: UpdateOutcome::RolledBack as i32,
+            current_build: "b1".into(),
+            target_build: "b2".into(),
+            target_version: 7,
+            target_pack_version: "1.0.2".into(),
+            message: String::new(),
+        };
+        let e = r
+            .reply(Reply {
+                id: 1,
+                last: true,
+                kind: Some(reply::Kind::Update(info)),
+            })
+            .expect_err("rolled back");
+        assert_eq!(e.exit_code(), exit::FAILED);
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains("(version 1.0.2) failed"), "{text}");
+    }
+
+    #[test]
     fn status_is_aligned() {
         let mut out = Vec::new();
         let s = Status {
             state: "running".into(),
             uptime_secs: 3723,
             players_max: 20,
+            version: "1.0.1".into(),
+            pointer_version: 7,
+            server_version: "1.21.1".into(),
+            motd: "A pack".into(),
+            launch: vec![atlas_proto::runner::v1::LaunchSetting {
+                name: "memory".into(),
+                value: "2G to 4G".into(),
+                origin: "pack".into(),
+            }],
             ..Default::default()
         };
         status(&mut out, &s).expect("write");
         let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains("version:   1.0.1 (channel version 7)\n"), "{text}");
+        assert!(text.contains("server:    1.21.1\nmotd:      A pack\n"), "{text}");
+        assert!(text.contains("  memory:   2G to 4G  (from the pack)\n"), "{text}");
         assert!(text.contains("state:     running\n"), "{text}");
         assert!(text.contains("uptime:    1h 2m 3s\n"), "{text}");
         assert!(text.contains("players:   0/20\n"), "{text}");

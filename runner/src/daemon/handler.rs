@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use atlas_proto::runner::v1::{
-    BackupInfo as PbBackup, BackupInfoList, ConsoleOutput, Error as PbError, Event, LogLine, PowerAction,
-    PowerOutcome, PowerResult, Request, Status, UpdateInfo, UpdateOutcome as PbUpdateOutcome, backup_request,
-    reply, request,
+    BackupInfo as PbBackup, BackupInfoList, ConsoleOutput, Error as PbError, Event, LaunchSetting, LogLine,
+    PowerAction, PowerOutcome, PowerResult, Request, StageProgress as PbStage, Status, UpdateInfo,
+    UpdateOutcome as PbUpdateOutcome, backup_request, reply, request,
 };
 use tokio::sync::{broadcast, oneshot};
 
@@ -15,7 +15,10 @@ use crate::backup::{BackupInfo, Backups};
 use crate::channel::{Updater, no_source};
 use crate::error::{ActionError, ErrorKind};
 use crate::ipc::{Handler, ReplySink, code};
-use crate::supervisor::{Action, ActionResult, Admission, Outcome, Supervisor, UpdateOutcome, UpdateReport};
+use crate::supervisor::{
+    Action, ActionResult, Admission, Found, Outcome, Supervisor, UpdateOutcome, UpdateReport, assess,
+    rollback_possible,
+};
 
 /// The daemon's request handler.
 #[derive(Debug)]
@@ -52,6 +55,7 @@ fn pb_update(u: &UpdateReport) -> UpdateInfo {
         current_build: u.current_build.clone(),
         target_build: u.target_build.clone(),
         target_version: u.target_version,
+        target_pack_version: u.target_pack_version.clone(),
         message: u.message.clone(),
     }
 }
@@ -92,6 +96,27 @@ impl DaemonHandler {
             queued_actions: s.queued_actions,
             channel: self.updater.as_ref().map(Updater::channel).unwrap_or_default(),
             bad_build: s.bad_build,
+            pointer_version: s.pointer_version,
+            server_version: s.server_version,
+            motd: s.motd,
+            launch: s
+                .launch
+                .iter()
+                .map(|a| LaunchSetting {
+                    name: a.name.into(),
+                    value: a.value.clone(),
+                    origin: a.origin.as_str().into(),
+                })
+                .collect(),
+            staging: s.staging.map(|p| PbStage {
+                build: p.build,
+                version: p.version,
+                bytes_done: p.bytes_done,
+                bytes_total: p.bytes_total,
+                blobs_done: p.blobs_done,
+                blobs_total: p.blobs_total,
+            }),
+            failed_pings: s.failed_pings,
         })
     }
 
@@ -215,25 +240,35 @@ impl DaemonHandler {
                 sink.error(code::REFUSED, no_source("check").message).await;
                 return;
             };
-            let current = self.supervisor.status().build;
-            let checked =
-                async { Ok::<_, ActionError>(u.syncer()?.check(&atlas_fetcher::NoProgress).await?) }.await;
+            let status = self.supervisor.status();
+            let checked = async {
+                let syncer = u.syncer()?;
+                let check = syncer.check(&atlas_fetcher::NoProgress).await?;
+                let bad = (!status.bad_build.is_empty()).then_some(status.bad_build.as_str());
+                let report = match assess(&syncer, &check, &status.build, bad)? {
+                    Found::Nothing(report, _) => report,
+                    Found::New => {
+                        let version = check
+                            .manifest
+                            .as_ref()
+                            .map(|m| m.version.clone())
+                            .unwrap_or_default();
+                        UpdateReport {
+                            outcome: UpdateOutcome::Available,
+                            current_build: status.build.clone(),
+                            target_build: check.build.to_hex(),
+                            target_version: check.version,
+                            target_pack_version: version,
+                            message: String::new(),
+                        }
+                    }
+                };
+                Ok::<_, ActionError>(report)
+            }
+            .await;
             match checked {
-                Ok(c) => {
-                    let changed = c.status == atlas_fetcher::CheckStatus::Changed && !c.held;
-                    let outcome = if changed {
-                        PbUpdateOutcome::Available
-                    } else {
-                        PbUpdateOutcome::Current
-                    };
-                    let info = UpdateInfo {
-                        outcome: outcome as i32,
-                        current_build: current,
-                        target_build: c.build.to_hex(),
-                        target_version: c.version,
-                        message: String::new(),
-                    };
-                    let _ = sink.finish(reply::Kind::Update(info)).await;
+                Ok(report) => {
+                    let _ = sink.finish(reply::Kind::Update(pb_update(&report))).await;
                 }
                 Err(e) => failed(sink, e).await,
             }
@@ -311,6 +346,11 @@ impl Handler for DaemonHandler {
                     Err(e) => sink.error(code::FAILED, e.to_string()).await,
                 },
                 Some(backup_request::Op::Restore(r)) => {
+                    // A typo is refused before anything is queued or stopped.
+                    if let Err(e) = self.backups.find(&r.id) {
+                        sink.error(code::REFUSED, e.to_string()).await;
+                        return;
+                    }
                     self.finish_action(Action::Restore { id: r.id }, &sink).await;
                 }
                 None => {
@@ -319,7 +359,24 @@ impl Handler for DaemonHandler {
                 }
             },
             request::Kind::Update(u) => self.update(u.apply, &sink).await,
-            request::Kind::Rollback(_) => self.finish_action(Action::Rollback, &sink).await,
+            request::Kind::Rollback(_) => {
+                // Nothing to go back to is refused before anything stops.
+                let possible = match &self.updater {
+                    Some(u) => rollback_possible(u).await,
+                    None => Err(no_source("roll back on")),
+                };
+                if let Err(e) = possible {
+                    let err = PbError {
+                        code: code::REFUSED.into(),
+                        message: e.message,
+                        kind: e.kind.as_str().into(),
+                        transient: e.transient,
+                    };
+                    let _ = sink.finish(reply::Kind::Error(err)).await;
+                    return;
+                }
+                self.finish_action(Action::Rollback, &sink).await
+            }
             request::Kind::Events(_) => self.events(&sink).await,
         }
     }

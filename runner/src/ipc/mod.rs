@@ -18,7 +18,10 @@
 //! [`Limits::ipc_connections`] connections and [`Limits::ipc_in_flight`]
 //! requests per connection (more get a
 //! `busy` error); a client that stops reading for [`WRITE_STALL`] is
-//! disconnected, so the daemon's memory stays bounded.
+//! disconnected, so the daemon's memory stays bounded. Idle connections
+//! cannot lock the operator out: one with nothing running is closed after
+//! [`IDLE_TIMEOUT`], and when every slot is taken the one idle the longest
+//! makes room for a newcomer.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -32,7 +35,10 @@ mod server;
 
 pub use client::{Client, ReplyStream};
 pub use frame::{codec, decode_reply, decode_request, encode, encode_frame, validate_request};
-pub use server::{Disconnected, Handler, PARTIAL_FRAME_TIMEOUT, ReplySink, bind, serve};
+pub use server::{
+    Disconnected, Handler, IDLE_TIMEOUT, PARTIAL_FRAME_TIMEOUT, ReplySink, ServeOptions, bind, serve,
+    serve_with, socket_dir_problem,
+};
 
 /// Replies queued per connection before a handler's `send` waits.
 pub const REPLY_QUEUE: usize = 64;
@@ -70,6 +76,8 @@ pub enum IpcError {
         path.display()
     )]
     InUse { path: PathBuf },
+    #[error("{message}")]
+    UnsafeDir { message: String },
     #[error("{} exists and is not a socket: refusing to replace it", path.display())]
     NotASocket { path: PathBuf },
     #[error("cannot listen on {}: {source}", path.display())]

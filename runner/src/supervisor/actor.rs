@@ -35,6 +35,9 @@ pub(crate) struct StartFailure {
     /// The daemon is shutting down: the wait for ready ended early and the
     /// process, still running, is left to the caller to stop.
     pub shutting_down: bool,
+    /// The Minecraft EULA is not accepted: not a crash, nothing to retry
+    /// until the host accepts it.
+    pub eula: bool,
 }
 
 /// Owns the server process; see the module docs.
@@ -54,6 +57,15 @@ pub struct Actor {
     pub(super) next_ping: Option<tokio::time::Instant>,
     pub(super) next_hot_backup: Option<tokio::time::Instant>,
     pub(super) shutdown: Shutdown,
+    /// `[server] ready_pattern`, compiled.
+    pub(super) ready: regex::Regex,
+    /// When the daemon started (Unix seconds): a lock owner other than this
+    /// daemon recorded after it means a second updater.
+    pub(super) started_unix: u64,
+    /// The other updater last reported, so it is reported once.
+    pub(super) other_updater: Option<atlas_fetcher::lock_owner::LockOwner>,
+    /// The build staged to wait for the maintenance window (said once).
+    pub(super) window_staged: Option<String>,
 }
 
 /// Why the wait for ready ended without it.
@@ -93,7 +105,6 @@ impl Actor {
         let hot = cfg.backup.hot_interval.map(|d| tokio::time::Instant::now() + d);
         Self {
             sup,
-            cfg,
             backups,
             metrics,
             webhook,
@@ -106,6 +117,13 @@ impl Actor {
             next_ping: None,
             next_hot_backup: hot,
             shutdown,
+            ready: cfg.server.ready_regex(),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            other_updater: None,
+            window_staged: None,
+            cfg,
         }
     }
 
@@ -284,6 +302,13 @@ impl Actor {
                 Ok(())
             }
             Err(f) if f.shutting_down => Err(ActionError::shutting_down("the start was not waited for")),
+            Err(f) if f.eula => {
+                // Not a crash: nothing changes until the host accepts the EULA.
+                self.go(State::Crashed, &f.reason);
+                self.go(State::Failed, &f.reason);
+                self.notify(WebhookKind::Failed, "Server cannot start", &f.reason);
+                Err(ActionError::new(ErrorKind::Config, f.reason))
+            }
             Err(f) if f.launched && self.sup.inner.lock().intent == Some(StopIntent::Kill) => {
                 self.sup.inner.lock().intent = None;
                 self.go(State::Stopping, "killed on request");
@@ -308,29 +333,57 @@ impl Actor {
         }
     }
 
-    /// Spawns the server and waits until it prints "Done" and answers a
-    /// Server List Ping with `players.max > 0`, within the start timeout,
-    /// or until the daemon shuts down. Leaves the machine's state alone.
+    /// Spawns the server and waits until it prints its ready line
+    /// (`[server] ready_pattern`) and answers a Server List Ping with
+    /// `players.max > 0`, within the start timeout, or until the daemon
+    /// shuts down. Leaves the machine's state alone.
     pub(crate) async fn launch_and_wait_ready(&mut self) -> Result<(), StartFailure> {
         let dir = self.cfg.server_dir.clone();
         let launch_error = |reason: String| StartFailure {
             reason,
             launched: false,
             shutting_down: false,
+            eula: false,
         };
         let props =
             ServerProperties::load(&dir).map_err(|e| launch_error(format!("server.properties: {e}")))?;
-        let cmd =
-            crate::java::launch_command(&dir, &self.cfg.server).map_err(|e| launch_error(e.to_string()))?;
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| launch_error(format!("cannot create {}: {e}", dir.display())))?;
-        let p = process::spawn(&cmd, &dir, &self.cfg.server.env, self.sup.bus())
+        let pack = self.installed_manifest().and_then(|m| m.server);
+        let cmd = crate::java::launch_command(&dir, &self.cfg.server, pack.as_ref())
+            .map_err(|e| launch_error(e.to_string()))?;
+        if self.cfg.server.eula {
+            match crate::eula::accept(&dir) {
+                Ok(true) => self.sup.bus().event(
+                    "eula",
+                    format!(
+                        "wrote eula.txt: the host accepted the Minecraft EULA ({}) with `eula = true` in the runner config",
+                        crate::eula::EULA_URL
+                    ),
+                    serde_json::json!({"url": crate::eula::EULA_URL}),
+                ),
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(launch_error(format!(
+                        "cannot write {}: {e}",
+                        dir.join(crate::eula::EULA_FILE).display()
+                    )));
+                }
+            }
+        } else if self.cfg.server.command.is_none() && !crate::eula::accepted(&dir) {
+            // A Java server from a launch description is Mojang's server
+            // (vanilla or a loader on it): it would print why and exit.
+            return Err(StartFailure {
+                eula: true,
+                ..launch_error(crate::eula::not_accepted_message())
+            });
+        }
+        let p = process::spawn(&cmd, &dir, &self.cfg.server.env, self.sup.bus(), &self.ready)
             .map_err(|e| launch_error(format!("cannot run {}: {e}", cmd.program.display())))?;
         self.sup.bus().event(
             "process",
             format!("started {} (pid {})", cmd.program.display(), p.pid),
-            serde_json::json!({"pid": p.pid, "program": cmd.program, "args": cmd.args}),
+            serde_json::json!({"pid": p.pid, "program": cmd.program, "args": cmd.args, "launch": cmd.applied}),
         );
+        self.sup.inner.lock().launch = cmd.applied.clone();
         let use_rcon = props.rcon_enabled && self.cfg.rcon.enabled != Some(false);
         let rcon = use_rcon.then(|| {
             let addr =
@@ -359,10 +412,11 @@ impl Actor {
         let mut done_rx = p.done_rx.clone();
         self.proc_ = Some(p);
         let timeout = self.cfg.server.start_timeout;
+        let ping_timeout = self.ping_timeout();
         let ready = async {
             let _ = done_rx.wait_for(|d| *d).await;
             loop {
-                if let Ok(st) = crate::slp::ping(game, PING_TIMEOUT).await
+                if let Ok(st) = crate::slp::ping(game, ping_timeout).await
                     && st.players_max > 0
                 {
                     return st;
@@ -384,6 +438,8 @@ impl Actor {
                 let mut s = self.sup.inner.lock();
                 s.ready_at = Some(Instant::now());
                 s.players = (st.players_online, st.players_max);
+                s.slp = Some((st.version_name.clone(), st.description.clone()));
+                s.failed_pings = 0;
                 drop(s);
                 self.metrics.set_players(st.players_online, st.players_max);
                 self.next_ping = Some(tokio::time::Instant::now() + self.cfg.server.ping_interval);
@@ -393,14 +449,25 @@ impl Actor {
                 reason: "the daemon is shutting down".into(),
                 launched: true,
                 shutting_down: true,
+                eula: false,
             }),
             Err(NotReady::Exited(st)) => {
                 let how = st.as_ref().map(describe_exit).unwrap_or_else(|e| e.to_string());
+                let eula = self.reap().await;
                 self.forget_process();
+                if eula {
+                    return Err(StartFailure {
+                        reason: crate::eula::not_accepted_message(),
+                        launched: true,
+                        shutting_down: false,
+                        eula: true,
+                    });
+                }
                 Err(StartFailure {
                     reason: format!("the server exited before it was ready ({how})"),
                     launched: true,
                     shutting_down: false,
+                    eula: false,
                 })
             }
             Err(NotReady::Timeout) => {
@@ -408,6 +475,7 @@ impl Actor {
                     p.signal(Signal::SIGKILL);
                     let _ = p.wait().await;
                 }
+                self.reap().await;
                 self.forget_process();
                 Err(StartFailure {
                     reason: format!(
@@ -416,9 +484,31 @@ impl Actor {
                     ),
                     launched: true,
                     shutting_down: false,
+                    eula: false,
                 })
             }
         }
+    }
+
+    /// After the server process exited: the rest of its group killed and
+    /// its output read to the end; whether it refused to run for the EULA.
+    pub(crate) async fn reap(&mut self) -> bool {
+        match self.proc_.as_mut() {
+            Some(p) => {
+                p.reap().await;
+                p.flags.eula_refused.load(std::sync::atomic::Ordering::SeqCst)
+            }
+            None => false,
+        }
+    }
+
+    /// The timeout of one Server List Ping: the ping interval, between 1 s
+    /// and [`PING_TIMEOUT`].
+    pub(crate) fn ping_timeout(&self) -> Duration {
+        self.cfg
+            .server
+            .ping_interval
+            .clamp(Duration::from_secs(1), PING_TIMEOUT)
     }
 
     pub(crate) fn forget_process(&mut self) {
@@ -429,6 +519,7 @@ impl Actor {
         s.pid = None;
         s.ready_at = None;
         s.players = (0, 0);
+        s.failed_pings = 0;
     }
 
     /// The stop sequence, with the intent recorded first: `stop` (RCON, else
@@ -446,6 +537,14 @@ impl Actor {
 
     /// The stop sequence without state changes (updates use their own steps).
     pub(crate) async fn stop_process(&mut self) {
+        self.stop_process_with(true).await;
+    }
+
+    /// The stop sequence; with `console` false (a frozen server) it starts
+    /// at SIGTERM. A server that has not printed its ready line yet cannot
+    /// take a console `stop` (vanilla reads commands only once it runs), so
+    /// it gets SIGTERM at once too: its shutdown hook stops it cleanly.
+    pub(crate) async fn stop_process_with(&mut self, console: bool) {
         {
             let mut s = self.sup.inner.lock();
             if s.intent.is_none() {
@@ -455,25 +554,38 @@ impl Actor {
         let Some(mut p) = self.proc_.take() else { return };
         let bus = self.sup.bus().clone();
         let (stop_timeout, term_timeout) = (self.cfg.server.stop_timeout, self.cfg.server.term_timeout);
-        let console = self.sup.console().clone();
-        let sent = tokio::time::timeout(Duration::from_secs(10), console.send("stop")).await;
-        if !matches!(sent, Ok(Ok(_))) {
-            bus.event(
-                "stop",
-                "could not send `stop` to the console",
-                serde_json::json!({}),
-            );
+        let ready = p.flags.done.load(std::sync::atomic::Ordering::SeqCst);
+        let mut exited = None;
+        if console && ready {
+            let console = self.sup.console().clone();
+            let sent = tokio::time::timeout(Duration::from_secs(10), console.send("stop")).await;
+            if !matches!(sent, Ok(Ok(_))) {
+                bus.event(
+                    "stop",
+                    "could not send `stop` to the console",
+                    serde_json::json!({}),
+                );
+            }
+            exited = tokio::time::timeout(stop_timeout, p.wait()).await.ok();
+            if exited.is_none() {
+                bus.event(
+                    "stop",
+                    format!(
+                        "not stopped {} after `stop`: sending SIGTERM",
+                        humantime::format_duration(stop_timeout)
+                    ),
+                    serde_json::json!({"signal": "SIGTERM"}),
+                );
+            }
+        } else {
+            let why = if console {
+                "the server is not ready yet (it takes console commands once it runs): sending SIGTERM"
+            } else {
+                "the server does not answer: sending SIGTERM"
+            };
+            bus.event("stop", why, serde_json::json!({"signal": "SIGTERM"}));
         }
-        let mut exited = tokio::time::timeout(stop_timeout, p.wait()).await.ok();
         if exited.is_none() {
-            bus.event(
-                "stop",
-                format!(
-                    "not stopped {} after `stop`: sending SIGTERM",
-                    humantime::format_duration(stop_timeout)
-                ),
-                serde_json::json!({"signal": "SIGTERM"}),
-            );
             p.signal(Signal::SIGTERM);
             exited = tokio::time::timeout(term_timeout, p.wait()).await.ok();
         }
@@ -489,6 +601,7 @@ impl Actor {
             p.signal(Signal::SIGKILL);
             exited = Some(p.wait().await);
         }
+        p.reap().await;
         let how = match exited {
             Some(Ok(st)) => describe_exit(&st),
             Some(Err(e)) => e.to_string(),

@@ -10,8 +10,10 @@
 //! `update` says what an update cut short leaves behind.
 
 mod actor;
+mod announce;
 mod console;
 pub mod process;
+mod progress;
 mod update;
 mod upkeep;
 
@@ -23,10 +25,13 @@ use tokio::sync::{Notify, oneshot};
 
 pub use actor::Actor;
 pub use console::SupervisorConsole;
+pub use progress::describe as describe_staging;
+pub(crate) use update::{Found, assess, rollback_possible};
 
 use crate::backup::BackupInfo;
 use crate::error::ActionError;
 use crate::events::EventBus;
+use crate::java::Applied;
 use crate::state::{Machine, State};
 
 /// Actions queued for the actor.
@@ -117,7 +122,10 @@ pub struct UpdateReport {
     pub outcome: UpdateOutcome,
     pub current_build: String,
     pub target_build: String,
+    /// The channel pointer's version number of the target build.
     pub target_version: u64,
+    /// The pack's version of the target build (its manifest's `version`).
+    pub target_pack_version: String,
     pub message: String,
 }
 
@@ -152,10 +160,33 @@ pub(crate) struct Shared {
     pub players: (u32, u32),
     pub restarts: u32,
     pub build: String,
+    /// The pack's version of the installed build (the manifest's `version`).
     pub version: String,
+    /// The channel pointer's version number of the installed build.
+    pub pointer_version: u64,
     pub bad_build: Option<String>,
     pub intent: Option<StopIntent>,
     pub shutting_down: bool,
+    /// Where each launch setting of the running server came from.
+    pub launch: Vec<Applied>,
+    /// The version name and MOTD the last Server List Ping answered with.
+    pub slp: Option<(String, String)>,
+    /// Failed Server List Pings in a row.
+    pub failed_pings: u32,
+    /// The download of a build being staged.
+    pub staging: Option<StageProgress>,
+}
+
+/// The download of a build staged while the server runs (`status`, events).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StageProgress {
+    pub build: String,
+    /// The pack's version of that build.
+    pub version: String,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub blobs_done: u64,
+    pub blobs_total: u64,
 }
 
 /// The most actions waiting at once.
@@ -192,6 +223,14 @@ pub struct StatusSnapshot {
     pub restarts: u32,
     pub queued_actions: u32,
     pub bad_build: String,
+    pub pointer_version: u64,
+    /// The version name the Server List Ping reports (e.g. `1.21.1`, `Paper 1.21`).
+    pub server_version: String,
+    /// The MOTD the Server List Ping reports, as plain text.
+    pub motd: String,
+    pub launch: Vec<Applied>,
+    pub staging: Option<StageProgress>,
+    pub failed_pings: u32,
 }
 
 /// The handle: cheap to clone.
@@ -214,9 +253,14 @@ impl Supervisor {
                 restarts: 0,
                 build: String::new(),
                 version: String::new(),
+                pointer_version: 0,
                 bad_build: None,
                 intent: None,
                 shutting_down: false,
+                launch: Vec::new(),
+                slp: None,
+                failed_pings: 0,
+                staging: None,
             }),
             wake: Notify::new(),
             bus,
@@ -287,14 +331,15 @@ impl Supervisor {
         self.inner
             .bus
             .event("power", "kill: SIGKILL sent", serde_json::json!({"pid": pid}));
-        process::signal_pid(pid, nix::sys::signal::Signal::SIGKILL);
+        process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
         Admission::Run
     }
 
     /// The status as `atlas-runner status` shows it.
     pub fn status(&self) -> StatusSnapshot {
         let s = self.inner.lock();
-        let rss = s.pid.and_then(process::rss_bytes).unwrap_or(0);
+        let rss = s.pid.and_then(process::group_rss_bytes).unwrap_or(0);
+        let (server_version, motd) = s.slp.clone().unwrap_or_default();
         StatusSnapshot {
             state: s.machine.state().name().into(),
             detail: match s.machine.state() {
@@ -311,6 +356,12 @@ impl Supervisor {
             restarts: s.restarts,
             queued_actions: u32::try_from(s.queue.len()).unwrap_or(u32::MAX),
             bad_build: s.bad_build.clone().unwrap_or_default(),
+            pointer_version: s.pointer_version,
+            server_version,
+            motd,
+            launch: s.launch.clone(),
+            staging: s.staging.clone(),
+            failed_pings: s.failed_pings,
         }
     }
 }

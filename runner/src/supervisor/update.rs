@@ -25,12 +25,16 @@
 //! the machine in `running` (cut while announcing; the shutdown then stops
 //! the server) or `stopped`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use atlas_fetcher::{Check, CheckStatus, NoProgress, Syncer};
+use atlas_fetcher::lock_owner::LockOwner;
+use atlas_fetcher::{Check, CheckStatus, FileAction, NoProgress, Plan, SyncError, Syncer};
+use atlas_proto::v1::Manifest;
 
-use super::actor::{Actor, PING_TIMEOUT};
+use super::actor::Actor;
+use super::announce::Vars;
 use super::process::describe_exit;
+use super::progress::StageReporter;
 use super::{Outcome, UpdateOutcome, UpdateReport};
 use crate::backup::{BackupInfo, BackupKind};
 use crate::channel::{RunnerState, Updater, ms, no_source};
@@ -45,6 +49,117 @@ pub struct Timings {
     pub backup_ms: u64,
     pub apply_ms: u64,
     pub start_ms: u64,
+}
+
+/// `1.2s`, `350ms`, `2m 5s`.
+fn human_ms(ms: u64) -> String {
+    match ms {
+        0..1000 => format!("{ms}ms"),
+        1000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        _ => format!("{}m {}s", ms / 60_000, ms % 60_000 / 1000),
+    }
+}
+
+impl std::fmt::Display for Timings {
+    /// `server down 3.2s (stop 1.0s, backup 300ms, apply 250ms, start 1.6s)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let total = self.stop_ms + self.backup_ms + self.apply_ms + self.start_ms;
+        write!(
+            f,
+            "server down {} (stop {}, backup {}, apply {}, start {})",
+            human_ms(total),
+            human_ms(self.stop_ms),
+            human_ms(self.backup_ms),
+            human_ms(self.apply_ms),
+            human_ms(self.start_ms)
+        )
+    }
+}
+
+/// What a channel check found, before anything is installed.
+#[derive(Debug)]
+pub(crate) enum Found {
+    /// Nothing to install; with a plan that only records host edits (no
+    /// file written) when there are some.
+    Nothing(UpdateReport, Option<Plan>),
+    /// A build other than the installed one.
+    New,
+}
+
+/// The pack version of a checked build (its manifest's `version`).
+fn pack_version(check: &Check) -> String {
+    check
+        .manifest
+        .as_ref()
+        .map(|m| m.version.clone())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| format!("#{}", check.version))
+}
+
+/// What `check` means for the server directory: the channel's build is the
+/// installed one (maybe with managed files the host edited, which never
+/// make an update of the same build), a build marked bad, or a new build.
+/// Reads only; `update check` and the actor share it.
+pub(crate) fn assess(
+    syncer: &Syncer,
+    check: &Check,
+    current: &str,
+    bad: Option<&str>,
+) -> Result<Found, ActionError> {
+    if check.status != CheckStatus::Changed || check.held {
+        let msg = "the server is on the channel's build".to_owned();
+        return Ok(Found::Nothing(
+            report(UpdateOutcome::Current, check, current, msg),
+            None,
+        ));
+    }
+    let target = check.build.to_hex();
+    let same_build = check
+        .installed()
+        .is_some_and(|i| i.build.0 == check.build && i.pack == syncer.options().pack);
+    if same_build {
+        let plan = syncer.plan(check, &NoProgress)?;
+        let edited = plan.paths(FileAction::Modified);
+        let mut differ: Vec<String> = plan
+            .files
+            .iter()
+            .filter(|f| f.needs_download())
+            .map(|f| f.path.clone())
+            .collect();
+        differ.extend(plan.remove.iter().cloned());
+        let policy = syncer.options().on_modified;
+        let policy = serde_json::to_value(policy)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let mut msg = format!("the server is on the channel's build {target}");
+        if !edited.is_empty() {
+            msg.push_str(&format!(
+                "; managed files edited on the host are kept (on_modified = {policy}): {}",
+                edited.join(", ")
+            ));
+        }
+        if !differ.is_empty() {
+            msg.push_str(&format!(
+                "; {} managed file(s) differ from the build and are left until the next update                  (on_modified = {policy}): {}",
+                differ.len(),
+                differ.join(", ")
+            ));
+        }
+        let record = plan.is_noop().then_some(plan);
+        return Ok(Found::Nothing(
+            report(UpdateOutcome::Current, check, current, msg),
+            record,
+        ));
+    }
+    if bad == Some(target.as_str()) {
+        let msg = format!("build {target} failed its health window before; waiting for a newer build");
+        return Ok(Found::Nothing(
+            report(UpdateOutcome::SkippedBad, check, current, msg),
+            None,
+        ));
+    }
+    Ok(Found::New)
 }
 
 /// Why an install did not end with the new build running.
@@ -69,8 +184,30 @@ fn report(outcome: UpdateOutcome, check: &Check, current: &str, message: String)
         current_build: current.into(),
         target_build: check.build.to_hex(),
         target_version: check.version,
+        target_pack_version: pack_version(check),
         message,
     }
+}
+
+/// Why `rollback` cannot run, said once and without stopping anything.
+fn rollback_refusal(e: SyncError) -> ActionError {
+    match e {
+        SyncError::Conflict { reason, .. } => {
+            ActionError::new(ErrorKind::Local, format!("nothing to roll back to: {reason}"))
+        }
+        e => ActionError::from(e).context("cannot roll back"),
+    }
+}
+
+/// Checks, without stopping anything, that `atlas-runner rollback` has a
+/// build to go back to (a dry run of the fetcher's rollback).
+pub(crate) async fn rollback_possible(u: &Updater) -> Result<(), ActionError> {
+    let syncer = u.rollback_syncer().map_err(|e| e.context("cannot roll back"))?;
+    syncer
+        .rollback(true, &NoProgress)
+        .await
+        .map(drop)
+        .map_err(rollback_refusal)
 }
 
 impl Actor {
@@ -78,22 +215,109 @@ impl Actor {
         self.updater.clone().ok_or_else(|| no_source("update from"))
     }
 
-    /// The installed build and version, as the fetcher recorded them.
+    /// The manifest of the installed build, as the fetcher kept it.
+    pub(crate) fn installed_manifest(&self) -> Option<Manifest> {
+        let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
+        let install = atlas_fetcher::state::load_install(&paths.install).ok()??;
+        atlas_fetcher::history::load(
+            &paths,
+            &install.build.0,
+            &install.pack,
+            &atlas_proto::Limits::DEFAULT,
+        )
+        .map_err(|e| tracing::warn!("the installed build's manifest: {e}"))
+        .ok()
+    }
+
+    /// The installed build and versions, as the fetcher recorded them: the
+    /// pack's version (the manifest's) and the channel pointer's number.
     pub(crate) fn refresh_build(&self) {
         let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
         if let Ok(Some(i)) = atlas_fetcher::state::load_install(&paths.install) {
+            let version = self
+                .installed_manifest()
+                .map(|m| m.version)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| format!("#{}", i.version));
             let mut s = self.sup.inner.lock();
             s.build = i.build.0.to_hex();
-            s.version = i.version.to_string();
+            s.version = version.clone();
+            s.pointer_version = i.version;
             drop(s);
-            self.metrics
-                .set_build(&i.build.0.to_hex(), &i.version.to_string());
+            self.metrics.set_build(&i.build.0.to_hex(), &version);
+        }
+    }
+
+    /// Another updater that took the server directory's lock since this
+    /// daemon started (an `atlas-fetcher` timer), if there is one.
+    fn other_updater(&self) -> Option<LockOwner> {
+        let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
+        let owner = atlas_fetcher::lock_owner::read(&paths.state_dir.join(atlas_fetcher::lock::LOCK_FILE))?;
+        let me = LockOwner::me();
+        if owner.pid == me.pid && owner.program == me.program {
+            return None;
+        }
+        (owner.since_unix >= self.started_unix || owner.is_running() == Some(true)).then_some(owner)
+    }
+
+    /// Says so (event, webhook, log) when another updater works on the
+    /// server directory too, and which one to remove; once per updater.
+    fn report_other_updater(&mut self) {
+        let Some(other) = self.other_updater() else {
+            return;
+        };
+        if self
+            .other_updater
+            .as_ref()
+            .is_some_and(|o| o.pid == other.pid && o.program == other.program)
+        {
+            return;
+        }
+        let msg = format!(
+            "{} (pid {}) also updates {} (it took its lock {} s after the epoch): {}",
+            other.program,
+            other.pid,
+            self.cfg.server_dir.display(),
+            other.since_unix,
+            LockOwner::me().advice(&other)
+        );
+        tracing::warn!("{msg}");
+        self.sup.bus().event(
+            "updaters",
+            &msg,
+            serde_json::json!({"program": other.program, "pid": other.pid, "since_unix": other.since_unix}),
+        );
+        self.notify(WebhookKind::Updaters, "Two updaters on one server", &msg);
+        self.other_updater = Some(other);
+    }
+
+    /// A `locked` error names who holds the lock and which updater to remove.
+    fn explain_locked(&self, e: ActionError) -> ActionError {
+        if e.kind != ErrorKind::Locked {
+            return e;
+        }
+        let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
+        let Some(owner) =
+            atlas_fetcher::lock_owner::read(&paths.state_dir.join(atlas_fetcher::lock::LOCK_FILE))
+        else {
+            return e;
+        };
+        ActionError {
+            message: format!(
+                "{} (pid {}) holds the lock of {}: {}",
+                owner.program,
+                owner.pid,
+                self.cfg.server_dir.display(),
+                LockOwner::me().advice(&owner)
+            ),
+            ..e
         }
     }
 
     /// `update check` / `update apply` / the poll timer.
     pub(crate) async fn update(&mut self, auto: bool) -> Result<UpdateReport, ActionError> {
         let u = self.updater()?;
+        self.report_other_updater();
         let syncer = u.syncer()?;
         let current = self.sup.inner.lock().build.clone();
         let unchecked = || ActionError::shutting_down("the channel was not checked; nothing changed");
@@ -103,36 +327,46 @@ impl Actor {
             Some(Err(_)) if self.shutdown.is_requested() => return Err(unchecked()),
             Some(r) => r?,
         };
-        if check.status != CheckStatus::Changed || check.held {
-            let msg = "the server is on the channel's build".to_owned();
-            return Ok(report(UpdateOutcome::Current, &check, &current, msg));
+        let bad = self.sup.inner.lock().bad_build.clone();
+        match assess(&syncer, &check, &current, bad.as_deref())? {
+            Found::Nothing(report, record) => {
+                if let Some(plan) = record {
+                    // Host edits kept: recorded so later checks see the build intact.
+                    // A no-op plan writes only the fetcher's state, never a server file.
+                    syncer
+                        .apply(&check, &plan, &NoProgress)
+                        .await
+                        .map_err(|e| self.explain_locked(e.into()))?;
+                }
+                return Ok(report);
+            }
+            Found::New => {}
         }
         let target = check.build.to_hex();
-        if self.sup.inner.lock().bad_build.as_deref() == Some(target.as_str()) {
-            let msg = format!("build {target} failed its health window before; waiting for a newer build");
-            return Ok(report(UpdateOutcome::SkippedBad, &check, &current, msg));
-        }
+        let version = pack_version(&check);
         if auto && !u.auto_apply() {
             self.sup.bus().event(
                 "update",
                 format!(
-                    "build {target} (version {}) is available; `atlas-runner update apply` installs it",
-                    check.version
+                    "build {target} (version {version}) is available; `atlas-runner update apply` installs it"
                 ),
-                serde_json::json!({"build": target, "version": check.version}),
+                serde_json::json!({"build": target, "version": version, "pointer_version": check.version}),
             );
             let msg = "auto_apply is off".to_owned();
             return Ok(report(UpdateOutcome::Available, &check, &current, msg));
         }
+        if auto
+            && let Some(window) = self.window()
+            && !window.contains(crate::schedule::now().time())
+        {
+            return self.stage_for_window(&syncer, &check, &current, window).await;
+        }
         let started = Instant::now();
-        let result = self.install(&u, &syncer, &check).await;
+        let result = self.install(&u, &syncer, &check, auto).await;
         let (label, msg) = match &result {
             Ok(t) => (
                 UpdateOutcome::Applied.as_str(),
-                format!(
-                    "build {target} (version {}) installed; downtime steps {t:?}",
-                    check.version
-                ),
+                format!("build {target} (version {version}) installed; {t}"),
             ),
             Err(InstallError::RolledBack(why)) => (UpdateOutcome::RolledBack.as_str(), why.message.clone()),
             Err(InstallError::Failed(e)) if e.kind == ErrorKind::ShuttingDown => {
@@ -153,10 +387,92 @@ impl Actor {
             }
             Err(InstallError::Failed(e)) if e.kind == ErrorKind::ShuttingDown => Err(e),
             Err(InstallError::Failed(e)) => {
+                let e = self.explain_locked(e);
                 self.notify(WebhookKind::Failed, "Update failed", &e.message);
                 Err(e)
             }
         }
+    }
+
+    /// `[schedule] window`, parsed (checked when the config was read).
+    fn window(&self) -> Option<crate::schedule::Window> {
+        let w = self.cfg.schedule.window.as_deref()?;
+        crate::schedule::Window::parse(w)
+            .map_err(|e| tracing::error!("`schedule.window`: {e}"))
+            .ok()
+    }
+
+    /// Outside the maintenance window: the new build is downloaded now, and
+    /// the next poll comes when the window opens.
+    async fn stage_for_window(
+        &mut self,
+        syncer: &Syncer,
+        check: &Check,
+        current: &str,
+        window: crate::schedule::Window,
+    ) -> Result<UpdateReport, ActionError> {
+        let target = check.build.to_hex();
+        let version = pack_version(check);
+        let wait = window.until_open(&crate::schedule::now());
+        let msg = format!(
+            "build {target} (version {version}) is staged; it is installed in the maintenance window {} (opens in {})",
+            window.describe(),
+            super::announce::human(wait)
+        );
+        let at = tokio::time::Instant::now() + wait + Duration::from_secs(1);
+        self.next_poll = Some(self.next_poll.map_or(at, |p| p.min(at)));
+        if self.window_staged.as_deref() == Some(target.as_str()) {
+            return Ok(report(UpdateOutcome::Available, check, current, msg));
+        }
+        match self.stage(syncer, check).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(ActionError::shutting_down(
+                    "the build was not staged; nothing changed",
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        self.window_staged = Some(target.clone());
+        self.sup.bus().event(
+            "update",
+            &msg,
+            serde_json::json!({"build": target, "version": version, "window": window.describe(), "opens_in_ms": ms(wait)}),
+        );
+        Ok(report(UpdateOutcome::Available, check, current, msg))
+    }
+
+    /// Downloads and verifies the build's new blobs into `.atlas/prefetch/`
+    /// while the server runs, reporting progress in `status` and events.
+    /// `None` when the daemon's shutdown cut it short (the blobs staged so
+    /// far stay for the next try).
+    async fn stage(
+        &self,
+        syncer: &Syncer,
+        check: &Check,
+    ) -> Result<Option<atlas_fetcher::sync::prefetch::Prefetched>, ActionError> {
+        let target = check.build.to_hex();
+        let plan = syncer.plan(check, &NoProgress)?;
+        let reporter = StageReporter::new(self.sup.inner.clone(), &target, &pack_version(check));
+        let pre = self
+            .shutdown
+            .unless(syncer.prefetch(check, &plan, &reporter))
+            .await;
+        reporter.finish();
+        let pre = match pre {
+            None => return Ok(None),
+            Some(Err(_)) if self.shutdown.is_requested() => return Ok(None),
+            Some(r) => r.map_err(|e| ActionError::from(e).context(format!("staging build {target}")))?,
+        };
+        self.sup.bus().event(
+            "update",
+            format!(
+                "build {target} staged ({} blobs, {} bytes downloaded)",
+                pre.blobs, pre.bytes_downloaded
+            ),
+            serde_json::json!({"build": target, "blobs": pre.blobs, "bytes": pre.bytes_downloaded}),
+        );
+        Ok(Some(pre))
     }
 
     fn step(&self, step: UpdateStep, detail: &str) {
@@ -181,6 +497,7 @@ impl Actor {
         u: &Updater,
         syncer: &Syncer,
         check: &Check,
+        auto: bool,
     ) -> Result<Timings, InstallError> {
         let target = check.build.to_hex();
         let shutdown = self.shutdown.clone();
@@ -192,37 +509,36 @@ impl Actor {
         let mut t = Timings::default();
         // Download and verify while the server still runs (blobs staged so
         // far survive a drop: the next prefetch resumes).
-        let plan = syncer
-            .plan(check, &NoProgress)
-            .map_err(|e| InstallError::Failed(e.into()))?;
-        let pre = match shutdown.unless(syncer.prefetch(check, &plan, &NoProgress)).await {
-            None => return Err(untouched()),
-            Some(Err(_)) if shutdown.is_requested() => return Err(untouched()),
-            Some(r) => r.map_err(|e| {
-                InstallError::Failed(ActionError::from(e).context(format!("staging build {target}")))
-            })?,
-        };
-        self.sup.bus().event(
-            "update",
-            format!(
-                "build {target} staged ({} blobs, {} bytes downloaded)",
-                pre.blobs, pre.bytes_downloaded
-            ),
-            serde_json::json!({"build": target, "blobs": pre.blobs, "bytes": pre.bytes_downloaded}),
-        );
+        match self.stage(syncer, check).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(untouched()),
+            Err(e) => return Err(InstallError::Failed(e)),
+        }
+        // Nothing stops while another updater holds the directory.
+        let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
+        let probe =
+            tokio::task::spawn_blocking(move || atlas_fetcher::lock::DirLock::acquire(&paths).map(drop))
+                .await
+                .map_err(|e| ActionError::new(ErrorKind::Internal, format!("lock probe: {e}")))
+                .and_then(|r| r.map_err(ActionError::from));
+        if let Err(e) = probe {
+            return Err(InstallError::Failed(
+                self.explain_locked(e)
+                    .context(format!("build {target} is staged, and nothing was stopped")),
+            ));
+        }
         let was_running = self.state() == State::Running;
         if was_running {
-            self.step(UpdateStep::Announcing, &target);
-            let wait = u.announce();
-            let msg = format!(
-                "say Restarting in {}s to update the modpack (version {})",
-                wait.as_secs(),
-                check.version
-            );
-            if let Err(e) = self.sup.console().send(&msg).await {
-                tracing::warn!("announcing the update: {e}");
+            if auto && self.cfg.schedule.wait_for_empty && !self.wait_for_empty().await {
+                return Err(untouched());
             }
-            if shutdown.unless(tokio::time::sleep(wait)).await.is_none() {
+            self.step(UpdateStep::Announcing, &target);
+            let vars = Vars {
+                version: pack_version(check),
+                pack: syncer.options().pack.clone(),
+                build: target.clone(),
+            };
+            if !self.countdown(u.announce(), &vars).await {
                 self.go(State::Running, "update cut short by the daemon's shutdown");
                 return Err(untouched());
             }
@@ -367,6 +683,8 @@ impl Actor {
             self.go(State::Failed, &msg);
             return Err(InstallError::Failed(ActionError::new(ErrorKind::Backup, msg)));
         }
+        // The bad build's staged blobs must not linger (nor go into later backups).
+        self.discard_prefetch();
         if !target.is_empty() {
             self.sup.inner.lock().bad_build = Some(target.to_owned());
             let state = RunnerState {
@@ -384,15 +702,21 @@ impl Actor {
             serde_json::json!({"build": target, "backup": backup, "reason": why}),
         );
         let rolled_back = || InstallError::RolledBack(ActionError::new(ErrorKind::Server, why));
+        // `atlas-runner rollback` that failed (no target) did not roll anything back.
+        let done = if target.is_empty() {
+            "the rollback failed: the state before it is restored"
+        } else {
+            "rolled back"
+        };
         if !restart || self.shutdown.is_requested() {
-            self.go(State::Stopped, "rolled back");
+            self.go(State::Stopped, done);
             return Err(rolled_back());
         }
         self.step(UpdateStep::Starting, "previous build");
         match self.launch_and_wait_ready().await {
             Ok(()) => {
                 self.go(State::Updating(UpdateStep::HealthCheck), "previous build");
-                self.go(State::Running, "rolled back");
+                self.go(State::Running, done);
                 Err(rolled_back())
             }
             Err(f) if f.shutting_down => {
@@ -408,6 +732,17 @@ impl Actor {
                 self.go(State::Failed, &msg);
                 Err(InstallError::Failed(ActionError::new(ErrorKind::Server, msg)))
             }
+        }
+    }
+
+    /// Removes `.atlas/prefetch/` (the blobs of a build that was rolled back).
+    fn discard_prefetch(&self) {
+        let paths = atlas_fetcher::state::StatePaths::new(&self.cfg.server_dir);
+        // remove_dir_all does not follow a link there: it removes the link.
+        match std::fs::remove_dir_all(&paths.prefetch) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("cannot remove {}: {e}", paths.prefetch.display()),
         }
     }
 
@@ -432,12 +767,13 @@ impl Actor {
             };
             if let Some(st) = exited {
                 let how = st.as_ref().map(describe_exit).unwrap_or_else(|e| e.to_string());
+                self.reap().await;
                 self.forget_process();
                 return Err(NotUp::Failed(format!(
                     "the server exited during the health window ({how})"
                 )));
             }
-            if crate::slp::ping(addr, PING_TIMEOUT)
+            if crate::slp::ping(addr, self.ping_timeout())
                 .await
                 .is_ok_and(|s| s.players_max > 0)
             {
@@ -479,6 +815,8 @@ impl Actor {
     /// after the rollback was applied, the previous build stays, stopped.
     pub(crate) async fn rollback(&mut self) -> Result<Outcome, ActionError> {
         let u = self.updater.clone().ok_or_else(|| no_source("roll back on"))?;
+        // Nothing stops unless there is a build to go back to.
+        rollback_possible(&u).await?;
         let syncer = u.rollback_syncer()?;
         let was_running = self.state() == State::Running;
         if was_running {
@@ -509,10 +847,11 @@ impl Actor {
         self.step(UpdateStep::Applying, "previous build");
         let r = match syncer.rollback(false, &NoProgress).await {
             Ok(_) => u.provision().await,
-            Err(e) => Err(e.into()),
+            Err(e) => Err(self.explain_locked(e.into())),
         };
         if let Err(e) = r {
             let e = e.context("rollback failed");
+            // Back to where it was; the error says what failed, once.
             let _ = self.roll_back(&backup.id, was_running, &e.message, "").await;
             return Err(e);
         }

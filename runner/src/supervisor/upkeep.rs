@@ -5,10 +5,11 @@
 use std::process::ExitStatus;
 use std::time::Instant;
 
-use super::actor::{Actor, PING_TIMEOUT};
+use super::actor::Actor;
 use super::process::describe_exit;
 use super::{ActionResult, StopIntent};
 use crate::backup::BackupKind;
+use crate::config::OnUnresponsive;
 use crate::error::{ActionError, ErrorKind};
 use crate::state::State;
 use crate::webhook::{WebhookEvent, WebhookKind};
@@ -20,6 +21,8 @@ impl Actor {
     /// The process exited while the actor was idle.
     pub(super) async fn on_unexpected_exit(&mut self, st: std::io::Result<ExitStatus>) {
         let how = st.as_ref().map(describe_exit).unwrap_or_else(|e| e.to_string());
+        // Its last lines (the reason) are in the log before anything is recorded.
+        let eula = self.reap().await;
         let in_game_stop = self
             .proc_
             .as_ref()
@@ -39,6 +42,13 @@ impl Actor {
             );
             self.go(State::Stopping, &why);
             self.go(State::Stopped, &why);
+            return;
+        }
+        if eula {
+            let why = crate::eula::not_accepted_message();
+            self.go(State::Crashed, &why);
+            self.go(State::Failed, &why);
+            self.notify(WebhookKind::Failed, "Server cannot start", &why);
             return;
         }
         self.crashed(&format!("the server exited unexpectedly ({how})"));
@@ -137,17 +147,70 @@ impl Actor {
         let Some(addr) = self.props.as_ref().map(|p| p.game) else {
             return;
         };
-        match crate::slp::ping(addr, PING_TIMEOUT).await {
+        let limit = self.cfg.server.unresponsive_pings;
+        match crate::slp::ping(addr, self.ping_timeout()).await {
             Ok(st) => {
                 let mut s = self.sup.inner.lock();
                 s.players = (st.players_online, st.players_max);
+                s.slp = Some((st.version_name.clone(), st.description.clone()));
+                let was_failing = std::mem::take(&mut s.failed_pings);
                 let up = s.ready_at.map(|t| t.elapsed()).unwrap_or_default();
+                if limit > 0 && was_failing >= limit {
+                    s.detail.clear();
+                }
                 drop(s);
                 self.metrics.set_players(st.players_online, st.players_max);
                 self.metrics.set_uptime(up);
+                if limit > 0 && was_failing >= limit {
+                    self.sup.bus().event(
+                        "responsive",
+                        format!("the server answers Server List Pings again (after {was_failing} failed)"),
+                        serde_json::json!({"failed_pings": was_failing}),
+                    );
+                }
             }
-            Err(e) => tracing::warn!("Server List Ping to {addr} failed: {e}"),
+            Err(e) => {
+                let n = {
+                    let mut s = self.sup.inner.lock();
+                    s.failed_pings += 1;
+                    s.failed_pings
+                };
+                tracing::warn!("Server List Ping to {addr} failed ({n} in a row): {e}");
+                if limit > 0 && n == limit && self.state() == State::Running {
+                    self.unresponsive(n, &e.to_string()).await;
+                }
+            }
         }
+    }
+
+    /// `[server] unresponsive_pings` pings failed in a row: the server looks
+    /// frozen. An event and the webhook, then a restart (counted as a
+    /// crash) or, with `on_unresponsive = "alert"`, nothing more.
+    async fn unresponsive(&mut self, n: u32, last_error: &str) {
+        let restart = self.cfg.server.on_unresponsive == OnUnresponsive::Restart;
+        let msg = format!(
+            "the server has not answered {n} Server List Pings in a row (last: {last_error}): it looks frozen{}",
+            if restart {
+                "; restarting it"
+            } else {
+                " (on_unresponsive = \"alert\": left running)"
+            }
+        );
+        self.sup.bus().event(
+            "unresponsive",
+            &msg,
+            serde_json::json!({"failed_pings": n, "action": if restart { "restart" } else { "alert" }}),
+        );
+        self.notify(WebhookKind::Unresponsive, "Server not responding", &msg);
+        if !restart {
+            self.sup.inner.lock().detail = msg;
+            return;
+        }
+        // Counted as a crash, not as an intended stop: the process is
+        // stopped here, with no console `stop` (it would not be read).
+        self.stop_process_with(false).await;
+        self.sup.inner.lock().intent = None;
+        self.crashed(&format!("frozen: {n} Server List Pings failed in a row"));
     }
 
     pub(super) async fn backup(&mut self, label: &str) -> Result<crate::backup::BackupInfo, ActionError> {
@@ -176,6 +239,8 @@ impl Actor {
     }
 
     pub(super) async fn restore(&mut self, id: &str) -> ActionResult {
+        // A typo must not stop anything: the backup is looked up first.
+        self.backups.find(id)?;
         let was_running = self.proc_.is_some();
         if was_running {
             self.stop().await;

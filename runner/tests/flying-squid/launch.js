@@ -46,15 +46,5 @@ const defaults = require('flying-squid/config/default-settings.json')
 const settings = JSON.parse(fs.readFileSync('flying-squid.json', 'utf8'))
 const serv = require('flying-squid').createMCServer({ ...defaults, ...settings, debug: console.log })
 
-// TODO(lead, issue 19): today's runner calls a server ready only on
-// vanilla's `Done (…)!` line, which flying-squid never prints. Until
-// `[server] ready_pattern` lands (wip/runner2), print one beside
-// flying-squid's own `Server listening on port` line. Then delete these
-// three lines and set `ready_pattern = 'Server listening on port \d+'` in
-// the config flying_squid.rs writes (see READY in that file).
-serv.on('listening', () => {
-  console.log(`Done (${process.uptime().toFixed(3)}s)! For help, type "help"`)
-})
-
 // As flying-squid's app.js does: log, do not crash.
 process.on('unhandledRejection', (err) => console.log(err.stack))

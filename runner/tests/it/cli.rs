@@ -144,7 +144,7 @@ async fn update_outcomes_print_as_text_and_json() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(
         text(&o.stdout),
-        "build b2 (version 7) is available; the server runs b1. Apply it with `atlas-runner update apply`.\n"
+        "build b2 (version 1.0.7) is available; the server runs b1. Apply it with `atlas-runner update apply`.\n"
     );
     let o = cli(&server.path, &["--json", "update", "check"]).await;
     let v = &json_lines(&o)[0];
@@ -153,8 +153,12 @@ async fn update_outcomes_print_as_text_and_json() {
         (&"update".into(), &"available".into())
     );
     assert_eq!(
-        (&v["target_build"], &v["target_version"]),
-        (&"b2".into(), &7.into())
+        (
+            &v["target_build"],
+            &v["target_version"],
+            &v["target_pack_version"]
+        ),
+        (&"b2".into(), &7.into(), &"1.0.7".into())
     );
 }
 

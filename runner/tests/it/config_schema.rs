@@ -55,10 +55,21 @@ fn schema_and_parser_refuse_the_same_mistakes() {
         "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"k.pub\"]\nparallelism = 0\n",
         "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"k.pub\"]\nside = \"both\"\n",
         "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"k.pub\"]\ntimeout = 60\n",
+        "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"k.pub\"]\nheader_timeout = 15\n",
+        "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"k.pub\"]\nlow_speed_limit = -1\n",
+        "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"k.pub\"]\nlow_speed_time = \"fast\"\n",
         "server_dir = \"/srv/mc\"\n[health]\npings = \"three\"\n",
         "server_dir = \"/srv/mc\"\n[backup]\nkeep = 3\n",
         "server_dir = \"/srv/mc\"\n[webhook]\nevents = [\"everything\"]\n",
         "server_dir = \"/srv/mc\"\n[metrics]\nlisten = \"not an address\"\n",
+        "server_dir = \"/srv/mc\"\n[server]\non_unresponsive = \"panic\"\n",
+        "server_dir = \"/srv/mc\"\n[server]\nready_pattern = \"\"\n",
+        "server_dir = \"/srv/mc\"\n[server]\njava_version = 3\n",
+        "server_dir = \"/srv/mc\"\n[schedule]\nwindow = \"3-5\"\n",
+        "server_dir = \"/srv/mc\"\n[schedule]\nwindow = \"25:00-01:00\"\n",
+        "server_dir = \"/srv/mc\"\n[announce]\nat = [5]\n",
+        "server_dir = \"/srv/mc\"\n[announce]\ncommand = \"tell all\"\n",
+        "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"k.pub\"]\non_modified = \"ignore\"\n",
     ] {
         assert!(!v.is_valid(&json(case)), "the schema accepted: {case}");
         assert!(

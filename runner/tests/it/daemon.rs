@@ -211,7 +211,8 @@ async fn a_real_jvm_server_from_a_launch_description_starts_and_stops() {
     let jar = crate::common::standin_jar();
     let java_major = atlas_runner::java::java_major(std::path::Path::new("java"))
         .expect("a `java` on PATH (CI installs one)");
-    let cfg = "[server]\nmemory = \"64M\"\nstart_timeout = \"60s\"\nstop_timeout = \"10s\"\nterm_timeout = \"5s\"\nping_interval = \"1s\"\n";
+    // Mojang's servers need the EULA accepted: the host says so here.
+    let cfg = "[server]\neula = true\nmemory = \"64M\"\nstart_timeout = \"60s\"\nstop_timeout = \"10s\"\nterm_timeout = \"5s\"\nping_interval = \"1s\"\n";
     let mut rig = Rig::new(cfg, "", false);
     std::fs::copy(jar, rig.server_dir.join("standin.jar")).expect("copy the jar");
     let launch = atlas_fetcher::provision::LaunchDescription {
@@ -241,6 +242,16 @@ async fn a_real_jvm_server_from_a_launch_description_starts_and_stops() {
     assert!(args.windows(2).any(|w| w == ["-jar", "standin.jar"]), "{args:?}");
     assert!(args.contains(&"-Xmx64M".to_string()), "{args:?}");
     assert_eq!(s.players_max, 20);
+    assert!(
+        std::fs::read_to_string(rig.server_dir.join("eula.txt"))
+            .expect("eula.txt")
+            .ends_with("eula=true\n")
+    );
+    let memory = s.launch.iter().find(|l| l.name == "memory").expect("memory");
+    assert_eq!(
+        (memory.value.as_str(), memory.origin.as_str()),
+        ("64M", "runner config")
+    );
     // No RCON: `stop` goes to the JVM's stdin, and it saves and exits.
     rig.power(PowerAction::Stop, true).await;
     let s = rig.wait_state("stopped").await;

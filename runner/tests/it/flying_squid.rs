@@ -18,11 +18,9 @@ use atlas_runner::slp;
 
 use crate::rig::*;
 
-/// What flying-squid logs once its game port is open; the runner's ready
-/// signal.
-// TODO(lead, issue 19): once `[server] ready_pattern` lands (wip/runner2),
-// put `ready_pattern = '{READY} \d+'` in `config()` and delete the `Done`
-// line launch.js prints for today's runner (its TODO says where).
+/// What flying-squid logs once its game port is open: the runner's ready
+/// signal, through `[server] ready_pattern` (flying-squid never prints
+/// vanilla's `Done (…)!`).
 const READY: &str = "Server listening on port";
 /// The MOTD and player cap flying-squid is given: `server.properties`
 /// (written by the rig) says 20 players, so 7 in the status can only come
@@ -70,6 +68,7 @@ restart_backoff_max = "5s"
 crash_limit = 5
 crash_window = "10m"
 ping_interval = "1s"
+ready_pattern = '{READY} \d+'
 "#,
         launcher = launcher().display(),
         modules = modules.display(),
@@ -189,9 +188,13 @@ async fn flying_squid_under_the_runner_ready_console_crashes_and_stop() {
         !lines.iter().any(|l| l.contains("\u{1b}[3")),
         "--no-color: no ANSI colours in the log: {lines:#?}"
     );
-    // What flying-squid's Server List Ping says, read with the runner's client.
-    // TODO(lead, issue 19): assert the status's version and MOTD fields here
-    // once `status` carries them (wip/runner2).
+    // What flying-squid's Server List Ping says: in the status, and read
+    // with the runner's client.
+    assert_eq!(
+        (s.server_version.as_str(), s.motd.as_str()),
+        (VERSION, MOTD),
+        "{s:?}"
+    );
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], rig.game_port));
     let ping = slp::ping(addr, PATIENCE).await.expect("ping flying-squid");
     assert_eq!(

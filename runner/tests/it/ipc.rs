@@ -43,6 +43,17 @@ pub struct TestHandler {
     pub handled: AtomicUsize,
 }
 
+impl TestHandler {
+    /// A handler whose closed-stream notices go nowhere.
+    pub fn new() -> Self {
+        Self {
+            events: broadcast::channel(64).0,
+            closed_seen: mpsc::unbounded_channel().0,
+            handled: AtomicUsize::new(0),
+        }
+    }
+}
+
 impl Handler for TestHandler {
     async fn handle(&self, req: Request, sink: ReplySink) {
         self.handled.fetch_add(1, Ordering::SeqCst);
@@ -141,6 +152,7 @@ impl Handler for TestHandler {
                     current_build: "b1".into(),
                     target_build: "b2".into(),
                     target_version: 7,
+                    target_pack_version: "1.0.7".into(),
                     message: String::new(),
                 };
                 let _ = sink.finish(reply::Kind::Update(info)).await;
@@ -547,14 +559,21 @@ async fn connecting_to_nothing_names_the_path_and_what_to_check() {
 }
 
 #[tokio::test]
-async fn a_client_over_the_connection_limit_is_told_busy() {
+async fn a_client_over_the_connection_limit_is_told_busy_when_every_connection_is_working() {
     let server = TestServer::start();
     let mut held = Vec::new();
     for _ in 0..Limits::DEFAULT.ipc_connections {
         let mut c = server.client().await;
-        // Answered: this connection holds a slot.
-        patient(c.call_one(status())).await.expect("status");
-        held.push(c);
+        // A followed log stream: this connection is busy, not idle.
+        let mut stream = c
+            .call(request::Kind::Logs(LogsRequest {
+                tail: 1,
+                follow: true,
+            }))
+            .await
+            .expect("logs -f");
+        patient(stream.next()).await.expect("a line").expect("reply");
+        held.push((c, stream));
     }
     let mut extra = server.client().await;
     let r = patient(extra.call_one(status())).await.expect("a reply");

@@ -114,6 +114,20 @@ impl Rig {
                 }
             }
         });
+        // A server started before the subscription (autostart) has no
+        // `process` event here: record its pid from the status.
+        let s = self.status().await;
+        if s.pid > 0 {
+            self.events.lock().expect("events").insert(
+                0,
+                Event {
+                    kind: "process".into(),
+                    message: format!("already running (pid {})", s.pid),
+                    json: serde_json::json!({"pid": s.pid}).to_string(),
+                    ..Default::default()
+                },
+            );
+        }
     }
 
     pub async fn client(&self) -> Client {
@@ -272,8 +286,9 @@ impl Drop for Rig {
             return;
         }
         for pid in self.server_pids() {
+            // Each server runs in its own process group (its pid).
             let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
         if let Some(c) = &self.daemon
             && let Some(pid) = c.id()

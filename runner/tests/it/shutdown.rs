@@ -34,7 +34,7 @@ fn update_apply_in_background(rig: &Rig) -> tokio::task::JoinHandle<()> {
 /// update ended because of the shutdown.
 async fn assert_stopped_on_build_1(rig: &mut Rig) {
     let pids = rig.server_pids();
-    assert!(!pids.is_empty());
+    assert!(!pids.is_empty(), "{:#?}", rig.event_lines());
     let status = rig.terminate().await;
     assert!(status.success(), "{status:?}; log:\n{}", rig.daemon_log());
     for pid in pids {

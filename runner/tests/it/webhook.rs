@@ -214,7 +214,14 @@ fn settings() {
     assert!(Webhook::new(WebhookSettings::default()).expect("ok").is_none());
     assert_eq!(
         WebhookSettings::default().events,
-        ["crash", "update", "rollback", "failed"]
+        [
+            "crash",
+            "update",
+            "rollback",
+            "failed",
+            "unresponsive",
+            "updaters"
+        ]
     );
     let bad = WebhookSettings {
         url: Some("ftp://x/y".into()),

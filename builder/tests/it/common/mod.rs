@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod consistency;
+
 use std::process::{Command, Output};
 
 /// `atlas-builder` with Atlas's environment variables cleared and quiet logs.

@@ -201,6 +201,34 @@ pub async fn sync(source: &str, dir: &Path, key: &PublicKey) -> Result<Report, S
 
 pub use atlas_testkit::fs::snapshot;
 
+/// [`snapshot`] without what a failed run keeps on purpose: downloads cut
+/// short, in `.atlas/partial/` (and so the times of `.atlas/` itself).
+pub fn snapshot_but_partial(root: &Path) -> BTreeMap<std::path::PathBuf, atlas_testkit::fs::Entry> {
+    snapshot(root)
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(".atlas/partial"))
+        .map(|(p, mut e)| {
+            if p == Path::new(".atlas") {
+                e.mtime = UNIX_EPOCH;
+            }
+            (p, e)
+        })
+        .collect()
+}
+
+/// The names in `DIR/.atlas/partial/`, sorted.
+pub fn partials(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join(".atlas/partial"))
+        .map(|entries| {
+            entries
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// Files (not directories) outside `.atlas/`, as path -> bytes.
 pub fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
     snapshot(root)

@@ -1,6 +1,7 @@
 //! `atlas-standin`: a stand-in Minecraft server for tests and trials.
 //!
-//! Run in a server directory like a real server, it reads `server.properties`
+//! Run in a server directory like a real server (the current directory when
+//! it holds a `server.properties`, or `--dir DIR`), it reads `server.properties`
 //! (`server-ip`, `server-port`, `enable-rcon`, `rcon.port`, `rcon.password`,
 //! `level-name`, `max-players`, `motd`), prints Minecraft-shaped log lines on
 //! stdout and into `logs/latest.log`, answers Server List Ping and RCON with
@@ -15,6 +16,9 @@
 //! halves of the library's codecs ([`atlas_runner::rcon`], [`atlas_runner::slp`]).
 //! The runner's tests and benchmark start it (`CARGO_BIN_EXE_atlas-standin`),
 //! and the release ships it so hosts can try `atlas-runnerd` without a real server.
+//!
+//! It listens on 127.0.0.1 unless `server-ip` or `--listen` says otherwise,
+//! and never writes a world (or logs) into a directory it was not pointed at.
 
 mod help;
 mod log;
@@ -24,8 +28,10 @@ mod settings;
 mod world;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use clap::Parser;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,8 +43,62 @@ use crate::server::{Server, read_stdin, shutdown};
 use crate::settings::{Behaviour, PROTOCOL, Settings, VERSION};
 use crate::world::World;
 
-/// Serves the current directory.
+/// A stand-in Minecraft server for tests and trials.
+///
+/// It serves a server directory like a real server would: reads
+/// server.properties (server-ip, server-port, enable-rcon, rcon.port,
+/// rcon.password, level-name, max-players, motd), prints Minecraft-shaped log
+/// lines on stdout and into logs/latest.log, answers the Server List Ping and
+/// RCON, takes console commands on stdin (stop, save-all [flush], save-off,
+/// save-on, say, list, help) and keeps a world directory. SIGTERM or SIGINT
+/// stops it gracefully. An optional standin.toml in the directory scripts
+/// failures (start_delay_ms, fail_start, crash_after_ms, hang_on_stop,
+/// exit_code_on_stop, players_max, players_online, corrupt_world_on_start,
+/// require_eula).
+///
+/// Try atlas-runnerd with it: `[server] command = ["atlas-standin"]` in the
+/// runner config (the daemon starts it in the server directory).
+#[derive(Debug, Parser)]
+#[command(name = "atlas-standin", version)]
+struct Args {
+    /// The server directory to serve; created if missing, and the world,
+    /// logs/ and any eula.txt are written there. Without it the current
+    /// directory is served only when it holds a server.properties.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The address to listen on when server.properties sets no server-ip
+    /// (default 127.0.0.1; 0.0.0.0 for every interface).
+    #[arg(long, value_name = "IP")]
+    listen: Option<IpAddr>,
+}
+
+/// Says what is wrong on stderr (before any log is open).
+fn usage_error(message: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "atlas-standin: {message}");
+}
+
+/// Serves `--dir`, or the current directory when it is a server directory.
 fn main() -> ExitCode {
+    let args = Args::parse();
+    let dir = match &args.dir {
+        Some(d) => {
+            if let Err(e) = std::fs::create_dir_all(d) {
+                usage_error(&format!("cannot create {}: {e}", d.display()));
+                return ExitCode::from(2);
+            }
+            d.clone()
+        }
+        None if Path::new("server.properties").is_file() => PathBuf::from("."),
+        None => {
+            usage_error(
+                "the current directory has no server.properties, so it is not a server directory; \
+                 pass --dir DIR to serve DIR (its world and logs are written there). See --help.",
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let listen = args.listen.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -46,14 +106,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = rt.block_on(run(Path::new(".")));
+    let code = rt.block_on(run(&dir, listen));
     // The stdin reader blocks in a thread; do not wait for it.
     rt.shutdown_background();
     ExitCode::from(code)
 }
 
 /// Runs the stand-in in `dir` until it stops; the process exit code.
-async fn run(dir: &Path) -> u8 {
+/// `listen` is the address used when server.properties sets no `server-ip`.
+async fn run(dir: &Path, listen: IpAddr) -> u8 {
     let started = Instant::now();
     let log = Log::open(dir);
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
@@ -61,7 +122,6 @@ async fn run(dir: &Path) -> u8 {
         log.error("cannot install signal handlers");
         return 1;
     };
-    log.info(&format!("Starting minecraft server version {VERSION}"));
     let behaviour = match Behaviour::load(dir) {
         Ok(b) => b,
         Err(e) => {
@@ -69,12 +129,26 @@ async fn run(dir: &Path) -> u8 {
             return 1;
         }
     };
+    // Vanilla checks eula.txt before anything else, writes it with
+    // eula=false when it is missing, and returns (exit code 0).
+    if behaviour.require_eula && !atlas_runner::eula::accepted(dir) {
+        if !dir.join("eula.txt").exists() {
+            log.warn("Failed to load eula.txt");
+            let _ = std::fs::write(
+                dir.join("eula.txt"),
+                "#By changing the setting below to TRUE you are indicating your agreement to our EULA (https://aka.ms/MinecraftEULA).\neula=false\n",
+            );
+        }
+        log.info("You need to agree to the EULA in order to run the server. Go to eula.txt for more info.");
+        return 0;
+    }
+    log.info(&format!("Starting minecraft server version {VERSION}"));
     log.info("Loading properties");
     let props = std::fs::read_to_string(dir.join("server.properties")).unwrap_or_default();
     let settings = Settings::from_properties(&props);
     log.info("Default game type: SURVIVAL");
-    let ip = settings.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let shown = settings.ip.map(|i| i.to_string()).unwrap_or_else(|| "*".into());
+    let ip = settings.ip.unwrap_or(listen);
+    let shown = ip.to_string();
     log.info(&format!("Starting Minecraft server on {shown}:{}", settings.port));
     let game = match tokio::net::TcpListener::bind(SocketAddr::new(ip, settings.port)).await {
         Ok(l) => l,
@@ -87,7 +161,7 @@ async fn run(dir: &Path) -> u8 {
     };
     let status = serde_json::json!({
         "version": {"name": VERSION, "protocol": PROTOCOL},
-        "players": {"max": behaviour.players_max.unwrap_or(settings.max_players), "online": 0},
+        "players": {"max": behaviour.players_max.unwrap_or(settings.max_players), "online": behaviour.players_online},
         "description": {"text": settings.motd},
         "enforcesSecureChat": false,
     });

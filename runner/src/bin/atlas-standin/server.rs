@@ -135,7 +135,8 @@ impl Server {
                 Vec::new()
             }
             "list" => vec![format!(
-                "There are 0 of a max of {} players online: ",
+                "There are {} of a max of {} players online: ",
+                self.behaviour.players_online,
                 self.players_max()
             )],
             "help" => help_lines(),

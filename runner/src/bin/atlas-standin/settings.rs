@@ -29,6 +29,10 @@ pub struct Behaviour {
     pub players_max: Option<u32>,
     /// Damage the world while preparing the level (a bad build).
     pub corrupt_world_on_start: bool,
+    /// Players the status reports online.
+    pub players_online: u32,
+    /// Refuse to run until `eula.txt` says `eula=true`, like vanilla.
+    pub require_eula: bool,
 }
 
 impl Behaviour {

@@ -15,6 +15,8 @@ use crate::backup::BackupSettings;
 use crate::metrics::MetricsSettings;
 use crate::webhook::WebhookSettings;
 
+mod host;
+
 /// Where `atlas-runnerd` and `atlas-runner` meet by default.
 pub const DEFAULT_SOCKET: &str = "/run/atlas-runner/runner.sock";
 
@@ -34,7 +36,7 @@ pub enum ConfigError {
     #[error("{path}: `{field}` {problem}")]
     Invalid {
         path: PathBuf,
-        field: &'static str,
+        field: String,
         problem: String,
     },
 }
@@ -64,6 +66,10 @@ pub struct RunnerConfig {
     pub rcon: RconSettings,
     #[serde(default)]
     pub health: HealthSettings,
+    #[serde(default)]
+    pub announce: AnnounceSettings,
+    #[serde(default)]
+    pub schedule: ScheduleSettings,
     #[serde(default)]
     pub backup: BackupSettings,
     #[serde(default)]
@@ -101,7 +107,8 @@ pub struct SourceSettings {
     /// NeoForge, vanilla); writes `.atlas/launch.json`.
     #[serde(default = "yes")]
     pub provision: bool,
-    /// Seconds of in-game warning before an update stops the server.
+    /// How long players are warned in game before an update stops the
+    /// server (the countdown of `[announce]`).
     #[serde(default = "default_announce", with = "humantime_serde")]
     pub announce: Duration,
 
@@ -129,7 +136,20 @@ pub struct SourceSettings {
     /// Per-request timeout (default 60s).
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
-    /// Deadline of a check and its downloads (default none).
+    /// Longest wait for a connection (default 10s).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for response headers (default 15s).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub header_timeout: Option<Duration>,
+    /// Bytes per second below which a transfer fails over `low_speed_time`
+    /// (default 1024; 0 turns it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_speed_limit: Option<u64>,
+    /// The stretch the low-speed limit is measured over (default 30s).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub low_speed_time: Option<Duration>,
+    /// Deadline of a check and its downloads (default 30m).
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Duration>,
 }
@@ -150,6 +170,10 @@ impl SourceSettings {
             side: self.side,
             parallelism: self.parallelism,
             timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            header_timeout: self.header_timeout,
+            low_speed_limit: self.low_speed_limit,
+            low_speed_time: self.low_speed_time,
             deadline: self.deadline,
             retries: self.retries,
             on_modified: self.on_modified,
@@ -169,18 +193,24 @@ pub struct ServerSettings {
     #[serde(default)]
     pub command: Option<Vec<String>>,
     /// The Java executable; else `JAVA_HOME`, then `PATH`, then the usual
-    /// install folders, picking one of the version the launch description needs.
+    /// install folders, picking one of the version the server needs.
     #[serde(default)]
     pub java: Option<PathBuf>,
-    /// Heap size for `-Xms`/`-Xmx`, e.g. `4G` or `4096M`.
+    /// The Java major version to run, instead of the pack's (`atlas.toml
+    /// [server] java`) or the launch description's.
+    #[serde(default)]
+    pub java_version: Option<u32>,
+    /// Heap size for `-Xms`/`-Xmx`, e.g. `4G` or `4096M`, instead of the
+    /// pack's `[server.memory]`.
     #[serde(default)]
     pub memory: Option<String>,
     /// Add the widely used G1 tuning flag set (Aikar's flags).
     #[serde(default)]
     pub g1_flags: bool,
-    /// More JVM arguments, before `-jar`.
+    /// JVM arguments, before `-jar`, instead of the pack's `jvm-args`
+    /// (`[]` runs with none).
     #[serde(default)]
-    pub jvm_args: Vec<String>,
+    pub jvm_args: Option<Vec<String>>,
     /// Arguments after the jar.
     #[serde(default = "default_server_args")]
     pub args: Vec<String>,
@@ -209,6 +239,72 @@ pub struct ServerSettings {
     /// How often a running server is pinged (players, liveness).
     #[serde(default = "default_ping_interval", with = "humantime_serde")]
     pub ping_interval: Duration,
+    /// This many failed Server List Pings in a row and the server counts as
+    /// frozen (an event, the `unresponsive` webhook, then `on_unresponsive`);
+    /// 0 turns the check off.
+    #[serde(default = "default_unresponsive_pings")]
+    pub unresponsive_pings: u32,
+    /// What a frozen server gets: `restart` (killed, then restarted like a
+    /// crash) or `alert` (the event and webhook only).
+    #[serde(default)]
+    pub on_unresponsive: OnUnresponsive,
+    /// A regular expression on console lines that says the server is ready
+    /// (then a Server List Ping must answer). Default: vanilla's
+    /// `Done (12.3s)! For help, type "help"`.
+    #[serde(default)]
+    pub ready_pattern: Option<String>,
+    /// Accept the Minecraft EULA (https://aka.ms/MinecraftEULA) for this
+    /// server: the runner writes `eula=true` into `eula.txt` before starting
+    /// it. Without it, a server whose `eula.txt` is not accepted is not started.
+    #[serde(default)]
+    pub eula: bool,
+}
+
+/// What a frozen server gets (`[server] on_unresponsive`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnresponsive {
+    /// Kill it and restart it, counted as a crash.
+    #[default]
+    Restart,
+    /// Only the event and the webhook.
+    Alert,
+}
+
+/// `[announce]`: what players read before an update or rollback stops the
+/// server. Placeholders: `{time}` (the time left), `{version}` (the pack
+/// version being installed), `{pack}`, `{build}` (short build id).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnnounceSettings {
+    /// The console command that shows a message to everyone (`say`).
+    pub command: String,
+    /// The countdown message.
+    pub message: String,
+    /// When to repeat it, counted back from the stop; times longer than
+    /// `[source] announce` are skipped, and the message is always sent when
+    /// the countdown begins.
+    #[serde(with = "duration_list")]
+    pub at: Vec<Duration>,
+    /// The last message, sent as the server stops.
+    pub now: String,
+}
+
+/// `[schedule]`: when automatic updates may stop the server
+/// (`atlas-runner update apply` is never held back).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSettings {
+    /// Wait until no player is online (from the Server List Ping) before the
+    /// countdown, at most `max_wait`.
+    pub wait_for_empty: bool,
+    /// The longest wait for an empty server; then the update goes ahead.
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+    /// A maintenance window in the host's local time, `HH:MM-HH:MM` (it may
+    /// cross midnight): automatic updates are staged at once but applied
+    /// only inside it.
+    pub window: Option<String>,
 }
 
 /// `[rcon]`: read from `server.properties` unless set here.
@@ -287,15 +383,46 @@ fn default_health_window() -> Duration {
 fn default_health_pings() -> u32 {
     3
 }
+fn default_unresponsive_pings() -> u32 {
+    4
+}
+
+/// The countdown marks `[announce] at` defaults to.
+pub const DEFAULT_ANNOUNCE_AT: [u64; 10] = [600, 300, 120, 60, 30, 10, 5, 3, 2, 1];
+
+impl Default for AnnounceSettings {
+    fn default() -> Self {
+        Self {
+            command: "say".into(),
+            message: "The server restarts in {time} to update the modpack to version {version}".into(),
+            at: DEFAULT_ANNOUNCE_AT
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            now: "The server is restarting now to update the modpack to version {version}".into(),
+        }
+    }
+}
+
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        Self {
+            wait_for_empty: false,
+            max_wait: Duration::from_secs(3600),
+            window: None,
+        }
+    }
+}
 
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             command: None,
             java: None,
+            java_version: None,
             memory: None,
             g1_flags: false,
-            jvm_args: Vec::new(),
+            jvm_args: None,
             args: default_server_args(),
             env: Default::default(),
             start_timeout: default_start_timeout(),
@@ -306,6 +433,32 @@ impl Default for ServerSettings {
             crash_limit: default_crash_limit(),
             crash_window: default_crash_window(),
             ping_interval: default_ping_interval(),
+            unresponsive_pings: default_unresponsive_pings(),
+            on_unresponsive: OnUnresponsive::default(),
+            ready_pattern: None,
+            eula: false,
+        }
+    }
+}
+
+/// The ready line of vanilla and most servers built on it:
+/// `Done (12.345s)! For help, type "help"` (Forge writes `3,21s`).
+pub const DEFAULT_READY_PATTERN: &str = r"Done \(\d+(?:[.,]\d+)?s?\)!";
+
+/// [`DEFAULT_READY_PATTERN`], compiled.
+pub fn default_ready_pattern() -> regex::Regex {
+    regex::Regex::new(DEFAULT_READY_PATTERN).expect("the default ready pattern is a valid regex")
+}
+
+impl ServerSettings {
+    /// The ready pattern, compiled (checked when the config was read).
+    pub fn ready_regex(&self) -> regex::Regex {
+        match &self.ready_pattern {
+            Some(p) => regex::Regex::new(p).unwrap_or_else(|e| {
+                tracing::error!("`server.ready_pattern`: {e}; using the default");
+                default_ready_pattern()
+            }),
+            None => default_ready_pattern(),
         }
     }
 }
@@ -377,7 +530,7 @@ impl RunnerConfig {
                 fix(r);
             }
             for k in &mut src.keys {
-                if !k.starts_with("ed25519:") && Path::new(k.as_str()).is_relative() {
+                if !k.trim_start().starts_with("ed25519") && Path::new(k.as_str()).is_relative() {
                     *k = base.join(&*k).to_string_lossy().into_owned();
                 }
             }
@@ -385,9 +538,9 @@ impl RunnerConfig {
     }
 
     fn check(&self, path: &Path) -> Result<(), ConfigError> {
-        let bad = |field: &'static str, problem: &str| ConfigError::Invalid {
+        let bad = |field: &str, problem: &str| ConfigError::Invalid {
             path: path.to_owned(),
-            field,
+            field: field.to_owned(),
             problem: problem.to_owned(),
         };
         if self.server_dir.as_os_str().is_empty() {
@@ -420,6 +573,37 @@ impl RunnerConfig {
         if self.server.crash_limit == 0 {
             return Err(bad("server.crash_limit", "must be at least 1"));
         }
+        if let Some(p) = &self.server.ready_pattern {
+            let re = regex::Regex::new(p).map_err(|e| {
+                bad(
+                    "server.ready_pattern",
+                    &format!("is not a regular expression: {e}"),
+                )
+            })?;
+            if re.is_match("") {
+                return Err(bad(
+                    "server.ready_pattern",
+                    "matches an empty line, so any output would count as ready: make it match the server's ready line",
+                ));
+            }
+        }
+        if let Some(v) = self.server.java_version
+            && !(8..=99).contains(&v)
+        {
+            return Err(bad(
+                "server.java_version",
+                "is not a Java major version (8, 17, 21, ...)",
+            ));
+        }
+        if self.announce.command.trim().is_empty() || self.announce.command.contains(char::is_whitespace) {
+            return Err(bad(
+                "announce.command",
+                "must be one console command name, like `say`",
+            ));
+        }
+        if let Some(w) = &self.schedule.window {
+            crate::schedule::Window::parse(w).map_err(|e| bad("schedule.window", &e))?;
+        }
         if let Some(src) = &self.source {
             match (src.keys.is_empty(), src.root.is_some()) {
                 (true, false) => {
@@ -442,11 +626,16 @@ impl RunnerConfig {
             if src.parallelism.is_some_and(|p| !(1..=64).contains(&p)) {
                 return Err(bad("source.parallelism", "must be from 1 to 64"));
             }
-            if src.timeout.is_some_and(|t| t < Duration::from_secs(1)) {
-                return Err(bad("source.timeout", "must be at least 1s"));
-            }
-            if src.deadline.is_some_and(|t| t < Duration::from_secs(1)) {
-                return Err(bad("source.deadline", "must be at least 1s"));
+            for (field, value) in [
+                ("source.timeout", src.timeout),
+                ("source.connect_timeout", src.connect_timeout),
+                ("source.header_timeout", src.header_timeout),
+                ("source.low_speed_time", src.low_speed_time),
+                ("source.deadline", src.deadline),
+            ] {
+                if value.is_some_and(|t| t < Duration::from_secs(1)) {
+                    return Err(bad(field, "must be at least 1s"));
+                }
             }
         }
         Ok(())
@@ -457,6 +646,25 @@ impl RunnerConfig {
         self.state_dir
             .clone()
             .unwrap_or_else(|| self.server_dir.join(".atlas-runner"))
+    }
+}
+
+/// `[announce] at`: a list of human durations.
+mod duration_list {
+    use std::time::Duration;
+
+    use humantime_serde::Serde;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(Serde::from))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Ok(Vec::<Serde<Duration>>::deserialize(d)?
+            .into_iter()
+            .map(Serde::into_inner)
+            .collect())
     }
 }
 
@@ -484,7 +692,8 @@ mod tests {
         let text = format!(
             "server_dir = \"/srv/mc\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"{key}\"]\n\
              side = \"client\"\nenable = [\"shaders.zip\"]\ndisable = [\"minimap.jar\"]\n\
-             on_modified = \"backup\"\nparallelism = 4\nretries = 2\ntimeout = \"20s\"\ndeadline = \"10m\"\n"
+             on_modified = \"backup\"\nparallelism = 4\nretries = 2\ntimeout = \"20s\"\ndeadline = \"10m\"\n\
+             connect_timeout = \"5s\"\nheader_timeout = \"20s\"\nlow_speed_limit = 4096\nlow_speed_time = \"1m\"\n"
         );
         let c = RunnerConfig::parse(Path::new("r.toml"), &text).expect("parse");
         let src = c.source.as_ref().expect("source");
@@ -497,6 +706,15 @@ mod tests {
         assert_eq!((o.parallelism, o.retry.retries), (4, 2));
         assert_eq!(o.timeout, Duration::from_secs(20));
         assert_eq!(o.deadline, Some(Duration::from_secs(600)));
+        assert_eq!(
+            (o.connect_timeout, o.header_timeout, o.low_speed_time),
+            (
+                Duration::from_secs(5),
+                Duration::from_secs(20),
+                Duration::from_secs(60)
+            )
+        );
+        assert_eq!(o.low_speed_limit, 4096);
         assert!(o.selection.enable.contains("shaders.zip") && o.selection.disable.contains("minimap.jar"));
         assert_eq!(o.cache, Some(PathBuf::from("/srv/mc/.atlas-runner/cache")));
         // Unset: the fetcher's own defaults, as for `atlas-fetcher sync`.
@@ -516,7 +734,14 @@ mod tests {
             (o.side, o.parallelism, o.retry.retries),
             (InstallSide::Server, 8, 5)
         );
-        assert_eq!((o.timeout, o.deadline), (Duration::from_secs(60), None));
+        assert_eq!(
+            (o.timeout, o.deadline),
+            (Duration::from_secs(60), Some(Duration::from_secs(1800)))
+        );
+        assert_eq!(
+            (o.header_timeout, o.low_speed_limit),
+            (Duration::from_secs(15), 1024)
+        );
         let err = RunnerConfig::parse(
             Path::new("r.toml"),
             &format!("server_dir = \"/x\"\n[source]\nurl = \"https://c/\"\npack = \"p\"\nkeys = [\"{key}\"]\nparallelism = 65\n"),

@@ -10,13 +10,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::download::{Sleeper, error_chain, parse_retry_after};
 use crate::packwiz::{HashFormat, UpstreamHash};
 
 use super::deps::Accepts;
-use super::{ModSource, ModSpec, ResolvedMod, install_path};
+use super::spec::{ModSource, ModSpec, ResolvedMod, install_path};
+
+mod version;
+pub use version::{Dependency, Version, VersionFile};
 
 /// Ids per batch request (keeps URLs well under common limits).
 const BATCH: usize = 100;
@@ -39,56 +40,6 @@ pub fn is_base62_id(s: &str) -> bool {
                 n.checked_mul(62)?.checked_add(u64::from(digit))
             })
             .is_some()
-}
-
-/// A version file (`files[]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionFile {
-    /// Algorithm name (`sha1`, `sha512`) to hex.
-    pub hashes: BTreeMap<String, String>,
-    pub url: String,
-    pub filename: String,
-    #[serde(default)]
-    pub primary: bool,
-    pub size: u64,
-}
-
-/// A dependency (`dependencies[]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Dependency {
-    pub version_id: Option<String>,
-    pub project_id: Option<String>,
-    pub file_name: Option<String>,
-    /// `required`, `optional`, `incompatible` or `embedded`.
-    pub dependency_type: String,
-}
-
-/// A version, as `GET /v2/version/{id}` returns it (the fields Atlas uses).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Version {
-    pub id: String,
-    pub project_id: String,
-    pub name: String,
-    pub version_number: String,
-    #[serde(default)]
-    pub game_versions: Vec<String>,
-    #[serde(default)]
-    pub loaders: Vec<String>,
-    #[serde(default)]
-    pub dependencies: Vec<Dependency>,
-    pub files: Vec<VersionFile>,
-}
-
-impl Version {
-    /// `id (loaders; Minecraft versions)`, for messages.
-    fn describe(&self) -> String {
-        format!(
-            "{} ({}; Minecraft {})",
-            self.id,
-            self.loaders.join(", "),
-            self.game_versions.join(", ")
-        )
-    }
 }
 
 /// A Modrinth request or lookup failed.
