@@ -408,9 +408,14 @@ pub async fn publish_instance(
     })
 }
 
+/// The blob the pages show as the pack's icon (`gc` keeps it).
+pub fn icon_digest() -> atlas_proto::Sha256Digest {
+    atlas_proto::Sha256Digest::of(DEFAULT_ICON)
+}
+
 /// Stores the icon as a blob (pages show it); returns its key.
 pub async fn publish_icon(store: &dyn Store) -> Result<String, ExportError> {
-    let key = layout::blob_key(&atlas_proto::Sha256Digest::of(DEFAULT_ICON));
+    let key = layout::blob_key(&icon_digest());
     if !store.exists(&key).await? {
         store
             .put_immutable(

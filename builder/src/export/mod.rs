@@ -85,9 +85,9 @@ impl ExportError {
     /// a race that never settled is a conflict, anything else a store failure.
     pub fn writer_class(&self) -> crate::exit::ExitClass {
         match self {
-            Self::Contended { .. } | Self::PageContended { .. } | Self::Store(StoreError::Conflict { .. }) => {
-                crate::exit::ExitClass::Conflict
-            }
+            Self::Contended { .. }
+            | Self::PageContended { .. }
+            | Self::Store(StoreError::Conflict { .. }) => crate::exit::ExitClass::Conflict,
             _ => crate::exit::ExitClass::Store,
         }
     }

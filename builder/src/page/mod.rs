@@ -28,6 +28,12 @@ pub use model::{ChannelData, IndexRow, PackView, PageInput, PageTrust};
 #[error("rendering the page: {0}")]
 pub struct RenderError(String);
 
+impl crate::exit::HasExitClass for RenderError {
+    fn exit_class(&self) -> crate::exit::ExitClass {
+        crate::exit::ExitClass::Error
+    }
+}
+
 #[derive(Template)]
 #[template(path = "pack.html")]
 struct PackTemplate<'a> {
@@ -45,6 +51,8 @@ struct StoreTemplate<'a> {
     rows: &'a [IndexRow],
     /// Every pack id listed, space-separated (read back by the next writer).
     packs: &'a str,
+    /// Store key of the icon blob (the index sits at the store's root).
+    icon: Option<&'a str>,
     style: &'a str,
     csp: &'a str,
     builder_version: &'static str,
@@ -71,7 +79,7 @@ pub fn render_pack_page_with_row(view: &PackView, index_row: &str) -> Result<Str
 }
 
 /// The store index's HTML (rows sorted by pack name).
-pub fn render_store_index(rows: &[IndexRow]) -> Result<String, RenderError> {
+pub fn render_store_index(rows: &[IndexRow], icon: Option<&str>) -> Result<String, RenderError> {
     let style = style::stylesheet();
     let csp = style::content_security_policy(&style);
     let mut rows = rows.to_vec();
@@ -87,6 +95,7 @@ pub fn render_store_index(rows: &[IndexRow]) -> Result<String, RenderError> {
     StoreTemplate {
         rows: &rows,
         packs: &packs,
+        icon,
         style: &style,
         csp: &csp,
         builder_version: env!("CARGO_PKG_VERSION"),
@@ -141,7 +150,7 @@ mod tests {
             html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
             "escaped text is shown"
         );
-        let index = render_store_index(&[model::index_row(&i)]).expect("render");
+        let index = render_store_index(&[model::index_row(&i)], None).expect("render");
         assert!(!index.contains("<script"));
         assert!(!index.contains("<img src=x"));
     }
@@ -178,7 +187,15 @@ mod tests {
             "link to paste"
         );
         assert!(html.contains("--key &#39;ed25519:AAAA&#39;"), "host command");
-        let index = render_store_index(&[model::index_row(&input("My Pack", "", "S"))]).expect("render");
+        let index = render_store_index(
+            &[model::index_row(&input("My Pack", "", "S"))],
+            Some("blobs/sha256/ab/ab"),
+        )
+        .expect("render");
+        assert!(
+            index.contains("<link rel=\"icon\" href=\"blobs/sha256/ab/ab\">"),
+            "{index}"
+        );
         assert!(index.contains("href=\"packs/p/index.html\""), "{index}");
     }
 }

@@ -74,8 +74,10 @@ impl PageKeys {
         match crate::keyset::store_keyset(store, pack)
             .await
             .map_err(|e| ExportError::Page {
-                key: layout::keyset_key(pack, 1),
-                message: e.to_string(),
+                key: layout::pack_page_key(pack),
+                message: format!(
+                    "the pack's keyset cannot be read ({e}), so no pointer can be checked for the page; the pointer is written: repair the keyset, then run `atlas-builder page`"
+                ),
             })? {
             Some(ks) => Ok(Self {
                 keys: ks.pointer_keys(),
@@ -229,6 +231,7 @@ async fn read_channel(
         .map_err(|e| format!("channel `{channel}`: {e}"))?;
     let manifest = atlas_proto::manifest::decode(&bytes, &Limits::DEFAULT.manifest)
         .map_err(|e| format!("channel `{channel}`: manifest {}: {e}", verified.build))?;
+    let history = read_history(store, pack, channel, keys, &verified.payload, &manifest).await;
     let instance_size = match &verified.payload.exports.instance {
         Some(k) => store
             .get(k, Limits::DEFAULT.export_object_bytes)
@@ -242,12 +245,95 @@ async fn read_channel(
         ChannelData {
             pointer: verified.payload,
             manifest,
-            history: Vec::new(),
+            history,
             mrpack_size: None,
             instance_size,
         },
         verified.signers,
     )))
+}
+
+/// History entries read for one channel's changelog at most (re-signs of
+/// one build make many entries per build).
+const HISTORY_READS: usize = 256;
+
+/// The channel's earlier pointer versions (docs/FORMAT.md §3), oldest
+/// first, each verified like the current one, with the manifest of the
+/// build it names when that can still be read: enough of them, newest
+/// first, for the changelog's [`model::CHANGELOG_ENTRIES`] transitions.
+/// An entry that is missing, unreadable or not signed by the pack's pointer
+/// keys is left out (the changelog then shows fewer or coarser changes).
+async fn read_history(
+    store: &dyn Store,
+    pack: &str,
+    channel: &str,
+    keys: &PageKeys,
+    current: &atlas_proto::pointer::PointerPayload,
+    current_manifest: &atlas_proto::v1::Manifest,
+) -> Vec<(
+    atlas_proto::pointer::PointerPayload,
+    Option<atlas_proto::v1::Manifest>,
+)> {
+    let prefix = layout::history_prefix(pack, channel);
+    let listed = match store.list(&prefix).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("page of `{pack}`: listing the history of channel `{channel}`: {e}");
+            return Vec::new();
+        }
+    };
+    let mut versions: Vec<u64> = listed
+        .iter()
+        .filter_map(|l| l.key.strip_prefix(&prefix)?.strip_suffix(".json")?.parse().ok())
+        .filter(|v| *v < current.version)
+        .collect();
+    versions.sort_unstable_by(|a, b| b.cmp(a));
+    let mut builds: Vec<String> = vec![current.build.clone()];
+    let mut manifests: std::collections::HashMap<String, Option<atlas_proto::v1::Manifest>> =
+        std::collections::HashMap::from([(current.build.clone(), Some(current_manifest.clone()))]);
+    let mut out = Vec::new();
+    for v in versions.into_iter().take(HISTORY_READS) {
+        let key = layout::history_key(pack, channel, v);
+        let Ok(Some(obj)) = store.get(&key, Limits::DEFAULT.pointer_bytes).await else {
+            continue;
+        };
+        let expect = Expectation {
+            pack,
+            channel,
+            now: 0,
+            last: None,
+        };
+        let verified = match SignedPointer::parse(&obj.bytes)
+            .and_then(|p| p.verify(&keys.keys, keys.threshold, &expect))
+        {
+            Ok(p) if p.payload.version == v => p,
+            Ok(_) => {
+                tracing::warn!("page of `{pack}`: `{key}` holds another version; left out");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!("page of `{pack}`: `{key}` does not verify ({e}); left out");
+                continue;
+            }
+        };
+        let build = verified.payload.build.clone();
+        if !builds.contains(&build) {
+            if builds.len() > model::CHANGELOG_ENTRIES {
+                break;
+            }
+            builds.push(build.clone());
+        }
+        if !manifests.contains_key(&build) {
+            let m = match builds::manifest_bytes(store, pack, &verified.build).await {
+                Ok(bytes) => atlas_proto::manifest::decode(&bytes, &Limits::DEFAULT.manifest).ok(),
+                Err(_) => None,
+            };
+            manifests.insert(build.clone(), m);
+        }
+        out.push((verified.payload, manifests.get(&build).cloned().flatten()));
+    }
+    out.reverse();
+    out
 }
 
 /// Replaces `key` with what `render` makes of its current bytes, by
@@ -331,7 +417,7 @@ pub async fn write_pages(
         }
         Err(e) => return Err(e),
     };
-    let (index_status, ()) = write_index(store, &row).await?;
+    let (index_status, ()) = write_index(store, &row, icon.as_deref()).await?;
     Ok(PageReport {
         page: page_key,
         page_status,
@@ -403,7 +489,11 @@ async fn render_page(
 
 /// Rewrites the store index with `row` for its pack and every other pack's
 /// row read from that pack's own page.
-async fn write_index(store: &dyn Store, row: &IndexRow) -> Result<(PageStatus, ()), ExportError> {
+async fn write_index(
+    store: &dyn Store,
+    row: &IndexRow,
+    icon: Option<&str>,
+) -> Result<(PageStatus, ()), ExportError> {
     cas_loop(store, layout::STORE_INDEX_KEY, |old| {
         let old_text = old.map(|b| String::from_utf8_lossy(&b).into_owned());
         async move {
@@ -440,7 +530,7 @@ async fn write_index(store: &dyn Store, row: &IndexRow) -> Result<(PageStatus, (
                     }),
                 }
             }
-            let html = super::render_store_index(&rows).map_err(|e| ExportError::Page {
+            let html = super::render_store_index(&rows, icon).map_err(|e| ExportError::Page {
                 key: layout::STORE_INDEX_KEY.to_owned(),
                 message: e.to_string(),
             })?;
