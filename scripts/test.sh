@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests run besides Rust
-# (scripts/test-prereqs.sh: a JDK, systemd-analyze, Node.js, nginx, Caddy,
+# (scripts/test-prereqs.sh: a JDK, systemd-analyze, Node.js, nginx, Caddy, Chromium,
 # and the pinned mcstatus, mcrcon and flying-squid under target/ci-tools/),
 # then runs the whole workspace's tests. Extra arguments go to cargo test:
 #

@@ -24,7 +24,7 @@
  *
  * Lines for the launcher's log start with `!![Level]!` (Prism Launcher and
  * MultiMC read that prefix as the line's level). docs/SECURITY.md, "Players'
- * instances", has the threat model; docs/FORMAT.md section 8 the files.
+ * instances", has the threat model; docs/FORMAT.md section 10 the files.
  */
 
 import java.io.BufferedReader;

@@ -1,5 +1,5 @@
 //! Programs a pack's players run, pinned by the signed channel pointer
-//! (format 1.3, docs/FORMAT.md §8): the `atlas-fetcher` build for each
+//! (format 1.3, docs/FORMAT.md §10): the `atlas-fetcher` build for each
 //! platform, by SHA-256 and size, stored as an ordinary blob.
 //!
 //! The instance archive's bootstrap (Java) runs only a binary whose hash it

@@ -1,5 +1,5 @@
 //! The player tools a publish or promote puts into the store and pins in the
-//! channel pointer (docs/FORMAT.md §8): `--player-tools DIR` holds what one
+//! channel pointer (docs/FORMAT.md §10): `--player-tools DIR` holds what one
 //! Atlas release ships for players, laid out as
 //!
 //! ```text

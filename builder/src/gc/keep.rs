@@ -1,4 +1,4 @@
-//! What garbage collection keeps (docs/FORMAT.md §8): the builds each
+//! What garbage collection keeps (docs/FORMAT.md §9): the builds each
 //! channel of the pack points to or pointed to recently (its last
 //! `keep_builds` distinct builds, and every build live within the grace
 //! period), every manifest younger than the grace period, every build of

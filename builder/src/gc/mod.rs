@@ -10,7 +10,7 @@
 //! Deleting runs in steps, each after reading the store again
 //! ([`keep::Keep::refresh`]): build objects, then packwiz files, then blobs
 //! in batches of 1,000, so a publish or promote that ran meanwhile keeps
-//! what it named (docs/FORMAT.md §8 says what remains to chance).
+//! what it named (docs/FORMAT.md §9 says what remains to chance).
 
 pub mod error;
 pub mod keep;

@@ -232,25 +232,31 @@ async fn read_channel(
     let manifest = atlas_proto::manifest::decode(&bytes, &Limits::DEFAULT.manifest)
         .map_err(|e| format!("channel `{channel}`: manifest {}: {e}", verified.build))?;
     let history = read_history(store, pack, channel, keys, &verified.payload, &manifest).await;
-    let instance_size = match &verified.payload.exports.instance {
-        Some(k) => store
-            .get(k, Limits::DEFAULT.export_object_bytes)
-            .await
-            .ok()
-            .flatten()
-            .map(|o| o.bytes.len() as u64),
-        None => None,
-    };
+    let mrpack_size = object_size(store, verified.payload.exports.mrpack.as_deref()).await;
+    let instance_size = object_size(store, verified.payload.exports.instance.as_deref()).await;
     Ok(Some((
         ChannelData {
             pointer: verified.payload,
             manifest,
             history,
-            mrpack_size: None,
+            mrpack_size,
             instance_size,
         },
         verified.signers,
     )))
+}
+
+/// The size of a stored object from a listing (the page shows it beside
+/// the download); `None` when it cannot be listed.
+async fn object_size(store: &dyn Store, key: Option<&str>) -> Option<u64> {
+    let key = key?;
+    store
+        .list(key)
+        .await
+        .ok()?
+        .into_iter()
+        .find(|l| l.key == key)
+        .map(|l| l.size)
 }
 
 /// History entries read for one channel's changelog at most (re-signs of
@@ -427,7 +433,8 @@ pub async fn write_pages(
     })
 }
 
-/// The page made from the channels `old` lists plus `channel`, read now;
+/// The page made from the channels `old` lists plus `channel` (without one:
+/// plus every channel with a pointer), read now;
 /// with the pointer versions shown, the channels left out and the index row.
 async fn render_page(
     store: &dyn Store,
@@ -442,7 +449,21 @@ async fn render_page(
         .and_then(|h| meta(h, "atlas-pointers"))
         .map(|m| pointer_versions(&m).into_iter().map(|(c, _)| c).collect())
         .unwrap_or_default();
-    names.extend(channel.map(str::to_owned));
+    match channel {
+        Some(c) => names.push(c.to_owned()),
+        // `page` and `resign`: every channel with a pointer in the store
+        // (a page lost or never written is made whole again).
+        None => {
+            let prefix = format!("packs/{pack}/channels/");
+            for l in store.list(&prefix).await? {
+                if let Some(c) = l.key.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".json"))
+                    && !c.contains('/')
+                {
+                    names.push(c.to_owned());
+                }
+            }
+        }
+    }
     names.retain(|c| layout::validate_channel(c).is_ok());
     names.sort_by_key(|c| model::channel_order(c));
     names.dedup();

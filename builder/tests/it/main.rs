@@ -18,6 +18,7 @@ mod packwiz_corpus;
 mod packwiz_parse;
 mod packwiz_real;
 mod page_browser;
+mod page_race;
 mod pointer_race;
 mod publish;
 mod publish_race;

@@ -2,7 +2,7 @@
 //! fetcher whose SHA-256 is pinned in `atlas/fetcher.properties` (else in
 //! the archive's `atlas/instance.properties`). Only this module writes
 //! `fetcher.properties`, and only with pins from a pointer the running
-//! fetcher has just verified (the `tools` of docs/FORMAT.md §8), for a
+//! fetcher has just verified (the `tools` of docs/FORMAT.md §10), for a
 //! release at least as new as the running one and the pinned one: pins move
 //! forward, and only through the creator's signature.
 //!

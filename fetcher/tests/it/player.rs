@@ -514,6 +514,52 @@ async fn a_fetcher_that_does_not_match_its_pin_never_runs() {
     assert!(tree(&launch.instance.join("minecraft")).is_empty());
 }
 
+/// The cache is only a cache: a cached fetcher changed after it was
+/// checked (by anything that can write the player's cache folder) is
+/// hashed again before it runs, refused, deleted, and fetched afresh on
+/// the next launch.
+#[tokio::test]
+async fn a_cached_fetcher_changed_after_its_check_never_runs() {
+    let w = World::new();
+    w.publish("production").await;
+    let launch = w.import("production", "Cached").await;
+    let out = launch.pre_launch(Launcher::Prism).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let pin = &w.tools.release.targets[host_target()];
+    let cached = w
+        .tmp
+        .path()
+        .join("cache/atlas/fetcher")
+        .join(&pin.sha256)
+        .join("atlas-fetcher");
+    let marker = w.tmp.path().join("ran");
+    let evil = format!("#!/bin/sh\ntouch '{}'\n", marker.display());
+    std::fs::write(&cached, evil).expect("replace the cached fetcher");
+    let before = tree(&launch.instance.join("minecraft"));
+    w.server().reset_requests();
+    let out = launch.pre_launch(Launcher::Prism).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let error = lines(&out, "Error").join("\n");
+    assert!(error.contains("no longer matches its pin"), "{}", text(&out));
+    assert!(error.contains("nothing was run"), "{}", text(&out));
+    assert!(!marker.exists(), "the changed binary never ran");
+    assert!(!cached.exists(), "it was deleted");
+    assert!(w.server().requests().is_empty(), "refused before any request");
+    assert_eq!(
+        tree(&launch.instance.join("minecraft")),
+        before,
+        "nothing changed"
+    );
+    // The next launch downloads the pinned binary again and runs it.
+    let out = launch.pre_launch(Launcher::Prism).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        Sha256Digest::of(&std::fs::read(&cached).expect("cached again")).to_hex(),
+        pin.sha256
+    );
+    assert!(!marker.exists());
+}
+
 #[tokio::test]
 async fn the_first_launch_needs_the_store() {
     let mut w = World::new();
