@@ -41,6 +41,8 @@ use atlas_testkit::http::StaticServer;
 const PACK: &str = "browser-pack";
 
 /// The Chromium to drive, or `None` (with the test's verdict on that).
+// The skip notice goes to stderr, where `cargo test -- --nocapture` shows it.
+#[allow(clippy::print_stderr)]
 fn chromium() -> Option<PathBuf> {
     let found = std::env::var_os("ATLAS_CHROMIUM").map(PathBuf::from).or_else(|| {
         ["chromium", "chromium-browser"].iter().find_map(|name| {
