@@ -234,9 +234,9 @@ pub fn check_source(source: &PackSource, pack_dir: &str) -> Result<CheckReport, 
     let mut report = match read_pack_toml(source)? {
         Some(bytes) if !is_packwiz(&bytes) => {
             let mut report = CheckReport::new(pack_dir, PackFormat::Native);
-            match crate::build::native::plan(source, &PlanOptions::default()) {
-                Ok(plan) => {
-                    let m = &plan.manifest;
+            match crate::build::native::check(source, &PlanOptions::default()) {
+                Ok(manifest) => {
+                    let m = &manifest;
                     report.name = Some(m.name.clone());
                     report.version = Some(m.version.clone());
                     report.minecraft = Some(m.minecraft_version.clone());

@@ -196,6 +196,25 @@ pub fn assemble(
     opts: &PlanOptions,
     planned: Vec<PlannedFile>,
 ) -> Result<BuildPlan, PlanError> {
+    let (manifest, blobs) = assemble_manifest(source, info, opts, planned);
+    let manifest_bytes = encode_manifest(&manifest, &Limits::DEFAULT)?;
+    let build_id = manifest::build_id(&manifest_bytes);
+    Ok(BuildPlan {
+        manifest,
+        manifest_bytes,
+        build_id,
+        blobs,
+    })
+}
+
+/// The manifest of planned files (sorted by path) and the distinct blobs it
+/// references, not yet encoded.
+pub fn assemble_manifest(
+    source: &PackSource,
+    info: PackInfo,
+    opts: &PlanOptions,
+    planned: Vec<PlannedFile>,
+) -> (Manifest, BTreeMap<Sha256Digest, BlobSource>) {
     let mut files = Vec::with_capacity(planned.len());
     let mut blobs = BTreeMap::new();
     for p in planned {
@@ -230,21 +249,38 @@ pub fn assemble(
         author: info.author,
         server: opts.server.clone(),
     };
-    let manifest_bytes = encode_manifest(&manifest, &Limits::DEFAULT)?;
-    let build_id = manifest::build_id(&manifest_bytes);
-    Ok(BuildPlan {
-        manifest,
-        manifest_bytes,
-        build_id,
-        blobs,
-    })
+    (manifest, blobs)
 }
 
 /// Encodes `manifest`, refusing one that a host reading under `limits`
 /// would refuse: too many files, too many bytes decoded, or too many
 /// stored. The builder writes only what the fetcher reads.
 pub fn encode_manifest(manifest: &Manifest, limits: &Limits) -> Result<Vec<u8>, PlanError> {
-    let too_large = |what: String, limit: String| PlanError::ManifestTooLarge { what, limit };
+    check_counts(manifest, limits)?;
+    let bytes = manifest::encode(manifest)?;
+    check_stored(bytes.len(), limits)?;
+    Ok(bytes)
+}
+
+/// What [`encode_manifest`] refuses, decided without compressing when it
+/// can be (for `check`): a manifest whose compressed size cannot exceed the
+/// stored-size cap (zstd's bound on its protobuf size) is only validated;
+/// otherwise it is encoded to learn its size. Zstd at the build id's fixed
+/// level is most of what planning a big pack costs (docs/BENCHMARKS.md).
+pub fn check_manifest(manifest: &Manifest, limits: &Limits) -> Result<(), PlanError> {
+    let encoded = check_counts(manifest, limits)?;
+    let bound = manifest::stored_len_bound(usize::try_from(encoded).unwrap_or(usize::MAX));
+    if bound as u64 <= limits.manifest_stored_bytes {
+        let mut sorted = manifest.clone();
+        sorted.files.sort_by(|a, b| a.path.cmp(&b.path));
+        manifest::validate(&sorted)?;
+        return Ok(());
+    }
+    check_stored(manifest::encode(manifest)?.len(), limits)
+}
+
+/// The file-count and decoded-size caps; returns the protobuf size.
+fn check_counts(manifest: &Manifest, limits: &Limits) -> Result<u64, PlanError> {
     let caps = &limits.manifest;
     if manifest.files.len() > caps.max_files {
         return Err(too_large(
@@ -259,14 +295,21 @@ pub fn encode_manifest(manifest: &Manifest, limits: &Limits) -> Result<Vec<u8>, 
             format!("{} bytes", caps.max_decoded_bytes),
         ));
     }
-    let bytes = manifest::encode(manifest)?;
-    if bytes.len() as u64 > limits.manifest_stored_bytes {
+    Ok(decoded)
+}
+
+fn check_stored(len: usize, limits: &Limits) -> Result<(), PlanError> {
+    if len as u64 > limits.manifest_stored_bytes {
         return Err(too_large(
-            format!("{} bytes compressed", bytes.len()),
+            format!("{len} bytes compressed"),
             format!("{} bytes", limits.manifest_stored_bytes),
         ));
     }
-    Ok(bytes)
+    Ok(())
+}
+
+fn too_large(what: String, limit: String) -> PlanError {
+    PlanError::ManifestTooLarge { what, limit }
 }
 
 #[cfg(test)]
@@ -334,5 +377,36 @@ mod tests {
         assert!(msg.contains("bytes compressed"), "{msg}");
         stored.manifest_stored_bytes = bytes.len() as u64;
         assert_eq!(encode_manifest(&m, &stored).expect("at the cap"), bytes);
+    }
+
+    #[test]
+    fn check_refuses_exactly_what_the_encoder_refuses() {
+        let m = manifest(300);
+        let bytes = encode_manifest(&m, &Limits::DEFAULT).expect("within the default caps");
+        check_manifest(&m, &Limits::DEFAULT).expect("within the default caps");
+
+        let mut few = Limits::DEFAULT;
+        few.manifest.max_files = 299;
+        check_manifest(&m, &few).expect_err("files");
+        let mut small = Limits::DEFAULT;
+        small.manifest.max_decoded_bytes = 1000;
+        check_manifest(&m, &small).expect_err("decoded");
+
+        // A stored cap below zstd's bound: compressed to learn the size.
+        let mut stored = Limits::DEFAULT;
+        stored.manifest_stored_bytes = bytes.len() as u64 - 1;
+        let msg = check_manifest(&m, &stored).expect_err("stored").to_string();
+        assert!(msg.contains("bytes compressed"), "{msg}");
+        stored.manifest_stored_bytes = bytes.len() as u64;
+        check_manifest(&m, &stored).expect("at the cap");
+
+        // Structural checks still run when nothing is compressed.
+        let mut twice = m.clone();
+        twice.files.push(twice.files[0].clone());
+        let msg = check_manifest(&twice, &Limits::DEFAULT)
+            .expect_err("twice")
+            .to_string();
+        assert!(msg.contains("listed twice"), "{msg}");
+        encode_manifest(&twice, &Limits::DEFAULT).expect_err("twice");
     }
 }

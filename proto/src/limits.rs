@@ -28,7 +28,7 @@ pub struct Limits {
     /// A decoded manifest: decompressed bytes and file entries.
     pub manifest: ManifestLimits,
     /// Largest zstd window a manifest may use, as log2 bytes (16 MiB). The
-    /// builder's level 19 uses 8 MiB; without a bound a 10-byte frame header
+    /// builder's fixed level uses at most 8 MiB; without a bound a 10-byte frame header
     /// could make a decoder reserve 2 GiB before the output cap applies.
     pub manifest_window_log: u32,
     /// An install path, in bytes.

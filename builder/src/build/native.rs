@@ -2,11 +2,11 @@
 //! `[[mods]]` name mods (Modrinth, CurseForge, URL with hash, or a file of
 //! the repository by `path`).
 
-use atlas_proto::v1::{File, Loader};
+use atlas_proto::v1::{File, Loader, Manifest};
 
 use crate::pack::{NativePack, PACK_FILE, PackError, parse_hash};
 use crate::packwiz::{HashFormat, UpstreamHash};
-use crate::plan::{BuildPlan, PackInfo, PlanError, PlanOptions, PlannedFile, assemble};
+use crate::plan::{BuildPlan, PackInfo, PlanError, PlanOptions, PlannedFile, assemble, assemble_manifest};
 use crate::repo::PackSource;
 use crate::resolve::deps::Target;
 use crate::resolve::fetch::mod_entry;
@@ -44,6 +44,18 @@ pub fn plan(source: &PackSource, opts: &PlanOptions) -> Result<BuildPlan, PlanEr
     let (text, pack_file) = read_pack_toml(source)?;
     let pack = NativePack::parse(&text, &pack_file)?;
     assemble(source, info(&pack), opts, repo_files(source, &pack, &pack_file)?)
+}
+
+/// What [`plan`] would build, checked against every cap a host reads
+/// with but not compressed (when the caps allow it: `check`'s path, where
+/// the build id is not needed).
+pub fn check(source: &PackSource, opts: &PlanOptions) -> Result<Manifest, PlanError> {
+    let (text, pack_file) = read_pack_toml(source)?;
+    let pack = NativePack::parse(&text, &pack_file)?;
+    let planned = repo_files(source, &pack, &pack_file)?;
+    let (manifest, _) = assemble_manifest(source, info(&pack), opts, planned);
+    crate::plan::check_manifest(&manifest, &atlas_proto::Limits::DEFAULT)?;
+    Ok(manifest)
 }
 
 /// Plans a native pack with its mods: every `[[mods]]` entry is resolved

@@ -60,8 +60,18 @@ impl Syncer {
             trusted_keys: check.trusted_keys.clone(),
             fetched_at: Some(self.now()),
         };
-        if check.trust.channels.get(&key) == Some(&entry) {
-            return None;
+        if let Some(prev) = check.trust.channels.get(&key) {
+            // Only the time of the full fetch differs: worth a write when
+            // it renews a validator the next run may send (docs/FORMAT.md
+            // §5); a source without validators (a directory) or one still
+            // fresh leaves the file, and the directory, as they were.
+            let same = TrustEntry {
+                fetched_at: prev.fetched_at,
+                ..entry.clone()
+            } == *prev;
+            if same && (entry.etag.is_none() || super::check::validator_fresh(prev, self.now())) {
+                return None;
+            }
         }
         let mut t = check.trust.clone();
         t.format = state::STATE_FORMAT;

@@ -27,7 +27,7 @@ use crate::state::{self, InstallState, Sha256Hex, TrustEntry};
 /// twice within a second at the same size keeps its ETag, and every host
 /// would be answered 304 for the old pointer until the next write. Fetching
 /// in full once in a while bounds how long a host can stay behind.
-fn validator_fresh(e: &TrustEntry, now: u64) -> bool {
+pub(super) fn validator_fresh(e: &TrustEntry, now: u64) -> bool {
     e.fetched_at.is_some_and(|at| {
         now >= at
             && now - at < REVALIDATE_AFTER_SECS

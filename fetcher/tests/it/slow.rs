@@ -167,7 +167,7 @@ async fn a_server_that_never_answers_costs_seconds_not_minutes_by_default() {
     installed(&mut store, &srv, &host).await;
     tokio::time::pause();
     srv.set_fault(&Store::pointer_key(), Fault::Stall);
-    let (before, sibling) = (snapshot(&host.dir()), snapshot(&host.sibling()));
+    let (before, sibling) = (snapshot_but_lock(&host.dir()), snapshot(&host.sibling()));
     let start = Instant::now();
     let syncer = Syncer::new(defaults(&srv.url(), &host.dir(), &store)).expect("syncer");
     let run = syncer.sync(false, &NoProgress);
@@ -181,7 +181,7 @@ async fn a_server_that_never_answers_costs_seconds_not_minutes_by_default() {
     assert!(err.to_string().contains("--header-timeout"), "{err}");
     // Six attempts of 15 s each plus their backoff (about 6 minutes before).
     assert!(took <= Duration::from_secs(6 * 15 + 16 + 5), "took {took:?}");
-    assert_eq!(snapshot(&host.dir()), before);
+    assert_eq!(snapshot_but_lock(&host.dir()), before);
     assert_eq!(snapshot(&host.sibling()), sibling);
     lock_is_free(&host.dir());
 }
@@ -260,7 +260,7 @@ async fn special_files_in_a_directory_store_are_refused() {
         store.publish(&next());
         let blob = store.root().join(layout::blob_key(&Sha256Digest::of(&blob(2))));
         let _listener = make(special, &blob);
-        let (before, sibling) = (snapshot(&host.dir()), snapshot(&host.sibling()));
+        let (before, sibling) = (snapshot_but_lock(&host.dir()), snapshot(&host.sibling()));
         let err = tokio::time::timeout(
             Duration::from_secs(60),
             sync(&store.file_url(), &host.dir(), &store.public()),
@@ -271,7 +271,7 @@ async fn special_files_in_a_directory_store_are_refused() {
         assert!(matches!(err, SyncError::NotAFile { .. }), "{special:?}: {err}");
         assert_eq!(err.exit_code(), exit::SOURCE);
         assert!(err.to_string().contains("not a regular file"), "{err}");
-        assert_eq!(snapshot(&host.dir()), before, "{special:?}");
+        assert_eq!(snapshot_but_lock(&host.dir()), before, "{special:?}");
         assert_eq!(snapshot(&host.sibling()), sibling, "{special:?}");
         lock_is_free(&host.dir());
     }
@@ -339,7 +339,7 @@ async fn the_binary_exits_on_a_fifo_in_a_file_store_and_releases_the_lock() {
     store.publish(&next());
     let blob = store.root().join(layout::blob_key(&Sha256Digest::of(&blob(2))));
     make(Special::Fifo, &blob);
-    let (before, sibling) = (snapshot(&host.dir()), snapshot(&host.sibling()));
+    let (before, sibling) = (snapshot_but_lock(&host.dir()), snapshot(&host.sibling()));
     let mut child = fetcher(&store.file_url(), &store, &host.dir(), &["--deadline", "5"]);
     let out = tokio::task::spawn_blocking(move || exits_within(&mut child, Duration::from_secs(60), "FIFO"))
         .await
@@ -354,7 +354,7 @@ async fn the_binary_exits_on_a_fifo_in_a_file_store_and_releases_the_lock() {
         stderr.contains(&blob.display().to_string()),
         "names the file: {stderr}"
     );
-    assert_eq!(snapshot(&host.dir()), before);
+    assert_eq!(snapshot_but_lock(&host.dir()), before);
     assert_eq!(snapshot(&host.sibling()), sibling);
     lock_is_free(&host.dir());
 }
@@ -366,7 +366,7 @@ async fn the_binary_ends_at_its_deadline_and_releases_the_lock() {
     let host = Host::new();
     installed(&mut store, &srv, &host).await;
     srv.set_fault(&Store::pointer_key(), Fault::Stall);
-    let (before, sibling) = (snapshot(&host.dir()), snapshot(&host.sibling()));
+    let (before, sibling) = (snapshot_but_lock(&host.dir()), snapshot(&host.sibling()));
     let mut child = fetcher(&srv.url(), &store, &host.dir(), &["--deadline", "2"]);
     let out = tokio::task::spawn_blocking(move || {
         exits_within(&mut child, Duration::from_secs(30), "stalled server")
@@ -376,7 +376,7 @@ async fn the_binary_ends_at_its_deadline_and_releases_the_lock() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(exit::SOURCE), "{stderr}");
     assert!(stderr.contains("deadline of 2 s"), "{stderr}");
-    assert_eq!(snapshot(&host.dir()), before);
+    assert_eq!(snapshot_but_lock(&host.dir()), before);
     assert_eq!(snapshot(&host.sibling()), sibling);
     lock_is_free(&host.dir());
 }

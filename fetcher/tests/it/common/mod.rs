@@ -216,6 +216,22 @@ pub fn snapshot_but_partial(root: &Path) -> BTreeMap<std::path::PathBuf, atlas_t
         .collect()
 }
 
+/// [`snapshot`] without the lock file's bytes and times: a run writes its
+/// holder (program, pid) there for the runner's two-updaters check, so a
+/// run of another process changes it even when it changes nothing else.
+pub fn snapshot_but_lock(root: &Path) -> BTreeMap<std::path::PathBuf, atlas_testkit::fs::Entry> {
+    snapshot(root)
+        .into_iter()
+        .map(|(p, mut e)| {
+            if p == Path::new(".atlas/lock") {
+                e.bytes.clear();
+                e.mtime = UNIX_EPOCH;
+            }
+            (p, e)
+        })
+        .collect()
+}
+
 /// The names in `DIR/.atlas/partial/`, sorted.
 pub fn partials(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join(".atlas/partial"))

@@ -11,7 +11,12 @@ pub(super) enum Class {
     Manifest,
     Blob,
     Mrpack,
-    Packwiz,
+    /// A channel's packwiz `pack.toml`: the one mutable packwiz object.
+    PackwizEntry,
+    /// A build's packwiz pack file, index or metafile, named by its hash.
+    PackwizImmutable,
+    /// A pointer envelope kept in the channel's history.
+    History,
     Page,
     /// A channel's instance archive (format 1.3).
     Instance,
@@ -41,7 +46,13 @@ impl Class {
             }
             ["packs", _, "builds", b, "manifest.pb.zst"] if hex64(b) => Class::Manifest,
             ["packs", _, "builds", b, "pack.mrpack"] if hex64(b) => Class::Mrpack,
-            ["packs", _, "channels", _, "packwiz", .., f] if f.ends_with(".toml") => Class::Packwiz,
+            ["packs", _, "channels", _, "packwiz", "pack.toml"] => Class::PackwizEntry,
+            ["packs", _, "channels", _, "packwiz", .., f] if packwiz_immutable(f) => Class::PackwizImmutable,
+            ["packs", _, "channels", _, "history", v]
+                if v.strip_suffix(".json").is_some_and(|n| n.parse::<u64>().is_ok()) =>
+            {
+                Class::History
+            }
             ["packs", _, "instances", h, f] if hex64(h) && f.ends_with(".zip") => Class::Instance,
             ["index.html"] => Class::StoreIndex,
             ["packs", _, .., f] if f.ends_with(".html") => Class::Page,
@@ -61,12 +72,34 @@ impl Class {
             Class::Manifest => (CONTENT_TYPE_MANIFEST, CACHE_IMMUTABLE),
             Class::Blob => (CONTENT_TYPE_BLOB, CACHE_IMMUTABLE),
             Class::Mrpack => (CONTENT_TYPE_MRPACK, CACHE_IMMUTABLE),
-            Class::Packwiz => (CONTENT_TYPE_TOML, CACHE_POINTER),
+            Class::PackwizEntry => (CONTENT_TYPE_TOML, CACHE_POINTER),
+            Class::PackwizImmutable => (CONTENT_TYPE_TOML, CACHE_IMMUTABLE),
+            Class::History => (CONTENT_TYPE_POINTER, CACHE_IMMUTABLE),
             Class::Page | Class::StoreIndex => (CONTENT_TYPE_HTML, CACHE_PAGE),
             Class::Instance => (CONTENT_TYPE_ZIP, CACHE_IMMUTABLE),
             Class::Hidden => return None,
         })
     }
+}
+
+/// The immutable file names of a channel's packwiz folder (docs/FORMAT.md
+/// §7): `pack-<sha256>.toml`, `index-<sha256>.toml`, `<name>.<16 hex>.pw.toml`.
+fn packwiz_immutable(name: &str) -> bool {
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    if let Some(h) = name
+        .strip_prefix("pack-")
+        .or_else(|| name.strip_prefix("index-"))
+        .and_then(|r| r.strip_suffix(".toml"))
+    {
+        return hex(h, 64);
+    }
+    name.strip_suffix(".pw.toml")
+        .and_then(|r| r.rsplit_once('.'))
+        .is_some_and(|(stem, h)| !stem.is_empty() && hex(h, 16))
 }
 
 /// Every file under `root`, as store keys.
@@ -80,7 +113,7 @@ pub(super) fn store_keys(root: &Path) -> Vec<String> {
 
 /// The first cell of each class's row in docs/FORMAT.md §1's layout table,
 /// and how the "Content types:" sentence below it names the class.
-const FORMAT_MD_ROWS: [(Class, &str, &str); 9] = [
+const FORMAT_MD_ROWS: [(Class, &str, &str); 11] = [
     (
         Class::Pointer,
         "`packs/<pack>/channels/<channel>.json`",
@@ -99,8 +132,18 @@ const FORMAT_MD_ROWS: [(Class, &str, &str); 9] = [
         "`.mrpack`",
     ),
     (
-        Class::Packwiz,
-        "`packs/<pack>/channels/<channel>/packwiz/…`",
+        Class::History,
+        "`packs/<pack>/channels/<channel>/history/<version>.json`",
+        "history entries",
+    ),
+    (
+        Class::PackwizEntry,
+        "`packs/<pack>/channels/<channel>/packwiz/pack.toml`",
+        "packwiz files",
+    ),
+    (
+        Class::PackwizImmutable,
+        "`packs/<pack>/channels/<channel>/packwiz/pack-<sha256>.toml`, `index-<sha256>.toml`, `…/<name>.<16 hex>.pw.toml`",
         "packwiz files",
     ),
     (
