@@ -161,10 +161,14 @@ impl DirStore {
             for entry in entries {
                 let entry = entry.map_err(|e| self.err(prefix, format!("listing {}: {e}", d.display())))?;
                 let path = entry.path();
-                // Not followed: a link's own metadata.
-                let meta = entry
-                    .metadata()
-                    .map_err(|e| self.err(prefix, format!("reading {}: {e}", path.display())))?;
+                // Not followed: a link's own metadata. An entry gone since
+                // the directory was read (a writer's temporary file renamed
+                // into place, an object deleted) is no longer listed.
+                let meta = match entry.metadata() {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(self.err(prefix, format!("reading {}: {e}", path.display()))),
+                };
                 let Ok(rel) = path.strip_prefix(&self.root) else {
                     continue;
                 };
