@@ -95,6 +95,7 @@ async fn populate(root: &Path, store: &dyn Store) {
             lifetime: Duration::from_secs(86_400 * 30),
             force: false,
             exports: Default::default(),
+            tools: Default::default(),
         })
         .await
         .expect("pointer");

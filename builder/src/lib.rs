@@ -26,6 +26,7 @@ pub mod keyset;
 pub mod mrpack;
 pub mod pack;
 pub mod packwiz;
+pub mod page;
 pub mod plan;
 pub mod pointer;
 pub mod progress;

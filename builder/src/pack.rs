@@ -182,6 +182,12 @@ pub struct NativePack {
     pub version: String,
     pub minecraft: String,
     pub loader: LoaderDef,
+    /// What the pack is, for players (plain text, shown on the pack's page).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Who makes the pack (plain text).
+    #[serde(default)]
+    pub author: Option<String>,
     #[serde(default)]
     pub files: Vec<FilesEntry>,
     #[serde(default)]

@@ -167,6 +167,10 @@ pub struct PackInfo {
     pub version: String,
     pub minecraft: String,
     pub loader: Loader,
+    /// The creator's description (plain text; empty when none).
+    pub description: String,
+    /// The pack's author(s) (plain text; empty when none).
+    pub author: String,
 }
 
 /// A pack id from a pack's name (packwiz, `.mrpack`): lowercase, other
@@ -241,6 +245,8 @@ pub fn assemble_manifest(
         minecraft_version: info.minecraft,
         loader: Some(info.loader),
         files,
+        description: info.description,
+        author: info.author,
         server: opts.server.clone(),
     };
     (manifest, blobs)

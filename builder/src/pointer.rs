@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use atlas_proto::layout::{CACHE_POINTER, CONTENT_TYPE_POINTER, history_key, pointer_key};
 use atlas_proto::pointer::{self, Exports, POINTER_FORMAT, PointerPayload, SignedPointer};
+use atlas_proto::tools::Tools;
 use atlas_proto::{SecretKey, Sha256Digest};
 
 use crate::store::{Body, Expected, ObjectMeta, Store, StoreError};
@@ -151,6 +152,8 @@ pub struct PointerRequest<'a> {
     pub force: bool,
     /// The launcher exports the pointer names.
     pub exports: Exports,
+    /// The player tools the pointer pins (format 1.3; empty: none).
+    pub tools: Tools,
 }
 
 /// Points the channel at the build, signing version `current + 1`.
@@ -208,7 +211,11 @@ async fn point_channel_once(req: &PointerRequest<'_>) -> Result<PointerUpdate, P
         keep_in_history(store, pack, channel, c.payload.version, &c.bytes).await?;
     }
     if let Some(c) = &current {
-        if c.payload.build == req.build.to_hex() && c.payload.exports == req.exports && !req.force {
+        if c.payload.build == req.build.to_hex()
+            && c.payload.exports == req.exports
+            && c.payload.tools == req.tools
+            && !req.force
+        {
             return Ok(PointerUpdate {
                 channel: channel.to_owned(),
                 key: object_key,
@@ -237,6 +244,7 @@ async fn point_channel_once(req: &PointerRequest<'_>) -> Result<PointerUpdate, P
         issued_at: req.now,
         expires_at: req.now.saturating_add(req.lifetime.as_secs()),
         exports: req.exports.clone(),
+        tools: req.tools.clone(),
     };
     let envelope = Bytes::from(pointer::sign(&payload, &[key]));
     let expected = current.map_or(Expected::Absent, |c| Expected::ETag(c.etag));
@@ -305,6 +313,7 @@ pub async fn resign(
         force: true,
         // The exports stay as they are: the build, and so its exports, is unchanged.
         exports: current.payload.exports.clone(),
+        tools: current.payload.tools.clone(),
     })
     .await
     .map(Some)

@@ -8,10 +8,13 @@ use serde::Serialize;
 
 use atlas_proto::layout::{self, pointer_key};
 use atlas_proto::pointer::{Expectation, SignedPointer};
+use atlas_proto::tools::Tools;
 use atlas_proto::{PublicKey, SecretKey, Sha256Digest};
 
 use crate::builds::{self, BuildLookupError};
+use crate::export::player_tools::PlayerTools;
 use crate::export::{ExportError, ExportOptions, ExportReport};
+use crate::page::write::{PageKeys, PageReport, write_pages};
 use crate::pointer::{PointerRequest, PointerUpdate, PointerUpdateError, point_channel};
 use crate::store::{Store, StoreError};
 
@@ -75,6 +78,9 @@ pub struct PromoteReport {
     /// The exports the target channel names now (absent when none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exports: Option<ExportReport>,
+    /// The pack page and the store index (absent without a public URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<PageReport>,
 }
 
 /// One promotion: which build goes to which channel, signed by whom.
@@ -92,8 +98,12 @@ pub struct PromoteRequest<'a> {
     pub now: u64,
     /// Lifetime of the signed pointer.
     pub lifetime: Duration,
-    /// The store's public URL, to keep the target channel's packwiz export in step.
+    /// The store's public URL, to keep the target channel's packwiz export
+    /// and the pack page in step.
     pub exports: Option<&'a ExportOptions>,
+    /// The player tools: with them (and `exports`), the target channel gets
+    /// its instance archive and its pointer pins the fetcher.
+    pub player_tools: Option<&'a PlayerTools>,
 }
 
 /// Points `to` at the chosen build. The source pointer must verify with
@@ -114,6 +124,7 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
         now,
         lifetime,
         exports,
+        player_tools,
     } = req;
     let build = match &from {
         PromoteFrom::Build(b) => *b,
@@ -181,6 +192,23 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
             None
         }
     };
+    let tools = match (player_tools, exports) {
+        (Some(t), Some(e)) => {
+            let src = crate::export::instance::InstanceSource {
+                tools: t,
+                trust: crate::export::instance::trust_anchor(store, pack, &key.public()).await?,
+                exports: e,
+            };
+            t.upload(store).await?;
+            let written = crate::export::instance::publish_instance(store, &decoded, to, &src).await?;
+            report.instance = Some(written.key);
+            Tools {
+                atlas_fetcher: Some(t.release.clone()),
+            }
+        }
+        (Some(_), None) => return Err(ExportError::PlayerToolsNeedPublicUrl.into()),
+        (None, _) => Tools::default(),
+    };
     let named = report.exports();
     let pointer = point_channel(&PointerRequest {
         store,
@@ -193,10 +221,16 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
         lifetime,
         force: false,
         exports: named.clone(),
+        tools,
     })
     .await?;
     if let Some(tree) = &tree {
         crate::export::packwiz::finish_packwiz(store, pack, to, tree, &mut report).await?;
+    }
+    let mut pages = None;
+    if let Some(e) = exports {
+        let keys = PageKeys::for_pack(store, pack, &key.public()).await?;
+        pages = Some(write_pages(store, pack, Some(to), &keys, e).await?);
     }
     Ok(PromoteReport {
         pack: pack.to_owned(),
@@ -204,6 +238,7 @@ pub async fn run(req: PromoteRequest<'_>) -> Result<PromoteReport, PromoteError>
         manifest_size: size,
         pointer,
         exports: (!named.is_empty()).then_some(report),
+        pages,
     })
 }
 

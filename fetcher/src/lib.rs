@@ -25,7 +25,7 @@
 //!
 //! # async fn update() -> Result<(), atlas_fetcher::SyncError> {
 //! let key = load_key("ed25519:AAAAC3NzaC1lZDI1NTE5AAAAIAbcdefghijklmnopqrstuvwxyz0123456789AB")?;
-//! let dir = atlas_fetcher::instance::game_dir("/home/me/.local/share/PrismLauncher/instances/MyPack".as_ref());
+//! let dir = atlas_fetcher::instance::resolve("/home/me/.local/share/PrismLauncher/instances/MyPack".as_ref())?;
 //! let mut opts = SyncOptions::new("https://cdn.example.com/", "my-pack", "production", vec![key], dir);
 //! opts.side = InstallSide::Client;
 //! let syncer = Syncer::new(opts)?;
@@ -58,6 +58,7 @@ pub mod not_found;
 pub mod partial;
 pub mod place;
 pub mod plan;
+pub mod player;
 pub mod progress;
 pub mod provision;
 pub mod report;

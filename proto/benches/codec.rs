@@ -87,7 +87,7 @@ fn synthetic(files: usize, mods: usize) -> Manifest {
             version: "0.16.9".into(),
         }),
         files: entries,
-        server: None,
+        ..Default::default()
     }
 }
 

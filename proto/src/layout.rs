@@ -9,6 +9,9 @@
 //! packs/<pack>/channels/<channel>/history/<v>.json  pointer version v, as written (immutable, format 1.3)
 //! packs/<pack>/channels/<channel>/packwiz/pack.toml the channel's packwiz entry point (mutable, optional)
 //! packs/<pack>/channels/<channel>/packwiz/...     its content-addressed pack files, index and metafiles (immutable)
+//! packs/<pack>/instances/<sha256>/<pack>-<ch>.zip Prism/MultiMC instance archive (immutable, optional, format 1.3)
+//! packs/<pack>/index.html                        the pack's page (mutable, optional, format 1.3)
+//! index.html                                     the store's list of packs (mutable, optional, format 1.3)
 //! ```
 
 use crate::digest::Sha256Digest;
@@ -30,6 +33,14 @@ pub const CONTENT_TYPE_BLOB: &str = "application/octet-stream";
 pub const CONTENT_TYPE_MRPACK: &str = "application/x-modrinth-modpack+zip";
 /// Content-Type of the packwiz export's TOML files.
 pub const CONTENT_TYPE_TOML: &str = "application/toml";
+/// Content-Type of an instance archive.
+pub const CONTENT_TYPE_ZIP: &str = "application/zip";
+/// Content-Type of a pack page and the store index.
+pub const CONTENT_TYPE_HTML: &str = "text/html; charset=utf-8";
+/// Cache-Control for pages: replaced with the pointers, so short-lived.
+pub const CACHE_PAGE: &str = "public, max-age=60, must-revalidate";
+/// Object key of the store's index page (the list of its packs).
+pub const STORE_INDEX_KEY: &str = "index.html";
 
 /// Object key of a blob.
 pub fn blob_key(digest: &Sha256Digest) -> String {
@@ -57,6 +68,18 @@ pub fn packwiz_prefix(pack: &str, channel: &str) -> String {
 /// the packwiz tree, a copy of the pack file the channel's pointer names.
 pub fn packwiz_pack_key(pack: &str, channel: &str) -> String {
     format!("{}pack.toml", packwiz_prefix(pack, channel))
+}
+
+/// Object key of a channel's instance archive for Prism Launcher and
+/// MultiMC, content-addressed by the archive's SHA-256 (the file name is
+/// what the launchers suggest as the instance's name).
+pub fn instance_key(pack: &str, zip_sha256: &Sha256Digest, channel: &str) -> String {
+    format!("packs/{pack}/instances/{zip_sha256}/{pack}-{channel}.zip")
+}
+
+/// Object key of a pack's page.
+pub fn pack_page_key(pack: &str) -> String {
+    format!("packs/{pack}/index.html")
 }
 
 /// Name (in the channel's packwiz folder) of an immutable packwiz pack file
@@ -154,6 +177,11 @@ mod tests {
             packwiz_pack_key("p", "dev"),
             "packs/p/channels/dev/packwiz/pack.toml"
         );
+        assert_eq!(
+            instance_key("p", &d, "beta"),
+            format!("packs/p/instances/{d}/p-beta.zip")
+        );
+        assert_eq!(pack_page_key("p"), "packs/p/index.html");
         assert_eq!(history_key("p", "dev", 7), "packs/p/channels/dev/history/7.json");
         assert_eq!(packwiz_index_file(&d), format!("index-{d}.toml"));
         assert_eq!(packwiz_pack_file(&d), format!("pack-{d}.toml"));

@@ -10,12 +10,14 @@ pub mod fmt;
 pub mod io_error;
 pub mod keys;
 pub mod keyset;
+pub mod launcher;
 pub mod layout;
 pub mod limits;
 pub mod manifest;
 pub mod path;
 pub mod pointer;
 pub mod retry;
+pub mod tools;
 pub mod upstream;
 
 /// Types generated from `proto/atlas/v1/*.proto`.

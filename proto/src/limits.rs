@@ -36,6 +36,11 @@ pub struct Limits {
     /// An existing export object the builder reads back from a store
     /// (a packwiz `pack.toml`/`index.toml`, a page), in bytes.
     pub export_object_bytes: u64,
+    /// A player tool binary (`atlas-fetcher` for one platform) a pointer
+    /// pins, in bytes: what the builder uploads and the fetcher downloads.
+    pub tool_binary_bytes: u64,
+    /// The instance archive's bootstrap jar, in bytes.
+    pub bootstrap_jar_bytes: u64,
 
     // --- creators' files and foreign formats ---
     /// One file read from a pack repository, in bytes.
@@ -96,6 +101,8 @@ impl Limits {
         manifest_window_log: 24,
         path_bytes: 1024,
         export_object_bytes: 4 * 1024 * 1024,
+        tool_binary_bytes: 256 * 1024 * 1024,
+        bootstrap_jar_bytes: 4 * 1024 * 1024,
 
         repo_file_bytes: 1 << 30,
         mrpack_index_bytes: 16 * 1024 * 1024,

@@ -241,7 +241,7 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
-            server: None,
+            ..Default::default()
         }
     }
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Sha256Digest;
 use crate::keys::{PublicKey, SecretKey};
+use crate::tools::Tools;
 
 /// DSSE `payloadType` of an Atlas channel pointer.
 pub const PAYLOAD_TYPE: &str = "application/vnd.atlas.pointer.v1+json";
@@ -40,6 +41,10 @@ pub struct PointerPayload {
     /// when the builder wrote no export, so older payloads keep their bytes).
     #[serde(default, skip_serializing_if = "Exports::is_empty")]
     pub exports: Exports,
+    /// Programs players' instances run, pinned by hash (format 1.3;
+    /// absent when the builder was given none).
+    #[serde(default, skip_serializing_if = "Tools::is_empty")]
+    pub tools: Tools,
 }
 
 /// Store keys of the exports of the pointed-to build, relative to the store's
@@ -56,12 +61,16 @@ pub struct Exports {
     /// pointer); format 1.1 pointers name the mutable `pack.toml` itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packwiz: Option<String>,
+    /// The channel's Prism Launcher / MultiMC instance archive (format 1.3,
+    /// `packs/<pack>/instances/<sha256>/<pack>-<channel>.zip`, immutable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 impl Exports {
     /// True when no export is named (the field is then left out of the payload).
     pub fn is_empty(&self) -> bool {
-        self.mrpack.is_none() && self.packwiz.is_none()
+        self.mrpack.is_none() && self.packwiz.is_none() && self.instance.is_none()
     }
 }
 
@@ -372,6 +381,7 @@ mod tests {
             issued_at: 100,
             expires_at: 1000,
             exports: Exports::default(),
+            tools: Tools::default(),
         }
     }
 

@@ -305,6 +305,20 @@ fn parse_range(header: &str, len: usize) -> Option<Result<(usize, usize), ()>> {
     })
 }
 
+/// The Content-Type a directory store's web server sends for a file, by
+/// its extension (docs/FORMAT.md §1; nginx's mime.types and Caddy agree
+/// on these): pages render as HTML, everything else is bytes.
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("json") => "application/json",
+        Some("toml") => "application/toml",
+        Some("zip") => "application/zip",
+        Some("png") => "image/png",
+        _ => "application/octet-stream",
+    }
+}
+
 fn empty(status: StatusCode) -> Response {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = status;
@@ -439,7 +453,7 @@ async fn answer(inner: &Inner, asked: &Asked<'_>, fault: Option<Fault>) -> (Resp
     }
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
+        HeaderValue::from_static(content_type(&path)),
     );
     (r, if method == Method::HEAD { 0 } else { sent as u64 })
 }

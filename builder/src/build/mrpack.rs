@@ -134,6 +134,8 @@ pub async fn plan(
         version: idx.version_id.clone(),
         minecraft: idx.dependencies.get("minecraft").cloned().unwrap_or_default(),
         loader: idx.loader(),
+        description: idx.summary.clone().unwrap_or_default(),
+        author: String::new(),
     };
     Ok((assemble(source, info, opts, planned)?, report))
 }

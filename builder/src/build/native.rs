@@ -90,6 +90,8 @@ fn info(pack: &NativePack) -> PackInfo {
             kind: pack.loader.kind.kind() as i32,
             version: pack.loader.version.clone().unwrap_or_default(),
         },
+        description: pack.description.clone().unwrap_or_default(),
+        author: pack.author.clone().unwrap_or_default(),
     }
 }
 

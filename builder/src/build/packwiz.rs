@@ -67,6 +67,8 @@ pub async fn plan(
                 version: String::new(),
             },
         },
+        description: p.description.clone().unwrap_or_default(),
+        author: p.author.clone().unwrap_or_default(),
     };
     Ok((assemble(source, info, opts, planned)?, report))
 }

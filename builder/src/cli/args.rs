@@ -56,6 +56,10 @@ pub enum Command {
     /// Re-sign channel pointers with a fresh expiry (same build, next version).
     /// Run on a schedule shorter than --expires-in so hosts never see an expired pointer.
     Resign(ResignArgs),
+    /// Write the pack's page (packs/PACK/index.html) and the store's index
+    /// again from the channels' verified pointers; publish, promote and
+    /// resign do it themselves when given --public-url.
+    Page(PageArgs),
     /// Delete what no channel of PACK needs any more: its builds no channel
     /// keeps, blobs no kept build of any pack names, packwiz files no kept
     /// build reaches. Lists what it would delete unless --delete is given.
@@ -170,6 +174,12 @@ pub struct PublishArgs {
     /// Parallel uploads.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// The player tools of an Atlas release (VERSION, atlas-bootstrap.jar,
+    /// <target>/atlas-fetcher[.exe]; the GitHub Action fills it): also write
+    /// the channel's instance archive for Prism Launcher and MultiMC and pin
+    /// the fetcher in the pointer. Needs --public-url.
+    #[arg(long, env = "ATLAS_PLAYER_TOOLS", value_name = "DIR")]
+    pub player_tools: Option<PathBuf>,
     #[command(flatten)]
     pub signing: SigningArgs,
     #[command(flatten)]
@@ -210,6 +220,28 @@ pub struct PromoteArgs {
     /// Extra public keys (`ed25519:...` or a .pub file) that may have signed the FROM pointer.
     #[arg(long = "trust-key")]
     pub trust_keys: Vec<String>,
+    /// The player tools (as for publish): the target channel gets its
+    /// instance archive and its pointer pins the fetcher. Without them the
+    /// target channel names no instance archive. Needs --public-url.
+    #[arg(long, env = "ATLAS_PLAYER_TOOLS", value_name = "DIR")]
+    pub player_tools: Option<PathBuf>,
+    #[command(flatten)]
+    pub signing: SigningArgs,
+}
+
+/// Arguments of `page`.
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Pack id.
+    #[arg(long)]
+    pub pack: String,
+    /// Public key (`ed25519:...` or a .pub file) the channels' pointers are
+    /// checked against when the pack has no keyset chain [default: the
+    /// public half of the signing key].
+    #[arg(long = "trust-key")]
+    pub trust_key: Option<String>,
     #[command(flatten)]
     pub signing: SigningArgs,
 }

@@ -7,7 +7,8 @@ use anyhow::{Context as _, anyhow};
 use atlas_proto::layout::{validate_channel, validate_pack_id};
 
 use super::args::{
-    CheckArgs, DiffArgs, GcArgs, KeyCommand, KeygenArgs, PlanArgs, PromoteArgs, PublishArgs, ResignArgs,
+    CheckArgs, DiffArgs, GcArgs, KeyCommand, KeygenArgs, PageArgs, PlanArgs, PromoteArgs, PublishArgs,
+    ResignArgs,
 };
 use super::error::CliError;
 use super::render::{self, emit};
@@ -45,6 +46,16 @@ impl Context {
         o
     }
 
+    /// `--player-tools`, read and hashed.
+    fn player_tools(
+        &self,
+        dir: Option<&std::path::Path>,
+    ) -> Result<Option<crate::export::player_tools::PlayerTools>, CliError> {
+        Ok(dir
+            .map(|d| crate::export::player_tools::load(d, &atlas_proto::Limits::DEFAULT))
+            .transpose()?)
+    }
+
     fn emit<T: serde::Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> Result<(), CliError> {
         emit(self.json, value, human).map_err(CliError::other)
     }
@@ -71,9 +82,11 @@ pub async fn publish(ctx: &Context, args: PublishArgs) -> Result<(), CliError> {
     let options = settings::publish_options(&args, &file);
     let channel = options.channel.clone();
     let exports = ctx.exports()?;
+    let tools = ctx.player_tools(args.player_tools.as_deref())?;
     let store = args.store.open().await?;
     let published = crate::publish::run(PublishRequest {
         key: key.as_ref(),
+        player_tools: tools.as_ref(),
         plan: PlanOptions {
             repository_url: args.repository_url.clone(),
             ..PlanOptions::default()
@@ -196,6 +209,7 @@ pub async fn promote(ctx: &Context, args: PromoteArgs) -> Result<(), CliError> {
     let store = args.store.open().await?;
     crate::keyset::check_signing_key(store.as_ref(), &args.pack, &key.public()).await?;
     let exports = ctx.exports()?;
+    let tools = ctx.player_tools(args.player_tools.as_deref())?;
     let report = crate::promote::run(PromoteRequest {
         store: store.as_ref(),
         key: &key,
@@ -206,6 +220,7 @@ pub async fn promote(ctx: &Context, args: PromoteArgs) -> Result<(), CliError> {
         now: now(),
         lifetime: args.signing.expires_in(None),
         exports: exports.as_ref(),
+        player_tools: tools.as_ref(),
     })
     .await?;
     if let Some(gh) = &ctx.github {
@@ -241,7 +256,30 @@ pub async fn resign(ctx: &Context, args: ResignArgs) -> Result<(), CliError> {
         let (outputs, summary) = crate::github::resign_summary(gh, &store.describe(), &args.pack, &updates);
         gh.emit(&outputs, &summary)?;
     }
+    // The page shows each pointer's expiry: bring it in step.
+    if let Some(e) = ctx.exports()? {
+        let keys = crate::page::write::PageKeys::for_pack(store.as_ref(), &args.pack, &key.public()).await?;
+        crate::page::write::write_pages(store.as_ref(), &args.pack, None, &keys, &e).await?;
+    }
     ctx.emit(&updates, || render::resign(&updates))
+}
+
+/// `page`: the pack page and the store index, rendered again.
+pub async fn page(ctx: &Context, args: PageArgs) -> Result<(), CliError> {
+    validate_pack_id(&args.pack).map_err(CliError::other)?;
+    let exports = ctx.exports()?.ok_or_else(|| {
+        CliError::other(anyhow!(
+            "`page` needs the store's public URL: --public-url or ATLAS_PUBLIC_URL"
+        ))
+    })?;
+    let signer = match &args.trust_key {
+        Some(k) => signing::parse_public_key_arg(k)?,
+        None => args.signing.load_key()?.public(),
+    };
+    let store = args.store.open().await?;
+    let keys = crate::page::write::PageKeys::for_pack(store.as_ref(), &args.pack, &signer).await?;
+    let report = crate::page::write::write_pages(store.as_ref(), &args.pack, None, &keys, &exports).await?;
+    ctx.emit(&report, || render::page(&report))
 }
 
 /// `gc`.

@@ -37,6 +37,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Diff(args) => commands::diff(&ctx, args).await,
         Command::Promote(args) => commands::promote(&ctx, args).await,
         Command::Resign(args) => commands::resign(&ctx, args).await,
+        Command::Page(args) => commands::page(&ctx, args).await,
         Command::Gc(args) => commands::gc(&ctx, args).await,
         Command::Key(cmd) => commands::key(&ctx, cmd),
     }

@@ -168,6 +168,25 @@ pub fn keyset(out: &KeysetOutput) -> String {
     s
 }
 
+/// What `page` wrote.
+pub fn page(r: &crate::page::write::PageReport) -> String {
+    let status = |s: crate::page::write::PageStatus| match s {
+        crate::page::write::PageStatus::Written => "written",
+        crate::page::write::PageStatus::Unchanged => "unchanged",
+    };
+    let mut out = format!(
+        "{} {} (pointers {}); index.html {}",
+        r.page,
+        status(r.page_status),
+        r.pointers,
+        status(r.index_status)
+    );
+    for why in &r.left_out {
+        out.push_str(&format!("\nleft out: {why}"));
+    }
+    out
+}
+
 /// `gc`: each object deleted (or that would be), then the totals.
 pub fn gc(report: &GcReport) -> String {
     let verb = if report.dry_run { "would delete" } else { "deleted" };

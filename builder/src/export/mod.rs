@@ -3,8 +3,10 @@
 //! ([`packwiz`]). Both point their downloads at the store's blobs through the
 //! public CDN URL, which is configured apart from the S3 endpoint.
 
+pub mod instance;
 pub mod mrpack;
 pub mod packwiz;
+pub mod player_tools;
 
 use std::path::PathBuf;
 
@@ -47,6 +49,21 @@ pub enum ExportError {
         "channel `{channel}` has a packwiz export; pass --public-url (or set {PUBLIC_URL_ENV}) so it is kept in step with the pointer"
     )]
     NeedsPublicUrl { channel: String },
+    #[error(
+        "--player-tools {dir}: {message}; give the folder the action fills from a release (VERSION, atlas-bootstrap.jar, <target>/atlas-fetcher[.exe])"
+    )]
+    PlayerTools { dir: String, message: String },
+    #[error(
+        "--player-tools needs the store's public URL (--public-url or {PUBLIC_URL_ENV}): instances download from it"
+    )]
+    PlayerToolsNeedPublicUrl,
+    #[error("writing the page `{key}`: {message}")]
+    Page { key: String, message: String },
+    #[error(
+        "`{key}` was rewritten by other writers {attempts} times in a row; the pointer is written: run `atlas-builder page` (same --store, --pack and --public-url) to bring the page in step",
+        attempts = crate::page::write::PAGE_ATTEMPTS
+    )]
+    PageContended { key: String },
     #[error("reading the channel pointer: {0}")]
     Pointer(String),
     #[error(
@@ -68,9 +85,9 @@ impl ExportError {
     /// a race that never settled is a conflict, anything else a store failure.
     pub fn writer_class(&self) -> crate::exit::ExitClass {
         match self {
-            Self::Contended { .. } | Self::Store(StoreError::Conflict { .. }) => {
-                crate::exit::ExitClass::Conflict
-            }
+            Self::Contended { .. }
+            | Self::PageContended { .. }
+            | Self::Store(StoreError::Conflict { .. }) => crate::exit::ExitClass::Conflict,
             _ => crate::exit::ExitClass::Store,
         }
     }
@@ -128,6 +145,9 @@ pub struct ExportReport {
     pub packwiz: Option<String>,
     /// Immutable packwiz files written now (those the folder had are not).
     pub packwiz_written: usize,
+    /// Store key of the channel's instance archive (Prism Launcher, MultiMC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// What became of the channel's `pack.toml` after the pointer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packwiz_channel: Option<ChannelPackStatus>,
@@ -141,6 +161,7 @@ impl ExportReport {
         Exports {
             mrpack: self.mrpack.clone(),
             packwiz: self.packwiz.clone(),
+            instance: self.instance.clone(),
         }
     }
 }

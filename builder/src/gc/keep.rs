@@ -1,4 +1,4 @@
-//! What garbage collection keeps (docs/FORMAT.md §8): the builds each
+//! What garbage collection keeps (docs/FORMAT.md §9): the builds each
 //! channel of the pack points to or pointed to recently (its last
 //! `keep_builds` distinct builds, and every build live within the grace
 //! period), every manifest younger than the grace period, every build of
@@ -69,6 +69,8 @@ pub struct Keep {
     pub blobs: HashSet<Sha256Digest>,
     /// Reachable packwiz keys.
     pub packwiz: HashSet<String>,
+    /// Instance archives (keys) a kept pointer version of the pack names.
+    pub instances: HashSet<String>,
     /// Packwiz folders (key prefixes) left alone.
     pub frozen: BTreeSet<String>,
     /// Manifest keys already read.
@@ -87,6 +89,9 @@ struct Named {
     version: u64,
     build: Sha256Digest,
     packwiz: Option<String>,
+    instance: Option<String>,
+    /// Blobs of the player tools the version pins.
+    tools: Vec<Sha256Digest>,
 }
 
 fn parse_pointer(bytes: &[u8]) -> Result<Named, String> {
@@ -94,10 +99,19 @@ fn parse_pointer(bytes: &[u8]) -> Result<Named, String> {
         .and_then(|p| p.payload_unverified())
         .map_err(|e| e.to_string())?;
     let build = payload.build_digest().map_err(|e| e.to_string())?;
+    let tools = payload
+        .tools
+        .atlas_fetcher
+        .iter()
+        .flat_map(|r| r.targets.values())
+        .filter_map(|pin| pin.sha256.parse().ok())
+        .collect();
     Ok(Named {
         version: payload.version,
         build,
         packwiz: payload.exports.packwiz,
+        instance: payload.exports.instance,
+        tools,
     })
 }
 
@@ -122,19 +136,20 @@ impl Keep {
         rules: Rules,
     ) -> Result<Self, GcError> {
         let mut keep = Keep::default();
-        // Channels: by pointer, and by history (a channel whose pointer is gone keeps its history's builds).
-        let mut channels: BTreeMap<&str, (bool, History)> = BTreeMap::new();
+        // The pages' icon (a blob no manifest names).
+        keep.blobs.insert(crate::export::instance::icon_digest());
+        // Channels of every pack: by pointer, and by history (a channel whose
+        // pointer is gone keeps its history's builds).
+        let mut channels: BTreeMap<(&str, &str), (bool, History)> = BTreeMap::new();
         for e in entries {
             match &e.kind {
-                Kind::Pointer { pack: p, channel } if p == pack => {
-                    channels.entry(channel).or_default().0 = true
-                }
+                Kind::Pointer { pack: p, channel } => channels.entry((p, channel)).or_default().0 = true,
                 Kind::History {
                     pack: p,
                     channel,
                     version,
-                } if p == pack => channels
-                    .entry(channel)
+                } => channels
+                    .entry((p, channel))
                     .or_default()
                     .1
                     .push((*version, e.modified)),
@@ -142,16 +157,23 @@ impl Keep {
             }
         }
         let mut packfiles: Vec<String> = Vec::new();
-        for (channel, (has_pointer, mut history)) in channels {
+        for ((p, channel), (has_pointer, mut history)) in channels {
             history.sort_by_key(|h| std::cmp::Reverse(h.0));
-            let (ck, files) = channel_keep(store, pack, channel, has_pointer, &history, rules).await?;
-            for b in &ck.kept {
+            let refs = channel_keep(store, p, channel, has_pointer, &history, rules).await?;
+            // Player tools are blobs shared by every pack: kept for all of them.
+            keep.blobs.extend(refs.tools);
+            if p != pack {
+                // Other packs keep all their builds; their tools are all this needs.
+                continue;
+            }
+            for b in &refs.keep.kept {
                 if let Ok(d) = b.parse() {
                     keep.builds.insert(d);
                 }
             }
-            packfiles.extend(files);
-            keep.channels.push(ck);
+            packfiles.extend(refs.packwiz);
+            keep.instances.extend(refs.instances);
+            keep.channels.push(refs.keep);
         }
         // Manifests written within the grace period: a publish may be on its way to the pointer.
         for e in entries {
@@ -368,10 +390,17 @@ impl Keep {
         let mut manifests = Vec::new();
         for e in &entries {
             match &e.kind {
+                Kind::Pointer { pack: p, .. } if p != pack => {
+                    if let Some(named) = read_named(store, &e.key).await? {
+                        self.blobs.extend(named.tools);
+                    }
+                }
                 Kind::Pointer { pack: p, channel } if p == pack => {
                     let Some(named) = read_named(store, &e.key).await? else {
                         continue;
                     };
+                    self.blobs.extend(named.tools.iter().copied());
+                    self.instances.extend(named.instance.clone());
                     if self.builds.insert(named.build) {
                         if deleted_builds.contains(&named.build) {
                             return Err(GcError::Raced {
@@ -404,10 +433,21 @@ impl Keep {
     }
 }
 
-/// The builds `channel` keeps, newest first, and the packwiz pack files
-/// they name: the pointer's build, then the history's, newest first, until
-/// `keep_builds` distinct builds are kept and the next entry stopped being
-/// live before the cutoff.
+/// What one channel's kept pointer versions name.
+struct ChannelRefs {
+    keep: ChannelKeep,
+    /// Packwiz pack files.
+    packwiz: Vec<String>,
+    /// Instance archives.
+    instances: Vec<String>,
+    /// Blobs of pinned player tools.
+    tools: Vec<Sha256Digest>,
+}
+
+/// The builds `channel` keeps, newest first, and the packwiz pack files,
+/// instance archives and player tools they name: the pointer's build, then
+/// the history's, newest first, until `keep_builds` distinct builds are
+/// kept and the next entry stopped being live before the cutoff.
 async fn channel_keep(
     store: &dyn Store,
     pack: &str,
@@ -415,9 +455,11 @@ async fn channel_keep(
     has_pointer: bool,
     history: &[(u64, SystemTime)],
     rules: Rules,
-) -> Result<(ChannelKeep, Vec<String>), GcError> {
+) -> Result<ChannelRefs, GcError> {
     let mut kept: Vec<Sha256Digest> = Vec::new();
     let mut files = Vec::new();
+    let mut instances = Vec::new();
+    let mut tools = Vec::new();
     let mut ck = ChannelKeep {
         channel: channel.to_owned(),
         version: None,
@@ -435,6 +477,8 @@ async fn channel_keep(
         ck.build = Some(named.build.to_hex());
         kept.push(named.build);
         files.extend(named.packwiz.clone());
+        instances.extend(named.instance.clone());
+        tools.extend(named.tools.iter().copied());
     }
     // When the entry being looked at stopped being live: the next newer entry's write.
     let mut live_until: Option<SystemTime> = None;
@@ -452,11 +496,18 @@ async fn channel_keep(
                 kept.push(named.build);
             }
             files.extend(named.packwiz);
+            instances.extend(named.instance);
+            tools.extend(named.tools);
         }
         live_until = Some(*written);
     }
     ck.kept = kept.iter().map(Sha256Digest::to_hex).collect();
-    Ok((ck, files))
+    Ok(ChannelRefs {
+        keep: ck,
+        packwiz: files,
+        instances,
+        tools,
+    })
 }
 
 /// The blobs a stored manifest names (checked against its build id).

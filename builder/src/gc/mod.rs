@@ -1,14 +1,16 @@
 //! Garbage collection of one pack (`atlas-builder gc`): lists the store,
 //! works out what must stay ([`keep`]), and deletes (or, by default, only
 //! lists) the rest that is older than the grace period: blobs no kept build
-//! of any pack names, the pack's builds no channel keeps, packwiz files no
-//! kept build reaches, and probe and temporary leftovers. Pointers, history
-//! entries, keysets and objects of unknown shape are never deleted.
+//! of any pack names (nor a kept pointer version pins as a player tool),
+//! the pack's builds no channel keeps, packwiz files no kept build reaches,
+//! instance archives no kept pointer version names, and probe and temporary
+//! leftovers. Pointers, history entries, keysets, pack pages, the store
+//! index and objects of unknown shape are never deleted.
 //!
 //! Deleting runs in steps, each after reading the store again
 //! ([`keep::Keep::refresh`]): build objects, then packwiz files, then blobs
 //! in batches of 1,000, so a publish or promote that ran meanwhile keeps
-//! what it named (docs/FORMAT.md §8 says what remains to chance).
+//! what it named (docs/FORMAT.md §9 says what remains to chance).
 
 pub mod error;
 pub mod keep;
@@ -200,6 +202,7 @@ fn collectable(keep: &Keep, pack: &str, e: &Entry) -> bool {
                 && !keep.packwiz.contains(&e.key)
                 && !keep.packwiz_frozen(p, channel, name)
         }
+        Kind::Instance { pack: p } => p == pack && !keep.instances.contains(&e.key),
         Kind::Probe | Kind::Temp => true,
         Kind::Pointer { .. } | Kind::History { .. } | Kind::Other => false,
     }
@@ -230,14 +233,15 @@ async fn sweep(
 ) -> Result<(), GcError> {
     let (mut builds, rest): (Vec<Entry>, Vec<Entry>) = doomed
         .into_iter()
-        .partition(|e| matches!(e.kind, Kind::Build { .. }));
+        .partition(|e| matches!(e.kind, Kind::Build { .. } | Kind::Instance { .. }));
     let (packwiz, rest): (Vec<Entry>, Vec<Entry>) = rest
         .into_iter()
         .partition(|e| matches!(e.kind, Kind::Packwiz { .. }));
     let (blobs, leftovers): (Vec<Entry>, Vec<Entry>) =
         rest.into_iter().partition(|e| matches!(e.kind, Kind::Blob(_)));
-    // 1. Leftovers of killed writers, and the builds no channel keeps (each
-    //    build's manifest last, so a half-deleted build is still found).
+    // 1. Leftovers of killed writers, and the builds and instance archives
+    //    no channel keeps (each build's manifest last, so a half-deleted
+    //    build is still found).
     delete_batch(store, leftovers, report).await?;
     keep.refresh(store, pack, rules, &HashSet::new()).await?;
     builds.retain(|e| collectable(keep, pack, e));

@@ -1,6 +1,7 @@
 //! What each key of a store listing is, for garbage collection: the object
-//! classes of docs/FORMAT.md §1, by the shape of their keys. Keys of no known
-//! shape are never deleted.
+//! classes of docs/FORMAT.md §1, by the shape of their keys. Keys of no
+//! known shape are never deleted; pack pages and the store index are
+//! `Other`, so they are kept.
 
 use atlas_proto::Sha256Digest;
 use atlas_proto::layout::{self, PROBE_PREFIX};
@@ -30,6 +31,9 @@ pub enum Kind {
         channel: String,
         name: String,
     },
+    /// `packs/<pack>/instances/<sha256>/<name>.zip`: a channel's instance
+    /// archive for Prism Launcher and MultiMC (format 1.3, §10).
+    Instance { pack: String },
     /// `atlas-probe/<random>`: a conditional-write probe left behind.
     Probe,
     /// A directory store's temporary file (`.tmp-…`) left by a killed writer.
@@ -47,6 +51,7 @@ impl Kind {
             Self::Pointer { .. } => "pointer",
             Self::History { .. } => "history",
             Self::Packwiz { .. } => "packwiz",
+            Self::Instance { .. } => "instance",
             Self::Probe => "probe",
             Self::Temp => "temporary",
             Self::Other => "other",
@@ -95,6 +100,16 @@ pub fn classify(key: &str) -> Kind {
                     }
                 }
                 _ => Kind::Other,
+            }
+        }
+        ["packs", pack, "instances", sha, file]
+            if layout::validate_pack_id(pack).is_ok()
+                && sha.parse::<Sha256Digest>().is_ok_and(|d| d.to_hex() == *sha)
+                && file.ends_with(".zip")
+                && file.len() > ".zip".len() =>
+        {
+            Kind::Instance {
+                pack: (*pack).to_owned(),
             }
         }
         ["packs", pack, "channels", channel, "packwiz", rest @ ..]
@@ -168,11 +183,17 @@ mod tests {
                 name: "mods/a.jar.0123456789abcdef.pw.toml".into()
             }
         );
+        assert_eq!(
+            classify(&format!("packs/p/instances/{h}/p-dev.zip")),
+            Kind::Instance { pack: "p".into() }
+        );
         assert_eq!(classify("atlas-probe/abc"), Kind::Probe);
         assert_eq!(classify("blobs/sha256/ab/.tmp-x1y2"), Kind::Temp);
         for other in [
             "packs/p/keys/1.json",
             "index.html",
+            "packs/p/index.html",
+            "packs/p/instances/abc/p-dev.zip",
             "packs/P/channels/dev.json",
             "atlas-probe/",
         ] {

@@ -135,6 +135,7 @@ fn report(dry_run: bool) -> PublishReport {
         }),
         mods: Default::default(),
         exports: None,
+        pages: None,
         early: None,
     }
 }

@@ -3,10 +3,12 @@
 //! plans the build (resolving and downloading mods; for a remote store,
 //! mirrored mods go up as they land, see [`early`]), then writes in the
 //! order that keeps readers safe: blobs the store lacks, the manifest, the
-//! build's immutable launcher exports (the .mrpack, the packwiz files), the
-//! signed pointer naming them (by compare-and-swap, with its history entry),
-//! and last the channel's packwiz `pack.toml`, only while the pointer still
-//! names this build's (docs/FORMAT.md §1a).
+//! build's immutable launcher exports (the .mrpack, the packwiz files, the
+//! instance archive and the fetcher binaries it pins), the signed pointer
+//! naming them (by compare-and-swap, with its history entry), then the
+//! channel's packwiz `pack.toml`, only while the pointer still names this
+//! build's, and last the pack page and the store index, each by
+//! compare-and-swap from the verified live pointers (docs/FORMAT.md §1a, §10).
 
 pub mod early;
 
@@ -19,12 +21,15 @@ use serde::Serialize;
 
 use atlas_proto::SecretKey;
 use atlas_proto::layout;
+use atlas_proto::tools::Tools;
 
 use crate::build::{BuildError, plan_pack};
 use crate::download::WriteMode;
 use crate::exit::{ExitClass, HasExitClass};
+use crate::export::player_tools::PlayerTools;
 use crate::export::{ExportError, ExportOptions, ExportReport};
 use crate::keyset::KeysetCmdError;
+use crate::page::write::{PageKeys, PageReport, write_pages};
 use crate::plan::{BlobSource, BuildPlan, PlanOptions, PlanSummary};
 use crate::pointer::{PointerRequest, PointerUpdate, PointerUpdateError, point_channel};
 use crate::progress::Stage;
@@ -100,6 +105,9 @@ pub struct PublishReport {
     /// The .mrpack and packwiz exports (absent without a public URL).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exports: Option<ExportReport>,
+    /// The pack page and the store index (absent without a public URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<PageReport>,
     /// What uploading while downloading did (remote stores only; not in
     /// the JSON report, whose counts above already include it).
     #[serde(skip)]
@@ -121,8 +129,11 @@ pub struct PublishRequest<'a> {
     /// The keyset chain to upload before the pointer (`.atlas/keys`); the
     /// signing key must then be a pointer key of its newest keyset.
     pub keys_dir: Option<&'a Path>,
-    /// The launcher exports (.mrpack, packwiz), when the store has a public URL.
+    /// The launcher exports (.mrpack, packwiz, pages), when the store has a public URL.
     pub exports: Option<&'a ExportOptions>,
+    /// The player tools (`--player-tools`): with them, the channel's
+    /// instance archive is written and the pointer pins the fetcher.
+    pub player_tools: Option<&'a PlayerTools>,
 }
 
 impl<'a> PublishRequest<'a> {
@@ -142,6 +153,7 @@ impl<'a> PublishRequest<'a> {
             mods,
             keys_dir: None,
             exports: None,
+            player_tools: None,
         }
     }
 }
@@ -234,6 +246,7 @@ async fn upload(
         pointer: None,
         mods,
         exports: None,
+        pages: None,
         early,
     };
     if opts.dry_run {
@@ -319,6 +332,26 @@ async fn upload(
         }
         None => None,
     };
+    // The channel's instance archive (immutable, content-addressed), with
+    // the fetcher pins the pointer carries.
+    let tools = match (req.player_tools, req.exports, exports.as_mut()) {
+        (Some(t), Some(e), Some((r, _))) => {
+            let src = crate::export::instance::InstanceSource {
+                tools: t,
+                trust: crate::export::instance::trust_anchor(store, pack, &key.public()).await?,
+                exports: e,
+            };
+            t.upload(store).await?;
+            let written =
+                crate::export::instance::publish_instance(store, &plan.manifest, &opts.channel, &src).await?;
+            r.instance = Some(written.key);
+            Tools {
+                atlas_fetcher: Some(t.release.clone()),
+            }
+        }
+        (Some(_), None, _) => return Err(ExportError::PlayerToolsNeedPublicUrl.into()),
+        _ => Tools::default(),
+    };
     let named = exports.as_ref().map(|(r, _)| r.exports()).unwrap_or_default();
     // 5. The pointer (a lost race ends here: exit 5, nothing else written).
     report.pointer = Some(
@@ -333,6 +366,7 @@ async fn upload(
             lifetime: opts.pointer_lifetime,
             force: opts.force_pointer,
             exports: named,
+            tools,
         })
         .await?,
     );
@@ -341,6 +375,11 @@ async fn upload(
         crate::export::packwiz::finish_packwiz(store, pack, &opts.channel, tree, r).await?;
     }
     report.exports = exports.map(|(r, _)| r);
+    // 7. Last, the pack page and the store index, from the live pointers.
+    if let Some(e) = req.exports {
+        let keys = PageKeys::for_pack(store, pack, &key.public()).await?;
+        report.pages = Some(write_pages(store, pack, Some(&opts.channel), &keys, e).await?);
+    }
     Ok(report)
 }
 

@@ -162,8 +162,8 @@ impl DirStore {
                 let entry = entry.map_err(|e| self.err(prefix, format!("listing {}: {e}", d.display())))?;
                 let path = entry.path();
                 // Not followed: a link's own metadata. An entry gone since
-                // the directory was read (another writer's temporary file,
-                // renamed into place) is not listed, not an error.
+                // the directory was read (a writer's temporary file renamed
+                // into place, an object deleted) is no longer listed.
                 let meta = match entry.metadata() {
                     Ok(m) => m,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -323,7 +323,8 @@ impl Store for DirStore {
                 .map_err(|e| this.err(&key, format!("opening the store lock: {e}")))?;
             lock.lock()
                 .map_err(|e| this.err(&key, format!("locking the store: {e}")))?;
-            let current = this.read_capped(&key, atlas_proto::Limits::DEFAULT.pointer_bytes)?;
+            // Pointers, and the larger mutable objects (pages) written the same way.
+            let current = this.read_capped(&key, atlas_proto::Limits::DEFAULT.export_object_bytes)?;
             let matches = match (&expected, &current) {
                 (Expected::Absent, None) => true,
                 (Expected::ETag(want), Some(obj)) => *want == obj.etag,

@@ -130,6 +130,7 @@ async fn promote(
         now,
         lifetime: Duration::from_secs(3600),
         exports,
+        player_tools: None,
     })
     .await
 }

@@ -137,6 +137,7 @@ async fn populate(store: &dyn Store, exports: &ExportOptions) -> World {
         now: now_secs(),
         lifetime: 30 * DAY,
         exports: Some(exports),
+        player_tools: None,
     })
     .await
     .expect("promote");
@@ -275,6 +276,12 @@ async fn exactly_the_unreferenced_old_objects(store: &dyn Store, exports: &Expor
     // A second run finds nothing more; a rollback to a kept build still works.
     let again = gc::run(store, A, options(later, true)).await.expect("gc");
     assert!(again.deleted.is_empty(), "{:?}", again.deleted);
+    // The stand-in keyset is no keyset: the pages promote writes would
+    // (rightly) refuse it.
+    store
+        .delete(&[format!("packs/{A}/keys/1.json")])
+        .await
+        .expect("delete");
     atlas_builder::promote::run(PromoteRequest {
         store,
         key: &w.key,
@@ -285,6 +292,7 @@ async fn exactly_the_unreferenced_old_objects(store: &dyn Store, exports: &Expor
         now: now_secs(),
         lifetime: DAY,
         exports: Some(exports),
+        player_tools: None,
     })
     .await
     .expect("roll back to a kept build");
@@ -299,6 +307,7 @@ async fn exactly_the_unreferenced_old_objects(store: &dyn Store, exports: &Expor
         now: now_secs(),
         lifetime: DAY,
         exports: Some(exports),
+        player_tools: None,
     })
     .await
     .expect_err("collected");

@@ -66,6 +66,7 @@ async fn point(
         lifetime: DAY,
         force: false,
         exports: Exports::default(),
+        tools: Default::default(),
     })
     .await
 }

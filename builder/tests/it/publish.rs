@@ -101,6 +101,7 @@ async fn promote(
         now,
         lifetime,
         exports: None,
+        player_tools: None,
     })
     .await
 }

@@ -109,6 +109,7 @@ async fn promote(
         now: 1_700_000_000,
         lifetime: Duration::from_secs(86_400),
         exports: Some(exports),
+        player_tools: None,
     })
     .await;
     match r {

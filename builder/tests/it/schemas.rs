@@ -74,6 +74,23 @@ fn signed_payload_matches_pointer_schema() {
                 &atlas_proto::Sha256Digest::of(b"m"),
             )),
             packwiz: Some(atlas_proto::layout::packwiz_pack_key("p", "dev")),
+            instance: Some(atlas_proto::layout::instance_key(
+                "p",
+                &atlas_proto::Sha256Digest::of(b"zip"),
+                "dev",
+            )),
+        },
+        tools: atlas_proto::tools::Tools {
+            atlas_fetcher: Some(atlas_proto::tools::ToolRelease {
+                version: "0.1.0".into(),
+                targets: std::collections::BTreeMap::from([(
+                    "aarch64-apple-darwin".to_owned(),
+                    atlas_proto::tools::ToolPin {
+                        sha256: atlas_proto::Sha256Digest::of(b"bin").to_hex(),
+                        size: 3,
+                    },
+                )]),
+            }),
         },
     };
     let key = atlas_proto::SecretKey::from_seed(&[3; 32]);

@@ -247,6 +247,17 @@ pub struct SyncArgs {
     #[arg(long, env = "ATLAS_INSTANCE", value_name = "DIR")]
     pub instance: Option<PathBuf>,
 
+    /// With --instance: run as the instance's pre-launch command and answer
+    /// the launcher. Exit 0 starts the game (updated, current, or the store
+    /// is unreachable and a build is installed); exit 1 stops the launch (a
+    /// check failed, the first install is offline, the channel does not
+    /// exist, or the instance's Minecraft or loader was switched: launch
+    /// again). Lines start with `!![Info]!`, `!![Warning]!` or `!![Error]!`,
+    /// the levels Prism Launcher and MultiMC show. The Minecraft and loader
+    /// versions in the instance's mmc-pack.json follow the build's.
+    #[arg(long, requires = "instance", conflicts_with_all = ["dry_run", "json"])]
+    pub before_launch: bool,
+
     /// Which files to install: `server` (the default) skips client-only
     /// files, `client` skips server-only ones.
     #[arg(long, env = "ATLAS_SIDE", value_enum)]

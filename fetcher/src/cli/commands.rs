@@ -2,6 +2,7 @@
 //! arguments (`settings.rs`), call the library, print (`render.rs`), and
 //! return the exit code. Errors carry their own exit class ([`Failure`]).
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use super::args::{CacheGcArgs, ProvisionArgs, RollbackArgs, StatusArgs, SyncArgs, VerifyArgs};
@@ -13,13 +14,19 @@ use crate::error::SyncError;
 use crate::exit;
 use crate::inspect;
 use crate::not_found;
+use crate::player::{self, LaunchOptions, LaunchOutcome, Level, Line, tools::BootstrapEnv};
+use crate::progress::NoProgress;
 use crate::provision;
 use crate::side::InstallSide;
 use crate::source::{DEFAULT_TIMEOUT, Source};
 use crate::sync::Syncer;
 
-/// `sync`: the sync, then (with `--provision`) provisioning.
+/// `sync`: the sync, then (with `--provision`) provisioning; with
+/// `--before-launch`, the launcher's pre-launch answer instead.
 pub(super) async fn sync(args: SyncArgs) -> Result<i32, Failure> {
+    if args.before_launch {
+        return Ok(before_launch(&args).await);
+    }
     let opts = args.options()?;
     let provision = args.wants_provision()? && !args.dry_run;
     if provision && opts.side != InstallSide::Server {
@@ -50,6 +57,56 @@ pub(super) async fn sync(args: SyncArgs) -> Result<i32, Failure> {
     } else {
         report.exit_code()
     })
+}
+
+/// Retries of a failed request before a launch (`--retries` overrides).
+const LAUNCH_RETRIES: u32 = 2;
+/// Per-request timeout before a launch (`--timeout` overrides).
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `sync --instance DIR --before-launch`: the sync as an instance's
+/// pre-launch command. Every outcome, errors included, is lines for the
+/// launcher's log and exit 0 (start the game) or 1 (stop the launch).
+async fn before_launch(args: &SyncArgs) -> i32 {
+    let outcome = match (args.options(), &args.instance) {
+        (Ok(mut sync), Some(instance)) => {
+            // A player waits for this: give up on an unreachable store
+            // sooner than cron would (the game then starts as it is).
+            if args.retries.is_none() {
+                sync.retry.retries = LAUNCH_RETRIES;
+            }
+            if args.timeout.is_none() {
+                sync.timeout = LAUNCH_TIMEOUT;
+            }
+            let o = LaunchOptions {
+                sync,
+                instance: instance.clone(),
+                bootstrap: BootstrapEnv::from_env(),
+            };
+            player::before_launch(&o, &NoProgress).await
+        }
+        (Err(e), _) => LaunchOutcome {
+            code: player::STOP,
+            lines: vec![Line {
+                level: Level::Error,
+                text: format!("Atlas: {e}"),
+            }],
+            report: None,
+        },
+        (Ok(_), None) => LaunchOutcome {
+            code: exit::USAGE,
+            lines: vec![Line {
+                level: Level::Error,
+                text: "Atlas: --before-launch needs --instance DIR".into(),
+            }],
+            report: None,
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    for line in &outcome.lines {
+        let _ = writeln!(out, "{line}");
+    }
+    outcome.code
 }
 
 /// `status`: the install's state files, read only.

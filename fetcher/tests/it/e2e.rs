@@ -86,6 +86,7 @@ async fn promote(store: &dyn Store, key: &SecretKey, from: &PromoteFrom, lifetim
         now: now(),
         lifetime,
         exports: None,
+        player_tools: None,
     })
     .await
     .expect("promote");

@@ -16,6 +16,7 @@ mod kill;
 mod mistakes;
 mod modified;
 mod optional;
+mod player;
 mod prefetch;
 mod provision;
 mod rejections;

@@ -281,6 +281,10 @@ async fn headers_of_every_object_class(s: &mut Scenario) {
         "partial",
     )
     .expect("write");
+    // An instance archive as `--player-tools` makes one (format 1.3).
+    let zip_dir = root.join(format!("packs/{PACK}/instances/{}", Sha256Digest::of(b"zip")));
+    std::fs::create_dir_all(&zip_dir).expect("mkdir");
+    std::fs::write(zip_dir.join(format!("{PACK}-{CHANNEL}.zip")), "zip").expect("write");
     let mut seen = BTreeSet::new();
     for key in store_keys(root) {
         let class = Class::of(&key);
@@ -330,6 +334,8 @@ async fn headers_of_every_object_class(s: &mut Scenario) {
         Class::PackwizImmutable,
         Class::History,
         Class::Page,
+        Class::Instance,
+        Class::StoreIndex,
         Class::Hidden,
     ];
     assert_eq!(seen, want.into_iter().collect(), "every object class was checked");

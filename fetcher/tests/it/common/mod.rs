@@ -146,6 +146,7 @@ impl Store {
             issued_at: now() - 10,
             expires_at: now() + 86_400,
             exports: Default::default(),
+            tools: Default::default(),
         }
     }
 

@@ -3,10 +3,6 @@
 
 use std::path::Path;
 
-/// `Content-Type` of an HTML page a later version may write per pack
-/// (docs/SERVING.md); its Cache-Control is a pointer's (mutable).
-pub(super) const CONTENT_TYPE_HTML: &str = "text/html; charset=utf-8";
-
 /// Object classes of docs/FORMAT.md §1, plus what the server must not serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Class {
@@ -22,6 +18,10 @@ pub(super) enum Class {
     /// A pointer envelope kept in the channel's history.
     History,
     Page,
+    /// A channel's instance archive (format 1.3).
+    Instance,
+    /// The store's index of packs, `index.html` at the root (format 1.3).
+    StoreIndex,
     /// The writer's lock, temporary files: 404.
     Hidden,
 }
@@ -53,6 +53,8 @@ impl Class {
             {
                 Class::History
             }
+            ["packs", _, "instances", h, f] if hex64(h) && f.ends_with(".zip") => Class::Instance,
+            ["index.html"] => Class::StoreIndex,
             ["packs", _, .., f] if f.ends_with(".html") => Class::Page,
             _ => panic!(
                 "`{key}` is in the store but in no object class of docs/FORMAT.md §1: document it \
@@ -73,7 +75,8 @@ impl Class {
             Class::PackwizEntry => (CONTENT_TYPE_TOML, CACHE_POINTER),
             Class::PackwizImmutable => (CONTENT_TYPE_TOML, CACHE_IMMUTABLE),
             Class::History => (CONTENT_TYPE_POINTER, CACHE_IMMUTABLE),
-            Class::Page => (CONTENT_TYPE_HTML, CACHE_POINTER),
+            Class::Page | Class::StoreIndex => (CONTENT_TYPE_HTML, CACHE_PAGE),
+            Class::Instance => (CONTENT_TYPE_ZIP, CACHE_IMMUTABLE),
             Class::Hidden => return None,
         })
     }
@@ -110,7 +113,7 @@ pub(super) fn store_keys(root: &Path) -> Vec<String> {
 
 /// The first cell of each class's row in docs/FORMAT.md §1's layout table,
 /// and how the "Content types:" sentence below it names the class.
-const FORMAT_MD_ROWS: [(Class, &str, &str); 8] = [
+const FORMAT_MD_ROWS: [(Class, &str, &str); 11] = [
     (
         Class::Pointer,
         "`packs/<pack>/channels/<channel>.json`",
@@ -143,6 +146,13 @@ const FORMAT_MD_ROWS: [(Class, &str, &str); 8] = [
         "`packs/<pack>/channels/<channel>/packwiz/pack-<sha256>.toml`, `index-<sha256>.toml`, `…/<name>.<16 hex>.pw.toml`",
         "packwiz files",
     ),
+    (
+        Class::Instance,
+        "`packs/<pack>/instances/<sha256>/<pack>-<channel>.zip`",
+        "instance archive",
+    ),
+    (Class::Page, "`packs/<pack>/index.html`", "pages"),
+    (Class::StoreIndex, "`index.html`", "pages"),
 ];
 
 /// The headers [`Class::expected`] holds a server to are the ones
