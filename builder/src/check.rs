@@ -429,11 +429,14 @@ fn check_files(files: &impl PackFiles, pack_dir: &str) -> CheckReport {
 
 /// The fields of a native `pack.toml` (`crate::pack::NativePack`), for
 /// reporting every unknown field at once: serde stops at the first.
+/// `tests::native_keys_are_the_structs_fields` holds it to the structs.
 const NATIVE_KEYS: Keys = Keys::Only(&[
     ("id", Keys::Any),
     ("name", Keys::Any),
     ("version", Keys::Any),
     ("minecraft", Keys::Any),
+    ("description", Keys::Any),
+    ("author", Keys::Any),
     (
         "loader",
         Keys::Only(&[("kind", Keys::Any), ("version", Keys::Any)]),
@@ -557,4 +560,94 @@ fn plan_diagnostic(e: &PlanError) -> Diagnostic {
         .unwrap_or(&text)
         .to_owned();
     Diagnostic::error(file, None, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::{CurseForgeRef, FilesEntry, LoaderDef, ModEntry, ModrinthRef, NativePack};
+    use std::collections::BTreeSet;
+
+    /// The field names serde knows for `T`, asked of `T`'s own
+    /// `Deserialize` (a deserializer that only answers `deserialize_struct`).
+    fn fields<T: serde::de::DeserializeOwned>() -> BTreeSet<&'static str> {
+        #[derive(Debug)]
+        struct Fields(&'static [&'static str]);
+        impl std::fmt::Display for Fields {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{:?}", self.0)
+            }
+        }
+        impl std::error::Error for Fields {}
+        impl serde::de::Error for Fields {
+            fn custom<M: std::fmt::Display>(_: M) -> Self {
+                Fields(&[])
+            }
+        }
+        struct Probe;
+        impl<'de> serde::Deserializer<'de> for Probe {
+            type Error = Fields;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+                Err(Fields(&[]))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Fields> {
+                Err(Fields(fields))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        match T::deserialize(Probe) {
+            Err(Fields(f)) => f.iter().copied().collect(),
+            Ok(_) => panic!("the probe never yields a value"),
+        }
+    }
+
+    fn names(keys: Keys) -> BTreeSet<&'static str> {
+        match keys {
+            Keys::Only(list) => list.iter().map(|(k, _)| *k).collect(),
+            _ => panic!("a table's keys"),
+        }
+    }
+
+    fn sub(keys: Keys, name: &str) -> Keys {
+        match keys {
+            Keys::Only(list) => list
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| *v)
+                .unwrap_or_else(|| panic!("no `{name}`")),
+            _ => panic!("a table's keys"),
+        }
+    }
+
+    #[test]
+    fn native_keys_are_the_structs_fields() {
+        assert_eq!(names(NATIVE_KEYS), fields::<NativePack>(), "pack.toml");
+        assert_eq!(
+            names(sub(NATIVE_KEYS, "loader")),
+            fields::<LoaderDef>(),
+            "[loader]"
+        );
+        assert_eq!(
+            names(sub(NATIVE_KEYS, "files")),
+            fields::<FilesEntry>(),
+            "[[files]]"
+        );
+        let mods = sub(NATIVE_KEYS, "mods");
+        assert_eq!(names(mods), fields::<ModEntry>(), "[[mods]]");
+        assert_eq!(names(sub(mods, "modrinth")), fields::<ModrinthRef>(), "modrinth");
+        assert_eq!(
+            names(sub(mods, "curseforge")),
+            fields::<CurseForgeRef>(),
+            "curseforge"
+        );
+    }
 }
