@@ -43,9 +43,35 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// clap's answer to a command line it refuses (or to `--help` and
+/// `--version`), printed as clap prints it; when the line asks for `--json`,
+/// the refusal is also the usual error object on stdout, so a script reading
+/// stdout never gets nothing.
+fn refused(e: &clap::Error) -> ExitCode {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::from(ExitClass::Ok.code());
+    }
+    if std::env::args_os().any(|a| a == "--json") {
+        let usage = ExitClass::Usage;
+        let v = serde_json::json!({
+            "outcome": "error",
+            "kind": usage.kind(),
+            "exit_code": usage.code(),
+            "error": render::clap_message(e),
+        });
+        println!("{v}");
+    }
+    let _ = e.print();
+    ExitCode::from(ExitClass::Usage.code())
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return refused(&e),
+    };
     progress::init_tracing();
     let json = cli.json;
     let result = tokio::runtime::Builder::new_multi_thread()

@@ -47,6 +47,14 @@ pub fn failure(e: &super::CliError, json: bool) {
     eprintln!("error: {message}");
 }
 
+/// The first paragraph of clap's refusal, without its `error: ` prefix
+/// (what the `--json` error object holds; the usage lines stay on stderr).
+pub fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.split("\n\n").next().unwrap_or_default();
+    first.trim().trim_start_matches("error: ").to_owned()
+}
+
 /// `publish` and `plan`.
 pub fn publish(report: &PublishReport) -> String {
     let mut s = format!(

@@ -9,8 +9,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use atlas_proto::fmt::human_bytes;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 
+use super::progress::BARS;
 use crate::progress::{Progress, Stage};
 
 /// How often a plain progress line is written, at most.
@@ -133,7 +134,8 @@ fn bar(files: usize, bytes: Option<u64>) -> ProgressBar {
         None => (files as u64, "{prefix} {msg} [{wide_bar}] {elapsed}"),
         // (`msg` then carries the bytes and the rate; no ETA without sizes.)
     };
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    // In BARS, so log lines are written around it, never into it.
+    let bar = BARS.add(ProgressBar::new(len));
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }
@@ -208,6 +210,7 @@ impl Progress for CliProgress {
         };
         if let Some(bar) = &run.bar {
             bar.finish_and_clear();
+            BARS.remove(bar);
         }
         let outcome = match run.files_done < run.files {
             true => format!("{} stopped after", stage.verb()),

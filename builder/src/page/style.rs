@@ -108,6 +108,8 @@ th{background:var(--panel)}\
 pre{background:var(--panel);border:1px solid var(--border);border-radius:6px;padding:.7rem;overflow-x:auto;margin:.4rem 0}\
 code{font:.9rem/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}\
 pre code{overflow-wrap:normal}\
+pre.link{white-space:pre-wrap}\
+pre.link code{overflow-wrap:anywhere}\
 .downloads{display:grid;grid-template-columns:repeat(auto-fit,minmax(18rem,1fr));gap:.8rem;margin:.6rem 0}\
 .card{border:1px solid var(--border);border-radius:8px;padding:.8rem}\
 .card p{margin:.3rem 0}\

@@ -366,6 +366,32 @@ fn json_error_object() {
     );
 }
 
+/// A flag clap refuses, with `--json`: the error object on stdout as for any
+/// other failure (before, stdout was empty), clap's usage on stderr, exit 2.
+#[test]
+fn json_usage_error() {
+    let out = run(builder().args(["--json", "publish", "--bogus"]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    assert_eq!(
+        (v["outcome"].as_str(), v["kind"].as_str()),
+        (Some("error"), Some("usage"))
+    );
+    assert_eq!(v["exit_code"], 2);
+    let error = v["error"].as_str().expect("error text");
+    assert!(
+        error.contains("--bogus") && !error.starts_with("error:"),
+        "{error}"
+    );
+    assert!(
+        text(&out.stderr).contains("Usage:"),
+        "clap's usage stays on stderr"
+    );
+    // Without --json, stdout stays empty.
+    let out = run(builder().args(["publish", "--bogus"]));
+    assert_eq!((out.status.code(), out.stdout.is_empty()), (Some(2), true));
+}
+
 /// A missing key file: the OS's reason once, not twice.
 #[test]
 fn missing_key_file() {

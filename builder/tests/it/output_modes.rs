@@ -62,6 +62,12 @@ struct Pack {
 
 impl Pack {
     fn new() -> Self {
+        Self::with_flaky(false)
+    }
+
+    /// With `flaky`, a third mod whose host answers 503 twice before it
+    /// serves the file: the builder retries it while the bar is drawn.
+    fn with_flaky(flaky: bool) -> Self {
         let files = tempfile::tempdir().expect("tmp");
         let server = StaticServer::start(files.path()).expect("server");
         let mut toml = String::from(
@@ -81,6 +87,16 @@ impl Pack {
             );
             toml.push_str(&format!(
                 "[[mods]]\nurl = \"{}{name}.jar\"\nhash = \"sha256:{}\"\n",
+                server.url(),
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+            ));
+        }
+        if flaky {
+            let bytes = b"PK\x03\x04 a mod from a flaky host".to_vec();
+            std::fs::write(files.path().join("c.jar"), &bytes).expect("write");
+            server.set_fault_times("c.jar", Fault::Status(503), 2);
+            toml.push_str(&format!(
+                "[[mods]]\nurl = \"{}c.jar\"\nhash = \"sha256:{}\"\n",
                 server.url(),
                 hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
             ));
@@ -129,6 +145,58 @@ async fn a_terminal_gets_a_progress_bar() {
     assert!(out.contains("/s [="), "{out:?}");
     assert!(out.contains("downloaded 2/2 files"), "{out:?}");
     assert!(out.contains("modes 1 (2 files)"), "{out:?}");
+}
+
+/// `s` without ANSI escape sequences (CSI: `ESC [` parameters, a final
+/// letter) and carriage returns.
+fn shown(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' if chars.peek() == Some(&'[') => {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Log lines written while the bar is on the screen start on a line of
+/// their own: the bar is cleared first and drawn again below them. Before,
+/// a retry's log line was written after the bar's text, on its line.
+// The stand-in servers run on the runtime's workers while the test
+// thread waits for the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_never_land_inside_the_bar() {
+    let pack = Pack::with_flaky(true);
+    let mut cmd = pack.plan("tty-logs", false);
+    cmd.env("RUST_LOG", "warn,atlas_builder=debug")
+        .env("NO_COLOR", "1");
+    let (out, code) = on_a_terminal(cmd);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("\r\x1b[2Kdownloading "), "no bar drawn: {out:?}");
+    let retries: Vec<String> = out
+        .split('\n')
+        .filter(|l| l.contains("retrying download"))
+        // What stays on the screen: the text after the line was last cleared.
+        .map(|l| shown(l.rsplit("\x1b[2K").next().unwrap_or(l)))
+        .collect();
+    assert_eq!(retries.len(), 2, "two retries logged: {out:?}");
+    for line in &retries {
+        // A log line begins with its timestamp (2026-...), never with the bar.
+        assert!(
+            line.trim_start().starts_with(|c: char| c.is_ascii_digit()),
+            "a log line inside the bar: {line:?}\n{out:?}"
+        );
+    }
 }
 
 // The stand-in servers run on the runtime's workers while the test

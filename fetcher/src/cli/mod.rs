@@ -29,6 +29,19 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // With `--json` on the line, a refusal is also the error object
+            // on stdout, as every other failure is.
+            if e.use_stderr() && std::env::args_os().any(|a| a == "--json") {
+                let text = e.render().to_string();
+                let first = text.split("\n\n").next().unwrap_or_default();
+                let v = serde_json::json!({
+                    "outcome": "error",
+                    "kind": exit::kind(exit::USAGE),
+                    "exit_code": exit::USAGE,
+                    "error": first.trim().trim_start_matches("error: "),
+                });
+                println!("{v}");
+            }
             let _ = e.print();
             return if e.use_stderr() {
                 exit::USAGE
@@ -42,7 +55,7 @@ pub fn main() -> i32 {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(color(std::io::stderr().is_terminal()))
-        .with_writer(std::io::stderr)
+        .with_writer(|| progress::LogWriter)
         .try_init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -1,10 +1,34 @@
 //! Progress on the terminal: a bar on stderr when it is a terminal, one plain
 //! line per phase otherwise (CI logs, cron mail), nothing with `--json`.
+//! Log lines (a retry's warning) are written while the bar is hidden, so
+//! none lands in the middle of it.
 
 use std::io::{IsTerminal as _, Write as _};
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// The bars on stderr (drawn only when it is a terminal).
+static BARS: LazyLock<MultiProgress> =
+    LazyLock::new(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+
+/// The log writer: one formatted event at a time (tracing's formatter
+/// writes each at once) to stderr, with the bar cleared first and drawn
+/// again after.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        BARS.suspend(|| std::io::stderr().write_all(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 use crate::progress::{Phase, Progress};
 
@@ -21,7 +45,7 @@ impl CliProgress {
     pub(super) fn new(json: bool) -> Self {
         let tty = std::io::stderr().is_terminal();
         let bar = (!json && tty).then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let bar = BARS.add(ProgressBar::no_length());
             if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
                 bar.set_style(style);
             }
@@ -45,6 +69,7 @@ impl CliProgress {
     pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+            BARS.remove(bar);
         }
     }
 }

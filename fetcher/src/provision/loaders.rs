@@ -9,16 +9,20 @@ use atlas_proto::IoError;
 
 use super::error::ProvisionError;
 use super::launch::{LAUNCH_FORMAT, LaunchDescription, Loader};
-use super::net::{Expect, Net, sha1_file};
+use super::net::{Expect, Net, sha1_of};
 use super::options::{ProvisionOptions, check_version};
 use super::process::run_installer;
+use crate::safe_dir::{SafeDir, split};
 
-/// Where an install happens: `out` mirrors the server directory and is moved
-/// into it on success; `work` (its parent) holds installers and logs.
+/// Where an install happens: `out` mirrors the server directory and is
+/// copied into it on success; `work` (its parent) holds installers and
+/// logs. Both are private to this user; `dir`, the server directory, is
+/// only read here, through its handle.
 #[derive(Debug)]
 pub(super) struct Ctx<'a> {
     pub net: &'a Net,
     pub opts: &'a ProvisionOptions,
+    pub dir: &'a SafeDir,
     pub work: &'a Path,
     pub out: &'a Path,
 }
@@ -26,10 +30,18 @@ pub(super) struct Ctx<'a> {
 /// The vanilla server jar's name in the server directory.
 const SERVER_JAR: &str = "server.jar";
 
+/// Opens the regular file `rel` of the server directory, following no
+/// link and never waiting on a FIFO; `None` when it is not such a file.
+fn open_in(dir: &SafeDir, rel: &str) -> Option<std::fs::File> {
+    let (parent, name) = split(rel);
+    dir.walk(parent, false).ok()??.open_read(name).ok()?
+}
+
 /// Whether the files a launch description names exist (and, for Fabric,
-/// the launcher is pointed at the verified server jar).
-pub(super) fn files_present(dir: &Path, d: &LaunchDescription) -> bool {
-    let is_file = |p: &str| std::fs::metadata(dir.join(p)).is_ok_and(|m| m.is_file());
+/// the launcher is pointed at the verified server jar), as regular files
+/// reached without following a link.
+pub(super) fn files_present(dir: &SafeDir, d: &LaunchDescription) -> bool {
+    let is_file = |p: &str| open_in(dir, p).is_some();
     let needs_server = matches!(d.loader.as_str(), "vanilla" | "fabric" | "quilt");
     let fabric_ok = d.loader != "fabric" || fabric_server_jar(dir).as_deref() == Some(SERVER_JAR);
     is_file(d.target()) && (!needs_server || is_file(SERVER_JAR)) && fabric_ok
@@ -37,11 +49,10 @@ pub(super) fn files_present(dir: &Path, d: &LaunchDescription) -> bool {
 
 /// The `serverJar` of `fabric-server-launcher.properties` (a Java
 /// properties file: `key=value` or `key:value`, `#`/`!` comments).
-fn fabric_server_jar(dir: &Path) -> Option<String> {
+fn fabric_server_jar(dir: &SafeDir) -> Option<String> {
     use std::io::Read as _;
     let mut text = String::new();
-    std::fs::File::open(dir.join(FABRIC_PROPERTIES))
-        .ok()?
+    open_in(dir, FABRIC_PROPERTIES)?
         .take(64 * 1024)
         .read_to_string(&mut text)
         .ok()?;
@@ -183,10 +194,11 @@ async fn server_jar(ctx: &Ctx<'_>, version: &VersionJson) -> Result<(), Provisio
             url: format!("Mojang's version JSON of {}", ctx.opts.minecraft),
             message: "it lists no server download (this version has no server jar)".into(),
         })?;
-    let existing = ctx.opts.dir.join(SERVER_JAR);
-    if std::fs::metadata(&existing).is_ok_and(|m| m.is_file() && m.len() == d.size)
-        && sha1_file(&existing).is_some_and(|h| h.eq_ignore_ascii_case(&d.sha1))
-    {
+    let same = open_in(ctx.dir, SERVER_JAR).is_some_and(|f| {
+        f.metadata().is_ok_and(|m| m.len() == d.size)
+            && sha1_of(f).is_some_and(|h| h.eq_ignore_ascii_case(&d.sha1))
+    });
+    if same {
         return Ok(());
     }
     let expect = Expect {

@@ -9,10 +9,17 @@
 //! - Forge and NeoForge: their installer from the Maven repository (checked
 //!   against the repository's `.sha256`/`.sha1`), run with `--installServer`.
 //!
-//! Everything is downloaded and installed into a staging directory under
-//! `.atlas/` first and moved into place only once it is complete; the launch
-//! description is written last, atomically. A failed run therefore leaves
-//! the previous launch description, and what it names, as they were. A run
+//! Everything is downloaded and installed into a private staging directory
+//! first (mode 0700 in this user's temporary directory, `TMPDIR`: the
+//! server's user can neither write there nor redirect it, as it could a
+//! directory under `.atlas/`), then copied into the server directory through
+//! directory handles that follow no link (by way of `.atlas/provision-*`, so
+//! each file lands with one rename), and only once it is complete; the
+//! launch description is written last, atomically. A failed run therefore
+//! leaves the previous launch description, and what it names, as they
+//! were. A link the server's user put where a file or directory goes (say
+//! `libraries` -> `/etc`) stops the run (exit 7) and nothing is written
+//! through it. A run
 //! that finds a launch description for the same Minecraft, loader and loader
 //! version whose files exist does nothing (and makes no request).
 //!
@@ -29,8 +36,6 @@ mod process;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
-
 use atlas_proto::IoError;
 use serde::Serialize;
 
@@ -38,8 +43,9 @@ pub use error::ProvisionError;
 pub use launch::{LAUNCH_FILE, LAUNCH_FORMAT, LaunchDescription, Loader};
 pub use options::{DEFAULT_INSTALLER_TIMEOUT, ProvisionOptions, Upstreams};
 
-use crate::durable;
 use crate::lock::DirLock;
+use crate::place::copy_into_place;
+use crate::safe_dir::SafeDir;
 use crate::state::StatePaths;
 use options::check_version;
 
@@ -70,12 +76,13 @@ pub async fn provision(opts: &ProvisionOptions) -> Result<Provisioned, Provision
     }
     let paths = StatePaths::new(&opts.dir);
     let lock = DirLock::acquire(&paths)?;
+    let (dir, state) = (lock.local().dir()?, lock.local().state()?);
     match LaunchDescription::load(&opts.dir) {
         Ok(Some(d))
             if d.minecraft == opts.minecraft
                 && d.loader == opts.loader.as_str()
                 && d.loader_version == opts.loader_version
-                && loaders::files_present(&opts.dir, &d) =>
+                && loaders::files_present(dir, &d) =>
         {
             tracing::debug!("already provisioned");
             return Ok(Provisioned {
@@ -86,59 +93,101 @@ pub async fn provision(opts: &ProvisionOptions) -> Result<Provisioned, Provision
         Ok(_) => {}
         Err(e) => tracing::warn!("provisioning again: {e}"),
     }
+    remove_leftovers(state)?;
     let stage = tempfile::Builder::new()
-        .prefix("provision-")
-        .tempdir_in(&paths.state_dir)
-        .map_err(IoError::at("creating a staging directory in", &paths.state_dir))?;
+        .prefix("atlas-provision-")
+        .tempdir()
+        .map_err(IoError::at(
+            "creating a staging directory in",
+            std::env::temp_dir(),
+        ))?;
     let out = stage.path().join("out");
     std::fs::create_dir(&out).map_err(IoError::at("creating", &out))?;
     let net = net::Net::new(opts.timeout, opts.limits)?;
     let ctx = loaders::Ctx {
         net: &net,
         opts,
+        dir,
         work: stage.path(),
         out: &out,
     };
     let launch = loaders::install(&ctx).await?;
-    commit(&out, &opts.dir, true)?;
-    if !loaders::files_present(&opts.dir, &launch) {
+    let staged = SafeDir::open_ambient(&out).map_err(IoError::at("opening", &out))?;
+    let landing_name = format!("{LANDING_PREFIX}{}", std::process::id());
+    let landing = state.create_dir(&landing_name)?;
+    let committed = commit(&staged, dir, &landing, true);
+    let _ = state.remove_all(&landing_name);
+    committed?;
+    if !loaders::files_present(dir, &launch) {
         return Err(ProvisionError::InstallerOutput {
             loader: opts.loader.as_str(),
             message: format!("`{}` is missing after the install", launch.target()),
         });
     }
     // Through the lock's handle on `.atlas/`: never written through a link.
-    lock.local().state()?.write_atomic_json(LAUNCH_FILE, &launch)?;
+    state.write_atomic_json(LAUNCH_FILE, &launch)?;
     Ok(Provisioned {
         launch,
         changed: true,
     })
 }
 
+/// Prefix of the directories in `.atlas/` through which installed files
+/// land (one per run, removed at its end; an interrupted run's are removed
+/// by the next). Runs before this one staged there too.
+const LANDING_PREFIX: &str = "provision-";
+
+/// Removes what an interrupted run left in `.atlas/` (under the lock, so no
+/// run is using it).
+fn remove_leftovers(state: &SafeDir) -> Result<(), ProvisionError> {
+    for (name, meta) in state.entries()? {
+        if meta.is_dir() && name.starts_with(LANDING_PREFIX) {
+            state.remove_all(&name)?;
+        }
+    }
+    Ok(())
+}
+
 /// Files an installer may write that belong to the user once they exist.
 const USER_FILES: &[&str] = &["user_jvm_args.txt", "eula.txt", "server.properties"];
 
-/// Moves the staged tree into the server directory, file by file (each
-/// rename atomic); symbolic links are not followed or moved.
-fn commit(from: &Path, to: &Path, top: bool) -> Result<(), ProvisionError> {
-    let entries = std::fs::read_dir(from).map_err(IoError::at("reading", from))?;
-    for entry in entries {
-        let entry = entry.map_err(IoError::at("reading", from))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let ty = entry.file_type().map_err(IoError::at("reading", &src))?;
-        if ty.is_dir() {
-            std::fs::create_dir_all(&dst).map_err(IoError::at("creating directory", &dst))?;
-            commit(&src, &dst, false)?;
-        } else if ty.is_file() {
-            let user = top && USER_FILES.iter().any(|n| entry.file_name() == *n);
-            if user && std::fs::symlink_metadata(&dst).is_ok() {
+/// Copies the staged tree into the server directory, file by file: each
+/// file is written in `landing` (on the server directory's filesystem),
+/// fsynced, and renamed into place, so none is ever seen half-written.
+/// Directories are opened and created one name at a time without following
+/// links (a link where a directory goes is an error naming it); a link
+/// where a file goes is replaced, never written through. Links the
+/// installer made are not installed.
+fn commit(from: &SafeDir, to: &SafeDir, landing: &SafeDir, top: bool) -> Result<(), ProvisionError> {
+    for (name, meta) in from.entries()? {
+        if meta.is_dir() {
+            let sub = from.open_dir(&name)?.ok_or_else(|| {
+                IoError::at("reading", from.join(&name))(std::io::ErrorKind::NotFound.into())
+            })?;
+            commit(&sub, &to.create_dir(&name)?, landing, false)?;
+        } else if meta.is_file() {
+            if top && USER_FILES.contains(&name.as_str()) && to.entry(&name)?.is_some() {
                 continue;
             }
-            std::fs::rename(&src, &dst).map_err(IoError::at("moving into place", &dst))?;
+            copy_into_place((from, &name), (to, &name), executable(&meta), landing)?;
         } else {
-            tracing::warn!(path = %src.display(), "the installer made a link; not installed");
+            tracing::warn!(path = %from.join(&name).display(), "the installer made a link; not installed");
         }
     }
-    durable::sync_dir(to);
+    to.sync();
     Ok(())
+}
+
+/// Whether the installer made `meta`'s file executable (`run.sh`).
+fn executable(meta: &cap_std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use cap_std::fs::PermissionsExt as _;
+        meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        false
+    }
 }

@@ -265,10 +265,9 @@ impl Net {
     }
 }
 
-/// SHA-1 of a file, hex; `None` if unreadable.
-pub(crate) fn sha1_file(p: &Path) -> Option<String> {
+/// SHA-1 of what `f` holds, hex; `None` if unreadable.
+pub(crate) fn sha1_of(f: impl std::io::Read) -> Option<String> {
     use atlas_proto::upstream::{HashFormat, hash_reader};
-    let f = std::fs::File::open(p).ok()?;
     let hashes = hash_reader(&[HashFormat::Sha1], f).ok()?;
     hashes.first().map(ToString::to_string)
 }

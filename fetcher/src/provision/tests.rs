@@ -1,6 +1,7 @@
 //! Unit tests of the launch description and version checks.
 
 use super::*;
+use crate::durable;
 
 fn desc(jar: Option<&str>, args: Option<&str>) -> LaunchDescription {
     LaunchDescription {

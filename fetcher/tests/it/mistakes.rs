@@ -270,6 +270,29 @@ fn unknown_flag() {
     );
 }
 
+/// The same refusal with `--json`: the error object on stdout, as every
+/// other failure prints it (before, stdout was empty).
+#[test]
+fn unknown_flag_with_json() {
+    let h = Host::new();
+    let out = h
+        .sync(&h.local(), &["--chanel", "dev", "--json"])
+        .output()
+        .expect("run atlas-fetcher");
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    assert_eq!(
+        (v["outcome"].as_str(), v["kind"].as_str()),
+        (Some("error"), Some("usage"))
+    );
+    assert_eq!(v["exit_code"], exit::USAGE);
+    let error = v["error"].as_str().expect("error text");
+    assert!(
+        error.contains("--chanel") && !error.starts_with("error:"),
+        "{error}"
+    );
+}
+
 #[test]
 fn nothing_installed_and_no_cache() {
     let h = Host::new();

@@ -45,6 +45,23 @@ impl Fakes {
         o
     }
 
+    /// Fabric's installer (a stable and an unstable one) and meta's
+    /// ready-made launcher for loader 0.16.5, as the real meta serves them.
+    fn add_fabric(&self) {
+        let installer = installer::jar(&[("mode", "fabric"), ("minecraft", MC), ("loader", "0.16.5")]);
+        self.loaders.add_fabric_installer("1.0.1", true, &installer);
+        self.loaders
+            .add_fabric_installer("1.0.2-beta", false, b"PK\x03\x04 unstable");
+        let manifest = format!("{}/mc/game/version_manifest_v2.json", self.mojang.url());
+        let meta_launcher = installer::fabric_meta_launcher(&[
+            ("game-version", MC),
+            ("fabric-loader-version", "0.16.5"),
+            ("mojang-manifest", &manifest),
+        ]);
+        self.loaders
+            .add_fabric_server_launcher(MC, "0.16.5", "1.0.1", &meta_launcher);
+    }
+
     fn reset(&self) {
         self.mojang.host().reset_requests();
         self.loaders.host().reset_requests();
@@ -168,21 +185,7 @@ fn first_boot(dir: &Path, jar: &str) -> String {
 #[tokio::test]
 async fn fabric_first_boot_runs_the_verified_server_jar_without_network() {
     let fakes = Fakes::start();
-    let installer = installer::jar(&[("mode", "fabric"), ("minecraft", MC), ("loader", "0.16.5")]);
-    fakes.loaders.add_fabric_installer("1.0.1", true, &installer);
-    fakes
-        .loaders
-        .add_fabric_installer("1.0.2-beta", false, b"PK\x03\x04 unstable");
-    // Fabric meta's ready-made launcher, as the real meta serves it too.
-    let manifest = format!("{}/mc/game/version_manifest_v2.json", fakes.mojang.url());
-    let meta_launcher = installer::fabric_meta_launcher(&[
-        ("game-version", MC),
-        ("fabric-loader-version", "0.16.5"),
-        ("mojang-manifest", &manifest),
-    ]);
-    fakes
-        .loaders
-        .add_fabric_server_launcher(MC, "0.16.5", "1.0.1", &meta_launcher);
+    fakes.add_fabric();
     let tmp = tempfile::tempdir().expect("tmp");
     let o = fakes.options(tmp.path(), Loader::Fabric, "0.16.5");
     let p = run(&o).await.expect("provision");
@@ -525,4 +528,77 @@ async fn sync_provision_flag_and_provision_command_read_the_installed_manifest()
         exit::CURRENT
     );
     assert_eq!(fakes.request_count(), 0);
+}
+
+/// The server's user owns the server directory: a link it put where the
+/// installer's output goes (`libraries` -> elsewhere) is never written
+/// through. Before, the files were renamed into the link's target.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_link_where_installed_files_go_is_refused_and_nothing_lands_outside() {
+    let fakes = Fakes::start();
+    let jar = installer::jar(&[("args_dir", "libraries/net/neoforged/neoforge/21.1.1")]);
+    fakes.loaders.add_neoforge_installer("21.1.1", &jar);
+    let root = tempfile::tempdir().expect("tmp");
+    let (dir, outside) = (root.path().join("server"), root.path().join("outside"));
+    std::fs::create_dir_all(&dir).expect("server dir");
+    std::fs::create_dir_all(outside.join("net")).expect("outside");
+    std::fs::write(outside.join("precious.txt"), b"keep me").expect("outside file");
+    std::os::unix::fs::symlink(&outside, dir.join("libraries")).expect("link");
+    let before = atlas_testkit::fs::snapshot(&outside);
+
+    let err = run(&fakes.options(&dir, Loader::Neoforge, "21.1.1"))
+        .await
+        .expect_err("a link in the way");
+    assert_eq!(err.exit_code(), exit::LOCAL, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("libraries"), "names the link: {msg}");
+    assert_eq!(
+        atlas_testkit::fs::snapshot(&outside),
+        before,
+        "nothing written outside"
+    );
+    assert!(!dir.join(".atlas/launch.json").exists());
+    no_staging_left(&dir);
+}
+
+/// A link in place of the Fabric launcher's properties file is replaced by
+/// the file, never written through, and a FIFO there cannot hang the check
+/// that the directory is already provisioned (before, that check opened
+/// it by path and waited for a writer forever, holding the lock).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_and_fifos_in_place_of_installed_files_are_replaced_never_followed() {
+    let fakes = Fakes::start();
+    fakes.add_fabric();
+    let root = tempfile::tempdir().expect("tmp");
+    let (dir, outside) = (root.path().join("server"), root.path().join("outside.txt"));
+    std::fs::create_dir_all(&dir).expect("server dir");
+    std::fs::write(&outside, b"not Atlas's").expect("outside file");
+    let props = dir.join("fabric-server-launcher.properties");
+    std::os::unix::fs::symlink(&outside, &props).expect("link");
+    let o = fakes.options(&dir, Loader::Fabric, "0.16.5");
+    assert!(run(&o).await.expect("provision").changed);
+    assert_eq!(std::fs::read(&outside).expect("outside"), b"not Atlas's");
+    assert!(
+        std::fs::symlink_metadata(&props).expect("props").is_file(),
+        "the link was replaced"
+    );
+
+    std::fs::remove_file(&props).expect("rm");
+    nix::unistd::mkfifo(&props, nix::sys::stat::Mode::from_bits_truncate(0o644)).expect("fifo");
+    let o2 = o.clone();
+    let again = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::spawn(async move { run(&o2).await }),
+    )
+    .await
+    .expect("a FIFO must not hang provisioning")
+    .expect("join")
+    .expect("provision again");
+    assert!(again.changed, "a FIFO is not the launcher's properties");
+    assert!(std::fs::symlink_metadata(&props).expect("props").is_file());
+    let text = String::from_utf8(read(&dir, "fabric-server-launcher.properties")).expect("utf-8");
+    assert!(text.lines().any(|l| l == "serverJar=server.jar"), "{text}");
+    no_staging_left(&dir);
 }

@@ -96,6 +96,65 @@ fn no_color_keeps_a_terminal_plain() {
     assert!(sgr.is_empty(), "colour despite NO_COLOR: {sgr:?}");
 }
 
+/// Log lines written while the progress line is on the screen start on a
+/// line of their own: it is cleared first and drawn again below them.
+/// Before, a log line could follow the progress text on its line.
+#[test]
+fn log_lines_never_land_inside_the_progress_line() {
+    let mut s = Store::new();
+    let files: Vec<_> = (0..40)
+        .map(|i| {
+            (
+                format!("mods/m{i}.jar"),
+                vec![u8::try_from(i).expect("small"); 50_000],
+            )
+        })
+        .collect();
+    let specs: Vec<_> = files.iter().map(|(p, b)| f(p, b)).collect();
+    s.publish(&specs);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut cmd = sync(&s, &tmp.path().join("d"), false, true);
+    cmd.env("RUST_LOG", "atlas_fetcher=debug");
+    let (out, code) = on_a_terminal(cmd);
+    assert_eq!(code, 0, "{out}");
+    let logs: Vec<&str> = out
+        .split('\n')
+        .filter(|l| l.contains(" DEBUG ") || l.contains(" INFO "))
+        .collect();
+    assert!(logs.len() > 2, "the log is there: {out:?}");
+    for line in logs {
+        // What stays on the screen: the text after the line was last cleared,
+        // which for a log line begins with its timestamp (2026-...).
+        let last = line.rsplit("\x1b[2K").next().unwrap_or(line);
+        let shown = without_escapes(last);
+        assert!(
+            shown.starts_with(|c: char| c.is_ascii_digit()),
+            "a log line inside the progress line: {last:?}\n{out:?}"
+        );
+    }
+}
+
+/// `s` without CSI sequences (`ESC [`, parameters, a final letter: cursor
+/// moves, clears, colours) and carriage returns.
+fn without_escapes(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Every SGR (colour) sequence `ESC[…m` in `s`.
 fn sgr_sequences(s: &str) -> Vec<String> {
     let mut found = Vec::new();
