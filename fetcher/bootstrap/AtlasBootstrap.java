@@ -402,7 +402,8 @@ public final class AtlasBootstrap {
         }
         if (status != 200) {
             throw new Stop(STOP, "Error", "Atlas: " + url + " answered HTTP " + status
-                    + " for the pinned atlas-fetcher; the store is missing it: tell the pack's author");
+                    + " for the pinned atlas-fetcher; the store no longer has it (an old instance after the"
+                    + " store was cleaned up): re-import the instance from the pack's page, or tell the pack's author");
         }
         MessageDigest md = sha256();
         long n = 0;
