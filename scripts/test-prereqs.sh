@@ -15,6 +15,8 @@
 #                           under atlas-runnerd (runner/tests/it/flying_squid.rs)
 #     nginx, caddy          serve a directory store with examples/serve/
 #                           (fetcher/tests/it/serve.rs): the versions hosts run
+#     g++                   libfuzzer-sys compiles libFuzzer's C++ for .ci/run's
+#                           fuzz step (scripts/fuzz.sh)
 #     chromium              loads the pack page and the store index headless
 #                           (builder/tests/it/page_browser.rs); the test skips
 #                           without it unless ATLAS_REQUIRE_CHROMIUM=1
@@ -44,6 +46,7 @@ command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 command -v caddy >/dev/null 2>&1 || missing="$missing caddy"
+command -v c++ >/dev/null 2>&1 || missing="$missing g++"
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="$missing chromium"
 
 if [ -n "$missing" ]; then

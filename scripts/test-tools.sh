@@ -9,7 +9,7 @@
 #
 #   bash scripts/test-tools.sh
 #
-# Needs python3 with pip, and Node.js 18 or newer with npm (.ci/run installs
+# Needs python3 with pip, and Node.js 18 or newer with npm (test-prereqs.sh installs
 # Debian's nodejs and npm when node is missing). Reaches only PyPI and the
 # npm registry. Runs again in a second when nothing changed: each directory
 # keeps a stamp of what it was installed from. Exit 0 done, 1 failed.

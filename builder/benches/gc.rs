@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use atlas_builder::pointer::{PointerRequest, point_channel};
 use atlas_builder::store::{Body, DirStore, ObjectMeta, S3Settings, S3Store, Store};
@@ -100,26 +100,7 @@ async fn populate(root: &Path, store: &dyn Store) {
         .await
         .expect("pointer");
     }
-    age(root, Duration::from_secs(5 * 86_400));
-}
-
-fn age(root: &Path, by: Duration) {
-    let when = SystemTime::now() - by;
-    let mut stack = vec![root.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("ls") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                std::fs::File::options()
-                    .write(true)
-                    .open(&p)
-                    .and_then(|f| f.set_modified(when))
-                    .expect("mtime");
-            }
-        }
-    }
+    atlas_testkit::fs::age(root, Duration::from_secs(5 * 86_400));
 }
 
 struct Outcome {

@@ -29,23 +29,33 @@ fn time_ns(t: std::time::SystemTime) -> Option<u64> {
 
 /// SHA-256 of a file's content, read with a large buffer; `None` if unreadable.
 pub fn hash_file(p: &Path) -> Option<Sha256Digest> {
+    let f = std::fs::File::open(p).ok()?;
+    hash_open(&f).ok().map(|(h, _)| h)
+}
+
+/// SHA-256 and length of what the open file `f` holds from its position,
+/// read with a buffer sized to the file (8 KiB to 1 MiB): zeroing a 1 MiB
+/// buffer for every 600-byte config file cost a tenth of `verify`'s time.
+pub fn hash_open(mut f: &std::fs::File) -> std::io::Result<(Sha256Digest, u64)> {
     use sha2::Digest as _;
     use std::io::Read as _;
-    let mut f = std::fs::File::open(p).ok()?;
     let mut h = sha2::Sha256::new();
-    // Sized to the file (up to 1 MiB): zeroing a 1 MiB buffer for every
-    // 600-byte config file cost a tenth of `verify`'s time.
     let len = f.metadata().map_or(1 << 20, |m| m.len());
     let mut buf = vec![0u8; usize::try_from(len).map_or(1 << 20, |n| n.clamp(8 << 10, 1 << 20))];
+    let mut n = 0u64;
     loop {
         match f.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
+            Ok(k) => {
+                h.update(&buf[..k]);
+                n += k as u64;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
+            Err(e) => return Err(e),
         }
     }
-    Sha256Digest::from_slice(&h.finalize()).ok()
+    let d = Sha256Digest::from_slice(&h.finalize()).map_err(std::io::Error::other)?;
+    Ok((d, n))
 }
 
 /// Writes `value` as pretty JSON to `path` atomically (temp file in the same

@@ -16,7 +16,6 @@ use crate::lock::DirLock;
 use crate::place::Tree;
 use crate::side::InstallSide;
 use crate::state::{self, InstalledFile, StatePaths};
-use crate::verified;
 
 /// What `atlas-fetcher status` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,7 +142,7 @@ pub fn verify(dir: &Path, threads: usize) -> Result<Verification, SyncError> {
             // a managed file is "missing" (not a regular file), never read through.
             let seen = match tree.parent(&f.path, false)? {
                 Some((d, name)) => match d.open_read(name) {
-                    Ok(Some(file)) => Some(verified::hash_reader(file).ok()),
+                    Ok(Some(file)) => Some(crate::durable::hash_open(&file).ok()),
                     Ok(None) | Err(SyncError::Link { .. } | SyncError::NotARegularFile { .. }) => None,
                     Err(e) => return Err(e),
                 },

@@ -41,7 +41,6 @@ use crate::plan::Plan;
 use crate::safe_dir::{SafeDir, split};
 use crate::staging::BlobDir;
 use crate::state::{self, INSTALL_FILE, InstallState, STAGING_DIR, Sha256Hex, TRUST_FILE, TrustState};
-use crate::verified;
 
 /// Journal file name (inside the state directory).
 pub const JOURNAL_FILE: &str = "journal.json";
@@ -197,7 +196,7 @@ fn can_roll_forward(local: &Local, j: &Journal) -> Result<bool, SyncError> {
         for e in entries {
             let placed = match tree.parent(&e.path, false) {
                 Ok(Some((d, name))) => match d.open_read(name) {
-                    Ok(Some(f)) => verified::hash_reader(f).ok().map(|(h, _)| h),
+                    Ok(Some(f)) => crate::durable::hash_open(&f).ok().map(|(h, _)| h),
                     _ => None,
                 },
                 Ok(None) | Err(SyncError::Link { .. } | SyncError::NotADirectory { .. }) => None,

@@ -276,13 +276,38 @@ impl PartialDir {
     }
 
     /// Moves the verified download of `d` to `to/to_name` (in staging).
+    ///
+    /// The rename goes by name: when another user can write this directory
+    /// (the server's user made it), they could have put other bytes under
+    /// that name since the download was verified, so the staged file is
+    /// then hashed again through its own descriptor, and removed with an
+    /// integrity error when it is not `d`. A directory only this user can
+    /// write (the usual case: the fetcher made it) needs no second pass.
     pub fn finish(&self, d: &Sha256Digest, to: &SafeDir, to_name: &str) -> Result<(), SyncError> {
         let dir = self.dir().ok_or_else(|| {
             SyncError::Internal(format!("{} is gone", self.state.join(PARTIAL_DIR).display()))
         })?;
         dir.rename(&Self::data_name(d), to, to_name)?;
         remove_entry(&dir, &Self::meta_name(d));
-        Ok(())
+        if only_ours(&dir) {
+            return Ok(());
+        }
+        let staged = to.open_read(to_name)?.map(|f| crate::durable::hash_open(&f));
+        match staged {
+            Some(Ok((got, _))) if got == *d => Ok(()),
+            other => {
+                let _ = to.remove_file(to_name);
+                Err(SyncError::BlobHash {
+                    path: to.join(to_name).display().to_string(),
+                    url: dir.join(&Self::data_name(d)).display().to_string(),
+                    expected: d.to_hex(),
+                    actual: match other {
+                        Some(Ok((got, _))) => got.to_hex(),
+                        _ => "unreadable".into(),
+                    },
+                })
+            }
+        }
     }
 
     /// Removes every entry no download of `keep` (blob → declared size)
@@ -338,6 +363,23 @@ impl PartialDir {
                 remove_entry(&dir, &name);
             }
         }
+    }
+}
+
+/// Whether only this process's user (and root) can add, remove or rename
+/// entries of `dir`: owned by the effective user, writable by no one else.
+fn only_ours(dir: &SafeDir) -> bool {
+    #[cfg(unix)]
+    {
+        use cap_std::fs::{MetadataExt as _, PermissionsExt as _};
+        dir.metadata().is_ok_and(|m| {
+            m.uid() == rustix::process::geteuid().as_raw() && m.permissions().mode() & 0o022 == 0
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        false
     }
 }
 
@@ -440,6 +482,39 @@ mod tests {
     }
 
     #[cfg(unix)]
+    /// The partial directory writable by another user: bytes swapped in
+    /// under the verified download's name after its download are caught
+    /// when they reach staging, and removed. Before, `finish` moved them
+    /// in by name and they were installed unchecked.
+    #[cfg(unix)]
+    #[test]
+    fn bytes_swapped_in_after_the_download_never_reach_staging_unchecked() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (tmp, p) = setup();
+        let blob = vec![7u8; 3000];
+        let d = Sha256Digest::of(&blob);
+        let mut r = p.open(&d, 3000, "u").expect("open").expect("usable");
+        r.file.write_all(&blob).expect("write");
+        drop(r);
+        let staging = tmp.path().join("staging");
+        std::fs::create_dir(&staging).expect("mkdir");
+        let to = SafeDir::open_ambient(&staging).expect("open");
+        let partial = tmp.path().join(PARTIAL_DIR);
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+
+        // Verified, then swapped by name for other bytes of the same size.
+        std::fs::remove_file(data(&tmp, &d)).expect("rm");
+        std::fs::write(data(&tmp, &d), vec![6u8; 3000]).expect("plant");
+        let err = p.finish(&d, &to, "blob").expect_err("swapped bytes");
+        assert!(matches!(err, SyncError::BlobHash { .. }), "{err}");
+        assert!(!staging.join("blob").exists(), "removed from staging");
+
+        // The verified bytes themselves go through.
+        std::fs::write(data(&tmp, &d), &blob).expect("write");
+        p.finish(&d, &to, "blob").expect("the right bytes");
+        assert_eq!(std::fs::read(staging.join("blob")).expect("staged"), blob);
+    }
+
     #[test]
     fn a_prefix_another_user_could_rewrite_is_not_resumed() {
         use std::os::unix::fs::PermissionsExt as _;

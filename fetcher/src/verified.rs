@@ -25,27 +25,6 @@ use atlas_proto::Sha256Digest;
 use crate::error::SyncError;
 use crate::safe_dir::SafeDir;
 
-/// SHA-256 and length of everything `r` yields.
-pub fn hash_reader(mut r: impl Read) -> std::io::Result<(Sha256Digest, u64)> {
-    use sha2::Digest as _;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut n = 0u64;
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(k) => {
-                h.update(&buf[..k]);
-                n += k as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let d = Sha256Digest::from_slice(&h.finalize()).map_err(std::io::Error::other)?;
-    Ok((d, n))
-}
-
 /// Whether nobody but this process's user (and root) can change the bytes
 /// of the file `meta` describes: a regular file owned by the effective user,
 /// not writable by its group or others. Elsewhere than unix: never (copies
@@ -147,7 +126,7 @@ pub fn take(
         };
         if placed {
             if to.entry(to_name)?.is_some_and(|m| same_file(&meta, &m)) {
-                let (d, n) = hash_reader(&src).map_err(io("reading", from.join(name)))?;
+                let (d, n) = crate::durable::hash_open(&src).map_err(io("reading", from.join(name)))?;
                 if d == *blob && n == size {
                     return Ok(Taken::Verified);
                 }

@@ -35,7 +35,7 @@ pub fn accepted(dir: &Path) -> bool {
 
 /// Writes `eula.txt` accepting the EULA (the host said so in its config).
 /// Does nothing when it already says so.
-pub fn accept(dir: &Path) -> std::io::Result<bool> {
+pub fn accept(dir: &Path) -> Result<bool, atlas_fetcher::SyncError> {
     if accepted(dir) {
         return Ok(false);
     }
@@ -44,20 +44,10 @@ pub fn accept(dir: &Path) -> std::io::Result<bool> {
          #Accepted by atlas-runnerd: `eula = true` in the runner config's [server].\n\
          eula=true\n"
     );
-    // The directory is the server user's: never write through a link
-    // planted at the temporary name (create_new refuses anything there).
-    let tmp = dir.join(".eula.txt.atlas-tmp");
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)?;
-    std::io::Write::write_all(&mut f, text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(EULA_FILE))?;
+    // A temporary file of a fresh random name (created exclusively, so never
+    // through a link the server's user planted), fsynced, renamed over
+    // `eula.txt` (a link there is replaced), the directory fsynced.
+    atlas_fetcher::durable::write_atomic(&dir.join(EULA_FILE), text.as_bytes())?;
     Ok(true)
 }
 

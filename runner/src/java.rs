@@ -337,9 +337,12 @@ pub fn java_args(
     args.extend(jvm);
     let pack_jar = pack.map(|p| p.main_jar.as_str()).filter(|j| !j.is_empty());
     let (target, origin) = match (pack_jar, &desc.jar, &desc.args_file) {
-        (Some(jar), _, _) => (format!("-jar {}", safe_rel(jar)?), Origin::Pack),
-        (None, Some(jar), _) => (format!("-jar {}", safe_rel(jar)?), Origin::LaunchDescription),
-        (None, None, Some(file)) => (format!("@{}", safe_rel(file)?), Origin::LaunchDescription),
+        (Some(jar), _, _) => (vec!["-jar".to_owned(), safe_rel(jar)?.to_owned()], Origin::Pack),
+        (None, Some(jar), _) => (
+            vec!["-jar".to_owned(), safe_rel(jar)?.to_owned()],
+            Origin::LaunchDescription,
+        ),
+        (None, None, Some(file)) => (vec![format!("@{}", safe_rel(file)?)], Origin::LaunchDescription),
         (None, None, None) => {
             return Err(LaunchError::LaunchDescription {
                 dir: PathBuf::new(),
@@ -347,10 +350,12 @@ pub fn java_args(
             });
         }
     };
-    args.extend(target.splitn(2, ' ').map(str::to_owned));
+    // One argument per item: a path with a space stays one argument.
+    let value = target.join(" ");
+    args.extend(target);
     applied.push(Applied {
         name: "jar",
-        value: target,
+        value,
         origin,
     });
     args.extend(server.args.iter().cloned());
@@ -470,6 +475,21 @@ mod tests {
             args,
             ["@libraries/net/neoforged/neoforge/21.1.1/unix_args.txt", "nogui"]
         );
+        // A path with a space stays one argument (it was split in two).
+        let (args, _) = java_args(
+            &desc(None, Some("my libs/unix_args.txt")),
+            &ServerSettings::default(),
+            None,
+        )
+        .expect("args");
+        assert_eq!(args, ["@my libs/unix_args.txt", "nogui"]);
+        let (args, _) = java_args(
+            &desc(Some("my server.jar"), None),
+            &ServerSettings::default(),
+            None,
+        )
+        .expect("args");
+        assert_eq!(args, ["-jar", "my server.jar", "nogui"]);
     }
 
     #[test]

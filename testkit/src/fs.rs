@@ -51,3 +51,25 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
         }
     }
 }
+
+/// Sets the modification time of every file under `root` to `by` ago (the
+/// S3 test server reports a file's mtime as its `LastModified`): objects
+/// that look old to gc's grace period.
+pub fn age(root: &Path, by: std::time::Duration) {
+    let when = SystemTime::now() - by;
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("ls") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                std::fs::File::options()
+                    .write(true)
+                    .open(&p)
+                    .and_then(|f| f.set_modified(when))
+                    .expect("set mtime");
+            }
+        }
+    }
+}

@@ -12,4 +12,7 @@ pub mod http;
 pub mod loaders;
 pub mod modrinth;
 pub mod mojang;
+pub mod prism;
+#[cfg(unix)]
+pub mod pty;
 pub mod s3;

@@ -53,14 +53,7 @@ fn refused(e: &clap::Error) -> ExitCode {
         return ExitCode::from(ExitClass::Ok.code());
     }
     if std::env::args_os().any(|a| a == "--json") {
-        let usage = ExitClass::Usage;
-        let v = serde_json::json!({
-            "outcome": "error",
-            "kind": usage.kind(),
-            "exit_code": usage.code(),
-            "error": render::clap_message(e),
-        });
-        println!("{v}");
+        render::error_json(ExitClass::Usage, &render::clap_message(e));
     }
     let _ = e.print();
     ExitCode::from(ExitClass::Usage.code())

@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use atlas_proto::fmt::human_bytes;
 
+use crate::exit::ExitClass;
 use crate::gc::GcReport;
 use crate::keyset::KeysetOutput;
 use crate::pointer::PointerUpdate;
@@ -36,15 +37,21 @@ pub fn emit<T: serde::Serialize>(
 pub fn failure(e: &super::CliError, json: bool) {
     let message = e.message();
     if json {
-        let v = serde_json::json!({
-            "outcome": "error",
-            "kind": e.class().kind(),
-            "exit_code": e.class().code(),
-            "error": message,
-        });
-        println!("{v}");
+        error_json(e.class(), &message);
     }
     eprintln!("error: {message}");
+}
+
+/// The `--json` error object on stdout: `outcome`, `kind`, `exit_code`,
+/// `error` (the fetcher's shape).
+pub fn error_json(class: ExitClass, message: &str) {
+    let v = serde_json::json!({
+        "outcome": "error",
+        "kind": class.kind(),
+        "exit_code": class.code(),
+        "error": message,
+    });
+    println!("{v}");
 }
 
 /// The first paragraph of clap's refusal, without its `error: ` prefix

@@ -474,55 +474,6 @@ mod tests {
         ])
     }
 
-    /// Prism Launcher's `parseOldFileFormat` and `unescape`/`unquote`
-    /// (launcher/settings/INIFile.cpp), ported to read back what we write.
-    fn prism_ini(text: &str) -> BTreeMap<String, String> {
-        let mut map = BTreeMap::new();
-        for raw in text.split('\n') {
-            let mut line = raw.to_owned();
-            let mut from = 0;
-            while let Some(i) = line
-                .get(from + 1..)
-                .and_then(|s| s.find('#'))
-                .map(|i| i + from + 1)
-            {
-                from = i;
-                if line.as_bytes()[i - 1] == b'\\' {
-                    continue;
-                }
-                line = raw[..raw.find('#').unwrap_or(raw.len())].trim().to_owned();
-            }
-            let Some(eq) = line.find('=') else { continue };
-            let key = line[..eq].trim().to_owned();
-            let value = line[eq + 1..].trim();
-            let mut out = String::new();
-            let mut prev_backslash = false;
-            for c in value.chars() {
-                if prev_backslash {
-                    out.push(match c {
-                        'n' => '\n',
-                        't' => '\t',
-                        c => c,
-                    });
-                    prev_backslash = false;
-                } else if c == '\\' {
-                    prev_backslash = true;
-                } else {
-                    out.push(c);
-                }
-            }
-            if (out.contains(';') || out.contains('=') || out.contains(','))
-                && out.len() >= 2
-                && out.starts_with('"')
-                && out.ends_with('"')
-            {
-                out = out[1..out.len() - 1].to_owned();
-            }
-            map.insert(key, out);
-        }
-        map
-    }
-
     #[test]
     fn instance_cfg_survives_the_launchers_parser() {
         let trust = key();
@@ -530,7 +481,7 @@ mod tests {
         with(name, &trust, |m| {
             let cfg = instance_cfg(m);
             assert!(!cfg.contains("ConfigVersion"), "old dialect only: {cfg}");
-            let parsed = prism_ini(&cfg);
+            let parsed = atlas_testkit::prism::read_instance_cfg(&cfg);
             assert_eq!(parsed["PreLaunchCommand"], PRE_LAUNCH_COMMAND);
             assert_eq!(parsed["InstanceType"], "OneSix");
             assert_eq!(parsed["OverrideCommands"], "true");

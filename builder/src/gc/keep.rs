@@ -427,7 +427,8 @@ impl Keep {
                 _ => {}
             }
         }
-        manifests.retain(|(p, b)| entries.iter().any(|e| e.key == layout::manifest_key(p, b)));
+        let present: HashSet<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+        manifests.retain(|(p, b)| present.contains(layout::manifest_key(p, b).as_str()));
         self.read_manifests(store, manifests).await?;
         self.follow_packwiz(store, pack, &entries, &[], rules).await
     }

@@ -18,12 +18,12 @@ use atlas_builder::publish::{PublishOptions, PublishRequest};
 use atlas_builder::repo::PackSource;
 use atlas_builder::resolve::ModOptions;
 use atlas_builder::store::{
-    Body, DirStore, Expected, Listed, Object, ObjectMeta, PutOutcome, S3Settings, S3Store, Store, StoreError,
+    Body, DirStore, Expected, Listed, Object, ObjectMeta, PutOutcome, S3Store, Store, StoreError,
 };
 use atlas_proto::{SecretKey, Sha256Digest, layout};
 use atlas_testkit::git::GitRepo;
 use atlas_testkit::http::{Fault, StaticServer};
-use atlas_testkit::s3::{ACCESS_KEY, REGION, S3Server, SECRET_KEY};
+use atlas_testkit::s3::S3Server;
 
 use crate::common::consistency::{check_blobs, check_one_build};
 
@@ -314,17 +314,6 @@ async fn exactly_the_unreferenced_old_objects(store: &dyn Store, exports: &Expor
     assert!(gone.to_string().contains("is not in"), "{gone}");
 }
 
-fn s3_settings(server: &S3Server) -> S3Settings {
-    S3Settings {
-        endpoint: Some(server.endpoint()),
-        region: Some(REGION.to_owned()),
-        access_key_id: Some(ACCESS_KEY.to_owned()),
-        secret_access_key: Some(SECRET_KEY.to_owned()),
-        session_token: None,
-        force_path_style: true,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_deletes_exactly_the_unreferenced_old_objects_of_a_directory_store() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -341,7 +330,7 @@ async fn gc_deletes_exactly_the_unreferenced_old_objects_of_a_directory_store() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_deletes_exactly_the_unreferenced_old_objects_of_an_s3_store() {
     let server = S3Server::start("atlas").expect("s3");
-    let store = S3Store::connect("atlas", "cdn", &s3_settings(&server))
+    let store = S3Store::connect("atlas", "cdn", &crate::common::s3_settings(&server))
         .await
         .expect("connect");
     let exports = ExportOptions::new(&server.public_url("cdn")).expect("url");
@@ -398,7 +387,7 @@ async fn a_failed_publishs_early_uploads_are_collected_after_the_grace_period() 
     r.commit_all("mods").expect("commit");
 
     let server = S3Server::start("atlas").expect("s3");
-    let store = S3Store::connect("atlas", "", &s3_settings(&server))
+    let store = S3Store::connect("atlas", "", &crate::common::s3_settings(&server))
         .await
         .expect("connect");
     let key = SecretKey::from_seed(&[4; 32]);
@@ -452,27 +441,6 @@ async fn a_failed_publishs_early_uploads_are_collected_after_the_grace_period() 
         Some((1, 4000))
     );
     assert!(!store.exists(&orphan).await.expect("exists"));
-}
-
-/// Sets the modification time of every file under `root` to `age` ago
-/// (the S3 test server reports a file's mtime as its `LastModified`).
-fn age(root: &Path, age: Duration) {
-    let when = SystemTime::now() - age;
-    let mut stack = vec![root.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("ls") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                std::fs::File::options()
-                    .write(true)
-                    .open(&p)
-                    .and_then(|f| f.set_modified(when))
-                    .expect("set mtime");
-            }
-        }
-    }
 }
 
 /// When, during a publish, a hooked store runs a whole `gc --delete`.
@@ -565,7 +533,7 @@ async fn gc_during_a_publish_then_the_fetcher_syncs_the_new_build() {
     let server = S3Server::start("atlas").expect("s3");
     let connect = || async {
         Arc::new(
-            S3Store::connect("atlas", "cdn", &s3_settings(&server))
+            S3Store::connect("atlas", "cdn", &crate::common::s3_settings(&server))
                 .await
                 .expect("connect"),
         )
@@ -581,7 +549,7 @@ async fn gc_during_a_publish_then_the_fetcher_syncs_the_new_build() {
         for i in 1..=6 {
             publish(&*store, &key, &exports, &repo_a(i), "dev").await;
         }
-        age(&server.data_dir().join("atlas"), 5 * DAY);
+        atlas_testkit::fs::age(&server.data_dir().join("atlas"), 5 * DAY);
         // The new build brings back build 2's jar, garbage by now.
         let jars = [("shared.jar", vec![1; 2000]), ("only-2.jar", only(2))];
         let new = repo(A, &format!("new-{round}"), &jars);

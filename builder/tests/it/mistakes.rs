@@ -276,11 +276,14 @@ fn public_key_as_key_file() {
     assert!(!text(&out.stderr).contains("readable by other users"));
 }
 
-#[test]
-fn mistyped_channel() {
-    let work = tempfile::tempdir().expect("tmp");
-    let (store, secret, _) = published_store(work.path());
-    let out = run(builder()
+/// `promote --from btea` (a typo of `beta`) on a published store.
+fn promote_from_a_typo(work: &Path, json: bool) -> Output {
+    let (store, secret, _) = published_store(work);
+    let mut c = builder();
+    if json {
+        c.arg("--json");
+    }
+    run(c
         .args([
             "promote",
             "--pack",
@@ -293,7 +296,13 @@ fn mistyped_channel() {
         ])
         .arg(&store)
         .arg("--key-file")
-        .arg(&secret));
+        .arg(&secret))
+}
+
+#[test]
+fn mistyped_channel() {
+    let work = tempfile::tempdir().expect("tmp");
+    let out = promote_from_a_typo(work.path(), false);
     check("mistyped_channel", &out, 2, &[work.path()]);
 }
 
@@ -338,22 +347,7 @@ fn missing_store() {
 #[test]
 fn json_error_object() {
     let work = tempfile::tempdir().expect("tmp");
-    let (store, secret, _) = published_store(work.path());
-    let out = run(builder()
-        .args([
-            "--json",
-            "promote",
-            "--pack",
-            "mypack",
-            "--from",
-            "btea",
-            "--to",
-            "production",
-            "--store",
-        ])
-        .arg(&store)
-        .arg("--key-file")
-        .arg(&secret));
+    let out = promote_from_a_typo(work.path(), true);
     check("json_error_object", &out, 2, &[work.path()]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(v["outcome"], "error");

@@ -6,51 +6,20 @@
 
 #![cfg(unix)]
 
-use std::io::Read as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use atlas_testkit::git::GitRepo;
 use atlas_testkit::http::{Fault, StaticServer};
 
 use crate::common::{builder, text};
 
-const ESC: &str = "\x1b[";
-
-/// Runs `cmd` with stdout and stderr on a new 100x24 pseudo-terminal;
-/// what it wrote, and its exit code.
-fn on_a_terminal(mut cmd: Command) -> (String, Option<i32>) {
-    let size = nix::pty::Winsize {
-        ws_row: 24,
-        ws_col: 100,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
-    {
-        let out = pty.slave.try_clone().expect("dup");
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(pty.slave));
-    }
-    let mut child = cmd.spawn().expect("spawn");
-    // Our copies of the slave side go with `cmd`: reading ends (EIO) when
-    // the child exits.
-    drop(cmd);
-    let mut master = std::fs::File::from(pty.master);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match master.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => break,
-            Err(e) => panic!("reading the terminal: {e}"),
-        }
-    }
-    let status = child.wait().expect("wait");
-    (String::from_utf8_lossy(&out).into_owned(), status.code())
+/// The builder's runs on a 100x24 pseudo-terminal.
+fn on_a_terminal(cmd: Command) -> (String, Option<i32>) {
+    atlas_testkit::pty::on_a_terminal(cmd, Some((100, 24)))
 }
+
+const ESC: &str = "\x1b[";
 
 /// A pack of two URL mods served slowly enough for a bar to be drawn.
 struct Pack {

@@ -20,7 +20,7 @@ use atlas_builder::publish::{PublishOptions, PublishRequest};
 use atlas_builder::repo::PackSource;
 use atlas_builder::resolve::ModOptions;
 use atlas_builder::store::{
-    Body, DirStore, Expected, Listed, Object, ObjectMeta, PutOutcome, S3Settings, S3Store, Store, StoreError,
+    Body, DirStore, Expected, Listed, Object, ObjectMeta, PutOutcome, S3Store, Store, StoreError,
 };
 use atlas_proto::{SecretKey, Sha256Digest, layout};
 use atlas_testkit::git::GitRepo;
@@ -255,21 +255,10 @@ async fn races(
     (wins, losses)
 }
 
-fn s3_settings(server: &S3Server) -> S3Settings {
-    S3Settings {
-        endpoint: Some(server.endpoint()),
-        region: Some(REGION.to_owned()),
-        access_key_id: Some(ACCESS_KEY.to_owned()),
-        secret_access_key: Some(SECRET_KEY.to_owned()),
-        session_token: None,
-        force_path_style: true,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_and_promotes_race_on_s3() {
     let server = S3Server::start("atlas").expect("s3");
-    let store = S3Store::connect("atlas", "cdn", &s3_settings(&server))
+    let store = S3Store::connect("atlas", "cdn", &crate::common::s3_settings(&server))
         .await
         .expect("connect");
     let exports = ExportOptions::new(&server.public_url("cdn")).expect("url");
@@ -313,7 +302,7 @@ async fn binaries_race_and_losers_exit_5() {
     let work = tempfile::tempdir().expect("tmp");
     let key = SecretKey::from_seed(&[3; 32]);
     let s3 = S3Server::start("atlas").expect("s3");
-    let s3_store = S3Store::connect("atlas", "cdn", &s3_settings(&s3))
+    let s3_store = S3Store::connect("atlas", "cdn", &crate::common::s3_settings(&s3))
         .await
         .expect("connect");
     let s3_exports = ExportOptions::new(&s3.public_url("cdn")).expect("url");

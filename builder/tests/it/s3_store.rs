@@ -9,7 +9,7 @@ use atlas_builder::store::{
 use atlas_proto::layout::{
     CACHE_IMMUTABLE, CACHE_POINTER, CONTENT_TYPE_BLOB, CONTENT_TYPE_MANIFEST, CONTENT_TYPE_POINTER,
 };
-use atlas_testkit::s3::{ACCESS_KEY, REGION, RaceTiming, S3Server, SECRET_KEY};
+use atlas_testkit::s3::{RaceTiming, S3Server};
 use bytes::Bytes;
 
 const BUCKET: &str = "atlas";
@@ -23,19 +23,8 @@ const POINTER: ObjectMeta = ObjectMeta {
     cache_control: CACHE_POINTER,
 };
 
-fn settings(server: &S3Server) -> S3Settings {
-    S3Settings {
-        endpoint: Some(server.endpoint()),
-        region: Some(REGION.to_owned()),
-        access_key_id: Some(ACCESS_KEY.to_owned()),
-        secret_access_key: Some(SECRET_KEY.to_owned()),
-        session_token: None,
-        force_path_style: true,
-    }
-}
-
 async fn connect(server: &S3Server, prefix: &str) -> S3Store {
-    S3Store::connect(BUCKET, prefix, &settings(server))
+    S3Store::connect(BUCKET, prefix, &crate::common::s3_settings(server))
         .await
         .expect("connect")
 }
@@ -533,7 +522,7 @@ async fn headers_are_stored_and_anonymous_reads_work() {
 #[tokio::test]
 async fn keys_live_under_the_prefix() {
     let server = S3Server::start(BUCKET).expect("server");
-    let s = settings(&server);
+    let s = crate::common::s3_settings(&server);
     let nested = store::open(&format!("s3://{BUCKET}/some/prefix/"), &s)
         .await
         .expect("open");
@@ -572,7 +561,7 @@ async fn wrong_credentials_are_explained() {
     let server = S3Server::start(BUCKET).expect("server");
     let wrong_secret = S3Settings {
         secret_access_key: Some("not-the-secret".into()),
-        ..settings(&server)
+        ..crate::common::s3_settings(&server)
     };
     let store = S3Store::connect(BUCKET, "", &wrong_secret)
         .await
@@ -598,7 +587,7 @@ async fn wrong_credentials_are_explained() {
 
     let unknown_key = S3Settings {
         access_key_id: Some("AKIAUNKNOWN".into()),
-        ..settings(&server)
+        ..crate::common::s3_settings(&server)
     };
     let store = S3Store::connect(BUCKET, "", &unknown_key).await.expect("connect");
     let err = store.exists("blobs/a").await.expect_err("refused");
@@ -609,7 +598,7 @@ async fn wrong_credentials_are_explained() {
     let from_env = S3Settings {
         access_key_id: None,
         secret_access_key: None,
-        ..settings(&server)
+        ..crate::common::s3_settings(&server)
     };
     let store = S3Store::connect(BUCKET, "", &from_env).await.expect("connect");
     let err = store.exists("blobs/a").await.expect_err("refused");
@@ -617,7 +606,7 @@ async fn wrong_credentials_are_explained() {
 
     let half = S3Settings {
         secret_access_key: None,
-        ..settings(&server)
+        ..crate::common::s3_settings(&server)
     };
     assert!(S3Store::connect(BUCKET, "", &half).await.is_err());
 }
@@ -625,7 +614,7 @@ async fn wrong_credentials_are_explained() {
 #[tokio::test]
 async fn unreachable_endpoint_is_named() {
     let server = S3Server::start(BUCKET).expect("server");
-    let s = settings(&server);
+    let s = crate::common::s3_settings(&server);
     let endpoint = server.endpoint();
     drop(server);
     let store = S3Store::connect(BUCKET, "", &s).await.expect("connect");

@@ -32,15 +32,14 @@ pub fn main() -> i32 {
             // With `--json` on the line, a refusal is also the error object
             // on stdout, as every other failure is.
             if e.use_stderr() && std::env::args_os().any(|a| a == "--json") {
+                // clap's first paragraph, without its `error: ` prefix.
                 let text = e.render().to_string();
                 let first = text.split("\n\n").next().unwrap_or_default();
-                let v = serde_json::json!({
-                    "outcome": "error",
-                    "kind": exit::kind(exit::USAGE),
-                    "exit_code": exit::USAGE,
-                    "error": first.trim().trim_start_matches("error: "),
+                render::error_json(&Failure {
+                    code: exit::USAGE,
+                    kind: exit::kind(exit::USAGE),
+                    message: first.trim().trim_start_matches("error: ").to_owned(),
                 });
-                println!("{v}");
             }
             let _ = e.print();
             return if e.use_stderr() {

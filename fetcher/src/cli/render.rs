@@ -16,12 +16,17 @@ use crate::report::{Report, Resolution};
 /// stdout with `--json`.
 pub(super) fn failure(f: &Failure, json: bool) {
     if json {
-        let v = json!({
-            "outcome": "error", "kind": f.kind, "exit_code": f.code, "error": f.message,
-        });
-        let _ = writeln!(io::stdout(), "{v}");
+        error_json(f);
     }
     let _ = writeln!(io::stderr(), "error: {}", f.message);
+}
+
+/// The `--json` error object on stdout: `outcome`, `kind`, `exit_code`, `error`.
+pub(super) fn error_json(f: &Failure) {
+    let v = json!({
+        "outcome": "error", "kind": f.kind, "exit_code": f.code, "error": f.message,
+    });
+    let _ = writeln!(io::stdout(), "{v}");
 }
 
 /// The report of a sync or rollback: one JSON object, or the dry run's

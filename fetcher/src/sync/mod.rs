@@ -50,7 +50,6 @@ use crate::select::Selection;
 use crate::side::InstallSide;
 use crate::source::{self, Source};
 use crate::state::{InstallState, InstalledFile, StatePaths, TrustState};
-use crate::verified;
 
 /// How far the clock may be behind the last time recorded in `trust.json`
 /// (NTP corrections, a VM resumed from a snapshot) before a run is refused.
@@ -301,7 +300,7 @@ fn is_modified(dir: &SafeDir, name: &str, meta: &cap_std::fs::Metadata, f: &Inst
         return false;
     }
     match dir.open_read(name) {
-        Ok(Some(file)) => verified::hash_reader(file).is_ok_and(|(h, _)| h != f.sha256.0),
+        Ok(Some(file)) => durable::hash_open(&file).is_ok_and(|(h, _)| h != f.sha256.0),
         _ => false,
     }
 }

@@ -5,38 +5,16 @@
 //! colour off on a terminal too; with `--json` stdout is one JSON object and
 //! stderr has no progress at all.
 
-use std::io::Read as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::common::{CHANNEL, PACK, Store, f};
 
 const ESC: &str = "\x1b[";
 
-/// Runs `cmd` with stdout and stderr on a new pseudo-terminal; its output
-/// and exit code.
-fn on_a_terminal(mut cmd: Command) -> (String, i32) {
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    {
-        let out = pty.slave.try_clone().expect("dup");
-        cmd.stdout(Stdio::from(out)).stderr(Stdio::from(pty.slave));
-    }
-    let mut child = cmd.spawn().expect("spawn");
-    // The parent's copies of the slave side go with `cmd`, so reading ends
-    // (EIO) when the child exits.
-    drop(cmd);
-    let mut master = std::fs::File::from(pty.master);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match master.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => break,
-            Err(e) => panic!("reading the terminal: {e}"),
-        }
-    }
-    let code = child.wait().expect("wait").code().expect("exit code");
-    (String::from_utf8_lossy(&out).into_owned(), code)
+/// Runs `cmd` on a new pseudo-terminal; its output and exit code.
+fn on_a_terminal(cmd: Command) -> (String, i32) {
+    let (out, code) = atlas_testkit::pty::on_a_terminal(cmd, None);
+    (out, code.expect("exit code"))
 }
 
 /// A sync of a fresh store into a fresh directory, logging at INFO.

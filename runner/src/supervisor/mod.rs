@@ -338,8 +338,10 @@ impl Supervisor {
 
     /// The status as `atlas-runner status` shows it.
     pub fn status(&self) -> StatusSnapshot {
+        // The group's memory is read from /proc without the lock the actor needs.
+        let pid = self.inner.lock().pid;
+        let rss = pid.and_then(process::group_rss_bytes).unwrap_or(0);
         let s = self.inner.lock();
-        let rss = s.pid.and_then(process::group_rss_bytes).unwrap_or(0);
         let (server_version, motd) = s.slp.clone().unwrap_or_default();
         StatusSnapshot {
             state: s.machine.state().name().into(),

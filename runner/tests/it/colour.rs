@@ -3,33 +3,11 @@
 //! pseudo-terminal, none into a pipe (journald, log files, cron mail), and
 //! none on a terminal either when `NO_COLOR` is set.
 
-use std::io::Read as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-/// Runs `cmd` with stdout and stderr on a new pseudo-terminal; its output.
-fn on_a_terminal(mut cmd: Command) -> String {
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    {
-        let out = pty.slave.try_clone().expect("dup");
-        cmd.stdout(Stdio::from(out)).stderr(Stdio::from(pty.slave));
-    }
-    let mut child = cmd.spawn().expect("spawn");
-    // The parent's copies of the terminal's slave side go with `cmd`, so
-    // reading ends (EIO) when the child exits.
-    drop(cmd);
-    let mut master = std::fs::File::from(pty.master);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match master.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => break,
-            Err(e) => panic!("reading the terminal: {e}"),
-        }
-    }
-    child.wait().expect("wait");
-    String::from_utf8_lossy(&out).into_owned()
+/// Runs `cmd` on a new pseudo-terminal; its output.
+fn on_a_terminal(cmd: Command) -> String {
+    atlas_testkit::pty::on_a_terminal(cmd, None).0
 }
 
 /// Runs `cmd` with stdout and stderr into pipes; both, concatenated.

@@ -7,6 +7,9 @@ pub mod consistency;
 
 use std::process::{Command, Output};
 
+use atlas_builder::store::S3Settings;
+use atlas_testkit::s3::{ACCESS_KEY, REGION, S3Server, SECRET_KEY};
+
 /// `atlas-builder` with Atlas's environment variables cleared and quiet logs.
 pub fn builder() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_atlas-builder"));
@@ -25,4 +28,16 @@ pub fn run(c: &mut Command) -> Output {
 
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// Settings that reach the in-process S3 test server (path-style, its keys).
+pub fn s3_settings(server: &S3Server) -> S3Settings {
+    S3Settings {
+        endpoint: Some(server.endpoint()),
+        region: Some(REGION.to_owned()),
+        access_key_id: Some(ACCESS_KEY.to_owned()),
+        secret_access_key: Some(SECRET_KEY.to_owned()),
+        session_token: None,
+        force_path_style: true,
+    }
 }

@@ -102,48 +102,7 @@ pub fn read_cfg(text: &str) -> BTreeMap<String, String> {
         !text.contains("ConfigVersion"),
         "the old format is what keeps quotes"
     );
-    let mut map = BTreeMap::new();
-    for raw in text.split('\n') {
-        let mut line = raw.to_owned();
-        let mut from = 0;
-        while let Some(i) = line
-            .get(from + 1..)
-            .and_then(|s| s.find('#'))
-            .map(|i| i + from + 1)
-        {
-            from = i;
-            if line.as_bytes()[i - 1] == b'\\' {
-                continue;
-            }
-            line = raw[..raw.find('#').unwrap_or(raw.len())].trim().to_owned();
-        }
-        let Some(eq) = line.find('=') else { continue };
-        let key = line[..eq].trim().to_owned();
-        let mut out = String::new();
-        let mut escaped = false;
-        for c in line[eq + 1..].trim().chars() {
-            match (escaped, c) {
-                (true, 'n') => out.push('\n'),
-                (true, 't') => out.push('\t'),
-                (true, c) => out.push(c),
-                (false, '\\') => {
-                    escaped = true;
-                    continue;
-                }
-                (false, c) => out.push(c),
-            }
-            escaped = false;
-        }
-        if (out.contains(';') || out.contains('=') || out.contains(','))
-            && out.len() >= 2
-            && out.starts_with('"')
-            && out.ends_with('"')
-        {
-            out = out[1..out.len() - 1].to_owned();
-        }
-        map.insert(key, out);
-    }
-    map
+    atlas_testkit::prism::read_instance_cfg(text)
 }
 
 /// Qt's `QProcess::splitCommand`.

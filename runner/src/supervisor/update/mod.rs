@@ -142,7 +142,7 @@ pub(crate) fn assess(
         }
         if !differ.is_empty() {
             msg.push_str(&format!(
-                "; {} managed file(s) differ from the build and are left until the next update                  (on_modified = {policy}): {}",
+                "; {} managed file(s) differ from the build and are left until the next update (on_modified = {policy}): {}",
                 differ.len(),
                 differ.join(", ")
             ));
